@@ -1,0 +1,398 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *		Encode, decode and merge connection log events.
+ *
+ * Everything here is plain C with no server calls (see batch.h), so that
+ * the fuzzer can feed it arbitrary bytes.  cl_decode() therefore treats
+ * its input as hostile: every length is checked against the record's end
+ * before it is used.
+ *
+ * Merge rules (a stricter form of coder's DBBatcher.addToBatch):
+ *	- events merge only when their whole conflict key (connection_id,
+ *	  workspace_id, agent_name) is equal; an event without a connection_id
+ *	  (a web event) always gets a row of its own, because NULLs never
+ *	  conflict in the table's unique constraint either;
+ *	- the merged row spans the earliest connect time and the latest
+ *	  disconnect time of its events, where a disconnect's own time also
+ *	  counts as a connect time (a standalone disconnect therefore gets
+ *	  connect_time = disconnect_time = its event time, and a connect that
+ *	  arrives later in a later batch is fixed up by LEAST in the upsert);
+ *	- the other fields come from one winning event: a disconnect beats a
+ *	  connect whatever their times, and between equal statuses the later
+ *	  event wins (the earlier one on a tie, so replays are stable).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "batch.h"
+
+#include <string.h>
+
+const char *const connlog_type_labels[CL_NUM_TYPES] = {
+	"ssh", "vscode", "jetbrains", "reconnecting_pty", "workspace_app",
+	"port_forwarding", "tunnel"
+};
+
+const char *const connlog_status_labels[2] = {"connected", "disconnected"};
+
+/* Sequential writer and bounds-checked reader over a record */
+typedef struct Cursor
+{
+	const char *p;
+	const char *end;
+} Cursor;
+
+static bool
+take(Cursor *c, void *dst, size_t n)
+{
+	if ((size_t) (c->end - c->p) < n)
+		return false;
+	memcpy(dst, c->p, n);
+	c->p += n;
+	return true;
+}
+
+static bool
+take_text(Cursor *c, ClText *t, uint16 len)
+{
+	if ((size_t) (c->end - c->p) < len)
+		return false;
+	t->data = c->p;
+	t->len = len;
+	c->p += len;
+	return true;
+}
+
+static char *
+put(char *p, const void *src, size_t n)
+{
+	memcpy(p, src, n);
+	return p + n;
+}
+
+static int
+ip_addr_size(uint8 family)
+{
+	return family == 4 ? 4 : 16;
+}
+
+/*
+ * Bytes cl_encode() will write for ev.  Text lengths must already fit in
+ * uint16; the caller checks the total against CL_MAX_RECORD.
+ */
+size_t
+cl_encoded_size(const ClEvent *ev)
+{
+	size_t		n = CL_RECORD_FIXED_SIZE;
+
+	if (ev->flags & CL_HAS_CONNECTION_ID)
+		n += 16;
+	if (ev->flags & CL_HAS_USER_ID)
+		n += 16;
+	if (ev->flags & CL_HAS_CODE)
+		n += 4;
+	if (ev->flags & CL_HAS_IP)
+		n += ip_addr_size(ev->ip_family);
+	if (ev->flags & CL_HAS_USER_AGENT)
+		n += 2 + (size_t) ev->user_agent.len;
+	if (ev->flags & CL_HAS_SLUG_OR_PORT)
+		n += 2 + (size_t) ev->slug_or_port.len;
+	if (ev->flags & CL_HAS_REASON)
+		n += 2 + (size_t) ev->disconnect_reason.len;
+	n += (size_t) ev->workspace_name.len + ev->agent_name.len;
+	return n;
+}
+
+/* Write ev into buf, which has room for cl_encoded_size(ev) bytes. */
+size_t
+cl_encode(const ClEvent *ev, char *buf)
+{
+	uint32		total = (uint32) cl_encoded_size(ev);
+	char	   *p = buf;
+
+	p = put(p, &total, 4);
+	p = put(p, &ev->event_time, 8);
+	p = put(p, ev->id, 16);
+	p = put(p, ev->organization_id, 16);
+	p = put(p, ev->workspace_owner_id, 16);
+	p = put(p, ev->workspace_id, 16);
+	p = put(p, &ev->flags, 1);
+	p = put(p, &ev->type, 1);
+	p = put(p, &ev->status, 1);
+	p = put(p, &ev->ip_family, 1);
+	p = put(p, &ev->ip_bits, 1);
+	p = put(p, &ev->workspace_name.len, 2);
+	p = put(p, &ev->agent_name.len, 2);
+	if (ev->flags & CL_HAS_CONNECTION_ID)
+		p = put(p, ev->connection_id, 16);
+	if (ev->flags & CL_HAS_USER_ID)
+		p = put(p, ev->user_id, 16);
+	if (ev->flags & CL_HAS_CODE)
+		p = put(p, &ev->code, 4);
+	if (ev->flags & CL_HAS_IP)
+		p = put(p, ev->ip_addr, ip_addr_size(ev->ip_family));
+	if (ev->flags & CL_HAS_USER_AGENT)
+	{
+		p = put(p, &ev->user_agent.len, 2);
+		p = put(p, ev->user_agent.data, ev->user_agent.len);
+	}
+	if (ev->flags & CL_HAS_SLUG_OR_PORT)
+	{
+		p = put(p, &ev->slug_or_port.len, 2);
+		p = put(p, ev->slug_or_port.data, ev->slug_or_port.len);
+	}
+	if (ev->flags & CL_HAS_REASON)
+	{
+		p = put(p, &ev->disconnect_reason.len, 2);
+		p = put(p, ev->disconnect_reason.data, ev->disconnect_reason.len);
+	}
+	p = put(p, ev->workspace_name.data, ev->workspace_name.len);
+	p = put(p, ev->agent_name.data, ev->agent_name.len);
+	return (size_t) (p - buf);
+}
+
+/* The length word of a record; the caller guarantees 4 readable bytes. */
+uint32
+cl_record_length(const char *rec)
+{
+	uint32		len;
+
+	memcpy(&len, rec, 4);
+	return len;
+}
+
+/*
+ * Decode rec[0 .. len) into ev.  Returns false, leaving ev unspecified,
+ * unless the bytes are exactly one well-formed record.
+ */
+bool
+cl_decode(const char *rec, size_t len, ClEvent *ev)
+{
+	Cursor		c = {rec, rec + len};
+	uint32		total;
+	uint16		n;
+
+	memset(ev, 0, sizeof(ClEvent));
+	if (!take(&c, &total, 4) || total != len || len > CL_MAX_RECORD)
+		return false;
+	if (!take(&c, &ev->event_time, 8) ||
+		!take(&c, ev->id, 16) ||
+		!take(&c, ev->organization_id, 16) ||
+		!take(&c, ev->workspace_owner_id, 16) ||
+		!take(&c, ev->workspace_id, 16) ||
+		!take(&c, &ev->flags, 1) ||
+		!take(&c, &ev->type, 1) ||
+		!take(&c, &ev->status, 1) ||
+		!take(&c, &ev->ip_family, 1) ||
+		!take(&c, &ev->ip_bits, 1) ||
+		!take(&c, &ev->workspace_name.len, 2) ||
+		!take(&c, &ev->agent_name.len, 2))
+		return false;
+	if ((ev->flags & ~CL_HAS_ALL) != 0 ||
+		ev->type >= CL_NUM_TYPES ||
+		ev->status > CL_STATUS_DISCONNECTED ||
+		ev->event_time == CL_NO_TIME)
+		return false;
+	if (ev->flags & CL_HAS_IP)
+	{
+		if ((ev->ip_family != 4 && ev->ip_family != 6) ||
+			ev->ip_bits > (ev->ip_family == 4 ? 32 : 128))
+			return false;
+	}
+	else if (ev->ip_family != 0 || ev->ip_bits != 0)
+		return false;
+
+	if ((ev->flags & CL_HAS_CONNECTION_ID) && !take(&c, ev->connection_id, 16))
+		return false;
+	if ((ev->flags & CL_HAS_USER_ID) && !take(&c, ev->user_id, 16))
+		return false;
+	if ((ev->flags & CL_HAS_CODE) && !take(&c, &ev->code, 4))
+		return false;
+	if ((ev->flags & CL_HAS_IP) &&
+		!take(&c, ev->ip_addr, ip_addr_size(ev->ip_family)))
+		return false;
+	if (ev->flags & CL_HAS_USER_AGENT)
+	{
+		if (!take(&c, &n, 2) || !take_text(&c, &ev->user_agent, n))
+			return false;
+	}
+	if (ev->flags & CL_HAS_SLUG_OR_PORT)
+	{
+		if (!take(&c, &n, 2) || !take_text(&c, &ev->slug_or_port, n))
+			return false;
+	}
+	if (ev->flags & CL_HAS_REASON)
+	{
+		if (!take(&c, &n, 2) || !take_text(&c, &ev->disconnect_reason, n))
+			return false;
+	}
+	if (!take_text(&c, &ev->workspace_name, ev->workspace_name.len) ||
+		!take_text(&c, &ev->agent_name, ev->agent_name.len))
+		return false;
+	return c.p == c.end;
+}
+
+/* ---------------------------------------------------------------------
+ * Batches
+ * ---------------------------------------------------------------------
+ */
+
+/* FNV-1a over the conflict key */
+static uint32
+key_hash(const ClEvent *ev)
+{
+	uint64		h = UINT64_C(14695981039346656037);
+	const uint8 *parts[3] = {ev->connection_id, ev->workspace_id,
+	(const uint8 *) ev->agent_name.data};
+	size_t		lens[3] = {16, 16, ev->agent_name.len};
+
+	for (int i = 0; i < 3; i++)
+		for (size_t j = 0; j < lens[i]; j++)
+		{
+			h ^= parts[i][j];
+			h *= UINT64_C(1099511628211);
+		}
+	return (uint32) (h ^ (h >> 32));
+}
+
+static bool
+same_key(const ClEvent *a, const ClEvent *b)
+{
+	return memcmp(a->connection_id, b->connection_id, 16) == 0 &&
+		memcmp(a->workspace_id, b->workspace_id, 16) == 0 &&
+		a->agent_name.len == b->agent_name.len &&
+		memcmp(a->agent_name.data, b->agent_name.data, a->agent_name.len) == 0;
+}
+
+ClBatch *
+cl_batch_create(int capacity)
+{
+	ClBatch    *b = cl_alloc0(sizeof(ClBatch));
+	uint32		nslots = 16;
+
+	while (nslots < (uint32) capacity * 2)
+		nslots <<= 1;
+	b->capacity = capacity;
+	b->entries = cl_alloc(sizeof(ClEntry) * capacity);
+	b->nslots = nslots;
+	b->slots = cl_alloc(sizeof(int32) * nslots);
+	b->arena_size = 256 * (size_t) capacity;
+	b->arena = cl_alloc(b->arena_size);
+	cl_batch_reset(b, 0);
+	return b;
+}
+
+void
+cl_batch_reset(ClBatch *b, uint64 seq_start)
+{
+	b->nentries = 0;
+	b->arena_used = 0;
+	b->nevents = 0;
+	b->seq_start = b->seq_end = seq_start;
+	b->attempts = 0;
+	b->next_attempt = 0;
+	memset(b->slots, -1, sizeof(int32) * b->nslots);
+}
+
+void
+cl_batch_free(ClBatch *b)
+{
+	cl_free(b->entries);
+	cl_free(b->slots);
+	cl_free(b->arena);
+	cl_free(b);
+}
+
+bool
+cl_batch_full(const ClBatch *b)
+{
+	return b->nentries >= b->capacity;
+}
+
+/* Copy a record into the arena, growing it as needed; returns its offset */
+static uint32
+arena_copy(ClBatch *b, const char *rec, size_t len)
+{
+	uint32		off = (uint32) b->arena_used;
+
+	if (b->arena_used + len > b->arena_size)
+	{
+		while (b->arena_used + len > b->arena_size)
+			b->arena_size *= 2;
+		b->arena = cl_realloc(b->arena, b->arena_size);
+	}
+	memcpy(b->arena + off, rec, len);
+	b->arena_used += len;
+	return off;
+}
+
+void
+cl_batch_entry_event(const ClBatch *b, const ClEntry *e, ClEvent *ev)
+{
+	const char *rec = b->arena + e->rec_off;
+
+	/* cannot fail: the record was validated by cl_batch_add */
+	(void) cl_decode(rec, cl_record_length(rec), ev);
+}
+
+/*
+ * Add one record to the batch, merging it into an existing entry when the
+ * conflict key matches.  The caller must not add to a full batch.  Returns
+ * false, changing nothing, if rec is not a well-formed record.
+ */
+bool
+cl_batch_add(ClBatch *b, const char *rec, size_t len)
+{
+	ClEvent		ev;
+	ClEntry    *e;
+	uint32		slot = 0;
+	bool		disconnect;
+
+	if (!cl_decode(rec, len, &ev))
+		return false;
+	disconnect = (ev.status == CL_STATUS_DISCONNECTED);
+	b->nevents++;
+
+	if (ev.flags & CL_HAS_CONNECTION_ID)
+	{
+		uint32		mask = b->nslots - 1;
+
+		for (slot = key_hash(&ev) & mask; b->slots[slot] >= 0;
+			 slot = (slot + 1) & mask)
+		{
+			ClEvent		old;
+
+			e = &b->entries[b->slots[slot]];
+			cl_batch_entry_event(b, e, &old);
+			if (!same_key(&ev, &old))
+				continue;
+
+			/* Same connection: widen the span, then pick the winner. */
+			e->nevents++;
+			if (ev.event_time < e->connect_time)
+				e->connect_time = ev.event_time;
+			if (disconnect && ev.event_time > e->disconnect_time)
+				e->disconnect_time = ev.event_time;
+			if ((disconnect && e->status != CL_STATUS_DISCONNECTED) ||
+				(ev.status == e->status && ev.event_time > e->event_time))
+			{
+				e->rec_off = arena_copy(b, rec, len);
+				e->event_time = ev.event_time;
+				e->status = ev.status;
+			}
+			return true;
+		}
+	}
+
+	e = &b->entries[b->nentries];
+	e->rec_off = arena_copy(b, rec, len);
+	e->nevents = 1;
+	e->event_time = ev.event_time;
+	e->connect_time = ev.event_time;
+	e->disconnect_time = disconnect ? ev.event_time : CL_NO_TIME;
+	e->status = ev.status;
+	if (ev.flags & CL_HAS_CONNECTION_ID)
+		b->slots[slot] = b->nentries;
+	b->nentries++;
+	return true;
+}

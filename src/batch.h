@@ -1,0 +1,177 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.h
+ *		Event record encoding and the per-batch merge rules.
+ *
+ * This header and batch.c are deliberately free of server calls: they
+ * build as plain C (define CONNLOG_STANDALONE) so the fuzzer in fuzz/
+ * can drive the decoder and the merge rules with arbitrary bytes.  The
+ * only thing the server build changes is the allocator (palloc instead of
+ * malloc), chosen by the macros below.
+ *
+ * An event travels through the ring as one self-describing record:
+ *
+ *	uint32	total length of the record, header included
+ *	int64	event time (TimestampTz: microseconds since 2000-01-01)
+ *	16 x 4	id, organization_id, workspace_owner_id, workspace_id
+ *	uint8	flags (CL_HAS_* below: which optional fields follow)
+ *	uint8	connection type (index into connlog_type_labels)
+ *	uint8	connection status (CL_STATUS_*)
+ *	uint8	ip family (PostgreSQL's PGSQL_AF_INET/INET6) if CL_HAS_IP
+ *	uint8	ip netmask bits if CL_HAS_IP
+ *	uint16	length of workspace_name, uint16 length of agent_name
+ *	then, each only when its flag is set and in this order:
+ *	16 connection_id, 16 user_id, int32 code, 4 or 16 ip address bytes,
+ *	uint16 + bytes user_agent, uint16 + bytes slug_or_port,
+ *	uint16 + bytes disconnect_reason
+ *	then the bytes of workspace_name and agent_name.
+ *
+ * Integers are in host byte order (the ring never leaves the machine) and
+ * unaligned, so they are always read and written with memcpy.  NULL
+ * optional fields cost nothing, which keeps a typical event close to its
+ * raw field size.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONNLOG_BATCH_H
+#define CONNLOG_BATCH_H
+
+#ifdef CONNLOG_STANDALONE
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+typedef uint8_t uint8;
+typedef uint16_t uint16;
+typedef uint32_t uint32;
+typedef int32_t int32;
+typedef int64_t int64;
+typedef uint64_t uint64;
+#define cl_alloc(sz)		malloc(sz)
+#define cl_alloc0(sz)		calloc(1, (sz))
+#define cl_realloc(p, sz)	realloc((p), (sz))
+#define cl_free(p)			free(p)
+#else
+#include "postgres.h"
+#define cl_alloc(sz)		palloc(sz)
+#define cl_alloc0(sz)		palloc0(sz)
+#define cl_realloc(p, sz)	repalloc((p), (sz))
+#define cl_free(p)			pfree(p)
+#endif
+
+/* Optional fields present in a record */
+#define CL_HAS_CONNECTION_ID	0x01
+#define CL_HAS_USER_ID			0x02
+#define CL_HAS_CODE				0x04
+#define CL_HAS_IP				0x08
+#define CL_HAS_USER_AGENT		0x10
+#define CL_HAS_SLUG_OR_PORT		0x20
+#define CL_HAS_REASON			0x40
+#define CL_HAS_ALL				0x7F
+
+#define CL_STATUS_CONNECTED		0
+#define CL_STATUS_DISCONNECTED	1
+
+#define CL_NUM_TYPES			7
+
+/* Fixed part of a record, see the layout above */
+#define CL_RECORD_FIXED_SIZE	(4 + 8 + 16 * 4 + 5 + 2 + 2)
+
+/*
+ * Largest record the ring accepts.  Text fields carry 16-bit lengths, and a
+ * bound well below the smallest ring (connlog.ring_size >= 64kB) keeps one
+ * event from monopolising it.
+ */
+#define CL_MAX_RECORD			16384
+
+/* Marks "no disconnect time" in a merged entry */
+#define CL_NO_TIME				INT64_MIN
+
+extern const char *const connlog_type_labels[CL_NUM_TYPES];
+extern const char *const connlog_status_labels[2];
+
+/* A text field: pointer into a record plus length; data NULL when absent */
+typedef struct ClText
+{
+	const char *data;
+	uint16		len;
+} ClText;
+
+/*
+ * An event as the caller supplies it to cl_encode() and as cl_decode()
+ * returns it.  Pointers refer to the caller's memory (encode) or into the
+ * decoded record (decode); nothing here owns memory.
+ */
+typedef struct ClEvent
+{
+	int64		event_time;
+	uint8		id[16];
+	uint8		organization_id[16];
+	uint8		workspace_owner_id[16];
+	uint8		workspace_id[16];
+	uint8		connection_id[16];
+	uint8		user_id[16];
+	uint8		flags;
+	uint8		type;
+	uint8		status;
+	uint8		ip_family;
+	uint8		ip_bits;
+	uint8		ip_addr[16];
+	int32		code;
+	ClText		workspace_name;
+	ClText		agent_name;
+	ClText		user_agent;
+	ClText		slug_or_port;
+	ClText		disconnect_reason;
+} ClEvent;
+
+/* One row of the upsert: the winning event plus the merged time span */
+typedef struct ClEntry
+{
+	uint32		rec_off;		/* winning record's offset in the arena */
+	uint32		nevents;		/* events folded into this row */
+	int64		event_time;		/* winning event's time */
+	int64		connect_time;	/* earliest connect time seen */
+	int64		disconnect_time;	/* latest disconnect time, or CL_NO_TIME */
+	uint8		status;			/* winning event's status */
+} ClEntry;
+
+/*
+ * A batch: merged entries plus an arena holding every winning record.
+ * Records are referenced by offset, so growing the arena never leaves a
+ * dangling pointer.  seq_start/seq_end bound the ring sequence numbers of
+ * the events folded in; the worker uses them to tell connlog_flush() what
+ * has been accounted for.
+ */
+typedef struct ClBatch
+{
+	ClEntry    *entries;
+	int			nentries;
+	int			capacity;		/* max entries (connlog.batch_size) */
+	int32	   *slots;			/* open-addressing hash: entry index or -1 */
+	uint32		nslots;			/* power of two, >= 2 * capacity */
+	char	   *arena;
+	size_t		arena_used;
+	size_t		arena_size;
+	uint64		nevents;		/* events added, merged ones included */
+	uint64		seq_start;
+	uint64		seq_end;
+	/* retry bookkeeping, owned by the worker */
+	int			attempts;
+	int64		next_attempt;
+} ClBatch;
+
+extern size_t cl_encoded_size(const ClEvent *ev);
+extern size_t cl_encode(const ClEvent *ev, char *buf);
+extern bool cl_decode(const char *rec, size_t len, ClEvent *ev);
+extern uint32 cl_record_length(const char *rec);
+
+extern ClBatch *cl_batch_create(int capacity);
+extern void cl_batch_reset(ClBatch *b, uint64 seq_start);
+extern void cl_batch_free(ClBatch *b);
+extern bool cl_batch_add(ClBatch *b, const char *rec, size_t len);
+extern bool cl_batch_full(const ClBatch *b);
+extern void cl_batch_entry_event(const ClBatch *b, const ClEntry *e,
+								 ClEvent *ev);
+
+#endif							/* CONNLOG_BATCH_H */

@@ -1,0 +1,544 @@
+/*-------------------------------------------------------------------------
+ *
+ * connlog.c
+ *		Module entry point: settings, shared memory hooks, worker
+ *		registration, and the SQL-callable functions.
+ *
+ * connlog_enqueue() is the hot path.  It validates its arguments, encodes
+ * the event (batch.c) into a stack buffer and copies it into the ring
+ * (ring.c); it touches no table, writes no WAL and takes no lock a writer
+ * holds.  Everything per-backend that needs the catalogs (the database
+ * name check, enum OID to label) is looked up once and cached, so a call
+ * costs about what SELECT 1 costs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+
+#include "access/xlog.h"
+#include "catalog/pg_enum.h"
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/inet.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "compat.h"
+#include "connlog.h"
+#include "ring.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* GUCs */
+char	   *connlog_database = NULL;
+char	   *connlog_role = NULL;
+int			connlog_ring_size_kb = 16384;
+int			connlog_batch_size = 1000;
+int			connlog_flush_interval_ms = 5000;
+int			connlog_max_retries = 3;
+int			connlog_retry_interval_ms = 1000;
+int			connlog_retry_queue_size = 10;
+int			connlog_shutdown_timeout_ms = 10000;
+int			connlog_enqueue_timeout_ms = 10000;
+int			connlog_overflow = CL_PUT_WAIT;
+bool		connlog_log_events = false;
+
+static const struct config_enum_entry overflow_options[] = {
+	{"wait", CL_PUT_WAIT, false},
+	{"error", CL_PUT_ERROR, false},
+	{"drop", CL_PUT_DROP, false},
+	{NULL, 0, false}
+};
+
+#ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static uint32 wait_event_ring_full;
+static uint32 wait_event_flush;
+
+/* connlog_enqueue's arguments, by position */
+enum
+{
+	ARG_ID,
+	ARG_EVENT_TIME,
+	ARG_ORGANIZATION_ID,
+	ARG_WORKSPACE_OWNER_ID,
+	ARG_WORKSPACE_ID,
+	ARG_WORKSPACE_NAME,
+	ARG_AGENT_NAME,
+	ARG_TYPE,
+	ARG_STATUS,
+	ARG_CONNECTION_ID,
+	ARG_IP,
+	ARG_CODE,
+	ARG_USER_AGENT,
+	ARG_USER_ID,
+	ARG_SLUG_OR_PORT,
+	ARG_DISCONNECT_REASON,
+	NUM_ARGS
+};
+
+static const char *const arg_names[NUM_ARGS] = {
+	"id", "event_time", "organization_id", "workspace_owner_id",
+	"workspace_id", "workspace_name", "agent_name", "type", "status",
+	"connection_id", "ip", "code", "user_agent", "user_id", "slug_or_port",
+	"disconnect_reason"
+};
+
+PG_FUNCTION_INFO_V1(connlog_enqueue);
+PG_FUNCTION_INFO_V1(connlog_flush);
+PG_FUNCTION_INFO_V1(connlog_stats);
+
+#ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
+static void
+connlog_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(connlog_ring_shmem_size(connlog_ring_size_kb));
+	RequestNamedLWLockTranche("connlog", 1);
+}
+#endif
+
+static void
+connlog_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	connlog_ring_shmem_init(connlog_ring_size_kb);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+_PG_init(void)
+{
+	BackgroundWorker worker;
+
+	/*
+	 * The ring lives in shared memory sized at server start, so there is
+	 * nothing to do when loaded any other way; the SQL functions then say
+	 * so.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	DefineCustomStringVariable("connlog.database",
+							   "Database the connlog worker writes to; events can be enqueued only there.",
+							   NULL, &connlog_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("connlog.role",
+							   "Role the connlog worker writes as; empty means the bootstrap superuser.",
+							   NULL, &connlog_role, "",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.ring_size",
+							"Size of the shared-memory ring that holds enqueued events.",
+							NULL, &connlog_ring_size_kb, 16384, 64,
+							4 * 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.batch_size",
+							"Rows written by one upsert at most.",
+							NULL, &connlog_batch_size, 1000, 1, 100000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.flush_interval",
+							"Longest time an event waits in a partial batch.",
+							NULL, &connlog_flush_interval_ms, 5000, 1,
+							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.max_retries",
+							"Times a failed batch is retried before it is split.",
+							NULL, &connlog_max_retries, 3, 0, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.retry_interval",
+							"Time between retries of a failed batch.",
+							NULL, &connlog_retry_interval_ms, 1000, 1,
+							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.retry_queue_size",
+							"Failed batches held for retry; while full the worker stops draining the ring.",
+							NULL, &connlog_retry_queue_size, 10, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.shutdown_timeout",
+							"Time the worker spends writing the ring's contents when told to exit.",
+							NULL, &connlog_shutdown_timeout_ms, 10000, 0,
+							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.enqueue_timeout",
+							"Time connlog_enqueue waits for ring space when connlog.overflow is \"wait\".",
+							NULL, &connlog_enqueue_timeout_ms, 10000, 0,
+							INT_MAX, PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("connlog.overflow",
+							 "What connlog_enqueue does when the ring is full: wait, error or drop.",
+							 NULL, &connlog_overflow, CL_PUT_WAIT,
+							 overflow_options, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("connlog.log_events",
+							 "Also writes every event to the server log as one JSON line.",
+							 NULL, &connlog_log_events, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("connlog");
+
+#ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = connlog_shmem_request;
+#else
+	RequestAddinShmemSpace(connlog_ring_shmem_size(connlog_ring_size_kb));
+	RequestNamedLWLockTranche("connlog", 1);
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = connlog_shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* a standby must not write: start only once recovery has finished */
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "connlog", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "connlog_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "connlog worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "connlog worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+require_shared_memory(void)
+{
+	if (connlog_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("connlog must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add connlog to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * Refuse events that no worker would write: on a standby, and in any
+ * database but connlog.database.  The database check needs the catalog, so
+ * its answer is kept for the life of the backend.
+ */
+static void
+check_can_enqueue(void)
+{
+	static int	database_ok = -1;
+
+	require_shared_memory();
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot enqueue connection log events during recovery"),
+				 errhint("Call connlog_enqueue on the primary server.")));
+	if (database_ok < 0)
+	{
+		char	   *name = get_database_name(MyDatabaseId);
+
+		database_ok = (name != NULL && strcmp(name, connlog_database) == 0);
+	}
+	if (!database_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("connlog_enqueue can only be called in database \"%s\"",
+						connlog_database),
+				 errdetail("The connlog worker writes to the database named by connlog.database; this is database \"%s\".",
+						   get_database_name(MyDatabaseId))));
+}
+
+/*
+ * Map an enum value's OID to its position in labels.  OIDs of enum values
+ * never change meaning, so a small per-backend cache is always right, even
+ * across DROP and CREATE EXTENSION (new values get new OIDs).
+ */
+static uint8
+enum_index(Oid value, const char *const *labels, int nlabels)
+{
+	static struct
+	{
+		Oid			oid;
+		uint8		index;
+	}			cache[16];
+	static int	ncache = 0;
+	HeapTuple	tup;
+	const char *label;
+	int			index = -1;
+
+	for (int i = 0; i < ncache; i++)
+		if (cache[i].oid == value)
+			return cache[i].index;
+
+	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(value));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid internal value for enum: %u", value)));
+	label = NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel);
+	for (int i = 0; i < nlabels; i++)
+		if (strcmp(label, labels[i]) == 0)
+			index = i;
+	if (index < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("connlog does not know the enum value \"%s\"", label)));
+	ReleaseSysCache(tup);
+	if (ncache < lengthof(cache))
+	{
+		cache[ncache].oid = value;
+		cache[ncache].index = (uint8) index;
+		ncache++;
+	}
+	return (uint8) index;
+}
+
+static void
+get_uuid(FunctionCallInfo fcinfo, int arg, uint8 *dst)
+{
+	memcpy(dst, PG_GETARG_UUID_P(arg)->data, UUID_LEN);
+}
+
+/* A text argument; too long a field is reported with the event's size. */
+static void
+get_text(FunctionCallInfo fcinfo, int arg, ClText *dst)
+{
+	text	   *t = PG_GETARG_TEXT_PP(arg);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+
+	if (len > CL_MAX_RECORD)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("connection log event is too large"),
+				 errdetail("Argument \"%s\" is %zu bytes; connlog stores at most %d bytes per event.",
+						   arg_names[arg], len, CL_MAX_RECORD)));
+	dst->data = VARDATA_ANY(t);
+	dst->len = (uint16) len;
+}
+
+/*
+ * connlog_enqueue(id, event_time, ..., disconnect_reason) returns void
+ *
+ * Not STRICT: NULLs in the optional arguments are normal, and a NULL in a
+ * required one deserves an error that names it, not a silent no-op.
+ */
+Datum
+connlog_enqueue(PG_FUNCTION_ARGS)
+{
+	ClEvent		ev;
+	char		buf[1024];
+	char	   *rec = buf;
+	size_t		len;
+
+	check_can_enqueue();
+	for (int i = ARG_ID; i <= ARG_STATUS; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"%s\" of connlog_enqueue must not be null",
+							arg_names[i])));
+
+	memset(&ev, 0, sizeof(ev));
+	ev.event_time = PG_GETARG_TIMESTAMPTZ(ARG_EVENT_TIME);
+	if (TIMESTAMP_NOT_FINITE(ev.event_time))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"event_time\" of connlog_enqueue must be finite")));
+	get_uuid(fcinfo, ARG_ID, ev.id);
+	get_uuid(fcinfo, ARG_ORGANIZATION_ID, ev.organization_id);
+	get_uuid(fcinfo, ARG_WORKSPACE_OWNER_ID, ev.workspace_owner_id);
+	get_uuid(fcinfo, ARG_WORKSPACE_ID, ev.workspace_id);
+	get_text(fcinfo, ARG_WORKSPACE_NAME, &ev.workspace_name);
+	get_text(fcinfo, ARG_AGENT_NAME, &ev.agent_name);
+	ev.type = enum_index(PG_GETARG_OID(ARG_TYPE), connlog_type_labels,
+						 CL_NUM_TYPES);
+	ev.status = enum_index(PG_GETARG_OID(ARG_STATUS), connlog_status_labels,
+						   2);
+
+	if (!PG_ARGISNULL(ARG_CONNECTION_ID))
+	{
+		ev.flags |= CL_HAS_CONNECTION_ID;
+		get_uuid(fcinfo, ARG_CONNECTION_ID, ev.connection_id);
+	}
+	if (!PG_ARGISNULL(ARG_IP))
+	{
+		inet	   *ip = PG_GETARG_INET_PP(ARG_IP);
+
+		ev.flags |= CL_HAS_IP;
+		ev.ip_family = ip_family(ip) == PGSQL_AF_INET ? 4 : 6;
+		ev.ip_bits = ip_bits(ip);
+		memcpy(ev.ip_addr, ip_addr(ip), ip_addrsize(ip));
+	}
+	if (!PG_ARGISNULL(ARG_CODE))
+	{
+		ev.flags |= CL_HAS_CODE;
+		ev.code = PG_GETARG_INT32(ARG_CODE);
+	}
+	if (!PG_ARGISNULL(ARG_USER_AGENT))
+	{
+		ev.flags |= CL_HAS_USER_AGENT;
+		get_text(fcinfo, ARG_USER_AGENT, &ev.user_agent);
+	}
+	if (!PG_ARGISNULL(ARG_USER_ID))
+	{
+		ev.flags |= CL_HAS_USER_ID;
+		get_uuid(fcinfo, ARG_USER_ID, ev.user_id);
+	}
+	if (!PG_ARGISNULL(ARG_SLUG_OR_PORT))
+	{
+		ev.flags |= CL_HAS_SLUG_OR_PORT;
+		get_text(fcinfo, ARG_SLUG_OR_PORT, &ev.slug_or_port);
+	}
+	if (!PG_ARGISNULL(ARG_DISCONNECT_REASON))
+	{
+		ev.flags |= CL_HAS_REASON;
+		get_text(fcinfo, ARG_DISCONNECT_REASON, &ev.disconnect_reason);
+	}
+
+	len = cl_encoded_size(&ev);
+	if (len > CL_MAX_RECORD)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("connection log event is too large"),
+				 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
+						   len, CL_MAX_RECORD)));
+	if (len > sizeof(buf))
+		rec = palloc(len);
+	cl_encode(&ev, rec);
+
+	switch (connlog_ring_put(rec, (uint32) len,
+							 (ConnlogPutMode) connlog_overflow,
+							 connlog_batch_size, connlog_enqueue_timeout_ms,
+							 CONNLOG_WAIT_EVENT(wait_event_ring_full,
+												"ConnlogRingFull")))
+	{
+		case CL_PUT_STORED:
+		case CL_PUT_DROPPED:
+			break;
+		case CL_PUT_FULL:
+			if (connlog_overflow == CL_PUT_WAIT)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+						 errmsg("connlog ring is full"),
+						 errdetail("No space for the event came free within connlog.enqueue_timeout (%d ms).",
+								   connlog_enqueue_timeout_ms),
+						 errhint("Check connlog_stats.last_error for why the worker is not writing, or raise connlog.ring_size.")));
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+						 errmsg("connlog ring is full"),
+						 errdetail("connlog.overflow is \"error\"."),
+						 errhint("Check connlog_stats.last_error for why the worker is not writing, or raise connlog.ring_size.")));
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * connlog_flush(timeout interval) returns void
+ *
+ * Wake the worker and wait until every event enqueued before the call has
+ * been accounted for (done_seq has passed the ring's head as it was).
+ */
+Datum
+connlog_flush(PG_FUNCTION_ARGS)
+{
+	Interval   *timeout = PG_GETARG_INTERVAL_P(0);
+	ConnlogShared *s;
+	int64		timeout_us;
+	TimestampTz start;
+	uint64		target;
+	pid_t		pid;
+
+	require_shared_memory();
+	s = connlog_shared;
+	timeout_us = timeout->time +
+		((int64) timeout->month * DAYS_PER_MONTH + timeout->day) * USECS_PER_DAY;
+	if (timeout_us < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("connlog_flush timeout must not be negative")));
+
+	LWLockAcquire(s->lock, LW_SHARED);
+	target = s->head_seq;
+	pid = s->worker_pid;
+	LWLockRelease(s->lock);
+	if (pid == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("connlog worker is not running"),
+				 errhint("The worker starts with the server once recovery has finished; see the server log.")));
+
+	pg_atomic_write_u32(&s->flush_requested, 1);
+	connlog_ring_wake_worker();
+
+	start = GetCurrentTimestamp();
+	ConditionVariablePrepareToSleep(&s->flush_cv);
+	while (pg_atomic_read_u64(&s->done_seq) < target)
+	{
+		int64		left_us = timeout_us - (GetCurrentTimestamp() - start);
+
+		if (left_us <= 0)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("connlog_flush timed out"),
+					 errdetail("%llu events enqueued before the call are not written yet.",
+							   (unsigned long long) (target - pg_atomic_read_u64(&s->done_seq))),
+					 errhint("See connlog_stats.last_error and the server log.")));
+		}
+		(void) ConditionVariableTimedSleep(&s->flush_cv,
+										   (long) Min((left_us + 999) / 1000, 1000),
+										   CONNLOG_WAIT_EVENT(wait_event_flush,
+															  "ConnlogFlush"));
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_VOID();
+}
+
+/* connlog_stats(): the one row behind the connlog_stats view */
+Datum
+connlog_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	ConnlogStats st;
+	Datum		values[14];
+	bool		nulls[14] = {0};
+	int			i = 0;
+
+	require_shared_memory();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	connlog_ring_stats(&st);
+
+	values[i++] = Int64GetDatum((int64) st.enqueued);
+	values[i++] = Int64GetDatum((int64) st.merged);
+	values[i++] = Int64GetDatum((int64) st.written);
+	values[i++] = Int64GetDatum((int64) st.rejected);
+	values[i++] = Int64GetDatum((int64) st.dropped);
+	values[i++] = Int64GetDatum((int64) st.pending);
+	values[i++] = Int64GetDatum((int64) st.batches);
+	values[i++] = Int64GetDatum((int64) st.write_errors);
+	values[i++] = Int64GetDatum((int64) st.retries);
+	values[i++] = Int64GetDatum((int64) st.ring_used_bytes);
+	values[i++] = Int64GetDatum((int64) st.ring_size_bytes);
+	nulls[i] = (st.last_flush == 0);
+	values[i++] = TimestampTzGetDatum(st.last_flush);
+	nulls[i] = (st.last_error[0] == '\0');
+	values[i++] = CStringGetTextDatum(st.last_error);
+	nulls[i] = (st.worker_pid == 0);
+	values[i++] = Int32GetDatum(st.worker_pid);
+	Assert(i == lengthof(values));
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

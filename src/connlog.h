@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * connlog.h
+ *		Settings and entry points shared by connlog's source files.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONNLOG_H
+#define CONNLOG_H
+
+#include "batch.h"
+
+/* GUCs, defined in connlog.c */
+extern char *connlog_database;
+extern char *connlog_role;
+extern int	connlog_ring_size_kb;
+extern int	connlog_batch_size;
+extern int	connlog_flush_interval_ms;
+extern int	connlog_max_retries;
+extern int	connlog_retry_interval_ms;
+extern int	connlog_retry_queue_size;
+extern int	connlog_shutdown_timeout_ms;
+extern int	connlog_enqueue_timeout_ms;
+extern int	connlog_overflow;
+extern bool connlog_log_events;
+
+/* worker.c */
+extern PGDLLEXPORT void connlog_worker_main(Datum main_arg);
+
+/* writer.c: every statement the worker runs */
+typedef enum ConnlogWriteStatus
+{
+	CL_WRITE_OK,
+	CL_WRITE_FAILED,
+	CL_WRITE_MISSING			/* extension not installed in the database */
+} ConnlogWriteStatus;
+
+extern ConnlogWriteStatus connlog_write_upsert(const ClBatch *b, int start,
+											   int n, char **error);
+extern ConnlogWriteStatus connlog_write_rejected(const ClBatch *b, int i,
+												 const char *reason,
+												 char **error);
+extern ConnlogWriteStatus connlog_check_target(char **error);
+extern void connlog_log_event(const ClEvent *ev);
+extern void connlog_writer_set_timeout(int timeout_ms);
+
+#endif							/* CONNLOG_H */

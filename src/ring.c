@@ -1,0 +1,369 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring.c
+ *		Shared memory for connlog: a byte ring of encoded events, the
+ *		worker's latch, and the event counters.
+ *
+ * Layout: one ConnlogShared struct followed by connlog.ring_size bytes of
+ * ring.  Records (batch.h) are stored back to back and may wrap around the
+ * end of the ring; head and tail are monotonic byte counts, so the ring
+ * holds head - tail bytes and a position is count % size.  head_seq and
+ * tail_seq number the events the same way.
+ *
+ * Locking rules:
+ *	- lock (an LWLock of the "connlog" tranche) protects head, tail,
+ *	  head_seq, tail_seq, worker_latch, worker_pid and connecting.
+ *	- Producers hold lock exclusively while they check for room, copy a
+ *	  record to head and advance head.  A record is small (at most
+ *	  CL_MAX_RECORD, typically ~120 bytes), so the copy under the lock is
+ *	  cheaper than any scheme that reserves and then publishes.
+ *	- The bytes in [tail, head) belong to the worker, the only consumer: no
+ *	  producer writes there, and the lock release that published head also
+ *	  published the bytes, so the worker copies them out without the lock.
+ *	  It then takes lock exclusively only to advance tail.
+ *	- The counters are atomics updated without the lock.  Each event's
+ *	  enqueued increment happens before any increment of its outcome
+ *	  (merged, written, rejected, dropped), and readers read the outcomes
+ *	  first, so enqueued - outcomes (pending) is never negative.  Events
+ *	  dropped for a full ring are counted under lock, so that a worker
+ *	  holding lock exclusively sees counters that add up exactly.
+ *	- done_seq and flush_requested are atomics; only the worker advances
+ *	  done_seq, and flush_requested is set by anyone, cleared by the worker.
+ *	- mutex (a spinlock) protects last_flush and last_error.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "ring.h"
+
+ConnlogShared *connlog_shared = NULL;
+
+Size
+connlog_ring_shmem_size(int ring_size_kb)
+{
+	return add_size(offsetof(ConnlogShared, data),
+					mul_size((Size) ring_size_kb, 1024));
+}
+
+/* Called from the shmem_startup_hook, with AddinShmemInitLock held. */
+void
+connlog_ring_shmem_init(int ring_size_kb)
+{
+	bool		found;
+	ConnlogShared *s;
+
+	s = ShmemInitStruct("connlog", connlog_ring_shmem_size(ring_size_kb),
+						&found);
+	connlog_shared = s;
+	if (found)
+		return;
+
+	s->lock = &(GetNamedLWLockTranche("connlog"))->lock;
+	s->size = (uint64) ring_size_kb * 1024;
+	s->head = s->tail = 0;
+	s->head_seq = s->tail_seq = 0;
+	s->worker_latch = NULL;
+	s->worker_pid = 0;
+	s->connecting = false;
+	ConditionVariableInit(&s->space_cv);
+	ConditionVariableInit(&s->flush_cv);
+	pg_atomic_init_u64(&s->done_seq, 0);
+	pg_atomic_init_u32(&s->flush_requested, 0);
+	pg_atomic_init_u64(&s->counters.enqueued, 0);
+	pg_atomic_init_u64(&s->counters.merged, 0);
+	pg_atomic_init_u64(&s->counters.written, 0);
+	pg_atomic_init_u64(&s->counters.rejected, 0);
+	pg_atomic_init_u64(&s->counters.dropped, 0);
+	pg_atomic_init_u64(&s->counters.batches, 0);
+	pg_atomic_init_u64(&s->counters.write_errors, 0);
+	pg_atomic_init_u64(&s->counters.retries, 0);
+	SpinLockInit(&s->mutex);
+	s->last_flush = 0;
+	s->last_error[0] = '\0';
+}
+
+/* Copy len bytes into the ring at byte count pos, wrapping at the end. */
+static void
+ring_write(ConnlogShared *s, uint64 pos, const char *src, uint32 len)
+{
+	uint64		off = pos % s->size;
+	uint64		first = Min((uint64) len, s->size - off);
+
+	memcpy(s->data + off, src, first);
+	if (first < len)
+		memcpy(s->data, src + first, len - first);
+}
+
+void
+connlog_ring_read(uint64 pos, char *dst, uint32 len)
+{
+	ConnlogShared *s = connlog_shared;
+	uint64		off = pos % s->size;
+	uint64		first = Min((uint64) len, s->size - off);
+
+	memcpy(dst, s->data + off, first);
+	if (first < len)
+		memcpy(dst + first, s->data, len - first);
+}
+
+/*
+ * Store one record.  When the ring is full, CL_PUT_WAIT sleeps on space_cv
+ * for up to wait_ms (interruptibly: ConditionVariableTimedSleep runs
+ * CHECK_FOR_INTERRUPTS), CL_PUT_ERROR gives up at once, and CL_PUT_DROP
+ * counts the event as enqueued and dropped.
+ *
+ * The worker is woken when the events waiting reach wake_events (a full
+ * batch) or the ring passes half full.  Waking only on those crossings,
+ * not on every event above them, keeps the hot path free of signals even
+ * while the worker cannot drain (say, while the extension is missing).
+ */
+ConnlogPutResult
+connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
+				 int wake_events, long wait_ms, uint32 wait_event)
+{
+	ConnlogShared *s = connlog_shared;
+	TimestampTz start = 0;
+	bool		sleeping = false;
+	ConnlogPutResult result;
+
+	for (;;)
+	{
+		Latch	   *wake = NULL;
+
+		LWLockAcquire(s->lock, LW_EXCLUSIVE);
+		if (s->size - (s->head - s->tail) >= len)
+		{
+			bool		below_half = (s->head - s->tail) * 2 <= s->size;
+
+			ring_write(s, s->head, rec, len);
+			s->head += len;
+			s->head_seq++;
+			pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
+			if (s->head_seq - s->tail_seq == (uint64) wake_events ||
+				(below_half && (s->head - s->tail) * 2 > s->size))
+				wake = s->worker_latch;
+			result = CL_PUT_STORED;
+		}
+		else
+		{
+			wake = s->worker_latch;
+			if (mode == CL_PUT_DROP)
+			{
+				pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
+				pg_atomic_fetch_add_u64(&s->counters.dropped, 1);
+				result = CL_PUT_DROPPED;
+			}
+			else
+				result = CL_PUT_FULL;
+		}
+		LWLockRelease(s->lock);
+
+		if (wake != NULL)
+			SetLatch(wake);
+		if (result != CL_PUT_FULL || mode != CL_PUT_WAIT || wait_ms <= 0)
+			break;
+
+		/* Recheck once after preparing to sleep, so no wakeup is missed. */
+		if (!sleeping)
+		{
+			ConditionVariablePrepareToSleep(&s->space_cv);
+			start = GetCurrentTimestamp();
+			sleeping = true;
+			continue;
+		}
+		else
+		{
+			long		elapsed_ms;
+
+			elapsed_ms = (long) ((GetCurrentTimestamp() - start) / 1000);
+			if (elapsed_ms >= wait_ms)
+				break;
+			(void) ConditionVariableTimedSleep(&s->space_cv,
+											   wait_ms - elapsed_ms,
+											   wait_event);
+		}
+	}
+	if (sleeping)
+		ConditionVariableCancelSleep();
+	return result;
+}
+
+/* Wake the worker, e.g. for connlog_flush(); a no-op if none runs. */
+void
+connlog_ring_wake_worker(void)
+{
+	ConnlogShared *s = connlog_shared;
+	Latch	   *latch;
+
+	LWLockAcquire(s->lock, LW_SHARED);
+	latch = s->worker_latch;
+	LWLockRelease(s->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/* The worker's view of what it may consume: bytes up to head. */
+uint64
+connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq)
+{
+	ConnlogShared *s = connlog_shared;
+	uint64		head;
+
+	LWLockAcquire(s->lock, LW_SHARED);
+	head = s->head;
+	*tail = s->tail;
+	*tail_seq = s->tail_seq;
+	*head_seq = s->head_seq;
+	LWLockRelease(s->lock);
+	return head;
+}
+
+/* The worker has consumed everything before tail; let producers in. */
+void
+connlog_ring_release(uint64 tail, uint64 tail_seq)
+{
+	ConnlogShared *s = connlog_shared;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	s->tail = tail;
+	s->tail_seq = tail_seq;
+	LWLockRelease(s->lock);
+	ConditionVariableBroadcast(&s->space_cv);
+}
+
+/*
+ * Register the calling process as the worker.  Returns true if the previous
+ * worker died while connecting to its database (see worker.c).
+ */
+bool
+connlog_ring_attach_worker(void)
+{
+	ConnlogShared *s = connlog_shared;
+	bool		was_connecting;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	s->worker_latch = MyLatch;
+	s->worker_pid = MyProcPid;
+	was_connecting = s->connecting;
+	LWLockRelease(s->lock);
+	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
+	return was_connecting;
+}
+
+void
+connlog_ring_detach_worker(int code, Datum arg)
+{
+	ConnlogShared *s = connlog_shared;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	s->worker_latch = NULL;
+	s->worker_pid = 0;
+	LWLockRelease(s->lock);
+	/* let connlog_flush() callers notice there is no worker */
+	ConditionVariableBroadcast(&s->flush_cv);
+}
+
+void
+connlog_ring_set_connecting(bool connecting)
+{
+	ConnlogShared *s = connlog_shared;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	s->connecting = connecting;
+	LWLockRelease(s->lock);
+}
+
+/*
+ * Events that left the ring but were never accounted for: a previous
+ * worker died holding them in its private memory.  Only the worker calls
+ * this, before it consumes anything, so the outcome counters cannot move
+ * under it, and the lock freezes enqueued, dropped and the ring.
+ */
+uint64
+connlog_ring_orphans(void)
+{
+	ConnlogShared *s = connlog_shared;
+	ConnlogCounters *c = &s->counters;
+	uint64		accounted;
+	int64		orphans;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	accounted = pg_atomic_read_u64(&c->merged) +
+		pg_atomic_read_u64(&c->written) +
+		pg_atomic_read_u64(&c->rejected) +
+		pg_atomic_read_u64(&c->dropped);
+	orphans = (int64) (pg_atomic_read_u64(&c->enqueued) - accounted -
+					   (s->head_seq - s->tail_seq));
+	if (orphans > 0)
+		pg_atomic_fetch_add_u64(&c->dropped, (uint64) orphans);
+	pg_atomic_write_u64(&s->done_seq, s->tail_seq);
+	LWLockRelease(s->lock);
+	return orphans > 0 ? (uint64) orphans : 0;
+}
+
+/* Publish progress and wake connlog_flush() callers. */
+void
+connlog_ring_set_done(uint64 done_seq)
+{
+	ConnlogShared *s = connlog_shared;
+
+	if (pg_atomic_read_u64(&s->done_seq) != done_seq)
+	{
+		pg_atomic_write_u64(&s->done_seq, done_seq);
+		ConditionVariableBroadcast(&s->flush_cv);
+	}
+}
+
+/* Record the outcome of a write: its time, and the error if it failed. */
+void
+connlog_ring_note_flush(const char *error)
+{
+	ConnlogShared *s = connlog_shared;
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&s->mutex);
+	if (error == NULL)
+		s->last_flush = now;
+	else
+		strlcpy(s->last_error, error, CONNLOG_LAST_ERROR_LEN);
+	SpinLockRelease(&s->mutex);
+}
+
+void
+connlog_ring_stats(ConnlogStats *st)
+{
+	ConnlogShared *s = connlog_shared;
+	ConnlogCounters *c = &s->counters;
+	uint64		accounted;
+
+	/* outcomes first, then enqueued: see the locking rules above */
+	st->merged = pg_atomic_read_u64(&c->merged);
+	st->written = pg_atomic_read_u64(&c->written);
+	st->rejected = pg_atomic_read_u64(&c->rejected);
+	st->dropped = pg_atomic_read_u64(&c->dropped);
+	pg_memory_barrier();
+	st->enqueued = pg_atomic_read_u64(&c->enqueued);
+	accounted = st->merged + st->written + st->rejected + st->dropped;
+	st->pending = st->enqueued - accounted;
+	st->batches = pg_atomic_read_u64(&c->batches);
+	st->write_errors = pg_atomic_read_u64(&c->write_errors);
+	st->retries = pg_atomic_read_u64(&c->retries);
+
+	LWLockAcquire(s->lock, LW_SHARED);
+	st->ring_used_bytes = s->head - s->tail;
+	st->worker_pid = s->worker_pid;
+	LWLockRelease(s->lock);
+	st->ring_size_bytes = s->size;
+
+	SpinLockAcquire(&s->mutex);
+	st->last_flush = s->last_flush;
+	strlcpy(st->last_error, s->last_error, CONNLOG_LAST_ERROR_LEN);
+	SpinLockRelease(&s->mutex);
+}

@@ -1,0 +1,128 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring.h
+ *		The shared-memory event ring and the counters beside it.
+ *
+ * See ring.c for the layout and the locking rules.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONNLOG_RING_H
+#define CONNLOG_RING_H
+
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#define CONNLOG_LAST_ERROR_LEN	256
+
+/* Event counters; see README.md for what each one means */
+typedef struct ConnlogCounters
+{
+	pg_atomic_uint64 enqueued;
+	pg_atomic_uint64 merged;
+	pg_atomic_uint64 written;
+	pg_atomic_uint64 rejected;
+	pg_atomic_uint64 dropped;
+	pg_atomic_uint64 batches;
+	pg_atomic_uint64 write_errors;
+	pg_atomic_uint64 retries;
+} ConnlogCounters;
+
+typedef struct ConnlogShared
+{
+	LWLock	   *lock;			/* see ring.c */
+	uint64		size;			/* bytes in data[] */
+	uint64		head;			/* next byte to write (monotonic) */
+	uint64		tail;			/* oldest byte not yet consumed */
+	uint64		head_seq;		/* sequence number of the next event */
+	uint64		tail_seq;		/* sequence number of the oldest event */
+	Latch	   *worker_latch;	/* NULL while no worker runs */
+	pid_t		worker_pid;
+	bool		connecting;		/* worker is connecting to its database */
+
+	ConditionVariable space_cv; /* producers waiting for ring space */
+	ConditionVariable flush_cv; /* connlog_flush() waiting for done_seq */
+	pg_atomic_uint64 done_seq;	/* events below this seq are accounted for */
+	pg_atomic_uint32 flush_requested;
+
+	ConnlogCounters counters;
+
+	slock_t		mutex;			/* protects the fields below */
+	TimestampTz last_flush;
+	char		last_error[CONNLOG_LAST_ERROR_LEN];
+
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} ConnlogShared;
+
+/* A consistent reading of the counters for connlog_stats */
+typedef struct ConnlogStats
+{
+	uint64		enqueued;
+	uint64		merged;
+	uint64		written;
+	uint64		rejected;
+	uint64		dropped;
+	uint64		pending;
+	uint64		batches;
+	uint64		write_errors;
+	uint64		retries;
+	uint64		ring_used_bytes;
+	uint64		ring_size_bytes;
+	TimestampTz last_flush;
+	char		last_error[CONNLOG_LAST_ERROR_LEN];
+	pid_t		worker_pid;
+} ConnlogStats;
+
+extern ConnlogShared *connlog_shared;
+
+extern Size connlog_ring_shmem_size(int ring_size_kb);
+extern void connlog_ring_shmem_init(int ring_size_kb);
+
+/* what a producer does when the ring is full (connlog.overflow) */
+typedef enum ConnlogPutMode
+{
+	CL_PUT_WAIT,
+	CL_PUT_ERROR,
+	CL_PUT_DROP
+} ConnlogPutMode;
+
+typedef enum ConnlogPutResult
+{
+	CL_PUT_STORED,
+	CL_PUT_FULL,
+	CL_PUT_DROPPED
+} ConnlogPutResult;
+
+/* producers */
+extern ConnlogPutResult connlog_ring_put(const char *rec, uint32 len,
+										 ConnlogPutMode mode, int wake_events,
+										 long wait_ms, uint32 wait_event);
+extern void connlog_ring_wake_worker(void);
+
+/* the worker (the only consumer) */
+extern uint64 connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq,
+									uint64 *head_seq);
+extern void connlog_ring_read(uint64 pos, char *dst, uint32 len);
+extern void connlog_ring_release(uint64 tail, uint64 tail_seq);
+extern bool connlog_ring_attach_worker(void);
+extern void connlog_ring_set_connecting(bool connecting);
+extern void connlog_ring_detach_worker(int code, Datum arg);
+extern uint64 connlog_ring_orphans(void);
+extern void connlog_ring_set_done(uint64 done_seq);
+extern void connlog_ring_note_flush(const char *error);
+
+/* readers */
+extern void connlog_ring_stats(ConnlogStats *st);
+
+static inline void
+connlog_count(pg_atomic_uint64 *counter, uint64 n)
+{
+	if (n > 0)
+		pg_atomic_fetch_add_u64(counter, n);
+}
+
+#endif							/* CONNLOG_RING_H */

@@ -1,0 +1,657 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The connlog background worker: drain the ring, merge, write, retry.
+ *
+ * One worker, registered at postmaster start, started once recovery has
+ * finished (so a standby never writes).  Its life:
+ *
+ *	- connect to connlog.database as connlog.role.  A missing database
+ *	  would make that connection attempt FATAL and, with the restart
+ *	  interval, a restart storm.  So the worker marks "connecting" in shared
+ *	  memory first; a worker that finds the mark left behind by its
+ *	  predecessor connects to no database instead, polls pg_database every
+ *	  flush_interval, and exits to be restarted once the database exists.
+ *	- loop on one WaitLatch: take events from the ring into the current
+ *	  batch (merging as batch.c says), write the batch when it holds
+ *	  batch_size rows, when flush_interval has passed, or when
+ *	  connlog_flush() asks; retry failed batches from a bounded queue, and
+ *	  stop draining the ring while that queue is full, so back-pressure
+ *	  reaches the producers (connlog.overflow) instead of losing batches.
+ *	- a batch that still fails after max_retries is split in halves until
+ *	  each failing row stands alone; that row goes to
+ *	  connection_logs_rejected, and only if even that fails is it dropped.
+ *	- on SIGTERM (SignalHandlerForShutdownRequest: shutdown, or
+ *	  pg_terminate_backend) write everything enqueued so far, bounded by
+ *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
+ *	  the worker unless the server is stopping.
+ *
+ * While the extension is missing from the database nothing is taken from
+ * the ring; the worker looks again every flush_interval.
+ *
+ * Events taken from the ring live in this process's memory until they are
+ * accounted for; connlog_ring_orphans() makes a successor count any that
+ * a dead predecessor still held as dropped.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "connlog.h"
+#include "ring.h"
+
+#define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
+
+static MemoryContext batch_cxt;
+static ClBatch *cur;			/* the batch being filled */
+static ClBatch *retryq[MAX_RETRY_QUEUE];	/* failed batches, oldest first */
+static int	nretry;
+static uint64 consumed_seq;		/* ring tail_seq as this worker left it */
+static char *recbuf;			/* one record copied out of the ring */
+
+static bool target_missing = true;	/* extension not found (yet) */
+static bool missing_logged;
+static TimestampTz next_check;
+
+static bool shutting_down;
+static TimestampTz shutdown_deadline;
+
+static uint32 wait_event_main;
+
+static ConnlogCounters *
+counters(void)
+{
+	return &connlog_shared->counters;
+}
+
+static ClBatch *
+new_batch(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+	ClBatch    *b = cl_batch_create(connlog_batch_size);
+
+	MemoryContextSwitchTo(old);
+	cl_batch_reset(b, consumed_seq);
+	return b;
+}
+
+/* Empty cur for reuse, or replace it if batch_size changed on reload. */
+static void
+reset_current(void)
+{
+	if (cur->capacity != connlog_batch_size)
+	{
+		cl_batch_free(cur);
+		cur = new_batch();
+	}
+	else
+		cl_batch_reset(cur, consumed_seq);
+}
+
+/*
+ * Account for entries [start, start + n): each entry's first event gets
+ * outcome (written, rejected or dropped) and the others folded into it
+ * count as merged.
+ */
+static void
+account(const ClBatch *b, int start, int n, pg_atomic_uint64 *outcome)
+{
+	uint64		events = 0;
+
+	for (int i = start; i < start + n; i++)
+		events += b->entries[i].nevents;
+	connlog_count(outcome, n);
+	connlog_count(&counters()->merged, events - n);
+}
+
+static void
+report_failure(const char *error, int nrows, const char *what)
+{
+	connlog_count(&counters()->write_errors, 1);
+	connlog_ring_note_flush(error);
+	ereport(WARNING,
+			(errmsg("connlog could not write %d connection log rows: %s",
+					nrows, error),
+			 errdetail("%s", what)));
+}
+
+/*
+ * During shutdown, true while time is left; it also bounds the next
+ * statement by what is left.
+ */
+static bool
+shutdown_budget(void)
+{
+	long		left_ms;
+
+	if (!shutting_down)
+		return true;
+	left_ms = (long) ((shutdown_deadline - GetCurrentTimestamp()) / 1000);
+	if (left_ms <= 0)
+		return false;
+	connlog_writer_set_timeout((int) left_ms);
+	return true;
+}
+
+static void
+drop_entries(const ClBatch *b, int start, int n, const char *why)
+{
+	uint64		events = 0;
+
+	for (int i = start; i < start + n; i++)
+		events += b->entries[i].nevents;
+	account(b, start, n, &counters()->dropped);
+	ereport(WARNING,
+			(errmsg("connlog dropped %llu connection log events",
+					(unsigned long long) events),
+			 errdetail("%s", why)));
+}
+
+/* Store one row that fails on its own in connection_logs_rejected. */
+static void
+reject_entry(const ClBatch *b, int i, const char *error)
+{
+	char	   *err2;
+
+	if (!shutdown_budget())
+	{
+		drop_entries(b, i, 1, "shutdown_timeout expired before it was stored");
+		return;
+	}
+	if (connlog_write_rejected(b, i, error, &err2) == CL_WRITE_OK)
+	{
+		account(b, i, 1, &counters()->rejected);
+		ereport(LOG,
+				(errmsg("connlog stored a connection log event in connection_logs_rejected"),
+				 errdetail("The upsert failed: %s", error)));
+		return;
+	}
+	drop_entries(b, i, 1,
+				 psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
+						  error,
+						  err2 ? err2 : "extension connlog is not installed"));
+}
+
+/*
+ * A batch failed for good: write what can be written by halving it, and
+ * reject the single rows that still fail.
+ */
+static void
+salvage(const ClBatch *b, int start, int n, const char *error)
+{
+	if (n == 1)
+	{
+		reject_entry(b, start, error);
+		return;
+	}
+	for (int part = 0; part < 2; part++)
+	{
+		int			s = part == 0 ? start : start + n / 2;
+		int			m = part == 0 ? n / 2 : n - n / 2;
+		char	   *err;
+		ConnlogWriteStatus st;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!shutdown_budget())
+		{
+			drop_entries(b, s, m, "shutdown_timeout expired before they were written");
+			continue;
+		}
+		st = connlog_write_upsert(b, s, m, &err);
+		if (st == CL_WRITE_OK)
+		{
+			connlog_count(&counters()->batches, 1);
+			account(b, s, m, &counters()->written);
+			connlog_ring_note_flush(NULL);
+			continue;
+		}
+		if (err == NULL)
+			err = pstrdup("extension connlog is not installed");
+		connlog_count(&counters()->write_errors, 1);
+		salvage(b, s, m, err);
+	}
+}
+
+/* Publish how far every event is accounted for, for connlog_flush(). */
+static void
+publish_done(void)
+{
+	uint64		done = consumed_seq;
+
+	if (cur->seq_end > cur->seq_start)
+		done = cur->seq_start;
+	for (int i = 0; i < nretry; i++)
+		done = Min(done, retryq[i]->seq_start);
+	connlog_ring_set_done(done);
+}
+
+static void
+check_target(void)
+{
+	char	   *error;
+	ConnlogWriteStatus st = connlog_check_target(&error);
+
+	next_check = GetCurrentTimestamp() +
+		(TimestampTz) connlog_flush_interval_ms * 1000;
+	if (st == CL_WRITE_OK)
+	{
+		if (target_missing && missing_logged)
+			ereport(LOG,
+					(errmsg("connlog found extension connlog in database \"%s\"; writing resumes",
+							connlog_database)));
+		target_missing = false;
+		missing_logged = false;
+		return;
+	}
+	target_missing = true;
+	if (!missing_logged)
+	{
+		if (st == CL_WRITE_MISSING)
+			ereport(LOG,
+					(errmsg("extension connlog is not installed in database \"%s\"",
+							connlog_database),
+					 errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
+					 errhint("Run CREATE EXTENSION connlog in database \"%s\".",
+							 connlog_database)));
+		else
+			ereport(LOG,
+					(errmsg("connlog could not look for its extension: %s",
+							error)));
+		missing_logged = true;
+	}
+}
+
+static void
+retry_later(ClBatch *b)
+{
+	b->next_attempt = GetCurrentTimestamp() +
+		(TimestampTz) connlog_retry_interval_ms * 1000;
+	retryq[nretry++] = b;
+}
+
+static void
+remove_retry(int i)
+{
+	cl_batch_free(retryq[i]);
+	memmove(&retryq[i], &retryq[i + 1], sizeof(ClBatch *) * (nretry - i - 1));
+	nretry--;
+}
+
+/*
+ * Write cur.  If that fails, move it to the retry queue (or, with
+ * max_retries = 0 or during shutdown, salvage it at once) and start afresh.
+ */
+static void
+write_current(void)
+{
+	char	   *error;
+	ConnlogWriteStatus st;
+
+	if (cur->nentries == 0)
+	{
+		reset_current();
+		return;
+	}
+	if (!shutdown_budget())
+	{
+		drop_entries(cur, 0, cur->nentries,
+					 "shutdown_timeout expired before they were written");
+		reset_current();
+		return;
+	}
+	st = connlog_write_upsert(cur, 0, cur->nentries, &error);
+	if (st == CL_WRITE_OK)
+	{
+		connlog_count(&counters()->batches, 1);
+		account(cur, 0, cur->nentries, &counters()->written);
+		connlog_ring_note_flush(NULL);
+		reset_current();
+		return;
+	}
+	if (st == CL_WRITE_MISSING)
+		target_missing = true;
+	else
+	{
+		report_failure(error, cur->nentries,
+					   shutting_down || connlog_max_retries == 0 ?
+					   "The rows that fail on their own go to connection_logs_rejected." :
+					   "The batch will be retried.");
+		if (shutting_down || connlog_max_retries == 0)
+		{
+			salvage(cur, 0, cur->nentries, error);
+			reset_current();
+			return;
+		}
+	}
+	retry_later(cur);
+	cur = new_batch();
+}
+
+/* Retry the queued batches that are due. */
+static void
+run_retries(TimestampTz now)
+{
+	int			i = 0;
+
+	while (i < nretry && !target_missing)
+	{
+		ClBatch    *b = retryq[i];
+		char	   *error;
+		ConnlogWriteStatus st;
+
+		if (b->next_attempt > now && !shutting_down)
+		{
+			i++;
+			continue;
+		}
+		if (!shutdown_budget())
+		{
+			drop_entries(b, 0, b->nentries,
+						 "shutdown_timeout expired before they were written");
+			remove_retry(i);
+			continue;
+		}
+		st = connlog_write_upsert(b, 0, b->nentries, &error);
+		if (st == CL_WRITE_MISSING)
+		{
+			target_missing = true;
+			break;
+		}
+		connlog_count(&counters()->retries, 1);
+		if (st == CL_WRITE_OK)
+		{
+			connlog_count(&counters()->batches, 1);
+			account(b, 0, b->nentries, &counters()->written);
+			connlog_ring_note_flush(NULL);
+			remove_retry(i);
+			continue;
+		}
+		b->attempts++;
+		report_failure(error, b->nentries,
+					   psprintf("Retry %d of %d.", b->attempts,
+								connlog_max_retries));
+		if (b->attempts >= connlog_max_retries || shutting_down)
+		{
+			salvage(b, 0, b->nentries, error);
+			remove_retry(i);
+			continue;
+		}
+		b->next_attempt = now + (TimestampTz) connlog_retry_interval_ms * 1000;
+		i++;
+	}
+}
+
+/*
+ * Move events from the ring into cur until it is full or the ring is
+ * empty.  Returns true if cur is full.
+ */
+static bool
+fill_current(void)
+{
+	uint64		tail,
+				tail_seq,
+				head_seq;
+	uint64		head = connlog_ring_snapshot(&tail, &tail_seq, &head_seq);
+	uint64		pos = tail;
+	uint64		seq = tail_seq;
+
+	if (cur->seq_end == cur->seq_start)
+		cur->seq_start = cur->seq_end = seq;
+	while (pos < head && !cl_batch_full(cur))
+	{
+		uint32		len;
+
+		connlog_ring_read(pos, (char *) &len, sizeof(len));
+		if (len < CL_RECORD_FIXED_SIZE || len > CL_MAX_RECORD ||
+			len > head - pos)
+		{
+			/* only corrupt shared memory can get here: give up on it all */
+			ereport(WARNING,
+					(errmsg("connlog ring is corrupt; discarding %llu events",
+							(unsigned long long) (head_seq - seq))));
+			connlog_count(&counters()->dropped, head_seq - seq);
+			pos = head;
+			seq = head_seq;
+			break;
+		}
+		connlog_ring_read(pos, recbuf, len);
+		if (!cl_batch_add(cur, recbuf, len))
+		{
+			ereport(WARNING,
+					(errmsg("connlog discarded a malformed event record")));
+			connlog_count(&counters()->dropped, 1);
+		}
+		else if (connlog_log_events)
+		{
+			ClEvent		ev;
+
+			(void) cl_decode(recbuf, len, &ev);
+			connlog_log_event(&ev);
+		}
+		pos += len;
+		seq++;
+	}
+	cur->seq_end = seq;
+	if (pos != tail)
+		connlog_ring_release(pos, seq);
+	consumed_seq = seq;
+	return cl_batch_full(cur);
+}
+
+/* Drain the ring into batches and write the full ones. */
+static void
+drain(void)
+{
+	while (nretry < connlog_retry_queue_size && !target_missing)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!fill_current())
+			break;
+		write_current();
+		if (ShutdownRequestPending && !shutting_down)
+			break;
+	}
+}
+
+/*
+ * SIGTERM: write everything enqueued before now, within shutdown_timeout.
+ * What the deadline leaves in the ring stays there for the next worker
+ * (after pg_terminate_backend) and is lost if the server is stopping.
+ */
+static void
+shutdown_drain(void)
+{
+	uint64		tail,
+				tail_seq,
+				head_seq;
+
+	shutting_down = true;
+	shutdown_deadline = GetCurrentTimestamp() +
+		(TimestampTz) connlog_shutdown_timeout_ms * 1000;
+	pgstat_report_activity(STATE_RUNNING, "connlog: writing all events before exit");
+
+	if (target_missing)
+		check_target();
+	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq);
+	if (!target_missing)
+	{
+		run_retries(GetCurrentTimestamp());
+		while (!target_missing && consumed_seq < head_seq && shutdown_budget())
+		{
+			fill_current();
+			write_current();
+		}
+		write_current();
+	}
+	publish_done();
+
+	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq);
+	if (head_seq > tail_seq || nretry > 0)
+		ereport(WARNING,
+				(errmsg("connlog worker is exiting with %llu events not written",
+						(unsigned long long) (head_seq - tail_seq)),
+				 errdetail("%s",
+						   target_missing ?
+						   "Extension connlog is not installed in the database." :
+						   "connlog.shutdown_timeout expired."),
+				 errhint("The events stay in shared memory for the next worker, but are lost if the server is stopping.")));
+}
+
+/*
+ * The previous worker died connecting: poll for the database (and role)
+ * without connecting to one, and exit to be restarted once they exist.
+ */
+static void
+wait_for_database(void)
+{
+	bool		logged = false;
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("connlog worker");
+	for (;;)
+	{
+		bool		db_ok;
+		bool		role_ok;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (ShutdownRequestPending)
+			proc_exit(1);
+
+		StartTransactionCommand();
+		db_ok = OidIsValid(get_database_oid(connlog_database, true));
+		role_ok = connlog_role[0] == '\0' ||
+			OidIsValid(get_role_oid(connlog_role, true));
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		if (db_ok && role_ok)
+		{
+			ereport(LOG,
+					(errmsg("connlog worker restarting to connect to database \"%s\"",
+							connlog_database)));
+			connlog_ring_set_connecting(false);
+			proc_exit(1);
+		}
+		if (!logged)
+		{
+			ereport(LOG,
+					(errmsg("connlog worker is waiting for %s \"%s\" to exist",
+							db_ok ? "role" : "database",
+							db_ok ? connlog_role : connlog_database),
+					 errdetail("Events stay in the ring until then; connlog looks again every connlog.flush_interval.")));
+			logged = true;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 connlog_flush_interval_ms,
+						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
+		ResetLatch(MyLatch);
+	}
+}
+
+void
+connlog_worker_main(Datum main_arg)
+{
+	uint64		orphans;
+	uint64		tail,
+				head_seq;
+	TimestampTz next_flush;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	if (connlog_ring_attach_worker())
+		wait_for_database();
+
+	connlog_ring_set_connecting(true);
+	BackgroundWorkerInitializeConnection(connlog_database,
+										 connlog_role[0] != '\0' ? connlog_role : NULL,
+										 0);
+	connlog_ring_set_connecting(false);
+	pgstat_report_appname("connlog worker");
+
+	orphans = connlog_ring_orphans();
+	if (orphans > 0)
+		ereport(WARNING,
+				(errmsg("connlog counted %llu events as dropped: the previous worker exited without writing them",
+						(unsigned long long) orphans)));
+
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "connlog batches",
+									  ALLOCSET_DEFAULT_SIZES);
+	recbuf = MemoryContextAlloc(batch_cxt, CL_MAX_RECORD);
+	(void) connlog_ring_snapshot(&tail, &consumed_seq, &head_seq);
+	cur = new_batch();
+
+	ereport(LOG,
+			(errmsg("connlog worker started for database \"%s\"",
+					connlog_database)));
+	check_target();
+	next_flush = GetCurrentTimestamp() +
+		(TimestampTz) connlog_flush_interval_ms * 1000;
+
+	while (!ShutdownRequestPending)
+	{
+		TimestampTz now;
+		TimestampTz wake;
+		bool		flush_now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		now = GetCurrentTimestamp();
+		if (target_missing && now >= next_check)
+			check_target();
+		flush_now = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
+		if (!target_missing)
+		{
+			run_retries(now);
+			drain();
+			if ((flush_now || now >= next_flush) &&
+				nretry < connlog_retry_queue_size && !target_missing)
+				write_current();
+		}
+		if (flush_now || now >= next_flush)
+			next_flush = now + (TimestampTz) connlog_flush_interval_ms * 1000;
+		publish_done();
+
+		/* sleep until the next flush, retry or extension check is due */
+		wake = next_flush;
+		for (int i = 0; i < nretry; i++)
+			wake = Min(wake, retryq[i]->next_attempt);
+		if (target_missing)
+			wake = next_check;
+		now = GetCurrentTimestamp();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wake > now ? (long) ((wake - now + 999) / 1000) : 0,
+						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
+		ResetLatch(MyLatch);
+	}
+
+	shutdown_drain();
+	proc_exit(1);
+}

@@ -1,0 +1,524 @@
+/*-------------------------------------------------------------------------
+ *
+ * writer.c
+ *		Every statement the connlog worker runs, through SPI.
+ *
+ * Each call is one transaction of its own, like worker_spi: a batch either
+ * lands whole or not at all, and a failure is caught here, turned into a
+ * message for connlog_stats.last_error, and the transaction rolled back so
+ * the worker can carry on.
+ *
+ * The statements are built once per extension OID, from the schema found
+ * in pg_extension, with every name schema-qualified and every value a
+ * parameter; SPI_keepplan() keeps them across transactions.  After any
+ * failure the plans are dropped and prepared afresh, so a table that was
+ * altered or recreated is picked up.  The log_events line is also built
+ * here, since it shares the per-field conversions with the upsert.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/inet.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "connlog.h"
+
+#define UPSERT_NCOLS 16
+
+static SPIPlanPtr upsert_plan = NULL;
+static SPIPlanPtr reject_plan = NULL;
+static Oid	plan_extoid = InvalidOid;
+static MemoryContext write_cxt = NULL;
+
+static const Oid upsert_types[UPSERT_NCOLS] = {
+	UUIDARRAYOID, TIMESTAMPTZARRAYOID, UUIDARRAYOID, UUIDARRAYOID,
+	UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INETARRAYOID, INT4ARRAYOID, TEXTARRAYOID, UUIDARRAYOID,
+	TEXTARRAYOID, UUIDARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID
+};
+
+/*
+ * The upsert.  %1$s is the quoted schema.  Merging in the batch guarantees
+ * that no conflict key appears twice in one statement, which ON CONFLICT
+ * DO UPDATE would refuse.
+ */
+static const char *const upsert_sql =
+"INSERT INTO %1$s.connection_logs AS c (id, connect_time, organization_id, "
+"workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
+"code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
+"disconnect_reason) "
+"SELECT u.id, u.connect_time, u.organization_id, u.workspace_owner_id, "
+"u.workspace_id, u.workspace_name, u.agent_name, "
+"u.type::%1$s.connection_type, u.ip, u.code, u.user_agent, u.user_id, "
+"u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason "
+"FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+"$13, $14, $15, $16) AS u(id, connect_time, organization_id, "
+"workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
+"code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
+"disconnect_reason) "
+"ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
+"connect_time = LEAST(c.connect_time, excluded.connect_time), "
+"disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
+"code = COALESCE(c.code, excluded.code), "
+"disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)";
+
+static const char *const reject_sql =
+"INSERT INTO %1$s.connection_logs_rejected (rejected_at, error, event) "
+"VALUES (pg_catalog.now(), $1, $2::pg_catalog.jsonb)";
+
+static void
+forget_plans(void)
+{
+	if (upsert_plan != NULL)
+		SPI_freeplan(upsert_plan);
+	if (reject_plan != NULL)
+		SPI_freeplan(reject_plan);
+	upsert_plan = reject_plan = NULL;
+	plan_extoid = InvalidOid;
+}
+
+/*
+ * Find the extension and prepare the statements for its schema.  Runs
+ * inside a transaction with SPI connected.  Returns false if the extension
+ * is not installed.
+ */
+static bool
+prepare_plans(void)
+{
+	Oid			extoid = get_extension_oid("connlog", true);
+	char	   *schema;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	bool		isnull;
+	Datum		nsp;
+	Oid			nspargs[1] = {OIDOID};
+	Datum		nspvals[1];
+
+	if (!OidIsValid(extoid))
+	{
+		forget_plans();
+		return false;
+	}
+	if (extoid == plan_extoid && upsert_plan != NULL)
+		return true;
+
+	forget_plans();
+	nspvals[0] = ObjectIdGetDatum(extoid);
+	if (SPI_execute_with_args("SELECT n.nspname FROM pg_catalog.pg_extension e "
+							  "JOIN pg_catalog.pg_namespace n "
+							  "ON n.oid = e.extnamespace WHERE e.oid = $1",
+							  1, nspargs, nspvals, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not find the schema of extension connlog");
+	nsp = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						&isnull);
+	schema = pstrdup(quote_identifier(NameStr(*DatumGetName(nsp))));
+
+	upsert_plan = SPI_prepare(psprintf(upsert_sql, schema), UPSERT_NCOLS,
+							  (Oid *) upsert_types);
+	if (upsert_plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(upsert_plan);
+	reject_plan = SPI_prepare(psprintf(reject_sql, schema), 2, argtypes);
+	if (reject_plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(reject_plan);
+	plan_extoid = extoid;
+	return true;
+}
+
+/*
+ * Run one statement in a transaction of its own.  fn runs with SPI
+ * connected and returns false if the extension is missing.  Errors are
+ * caught and returned as "message (SQLSTATE xxxxx)" in *error, allocated
+ * in the caller's memory context.
+ */
+typedef bool (*write_fn) (void *arg);
+
+static ConnlogWriteStatus
+run_statement(write_fn fn, void *arg, const char *activity, char **error)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	volatile ConnlogWriteStatus status;
+
+	*error = NULL;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, activity);
+		status = fn(arg) ? CL_WRITE_OK : CL_WRITE_MISSING;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		*error = psprintf("%s (SQLSTATE %s)", edata->message,
+						  unpack_sql_state(edata->sqlerrcode));
+		FreeErrorData(edata);
+		/* the plans may be what failed: prepare them afresh next time */
+		forget_plans();
+		status = CL_WRITE_FAILED;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller_cxt);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return status;
+}
+
+/*
+ * Bound every later statement (used for the drain at shutdown); 0 removes
+ * the bound.
+ */
+void
+connlog_writer_set_timeout(int timeout_ms)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%d", Max(timeout_ms, 0));
+	SetConfigOption("statement_timeout", value, PGC_SUSET, PGC_S_SESSION);
+}
+
+static bool
+check_fn(void *arg)
+{
+	return prepare_plans();
+}
+
+/* Is the extension there?  Prepares the statements if it is. */
+ConnlogWriteStatus
+connlog_check_target(char **error)
+{
+	return run_statement(check_fn, NULL, "connlog: looking for the extension",
+						 error);
+}
+
+/* ---------------------------------------------------------------------
+ * Field conversions
+ * ---------------------------------------------------------------------
+ */
+
+static Datum
+uuid_datum(const uint8 *bytes)
+{
+	pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+
+	memcpy(u->data, bytes, UUID_LEN);
+	return UUIDPGetDatum(u);
+}
+
+static Datum
+text_datum(const ClText *t)
+{
+	return PointerGetDatum(cstring_to_text_with_len(t->data, t->len));
+}
+
+static Datum
+inet_datum(const ClEvent *ev)
+{
+	inet	   *ip = palloc0(sizeof(inet));
+
+	ip_family(ip) = ev->ip_family == 4 ? PGSQL_AF_INET : PGSQL_AF_INET6;
+	ip_bits(ip) = ev->ip_bits;
+	memcpy(ip_addr(ip), ev->ip_addr, ip_addrsize(ip));
+	SET_INET_VARSIZE(ip);
+	return InetPGetDatum(ip);
+}
+
+/* Column arrays for the upsert, in upsert_types order */
+typedef struct UpsertArgs
+{
+	const ClBatch *batch;
+	int			start;
+	int			n;
+	Datum		values[UPSERT_NCOLS];
+} UpsertArgs;
+
+static void
+build_upsert_args(UpsertArgs *a)
+{
+	Datum	   *vals[UPSERT_NCOLS];
+	bool	   *nulls[UPSERT_NCOLS];
+	int			dims[1] = {a->n};
+	int			lbs[1] = {1};
+
+	for (int c = 0; c < UPSERT_NCOLS; c++)
+	{
+		vals[c] = palloc(sizeof(Datum) * a->n);
+		nulls[c] = palloc0(sizeof(bool) * a->n);
+	}
+	for (int i = 0; i < a->n; i++)
+	{
+		const ClEntry *e = &a->batch->entries[a->start + i];
+		ClEvent		ev;
+
+		cl_batch_entry_event(a->batch, e, &ev);
+		vals[0][i] = uuid_datum(ev.id);
+		vals[1][i] = TimestampTzGetDatum(e->connect_time);
+		vals[2][i] = uuid_datum(ev.organization_id);
+		vals[3][i] = uuid_datum(ev.workspace_owner_id);
+		vals[4][i] = uuid_datum(ev.workspace_id);
+		vals[5][i] = text_datum(&ev.workspace_name);
+		vals[6][i] = text_datum(&ev.agent_name);
+		vals[7][i] = CStringGetTextDatum(connlog_type_labels[ev.type]);
+		if (ev.flags & CL_HAS_IP)
+			vals[8][i] = inet_datum(&ev);
+		else
+			nulls[8][i] = true;
+		vals[9][i] = Int32GetDatum(ev.code);
+		nulls[9][i] = !(ev.flags & CL_HAS_CODE);
+		if (ev.flags & CL_HAS_USER_AGENT)
+			vals[10][i] = text_datum(&ev.user_agent);
+		else
+			nulls[10][i] = true;
+		if (ev.flags & CL_HAS_USER_ID)
+			vals[11][i] = uuid_datum(ev.user_id);
+		else
+			nulls[11][i] = true;
+		if (ev.flags & CL_HAS_SLUG_OR_PORT)
+			vals[12][i] = text_datum(&ev.slug_or_port);
+		else
+			nulls[12][i] = true;
+		if (ev.flags & CL_HAS_CONNECTION_ID)
+			vals[13][i] = uuid_datum(ev.connection_id);
+		else
+			nulls[13][i] = true;
+		vals[14][i] = TimestampTzGetDatum(e->disconnect_time);
+		nulls[14][i] = (e->disconnect_time == CL_NO_TIME);
+		if (ev.flags & CL_HAS_REASON)
+			vals[15][i] = text_datum(&ev.disconnect_reason);
+		else
+			nulls[15][i] = true;
+	}
+	for (int c = 0; c < UPSERT_NCOLS; c++)
+	{
+		Oid			elemtype = get_element_type(upsert_types[c]);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		a->values[c] = PointerGetDatum(construct_md_array(vals[c], nulls[c],
+														  1, dims, lbs,
+														  elemtype, typlen,
+														  typbyval, typalign));
+	}
+}
+
+static bool
+upsert_fn(void *arg)
+{
+	UpsertArgs *a = arg;
+	MemoryContext old;
+	int			rc;
+
+	if (!prepare_plans())
+		return false;
+	/* the arrays outlive SPI's memory: they are freed with write_cxt */
+	old = MemoryContextSwitchTo(write_cxt);
+	build_upsert_args(a);
+	MemoryContextSwitchTo(old);
+	rc = SPI_execute_plan(upsert_plan, a->values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "connlog upsert failed: %s", SPI_result_code_string(rc));
+	return true;
+}
+
+/*
+ * Upsert entries [start, start + n) of b.  On failure *error says why.
+ */
+ConnlogWriteStatus
+connlog_write_upsert(const ClBatch *b, int start, int n, char **error)
+{
+	UpsertArgs	a;
+	ConnlogWriteStatus status;
+	char		activity[64];
+
+	if (write_cxt == NULL)
+		write_cxt = AllocSetContextCreate(TopMemoryContext, "connlog write",
+										  ALLOCSET_DEFAULT_SIZES);
+	a.batch = b;
+	a.start = start;
+	a.n = n;
+	snprintf(activity, sizeof(activity), "connlog: writing %d rows", n);
+	status = run_statement(upsert_fn, &a, activity, error);
+	MemoryContextReset(write_cxt);
+	return status;
+}
+
+/* ---------------------------------------------------------------------
+ * One event as JSON: the log_events line and connection_logs_rejected
+ * ---------------------------------------------------------------------
+ */
+
+static void
+json_key(StringInfo buf, const char *key)
+{
+	if (buf->len > 1)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+}
+
+static void
+json_text(StringInfo buf, const char *key, const ClText *t)
+{
+	json_key(buf, key);
+	escape_json(buf, pnstrdup(t->data, t->len));
+}
+
+static void
+json_uuid(StringInfo buf, const char *key, const uint8 *bytes)
+{
+	json_key(buf, key);
+	appendStringInfo(buf, "\"%s\"",
+					 DatumGetCString(DirectFunctionCall1(uuid_out,
+														 uuid_datum(bytes))));
+}
+
+static void
+json_time(StringInfo buf, const char *key, int64 t)
+{
+	char		out[MAXDATELEN + 1];
+
+	json_key(buf, key);
+	appendStringInfo(buf, "\"%s\"",
+					 JsonEncodeDateTime(out, TimestampTzGetDatum(t),
+										TIMESTAMPTZOID, NULL));
+}
+
+/*
+ * The event's fields under the names of connlog_enqueue()'s arguments, so
+ * a rejected event can be replayed by name; NULL fields are left out.
+ */
+static char *
+event_json(const ClEvent *ev, const ClEntry *e)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	json_uuid(&buf, "id", ev->id);
+	json_time(&buf, "event_time", ev->event_time);
+	json_uuid(&buf, "organization_id", ev->organization_id);
+	json_uuid(&buf, "workspace_owner_id", ev->workspace_owner_id);
+	json_uuid(&buf, "workspace_id", ev->workspace_id);
+	json_text(&buf, "workspace_name", &ev->workspace_name);
+	json_text(&buf, "agent_name", &ev->agent_name);
+	json_key(&buf, "type");
+	escape_json(&buf, connlog_type_labels[ev->type]);
+	json_key(&buf, "status");
+	escape_json(&buf, connlog_status_labels[ev->status]);
+	if (ev->flags & CL_HAS_CONNECTION_ID)
+		json_uuid(&buf, "connection_id", ev->connection_id);
+	if (ev->flags & CL_HAS_IP)
+	{
+		json_key(&buf, "ip");
+		escape_json(&buf, DatumGetCString(DirectFunctionCall1(inet_out,
+															  inet_datum(ev))));
+	}
+	if (ev->flags & CL_HAS_CODE)
+	{
+		json_key(&buf, "code");
+		appendStringInfo(&buf, "%d", ev->code);
+	}
+	if (ev->flags & CL_HAS_USER_AGENT)
+		json_text(&buf, "user_agent", &ev->user_agent);
+	if (ev->flags & CL_HAS_USER_ID)
+		json_uuid(&buf, "user_id", ev->user_id);
+	if (ev->flags & CL_HAS_SLUG_OR_PORT)
+		json_text(&buf, "slug_or_port", &ev->slug_or_port);
+	if (ev->flags & CL_HAS_REASON)
+		json_text(&buf, "disconnect_reason", &ev->disconnect_reason);
+	if (e != NULL)
+	{
+		/* a merged row also carries its span and how many events it holds */
+		json_time(&buf, "connect_time", e->connect_time);
+		if (e->disconnect_time != CL_NO_TIME)
+			json_time(&buf, "disconnect_time", e->disconnect_time);
+		json_key(&buf, "merged_events");
+		appendStringInfo(&buf, "%u", e->nevents);
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* connlog.log_events: one structured line per event, like coder's slog */
+void
+connlog_log_event(const ClEvent *ev)
+{
+	char	   *json = event_json(ev, NULL);
+
+	ereport(LOG,
+			(errmsg("connection_log %s", json),
+			 errhidestmt(true)));
+	pfree(json);
+}
+
+typedef struct RejectArgs
+{
+	const ClBatch *batch;
+	int			i;
+	const char *reason;
+} RejectArgs;
+
+static bool
+reject_fn(void *arg)
+{
+	RejectArgs *a = arg;
+	const ClEntry *e = &a->batch->entries[a->i];
+	ClEvent		ev;
+	Datum		values[2];
+	int			rc;
+
+	if (!prepare_plans())
+		return false;
+	cl_batch_entry_event(a->batch, e, &ev);
+	values[0] = CStringGetTextDatum(a->reason);
+	values[1] = CStringGetTextDatum(event_json(&ev, e));
+	rc = SPI_execute_plan(reject_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "connlog insert into connection_logs_rejected failed: %s",
+			 SPI_result_code_string(rc));
+	return true;
+}
+
+/* Store entry i of b in connection_logs_rejected with the reason it failed */
+ConnlogWriteStatus
+connlog_write_rejected(const ClBatch *b, int i, const char *reason,
+					   char **error)
+{
+	RejectArgs	a = {b, i, reason};
+
+	return run_statement(reject_fn, &a, "connlog: storing a rejected event",
+						 error);
+}
