@@ -37,8 +37,13 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
-#include "commands/dbcommands.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -46,7 +51,6 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -259,19 +263,29 @@ check_target(void)
 		return;
 	}
 	target_missing = true;
+	if (st == CL_WRITE_FAILED)
+	{
+		/* not a missing extension but a broken one: say so on each change */
+		static char *last;
+
+		connlog_ring_note_flush(error);
+		if (last == NULL || strcmp(last, error) != 0)
+			ereport(WARNING,
+					(errmsg("connlog could not prepare its statements: %s",
+							error)));
+		if (last != NULL)
+			pfree(last);
+		last = MemoryContextStrdup(TopMemoryContext, error);
+		return;
+	}
 	if (!missing_logged)
 	{
-		if (st == CL_WRITE_MISSING)
-			ereport(LOG,
-					(errmsg("extension connlog is not installed in database \"%s\"",
-							connlog_database),
-					 errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
-					 errhint("Run CREATE EXTENSION connlog in database \"%s\".",
-							 connlog_database)));
-		else
-			ereport(LOG,
-					(errmsg("connlog could not look for its extension: %s",
-							error)));
+		ereport(LOG,
+				(errmsg("extension connlog is not installed in database \"%s\"",
+						connlog_database),
+				 errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
+				 errhint("Run CREATE EXTENSION connlog in database \"%s\".",
+						 connlog_database)));
 		missing_logged = true;
 	}
 }
@@ -513,6 +527,34 @@ shutdown_drain(void)
 }
 
 /*
+ * Does a row named name exist in shared catalog relid?  A worker connected
+ * to no database can read shared catalogs only by sequential scan: their
+ * indexes need per-database catalogs to open.
+ */
+static bool
+shared_catalog_has(Oid relid, const char *name)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tup;
+	bool		found = false;
+
+	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		const char *rowname;
+
+		if (relid == DatabaseRelationId)
+			rowname = NameStr(((Form_pg_database) GETSTRUCT(tup))->datname);
+		else
+			rowname = NameStr(((Form_pg_authid) GETSTRUCT(tup))->rolname);
+		found = (strcmp(rowname, name) == 0);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * The previous worker died connecting: poll for the database (and role)
  * without connecting to one, and exit to be restarted once they exist.
  */
@@ -538,9 +580,9 @@ wait_for_database(void)
 			proc_exit(1);
 
 		StartTransactionCommand();
-		db_ok = OidIsValid(get_database_oid(connlog_database, true));
+		db_ok = shared_catalog_has(DatabaseRelationId, connlog_database);
 		role_ok = connlog_role[0] == '\0' ||
-			OidIsValid(get_role_oid(connlog_role, true));
+			shared_catalog_has(AuthIdRelationId, connlog_role);
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
 

@@ -55,7 +55,9 @@ static const Oid upsert_types[UPSERT_NCOLS] = {
 };
 
 /*
- * The upsert.  %1$s is the quoted schema.  Merging in the batch guarantees
+ * The upsert.  %1$s is the quoted schema.  ROWS FROM is what the bare
+ * multi-argument unnest() expands to; spelled out, every function can be
+ * schema-qualified.  Merging in the batch guarantees
  * that no conflict key appears twice in one statement, which ON CONFLICT
  * DO UPDATE would refuse.
  */
@@ -68,8 +70,12 @@ static const char *const upsert_sql =
 "u.workspace_id, u.workspace_name, u.agent_name, "
 "u.type::%1$s.connection_type, u.ip, u.code, u.user_agent, u.user_id, "
 "u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason "
-"FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-"$13, $14, $15, $16) AS u(id, connect_time, organization_id, "
+"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+"pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
+"pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
+"pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14), "
+"pg_catalog.unnest($15), pg_catalog.unnest($16)) AS u(id, connect_time, organization_id, "
 "workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
 "code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
 "disconnect_reason) "
