@@ -17,7 +17,7 @@
  *	uint8	flags (CL_HAS_* below: which optional fields follow)
  *	uint8	connection type (index into connlog_type_labels)
  *	uint8	connection status (CL_STATUS_*)
- *	uint8	ip family (PostgreSQL's PGSQL_AF_INET/INET6) if CL_HAS_IP
+ *	uint8	ip family (4 or 6) if CL_HAS_IP
  *	uint8	ip netmask bits if CL_HAS_IP
  *	uint16	length of workspace_name, uint16 length of agent_name
  *	then, each only when its flag is set and in this order:

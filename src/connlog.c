@@ -68,6 +68,9 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* how long connlog_flush() waits for a restarting worker to come back */
+#define FLUSH_WORKER_GRACE_MS	3000
+
 static uint32 wait_event_ring_full;
 static uint32 wait_event_flush;
 
@@ -470,24 +473,35 @@ connlog_flush(PG_FUNCTION_ARGS)
 
 	LWLockAcquire(s->lock, LW_SHARED);
 	target = s->head_seq;
-	pid = s->worker_pid;
 	LWLockRelease(s->lock);
-	if (pid == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("connlog worker is not running"),
-				 errhint("The worker starts with the server once recovery has finished; see the server log.")));
-
-	pg_atomic_write_u32(&s->flush_requested, 1);
-	connlog_ring_wake_worker();
 
 	start = GetCurrentTimestamp();
 	ConditionVariablePrepareToSleep(&s->flush_cv);
-	while (pg_atomic_read_u64(&s->done_seq) < target)
+	for (;;)
 	{
-		int64		left_us = timeout_us - (GetCurrentTimestamp() - start);
+		int64		waited_us = GetCurrentTimestamp() - start;
 
-		if (left_us <= 0)
+		LWLockAcquire(s->lock, LW_SHARED);
+		pid = s->worker_pid;
+		LWLockRelease(s->lock);
+
+		/*
+		 * No worker: it may be between a restart and its next start (the
+		 * postmaster waits a second), so give it a moment before saying it
+		 * is not running.
+		 */
+		if (pid == 0 &&
+			waited_us >= Min(timeout_us, FLUSH_WORKER_GRACE_MS * INT64CONST(1000)))
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("connlog worker is not running"),
+					 errhint("The worker starts with the server once recovery has finished; see the server log.")));
+		}
+		if (pid != 0 && pg_atomic_read_u64(&s->done_seq) >= target)
+			break;
+		if (waited_us >= timeout_us)
 		{
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
@@ -497,8 +511,13 @@ connlog_flush(PG_FUNCTION_ARGS)
 							   (unsigned long long) (target - pg_atomic_read_u64(&s->done_seq))),
 					 errhint("See connlog_stats.last_error and the server log.")));
 		}
-		(void) ConditionVariableTimedSleep(&s->flush_cv,
-										   (long) Min((left_us + 999) / 1000, 1000),
+		if (pid != 0 && pg_atomic_read_u32(&s->flush_requested) == 0)
+		{
+			/* ask (again: a restarted worker may have missed the request) */
+			pg_atomic_write_u32(&s->flush_requested, 1);
+			connlog_ring_wake_worker();
+		}
+		(void) ConditionVariableTimedSleep(&s->flush_cv, 100,
 										   CONNLOG_WAIT_EVENT(wait_event_flush,
 															  "ConnlogFlush"));
 	}

@@ -254,6 +254,8 @@ connlog_ring_attach_worker(void)
 	was_connecting = s->connecting;
 	LWLockRelease(s->lock);
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
+	/* connlog_flush() callers may be waiting for a worker to appear */
+	ConditionVariableBroadcast(&s->flush_cv);
 	return was_connecting;
 }
 

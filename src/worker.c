@@ -492,7 +492,8 @@ shutdown_drain(void)
 {
 	uint64		tail,
 				tail_seq,
-				head_seq;
+				head_seq,
+				target;
 
 	shutting_down = true;
 	shutdown_deadline = GetCurrentTimestamp() +
@@ -501,11 +502,11 @@ shutdown_drain(void)
 
 	if (target_missing)
 		check_target();
-	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq);
+	(void) connlog_ring_snapshot(&tail, &tail_seq, &target);
 	if (!target_missing)
 	{
 		run_retries(GetCurrentTimestamp());
-		while (!target_missing && consumed_seq < head_seq && shutdown_budget())
+		while (!target_missing && consumed_seq < target && shutdown_budget())
 		{
 			fill_current();
 			write_current();
@@ -515,7 +516,7 @@ shutdown_drain(void)
 	publish_done();
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq);
-	if (head_seq > tail_seq || nretry > 0)
+	if (consumed_seq < target || nretry > 0)
 		ereport(WARNING,
 				(errmsg("connlog worker is exiting with %llu events not written",
 						(unsigned long long) (head_seq - tail_seq)),
@@ -524,6 +525,10 @@ shutdown_drain(void)
 						   "Extension connlog is not installed in the database." :
 						   "connlog.shutdown_timeout expired."),
 				 errhint("The events stay in shared memory for the next worker, but are lost if the server is stopping.")));
+	else if (head_seq > tail_seq)
+		ereport(LOG,
+				(errmsg("connlog worker is exiting; %llu events enqueued since it was told to are left for the next worker",
+						(unsigned long long) (head_seq - tail_seq))));
 }
 
 /*
@@ -616,7 +621,7 @@ connlog_worker_main(Datum main_arg)
 	uint64		orphans;
 	uint64		tail,
 				head_seq;
-	TimestampTz next_flush;
+	TimestampTz last_flush;		/* start of the current flush interval */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -648,13 +653,13 @@ connlog_worker_main(Datum main_arg)
 			(errmsg("connlog worker started for database \"%s\"",
 					connlog_database)));
 	check_target();
-	next_flush = GetCurrentTimestamp() +
-		(TimestampTz) connlog_flush_interval_ms * 1000;
+	last_flush = GetCurrentTimestamp();
 
 	while (!ShutdownRequestPending)
 	{
 		TimestampTz now;
 		TimestampTz wake;
+		TimestampTz next_flush;
 		bool		flush_now;
 
 		CHECK_FOR_INTERRUPTS();
@@ -664,10 +669,13 @@ connlog_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* computed each time, so a reloaded flush_interval applies at once */
 		now = GetCurrentTimestamp();
-		if (target_missing && now >= next_check)
-			check_target();
+		next_flush = last_flush + (TimestampTz) connlog_flush_interval_ms * 1000;
 		flush_now = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
+		/* a flush request also means "look now": the extension may be new */
+		if (target_missing && (now >= next_check || flush_now))
+			check_target();
 		if (!target_missing)
 		{
 			run_retries(now);
@@ -677,7 +685,10 @@ connlog_worker_main(Datum main_arg)
 				write_current();
 		}
 		if (flush_now || now >= next_flush)
+		{
+			last_flush = now;
 			next_flush = now + (TimestampTz) connlog_flush_interval_ms * 1000;
+		}
 		publish_done();
 
 		/* sleep until the next flush, retry or extension check is due */

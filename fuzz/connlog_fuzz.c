@@ -1,0 +1,459 @@
+/*-------------------------------------------------------------------------
+ *
+ * connlog_fuzz.c
+ *		libFuzzer target for the record codec and merge rules of batch.c.
+ *
+ * Every input is used twice.  First as raw bytes, whole and cut into
+ * 2-byte length-prefixed chunks, each handed to cl_decode() from an
+ * exactly-sized heap copy so that ASan flags any read past the record.
+ * Then as a script that builds events from small pools of keys (so that
+ * merges are common), now and then deliberately malformed or oversized.
+ * Each event must round-trip through cl_encode()/cl_decode() or be
+ * rejected as the model predicts; the valid ones go into a small batch
+ * whose entries are checked against a naive model of the merge rules.
+ * A violated invariant prints what failed and aborts.
+ *
+ * Build: clang -fsanitize=fuzzer,address,undefined -DCONNLOG_STANDALONE
+ *		  -Isrc fuzz/connlog_fuzz.c src/batch.c   (fuzz/run does this)
+ * fuzz/selftest.c includes this file to run the same checks without
+ * libFuzzer.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "batch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Events per script; enough to fill any batch the script can ask for */
+#define MAX_EVENTS		64
+
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) \
+			fail(__LINE__, #cond); \
+	} while (0)
+
+int			LLVMFuzzerTestOneInput(const uint8 *data, size_t size);
+
+/*
+ * Small key pools so that merges are common: ids differing only in their
+ * first or last byte, and the nil UUID, which an absent connection_id
+ * decodes to but must still never match.
+ */
+static const uint8 conn_pool[4][16] = {{0}, {1}, {[15] = 1}, {1, [15] = 1}};
+static const uint8 ws_pool[2][16] = {{7}, {7, [15] = 7}};
+static const char *const agent_pool[4] = {"", "a", "ab", "main"};
+
+/* Source of text bytes; big enough for any length a script can pick */
+static char pattern[65536 + 256];
+
+static void
+fail(int line, const char *what)
+{
+	fprintf(stderr, "connlog_fuzz.c:%d: invariant violated: %s\n", line, what);
+	abort();
+}
+
+/* malloc exactly len bytes (never 0, which may return NULL) and copy */
+static char *
+dup_exact(const void *src, size_t len)
+{
+	char	   *p = malloc(len > 0 ? len : 1);
+
+	CHECK(p != NULL);
+	memcpy(p, src, len);
+	return p;
+}
+
+static bool
+text_equal(ClText a, ClText b)
+{
+	return (a.data == NULL) == (b.data == NULL) && a.len == b.len &&
+		(a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+static bool
+event_equal(const ClEvent *a, const ClEvent *b)
+{
+	return a->event_time == b->event_time &&
+		memcmp(a->id, b->id, 16) == 0 &&
+		memcmp(a->organization_id, b->organization_id, 16) == 0 &&
+		memcmp(a->workspace_owner_id, b->workspace_owner_id, 16) == 0 &&
+		memcmp(a->workspace_id, b->workspace_id, 16) == 0 &&
+		memcmp(a->connection_id, b->connection_id, 16) == 0 &&
+		memcmp(a->user_id, b->user_id, 16) == 0 &&
+		a->flags == b->flags && a->type == b->type &&
+		a->status == b->status && a->ip_family == b->ip_family &&
+		a->ip_bits == b->ip_bits &&
+		memcmp(a->ip_addr, b->ip_addr, 16) == 0 &&
+		a->code == b->code &&
+		text_equal(a->workspace_name, b->workspace_name) &&
+		text_equal(a->agent_name, b->agent_name) &&
+		text_equal(a->user_agent, b->user_agent) &&
+		text_equal(a->slug_or_port, b->slug_or_port) &&
+		text_equal(a->disconnect_reason, b->disconnect_reason);
+}
+
+/*
+ * Decode untrusted bytes.  Whatever decodes must be canonical (encoding
+ * it again gives the same bytes back), and cl_batch_add() must accept
+ * exactly what cl_decode() accepts.  b may be NULL to skip the batch.
+ */
+static void
+decode_raw(const void *data, size_t len, ClBatch *b)
+{
+	char	   *rec = dup_exact(data, len);
+	ClEvent		ev;
+	bool		ok = cl_decode(rec, len, &ev);
+
+	if (ok)
+	{
+		char	   *again = dup_exact(rec, len);
+
+		CHECK(cl_encoded_size(&ev) == len);
+		memset(again, 0, len);
+		CHECK(cl_encode(&ev, again) == len);
+		CHECK(memcmp(again, rec, len) == 0);
+		free(again);
+	}
+	if (b != NULL)
+	{
+		if (cl_batch_full(b))
+			cl_batch_reset(b, 0);
+		CHECK(cl_batch_add(b, rec, len) == ok);
+	}
+	free(rec);
+}
+
+/* ---------------------------------------------------------------------
+ * Scripts
+ * ---------------------------------------------------------------------
+ */
+typedef struct Script
+{
+	const uint8 *p;
+	const uint8 *end;
+} Script;
+
+/* Next script byte; an exhausted script reads as zeros */
+static uint8
+next(Script *s)
+{
+	return s->p < s->end ? *s->p++ : 0;
+}
+
+/* A text mostly short (often empty), now and then up to ~64kB */
+static ClText
+gen_text(Script *s)
+{
+	uint8		l = next(s);
+	ClText		t;
+
+	t.data = pattern + next(s);
+	t.len = l < 0xF0 ? l % 24 : (uint16) ((l & 0x0F) << 12 | next(s) << 4);
+	return t;
+}
+
+/*
+ * Build event number serial from the script.  The serial goes into the
+ * event's id, so a batch entry's winning record names its event.  Returns
+ * false if the event was deliberately made invalid (ignoring its size,
+ * which the caller checks).
+ */
+static bool
+gen_event(Script *s, uint32 serial, ClEvent *ev)
+{
+	uint8		key = next(s);
+	uint8		mode = next(s);
+	uint8		opt = next(s);
+	int			bad = next(s) >= 240 ? 1 + next(s) % 7 : 0;
+	const char *agent = agent_pool[(key >> 5) & 3];
+	bool		offpool = (key & 0x80) && (opt & 0x80);
+
+	memset(ev, 0, sizeof(ClEvent));
+	memcpy(ev->id, &serial, sizeof(serial));
+	memcpy(ev->organization_id, pattern + next(s), 16);
+	memcpy(ev->workspace_owner_id, pattern + next(s), 16);
+	/* now and then ids off the pools, so any id bytes get round-tripped */
+	memcpy(ev->workspace_id,
+		   offpool ? (uint8 *) pattern + next(s) : ws_pool[(key >> 4) & 1],
+		   16);
+	if (key & 3)
+	{
+		ev->flags |= CL_HAS_CONNECTION_ID;
+		memcpy(ev->connection_id,
+			   offpool ? (uint8 *) pattern + next(s) : conn_pool[(key >> 2) & 3],
+			   16);
+	}
+	ev->status = mode & 1;
+	ev->type = (mode >> 1) % CL_NUM_TYPES;
+	if (mode & 0x80)
+	{
+		uint64		t = 0;
+
+		for (int i = 0; i < 8; i++)
+			t = t << 8 | next(s);
+		ev->event_time = (int64) t;
+	}
+	else
+		ev->event_time = 1000 + (next(s) & 15);	/* ties are common */
+
+	ev->flags |= opt & CL_HAS_ALL & ~CL_HAS_CONNECTION_ID;
+	if (ev->flags & CL_HAS_USER_ID)
+		memcpy(ev->user_id, pattern + next(s), 16);
+	if (ev->flags & CL_HAS_CODE)
+		for (int i = 0; i < 4; i++)
+			ev->code = (int32) ((uint32) ev->code << 8 | next(s));
+	if (ev->flags & CL_HAS_IP)
+	{
+		ev->ip_family = (next(s) & 1) ? 4 : 6;
+		ev->ip_bits = next(s) % (ev->ip_family == 4 ? 33 : 129);
+		memcpy(ev->ip_addr, pattern + next(s), ev->ip_family == 4 ? 4 : 16);
+	}
+	if (ev->flags & CL_HAS_USER_AGENT)
+		ev->user_agent = gen_text(s);
+	if (ev->flags & CL_HAS_SLUG_OR_PORT)
+		ev->slug_or_port = gen_text(s);
+	if (ev->flags & CL_HAS_REASON)
+		ev->disconnect_reason = gen_text(s);
+	ev->workspace_name = gen_text(s);
+	ev->agent_name.data = agent;
+	ev->agent_name.len = (uint16) strlen(agent);
+
+	switch (bad)
+	{
+		case 1:
+			ev->event_time = CL_NO_TIME;
+			break;
+		case 2:
+			ev->type = CL_NUM_TYPES + (mode >> 4);
+			break;
+		case 3:
+			ev->status = CL_STATUS_DISCONNECTED + 1 + (mode >> 4);
+			break;
+		case 4:
+			ev->flags |= 0x80;
+			break;
+		case 5:
+			/* the server's PGSQL_AF_INET, which must be mapped to 4 */
+			ev->flags |= CL_HAS_IP;
+			ev->ip_family = 2;
+			break;
+		case 6:
+			ev->flags |= CL_HAS_IP;
+			ev->ip_family = (mode & 2) ? 4 : 6;
+			ev->ip_bits = (ev->ip_family == 4 ? 33 : 129) + (mode >> 5);
+			break;
+		case 7:
+			ev->flags &= ~CL_HAS_IP;
+			ev->ip_family = 4;
+			break;
+	}
+	return bad == 0 && ev->event_time != CL_NO_TIME;
+}
+
+/*
+ * Damage a valid record.  Cut short, even with its length word patched to
+ * match (what a torn write would look like), it must be rejected; with a
+ * byte flipped it must be rejected or still be canonical.
+ */
+static void
+probe_damaged(const char *rec, size_t len, Script *s)
+{
+	size_t		cut = len * next(s) / 256;
+	uint8		x = next(s);
+	char	   *p = dup_exact(rec, cut);
+	ClEvent		ev;
+
+	if (cut >= 4)
+	{
+		uint32		cut32 = (uint32) cut;
+
+		memcpy(p, &cut32, 4);
+	}
+	CHECK(!cl_decode(p, cut, &ev));
+	free(p);
+
+	if (x != 0)
+	{
+		p = dup_exact(rec, len);
+		p[((size_t) next(s) << 8 | x) % len] ^= x;
+		decode_raw(p, len, NULL);
+		free(p);
+	}
+}
+
+/* The conflict key as the merge rules define it; NULL ids never match */
+static bool
+model_same_key(const ClEvent *a, const ClEvent *b)
+{
+	return (a->flags & CL_HAS_CONNECTION_ID) &&
+		(b->flags & CL_HAS_CONNECTION_ID) &&
+		memcmp(a->connection_id, b->connection_id, 16) == 0 &&
+		memcmp(a->workspace_id, b->workspace_id, 16) == 0 &&
+		text_equal(a->agent_name, b->agent_name);
+}
+
+/*
+ * Check a batch built from events[0 .. n) against a naive model: group
+ * the events by key, then for each group its span, its event count and
+ * its winner (highest status, then latest time, then first added).
+ */
+static void
+check_batch(const ClBatch *b, const ClEvent *events, int n)
+{
+	int			group[MAX_EVENTS];	/* first event with the same key */
+	bool		matched[MAX_EVENTS] = {false};
+	int			ngroups = 0;
+	uint64		folded = 0;
+
+	CHECK(n <= MAX_EVENTS);
+	for (int i = 0; i < n; i++)
+	{
+		group[i] = i;
+		for (int j = 0; j < i && group[i] == i; j++)
+			if (model_same_key(&events[j], &events[i]))
+				group[i] = group[j];
+		ngroups += (group[i] == i);
+	}
+	CHECK(b->nevents == (uint64) n);
+	CHECK(b->nentries == ngroups);
+	CHECK(b->nentries <= b->capacity);
+
+	for (int k = 0; k < b->nentries; k++)
+	{
+		const ClEntry *e = &b->entries[k];
+		ClEvent		ev;
+		int			w = -1;
+		int			best = -1;
+		uint32		count = 0;
+		int64		lo = INT64_MAX;
+		int64		hi = CL_NO_TIME;
+
+		cl_batch_entry_event(b, e, &ev);
+		for (int i = 0; i < n; i++)
+			if (memcmp(events[i].id, ev.id, 16) == 0)
+				w = i;
+		CHECK(w >= 0);
+		CHECK(event_equal(&ev, &events[w]));
+		CHECK(!matched[group[w]]);	/* one entry per key */
+		matched[group[w]] = true;
+
+		for (int i = 0; i < n; i++)
+		{
+			const ClEvent *c = &events[i];
+
+			if (group[i] != group[w])
+				continue;
+			count++;
+			if (c->event_time < lo)
+				lo = c->event_time;
+			if (c->status == CL_STATUS_DISCONNECTED && c->event_time > hi)
+				hi = c->event_time;
+			if (best < 0 || c->status > events[best].status ||
+				(c->status == events[best].status &&
+				 c->event_time > events[best].event_time))
+				best = i;
+		}
+		CHECK(w == best);
+		CHECK(e->status == events[best].status);
+		CHECK(e->event_time == events[best].event_time);
+		CHECK(e->nevents == count);
+		CHECK(e->connect_time == lo);
+		CHECK(e->disconnect_time == hi);
+		folded += e->nevents;
+	}
+	CHECK(folded == (uint64) n);
+}
+
+/* Encode ev and add it to b, which must accept it iff valid */
+static void
+add_event(ClBatch *b, const ClEvent *ev, bool valid)
+{
+	size_t		len = cl_encoded_size(ev);
+	char	   *rec = malloc(len);
+	int			nentries = b->nentries;
+	uint64		nevents = b->nevents;
+
+	CHECK(rec != NULL);
+	CHECK(cl_encode(ev, rec) == len);
+	CHECK(cl_batch_add(b, rec, len) == valid);
+	if (!valid)
+		CHECK(b->nentries == nentries && b->nevents == nevents);
+	free(rec);					/* the batch must have copied it */
+}
+
+static void
+run_script(const uint8 *data, size_t size)
+{
+	Script		s = {data, data + size};
+	ClEvent		events[MAX_EVENTS];
+	int			n = 0;
+	ClBatch    *b = cl_batch_create(1 + next(&s) % 8);
+
+	for (uint32 serial = 0; s.p < s.end && n < MAX_EVENTS; serial++)
+	{
+		ClEvent		ev;
+		ClEvent		dec;
+		bool		valid = gen_event(&s, serial, &ev);
+		size_t		len = cl_encoded_size(&ev);
+		char	   *rec = malloc(len);
+
+		CHECK(rec != NULL);
+		CHECK(cl_encode(&ev, rec) == len);
+		CHECK(cl_record_length(rec) == len);
+		valid = valid && len <= CL_MAX_RECORD;
+		CHECK(cl_decode(rec, len, &dec) == valid);
+		if (valid)
+		{
+			CHECK(event_equal(&ev, &dec));
+			probe_damaged(rec, len, &s);
+		}
+		free(rec);
+		if (cl_batch_full(b))
+			break;
+		add_event(b, &ev, valid);
+		if (valid)
+			events[n++] = ev;
+	}
+	check_batch(b, events, n);
+
+	/* A reset batch must forget everything, its hash slots included. */
+	cl_batch_reset(b, 1);
+	CHECK(b->nentries == 0 && b->nevents == 0 && !cl_batch_full(b));
+	for (int i = 0; i < n; i++)
+	{
+		CHECK(!cl_batch_full(b));
+		add_event(b, &events[i], true);
+	}
+	check_batch(b, events, n);
+	cl_batch_free(b);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
+{
+	ClBatch    *b = cl_batch_create(4);
+
+	if (pattern[1] == 0)
+		for (size_t i = 0; i < sizeof(pattern); i++)
+			pattern[i] = (char) (i * 31 + (i >> 8) + 1);
+
+	decode_raw(data, size, b);
+	for (size_t pos = 0; pos + 2 <= size;)
+	{
+		uint16		len;
+
+		memcpy(&len, data + pos, 2);
+		pos += 2;
+		if (len > size - pos)
+			len = (uint16) (size - pos);
+		decode_raw(data + pos, len, b);
+		pos += len;
+	}
+	cl_batch_free(b);
+
+	run_script(data, size);
+	return 0;
+}
