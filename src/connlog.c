@@ -68,7 +68,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* how long connlog_flush() waits for a restarting worker to come back */
+/* how long connlog_flush() waits for the first worker to start */
 #define FLUSH_WORKER_GRACE_MS	3000
 
 static uint32 wait_event_ring_full;
@@ -461,6 +461,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	TimestampTz start;
 	uint64		target;
 	pid_t		pid;
+	bool		seen;
 
 	require_shared_memory();
 	s = connlog_shared;
@@ -483,14 +484,16 @@ connlog_flush(PG_FUNCTION_ARGS)
 
 		LWLockAcquire(s->lock, LW_SHARED);
 		pid = s->worker_pid;
+		seen = s->worker_seen;
 		LWLockRelease(s->lock);
 
 		/*
-		 * No worker: it may be between a restart and its next start (the
-		 * postmaster waits a second), so give it a moment before saying it
-		 * is not running.
+		 * No worker.  One that ran before is being restarted by the
+		 * postmaster, so wait for it like for a busy one.  If none has run
+		 * since startup, allow a moment for the first to start before
+		 * saying it is not running (on a standby it never will).
 		 */
-		if (pid == 0 &&
+		if (pid == 0 && !seen &&
 			waited_us >= Min(timeout_us, FLUSH_WORKER_GRACE_MS * INT64CONST(1000)))
 		{
 			ConditionVariableCancelSleep();
@@ -507,6 +510,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("connlog_flush timed out"),
+					 pid == 0 ?
+					 errdetail("The connlog worker is restarting.") :
 					 errdetail("%llu events enqueued before the call are not written yet.",
 							   (unsigned long long) (target - pg_atomic_read_u64(&s->done_seq))),
 					 errhint("See connlog_stats.last_error and the server log.")));

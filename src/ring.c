@@ -12,7 +12,8 @@
  *
  * Locking rules:
  *	- lock (an LWLock of the "connlog" tranche) protects head, tail,
- *	  head_seq, tail_seq, worker_latch, worker_pid and connecting.
+ *	  head_seq, tail_seq, worker_latch, worker_pid, connecting and
+ *	  worker_seen.
  *	- Producers hold lock exclusively while they check for room, copy a
  *	  record to head and advance head.  A record is small (at most
  *	  CL_MAX_RECORD, typically ~120 bytes), so the copy under the lock is
@@ -72,6 +73,7 @@ connlog_ring_shmem_init(int ring_size_kb)
 	s->worker_latch = NULL;
 	s->worker_pid = 0;
 	s->connecting = false;
+	s->worker_seen = false;
 	ConditionVariableInit(&s->space_cv);
 	ConditionVariableInit(&s->flush_cv);
 	pg_atomic_init_u64(&s->done_seq, 0);
@@ -251,6 +253,7 @@ connlog_ring_attach_worker(void)
 	LWLockAcquire(s->lock, LW_EXCLUSIVE);
 	s->worker_latch = MyLatch;
 	s->worker_pid = MyProcPid;
+	s->worker_seen = true;
 	was_connecting = s->connecting;
 	LWLockRelease(s->lock);
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);

@@ -43,6 +43,7 @@ typedef struct ConnlogShared
 	Latch	   *worker_latch;	/* NULL while no worker runs */
 	pid_t		worker_pid;
 	bool		connecting;		/* worker is connecting to its database */
+	bool		worker_seen;	/* a worker has attached since startup */
 
 	ConditionVariable space_cv; /* producers waiting for ring space */
 	ConditionVariable flush_cv; /* connlog_flush() waiting for done_seq */
