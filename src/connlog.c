@@ -118,6 +118,31 @@ connlog_shmem_request(void)
 }
 #endif
 
+/*
+ * In the postmaster, when shared memory goes away: at shutdown, and before
+ * it is made afresh after a crash.  Events not yet written die with it;
+ * say how many.  The lock may be held by a dead process, so read without
+ * it: the count is for the log only.
+ */
+static void
+connlog_postmaster_shmem_exit(int code, Datum arg)
+{
+	ConnlogStats st;
+
+	if (connlog_shared == NULL)
+		return;
+	connlog_ring_stats_unlocked(&st);
+	connlog_shared = NULL;
+	if (st.pending > 0)
+		ereport(WARNING,
+				(errmsg("connlog lost %llu events that were not written yet",
+						(unsigned long long) st.pending),
+				 errdetail("%s",
+						   code != 0 ?
+						   "Shared memory is being reinitialized after a crash." :
+						   "The server is shutting down.")));
+}
+
 static void
 connlog_shmem_startup(void)
 {
@@ -126,6 +151,14 @@ connlog_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	connlog_ring_shmem_init(connlog_ring_size_kb);
 	LWLockRelease(AddinShmemInitLock);
+
+	/*
+	 * Registered after the shared memory itself, so it runs before that is
+	 * detached; shmem_exit() forgets it, and each reinitialization comes
+	 * back here.
+	 */
+	if (!IsUnderPostmaster)
+		on_shmem_exit(connlog_postmaster_shmem_exit, (Datum) 0);
 }
 
 void

@@ -8,6 +8,8 @@
 #ifndef CONNLOG_H
 #define CONNLOG_H
 
+#include <signal.h>
+
 #include "batch.h"
 
 /* GUCs, defined in connlog.c */
@@ -26,6 +28,7 @@ extern bool connlog_log_events;
 
 /* worker.c */
 extern PGDLLEXPORT void connlog_worker_main(Datum main_arg);
+extern volatile sig_atomic_t connlog_in_statement;
 
 /* writer.c: every statement the worker runs */
 typedef enum ConnlogWriteStatus

@@ -341,12 +341,11 @@ connlog_ring_note_flush(const char *error)
 	SpinLockRelease(&s->mutex);
 }
 
+/* The counters only, without taking any lock. */
 void
-connlog_ring_stats(ConnlogStats *st)
+connlog_ring_stats_unlocked(ConnlogStats *st)
 {
-	ConnlogShared *s = connlog_shared;
-	ConnlogCounters *c = &s->counters;
-	uint64		accounted;
+	ConnlogCounters *c = &connlog_shared->counters;
 
 	/* outcomes first, then enqueued: see the locking rules above */
 	st->merged = pg_atomic_read_u64(&c->merged);
@@ -355,11 +354,19 @@ connlog_ring_stats(ConnlogStats *st)
 	st->dropped = pg_atomic_read_u64(&c->dropped);
 	pg_memory_barrier();
 	st->enqueued = pg_atomic_read_u64(&c->enqueued);
-	accounted = st->merged + st->written + st->rejected + st->dropped;
-	st->pending = st->enqueued - accounted;
+	st->pending = st->enqueued -
+		(st->merged + st->written + st->rejected + st->dropped);
 	st->batches = pg_atomic_read_u64(&c->batches);
 	st->write_errors = pg_atomic_read_u64(&c->write_errors);
 	st->retries = pg_atomic_read_u64(&c->retries);
+}
+
+void
+connlog_ring_stats(ConnlogStats *st)
+{
+	ConnlogShared *s = connlog_shared;
+
+	connlog_ring_stats_unlocked(st);
 
 	LWLockAcquire(s->lock, LW_SHARED);
 	st->ring_used_bytes = s->head - s->tail;

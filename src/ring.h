@@ -118,6 +118,7 @@ extern void connlog_ring_note_flush(const char *error);
 
 /* readers */
 extern void connlog_ring_stats(ConnlogStats *st);
+extern void connlog_ring_stats_unlocked(ConnlogStats *st);
 
 static inline void
 connlog_count(pg_atomic_uint64 *counter, uint64 n)

@@ -21,8 +21,8 @@
  *	- a batch that still fails after max_retries is split in halves until
  *	  each failing row stands alone; that row goes to
  *	  connection_logs_rejected, and only if even that fails is it dropped.
- *	- on SIGTERM (SignalHandlerForShutdownRequest: shutdown, or
- *	  pg_terminate_backend) write everything enqueued so far, bounded by
+ *	- on SIGTERM (shutdown, or pg_terminate_backend) cancel the statement
+ *	  in progress, if any, and write everything enqueued so far, bounded by
  *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
  *	  the worker unless the server is stopping.
  *
@@ -72,10 +72,53 @@ static bool target_missing = true;	/* extension not found (yet) */
 static bool missing_logged;
 static TimestampTz next_check;
 
-static bool shutting_down;
+static volatile sig_atomic_t shutting_down;
 static TimestampTz shutdown_deadline;
 
 static uint32 wait_event_main;
+
+/*
+ * Signals.  SIGTERM asks for shutdown_drain(); arriving while a statement
+ * runs (one waiting for a lock, say), it also cancels that statement, so
+ * that shutdown_timeout bounds the exit; the cancelled batch is retried by
+ * the drain, whose own statements are bounded by statement_timeout instead.
+ * SIGINT (pg_cancel_backend) cancels a running statement and nothing else:
+ * between statements no error handler is set up, and a cancel there would
+ * end the worker and the batches in its memory.
+ */
+volatile sig_atomic_t connlog_in_statement = false;
+
+static void
+cancel_running_statement(void)
+{
+	if (connlog_in_statement)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+}
+
+static void
+handle_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	ShutdownRequestPending = true;
+	if (!shutting_down)
+		cancel_running_statement();
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+static void
+handle_sigint(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	cancel_running_statement();
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
 
 static ConnlogCounters *
 counters(void)
@@ -482,6 +525,24 @@ drain(void)
 	}
 }
 
+/* The counters vanish with shared memory: leave them in the log. */
+static void
+log_counters(const char *why)
+{
+	ConnlogStats st;
+
+	connlog_ring_stats(&st);
+	ereport(LOG,
+			(errmsg("%s: enqueued %llu, merged %llu, written %llu, rejected %llu, dropped %llu, pending %llu",
+					why,
+					(unsigned long long) st.enqueued,
+					(unsigned long long) st.merged,
+					(unsigned long long) st.written,
+					(unsigned long long) st.rejected,
+					(unsigned long long) st.dropped,
+					(unsigned long long) st.pending)));
+}
+
 /*
  * SIGTERM: write everything enqueued before now, within shutdown_timeout.
  * What the deadline leaves in the ring stays there for the next worker
@@ -529,6 +590,7 @@ shutdown_drain(void)
 		ereport(LOG,
 				(errmsg("connlog worker is exiting; %llu events enqueued since it was told to are left for the next worker",
 						(unsigned long long) (head_seq - tail_seq))));
+	log_counters("connlog worker exiting");
 }
 
 /*
@@ -624,7 +686,8 @@ connlog_worker_main(Datum main_arg)
 	TimestampTz last_flush;		/* start of the current flush interval */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, handle_sigterm);
+	pqsignal(SIGINT, handle_sigint);
 	BackgroundWorkerUnblockSignals();
 
 	if (connlog_ring_attach_worker())

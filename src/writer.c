@@ -26,6 +26,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -35,6 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -46,6 +48,7 @@ static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr reject_plan = NULL;
 static Oid	plan_extoid = InvalidOid;
 static MemoryContext write_cxt = NULL;
+static int	statement_timeout_ms = 0;	/* 0: statements are not bounded */
 
 static const Oid upsert_types[UPSERT_NCOLS] = {
 	UUIDARRAYOID, TIMESTAMPTZARRAYOID, UUIDARRAYOID, UUIDARRAYOID,
@@ -166,10 +169,18 @@ run_statement(write_fn fn, void *arg, const char *activity, char **error)
 	volatile ConnlogWriteStatus status;
 
 	*error = NULL;
+	connlog_in_statement = true;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
 	{
+		/*
+		 * statement_timeout itself is armed only for client statements
+		 * (postgres.c), so arm its timer here.  Its handler sends SIGINT,
+		 * which the worker turns into a cancel while a statement runs.
+		 */
+		if (statement_timeout_ms > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, statement_timeout_ms);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -195,6 +206,11 @@ run_statement(write_fn fn, void *arg, const char *activity, char **error)
 		status = CL_WRITE_FAILED;
 	}
 	PG_END_TRY();
+	if (statement_timeout_ms > 0)
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	/* a cancel that came too late for the statement must not outlive it */
+	connlog_in_statement = false;
+	QueryCancelPending = false;
 	MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -208,10 +224,7 @@ run_statement(write_fn fn, void *arg, const char *activity, char **error)
 void
 connlog_writer_set_timeout(int timeout_ms)
 {
-	char		value[32];
-
-	snprintf(value, sizeof(value), "%d", Max(timeout_ms, 0));
-	SetConfigOption("statement_timeout", value, PGC_SUSET, PGC_S_SESSION);
+	statement_timeout_ms = Max(timeout_ms, 0);
 }
 
 static bool

@@ -1,0 +1,273 @@
+# What survives the worker and the server going away: a fast shutdown
+# (everything enqueued is written), pg_terminate_backend on the worker (a
+# new one within 2 s, nothing lost), and a crash restart after kill -9 of
+# a regular backend (shared memory is reset: what was flushed is there,
+# what was still in the ring is gone).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+# Nothing is written until the batch is full (never: 100000 is more than
+# any test enqueues) or connlog_flush() asks, so "pending" is exact.
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'connlog'
+connlog.database = 'postgres'
+connlog.batch_size = 100000
+connlog.flush_interval = '1h'
+restart_after_crash = on
+log_statement = none
+max_connections = 40
+});
+$node->start;
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION connlog;
+-- uid(k, n): a uuid that spells kind k and number n
+CREATE FUNCTION uid(k int, n bigint) RETURNS uuid IMMUTABLE LANGUAGE sql AS
+$$ SELECT (lpad(k::text, 8, '0') || '-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid $$;
+-- connection n connects at t0(n) and disconnects an hour later
+CREATE FUNCTION t0(n bigint) RETURNS timestamptz IMMUTABLE LANGUAGE sql AS
+$$ SELECT timestamptz '2024-01-01 00:00:00+00' + n * interval '1 s' $$;
+CREATE FUNCTION ev(n bigint, st connection_status) RETURNS void
+LANGUAGE sql AS $$
+  SELECT connlog_enqueue(
+    id => uid(CASE st WHEN 'connected' THEN 3 ELSE 4 END, n),
+    event_time => t0(n) + CASE st WHEN 'connected' THEN interval '0'
+                                  ELSE interval '1 h' END,
+    organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
+    workspace_id => uid(12, 0), workspace_name => 'dev',
+    agent_name => 'main', type => 'ssh', status => st,
+    connection_id => uid(2, n), ip => '10.1.2.3',
+    disconnect_reason => CASE st WHEN 'disconnected' THEN 'bye' END)
+$$;
+CREATE FUNCTION pair(n bigint) RETURNS void LANGUAGE sql AS
+$$ SELECT ev(n, 'connected'); SELECT ev(n, 'disconnected') $$;
+-- connections lo..hi whose row spans exactly their pair
+CREATE FUNCTION good_pairs(lo bigint, hi bigint) RETURNS bigint
+LANGUAGE sql AS $$
+  SELECT count(*) FROM generate_series(lo, hi) n
+  JOIN connection_logs l ON l.connection_id = uid(2, n)
+  WHERE l.connect_time = t0(n) AND l.disconnect_time = t0(n) + interval '1 h'
+    AND l.disconnect_reason = 'bye'
+$$;
+CREATE SEQUENCE pairseq START 100001;
+});
+
+my @counters =
+  qw(enqueued merged written rejected dropped pending write_errors);
+
+sub stats
+{
+	return $node->query_hash('postgres',
+		'SELECT __COLUMNS__ FROM connlog_stats', @counters);
+}
+
+sub identity_holds
+{
+	my ($s) = @_;
+	return $s->{enqueued} ==
+	  $s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
+	  $s->{pending};
+}
+
+# ALTER SYSTEM + reload, then wait until a new session sees the values:
+# the postmaster has then signalled the worker too.
+sub set_conf
+{
+	my (%set) = @_;
+	my $sql = '';
+	my $check = 'SELECT true';
+	for my $name (sort keys %set)
+	{
+		$sql .= "ALTER SYSTEM SET $name = '$set{$name}';\n";
+		$check .= " AND current_setting('$name') = '$set{$name}'";
+	}
+	$node->safe_psql('postgres', $sql . 'SELECT pg_reload_conf();');
+	$node->poll_query_until('postgres', $check)
+	  or die "settings not reloaded: $sql";
+}
+
+###########################################################################
+# 1. 50 000 events from five sessions, then pg_ctl stop -m fast at once.
+###########################################################################
+$node->pgbench(
+	'-n -c 5 -j 5 -t 1',
+	0,
+	[qr/number of transactions actually processed: 5\b/],
+	[qr/^$/],
+	'five sessions enqueue 25000 connect/disconnect pairs',
+	{
+		'002_pairs' => q{
+SELECT pair(n) FROM generate_series(:client_id * 5000 + 1, :client_id * 5000 + 5000) n;
+}
+	});
+my $s = stats();
+is_deeply(
+	[ @$s{qw(enqueued pending written merged dropped)} ],
+	[ 50000, 50000, 0, 0, 0 ],
+	'before the stop: 50000 enqueued, all still pending in the ring');
+ok(identity_holds($s), 'accounting identity holds before the stop');
+
+# the next start runs scenario 2 with small batches written at once
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET connlog.batch_size = 100; "
+	  . "ALTER SYSTEM SET connlog.flush_interval = '100ms'");
+my $log_offset = -s $node->logfile;
+$node->stop('fast');
+my $stop_log = slurp_file($node->logfile, $log_offset);
+unlike(
+	$stop_log,
+	qr/connlog (?:dropped|worker is exiting with)/,
+	'the shutdown drain reports nothing dropped or left behind');
+$node->start;
+
+is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs'),
+	'25000', 'after the restart: one row per connection, 25000');
+is($node->safe_psql('postgres', 'SELECT good_pairs(1, 25000)'),
+	'25000',
+	'every row spans its connect and disconnect: all 50000 events applied');
+# Counters live in shared memory and start again from zero, but the table
+# statistics survive a clean shutdown: 25000 inserts and no conflict
+# updates mean each pair was merged in the ring before it was written.
+is( $node->safe_psql(
+		'postgres',
+		"SELECT n_tup_ins || ' ' || n_tup_upd FROM pg_stat_user_tables
+		 WHERE relname = 'connection_logs'"),
+	'25000 0',
+	'the drain inserted 25000 rows: the 25000 pairs were merged, not upserted twice'
+);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs_rejected'),
+	'0', 'nothing rejected');
+$s = stats();
+is_deeply([ @$s{qw(enqueued pending)} ],
+	[ 0, 0 ], 'counters start from zero after a restart');
+
+###########################################################################
+# 2. pg_terminate_backend on the worker while producers run.
+###########################################################################
+my $script = $node->basedir . '/002_producer.sql';
+append_to_file($script, "SELECT pair(nextval('pairseq'));\n");
+my ($out, $err) = ('', '');
+# 4 x 4000 pairs, throttled to 2000 pairs/s: the producers run for ~8 s,
+# long enough for three terminations (each takes a little over a second).
+my $pgbench = IPC::Run::start(
+	[
+		'pgbench', '-n', '-c', '4', '-j', '2', '-t', '4000', '-R', '2000',
+		'-f', $script, '-h', $node->host, '-p', $node->port, 'postgres'
+	],
+	'>', \$out, '2>', \$err);
+
+my $total = 2 * 16000;
+for my $round (1 .. 3)
+{
+	my $floor = $round * 2000;
+	$node->poll_query_until('postgres',
+		"SELECT enqueued >= $floor FROM connlog_stats")
+	  or die "producers made no progress";
+	my $old_pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
+	);
+	my ($killed_at, $enqueued) = split /\|/,
+	  $node->safe_psql(
+		'postgres', qq{
+SELECT clock_timestamp(), (SELECT enqueued FROM connlog_stats)
+FROM pg_terminate_backend($old_pid) AS t WHERE t});
+	ok($enqueued < $total,
+		"round $round: worker $old_pid terminated while producers run ($enqueued of $total enqueued)"
+	);
+	ok( $node->poll_query_until(
+			'postgres', qq{
+SELECT count(*) = 1 FROM pg_stat_activity
+WHERE backend_type = 'connlog worker' AND pid <> $old_pid}),
+		"round $round: a new worker started");
+	my $delay = $node->safe_psql(
+		'postgres', qq{
+SELECT extract(epoch FROM backend_start - '$killed_at'::timestamptz)
+FROM pg_stat_activity WHERE backend_type = 'connlog worker'});
+	note "round $round: new worker started ${delay}s after the termination";
+	cmp_ok($delay, '<', 2, "round $round: the new worker started within 2 s");
+}
+
+ok($pgbench->finish, 'producers finished without an error')
+  or diag "pgbench: $err";
+like($out, qr/number of transactions actually processed: 16000\b/,
+	'all 16000 producer transactions ran');
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+$s = stats();
+is_deeply(
+	[ @$s{qw(enqueued pending rejected dropped)} ],
+	[ $total, 0, 0, 0 ],
+	"$total events enqueued, none pending, rejected or dropped");
+is($s->{merged} + $s->{written},
+	$total, 'every event is written or merged into a written row');
+ok(identity_holds($s), 'accounting identity holds');
+is( $node->safe_psql(
+		'postgres', 'SELECT count(*) FROM connection_logs WHERE connection_id >= uid(2, 100001)'),
+	'16000',
+	'one row per connection');
+is($node->safe_psql('postgres', 'SELECT good_pairs(100001, 116000)'),
+	'16000', 'every row has its connect and disconnect time');
+
+###########################################################################
+# 9. kill -9 of a regular backend: the postmaster resets shared memory.
+###########################################################################
+set_conf('connlog.batch_size' => '100000', 'connlog.flush_interval' => '1h');
+# 1000 flushed events (pairs 200001..200500), then 1000 left in the ring
+$node->safe_psql('postgres',
+	'SELECT pair(n) FROM generate_series(200001, 200500) n; SELECT connlog_flush()');
+$node->safe_psql('postgres',
+	'SELECT pair(n) FROM generate_series(200501, 201000) n');
+$s = stats();
+my $before = $s;
+is($s->{pending}, 1000,
+	'before the crash: 1000 events flushed, 1000 pending in the ring');
+ok(identity_holds($s), 'accounting identity holds before the crash');
+
+my $victim = $node->background_psql('postgres');
+my $victim_pid = $victim->query_safe('SELECT pg_backend_pid()');
+$log_offset = -s $node->logfile;
+kill 'KILL', $victim_pid;
+$node->wait_for_log(
+	qr/all server processes terminated; reinitializing/, $log_offset);
+$victim->quit;
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'")
+  or die 'no worker after the crash restart';
+
+is($node->safe_psql('postgres', 'SELECT good_pairs(200001, 200500)'),
+	'500', 'after the crash: every flushed event is in connection_logs');
+my $survived = $node->safe_psql('postgres',
+	'SELECT count(*) FROM connection_logs WHERE connection_id BETWEEN uid(2, 200501) AND uid(2, 201000)'
+);
+my $lost = $before->{pending} - 2 * $survived;
+note "crash restart: $lost of $before->{pending} un-flushed events were lost";
+is($lost, 1000,
+	'the crash restart lost exactly the 1000 events still in the ring');
+ok( $node->log_contains(
+		qr/WARNING:  connlog lost 1000 events that were not written yet\n.*DETAIL:  Shared memory is being reinitialized after a crash\./,
+		$log_offset),
+	'the server log says how many events the crash restart lost');
+$s = stats();
+is_deeply([ @$s{qw(enqueued pending)} ],
+	[ 0, 0 ], 'the crash reset shared memory: counters start from zero');
+
+# the fresh ring works
+$node->safe_psql('postgres',
+	'SELECT pair(n) FROM generate_series(300001, 300100) n; SELECT connlog_flush()');
+is($node->safe_psql('postgres', 'SELECT good_pairs(300001, 300100)'),
+	'100', 'events enqueued after the crash restart are written');
+$s = stats();
+is_deeply(
+	[ @$s{qw(enqueued merged written pending dropped)} ],
+	[ 200, 100, 100, 0, 0 ],
+	'200 events after the crash: 100 rows written, 100 merged');
+ok(identity_holds($s), 'accounting identity holds after the crash');
+
+$node->stop;
+done_testing();

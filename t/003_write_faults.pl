@@ -1,0 +1,389 @@
+# Writes that fail or wait: connection_logs locked while producers run,
+# a trigger that fails the first N statements (retried; max_retries and
+# retry_interval take effect on reload), and triggers that refuse some rows
+# (those rows go to connection_logs_rejected, or are dropped when that
+# table refuses them too, and every other row is written).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'connlog'
+connlog.database = 'postgres'
+connlog.batch_size = 100
+connlog.flush_interval = '500ms'
+connlog.retry_interval = '100ms'
+log_statement = none
+max_connections = 40
+});
+$node->start;
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION connlog;
+-- uid(k, n): a uuid that spells kind k and number n
+CREATE FUNCTION uid(k int, n bigint) RETURNS uuid IMMUTABLE LANGUAGE sql AS
+$$ SELECT (lpad(k::text, 8, '0') || '-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid $$;
+-- connection n connects at t0(n) and disconnects an hour later
+CREATE FUNCTION t0(n bigint) RETURNS timestamptz IMMUTABLE LANGUAGE sql AS
+$$ SELECT timestamptz '2024-01-01 00:00:00+00' + n * interval '1 s' $$;
+CREATE FUNCTION ev(n bigint, st connection_status, ws text DEFAULT 'dev')
+RETURNS void LANGUAGE sql AS $$
+  SELECT connlog_enqueue(
+    id => uid(CASE st WHEN 'connected' THEN 3 ELSE 4 END, n),
+    event_time => t0(n) + CASE st WHEN 'connected' THEN interval '0'
+                                  ELSE interval '1 h' END,
+    organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
+    workspace_id => uid(12, 0), workspace_name => ws,
+    agent_name => 'main', type => 'ssh', status => st,
+    connection_id => uid(2, n), ip => '10.1.2.3',
+    disconnect_reason => CASE st WHEN 'disconnected' THEN 'bye' END)
+$$;
+CREATE FUNCTION pair(n bigint, ws text DEFAULT 'dev') RETURNS void
+LANGUAGE sql AS
+$$ SELECT ev(n, 'connected', ws); SELECT ev(n, 'disconnected', ws) $$;
+-- connections lo..hi whose row spans exactly their pair
+CREATE FUNCTION good_pairs(lo bigint, hi bigint) RETURNS bigint
+LANGUAGE sql AS $$
+  SELECT count(*) FROM generate_series(lo, hi) n
+  JOIN connection_logs l ON l.connection_id = uid(2, n)
+  WHERE l.connect_time = t0(n) AND l.disconnect_time = t0(n) + interval '1 h'
+    AND l.disconnect_reason = 'bye'
+$$;
+CREATE FUNCTION rows_between(lo bigint, hi bigint) RETURNS bigint
+LANGUAGE sql AS $$
+  SELECT count(*) FROM connection_logs
+  WHERE connection_id BETWEEN uid(2, lo) AND uid(2, hi)
+$$;
+CREATE SEQUENCE pairseq START 100001;
+});
+# the worker has found the extension (and prepared its statements) once a
+# flush returns
+$node->safe_psql('postgres',
+	"SELECT ev(9000000, 'connected'); SELECT connlog_flush()");
+
+my @counters = qw(enqueued merged written rejected dropped pending
+  batches write_errors retries);
+
+sub stats
+{
+	return $node->query_hash('postgres',
+		'SELECT __COLUMNS__ FROM connlog_stats', @counters);
+}
+
+# counters moved since $s0, as "name=delta" for the ones named
+sub moved
+{
+	my ($s0, @names) = @_;
+	my $s = stats();
+	return join(' ', map { "$_=" . ($s->{$_} - $s0->{$_}) } @names);
+}
+
+sub identity_holds
+{
+	my $s = stats();
+	return $s->{enqueued} ==
+	  $s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
+	  $s->{pending};
+}
+
+# ALTER SYSTEM + reload, then wait until a new session sees the values:
+# the postmaster has then signalled the worker too.  Then one event and a
+# flush: the worker has run its loop, applied the settings and sized its
+# next batch by the new batch_size (the one it was filling keeps the old).
+my $warmup = 9000000;	# ev(9000000) is the first one, above
+
+sub set_conf
+{
+	my (%set) = @_;
+	my $sql = '';
+	my $check = 'SELECT true';
+	for my $name (sort keys %set)
+	{
+		$sql .= "ALTER SYSTEM SET $name = '$set{$name}';\n";
+		$check .= " AND current_setting('$name') = '$set{$name}'";
+	}
+	$node->safe_psql('postgres', $sql . 'SELECT pg_reload_conf();');
+	$node->poll_query_until('postgres', $check)
+	  or die "settings not reloaded: $sql";
+	$warmup++;
+	$node->safe_psql('postgres',
+		"SELECT ev($warmup, 'connected'); SELECT connlog_flush()");
+}
+
+###########################################################################
+# 3. connection_logs locked for 3 x flush_interval while producers run.
+###########################################################################
+my $s0 = stats();
+my $locker = $node->background_psql('postgres');
+my $locker_pid = $locker->query_safe('SELECT pg_backend_pid()');
+$locker->query_safe(
+	'BEGIN; LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE');
+
+my $script = $node->basedir . '/003_producer.sql';
+append_to_file($script, "SELECT pair(nextval('pairseq'));\n");
+my ($out, $err) = ('', '');
+# 4 x 500 pairs at 1000 pairs/s: ~2 s of producing, while the lock is held
+# and after it is released
+my $pgbench = IPC::Run::start(
+	[
+		'pgbench', '-n', '-c', '4', '-j', '2', '-t', '500', '-R', '1000',
+		'-f', $script, '-h', $node->host, '-p', $node->port, 'postgres'
+	],
+	'>', \$out, '2>', \$err);
+
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT wait_event_type = 'Lock' FROM pg_stat_activity
+WHERE backend_type = 'connlog worker'}),
+	'the worker waits for the lock on connection_logs');
+$node->poll_query_until(
+	'postgres', qq{
+SELECT clock_timestamp() - xact_start >=
+       3 * current_setting('connlog.flush_interval')::interval
+FROM pg_stat_activity WHERE pid = $locker_pid})
+  or die 'lock not held long enough';
+my $s = stats();
+ok($s->{pending} > 0 && $s->{written} == $s0->{written},
+	"while locked: nothing written, $s->{pending} events pending");
+my ($ret, $stdout, $stderr) =
+  $node->psql('postgres', "SELECT connlog_flush('200ms')");
+like($stderr, qr/ERROR:  connlog_flush timed out/,
+	'while locked: connlog_flush times out');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT wait_event_type FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
+	),
+	'Lock',
+	'after 3 x flush_interval the worker still waits, no error, no restart');
+$locker->query_safe('COMMIT');
+
+ok($pgbench->finish, 'producers finished without an error')
+  or diag "pgbench: $err";
+like($out, qr/number of transactions actually processed: 2000\b/,
+	'all 2000 producer transactions ran');
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+is( moved($s0, qw(enqueued pending rejected dropped write_errors)),
+	'enqueued=4000 pending=0 rejected=0 dropped=0 write_errors=0',
+	'after the lock: 4000 events enqueued, none pending, no write errors');
+$s = stats();
+is($s->{merged} + $s->{written} - $s0->{merged} - $s0->{written},
+	4000, 'every event is written or merged into a written row');
+ok(identity_holds(), 'accounting identity holds');
+is($node->safe_psql('postgres', 'SELECT rows_between(100001, 102000)'),
+	'2000', 'one row per connection');
+is($node->safe_psql('postgres', 'SELECT good_pairs(100001, 102000)'),
+	'2000', 'every row has its connect and disconnect time');
+
+###########################################################################
+# 4. A trigger fails the first N statements: retried, all written.
+###########################################################################
+$node->safe_psql(
+	'postgres', q{
+CREATE SEQUENCE stmt_seq;
+CREATE TABLE fail_budget (n int);
+INSERT INTO fail_budget VALUES (0);
+-- sequences are not transactional: each failed attempt uses one up
+CREATE FUNCTION fail_first_n() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE s bigint := nextval('stmt_seq');
+BEGIN
+  IF s <= (SELECT n FROM fail_budget) THEN
+    RAISE EXCEPTION 'injected failure % of %', s, (SELECT n FROM fail_budget)
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER fail_first_n BEFORE INSERT ON connection_logs
+  FOR EACH STATEMENT EXECUTE FUNCTION fail_first_n();
+});
+# one flush of 400 events: 200 pairs, one batch of 200 rows
+set_conf('connlog.batch_size' => '1000', 'connlog.flush_interval' => '1h',
+	'connlog.max_retries' => '3');
+$node->safe_psql('postgres',
+	"UPDATE fail_budget SET n = 3; SELECT setval('stmt_seq', 1, false)");
+$s0 = stats();
+$node->safe_psql('postgres',
+	'SELECT pair(n) FROM generate_series(1001, 1200) n; SELECT connlog_flush()');
+is( moved(
+		$s0,
+		qw(enqueued written merged rejected dropped pending batches write_errors retries)
+	),
+	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=1 write_errors=3 retries=3',
+	'3 failures, 3 retries of the one batch, then all 400 events written');
+is($node->safe_psql('postgres', 'SELECT last_value FROM stmt_seq'),
+	'4', 'the upsert ran 4 times');
+like(
+	$node->safe_psql('postgres', 'SELECT last_error FROM connlog_stats'),
+	qr/^injected failure 3 of 3 \(SQLSTATE 40001\)$/,
+	'last_error has the message and SQLSTATE of the last failure');
+is($node->safe_psql('postgres', 'SELECT good_pairs(1001, 1200)'),
+	'200', 'every row written with its connect and disconnect time');
+ok(identity_holds(), 'accounting identity holds');
+
+# 8. max_retries takes effect on reload: at 1, the batch is salvaged after
+# one retry; the salvage's first half meets the third failure and is halved
+# again.  Everything is still written, in three statements.
+set_conf('connlog.max_retries' => '1');
+$node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
+$s0 = stats();
+$node->safe_psql('postgres',
+	'SELECT pair(n) FROM generate_series(1201, 1400) n; SELECT connlog_flush()');
+is( moved(
+		$s0,
+		qw(enqueued written merged rejected dropped pending batches write_errors retries)
+	),
+	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=3 write_errors=3 retries=1',
+	'max_retries 1 after reload: one retry, then halves and quarters written');
+is($node->safe_psql('postgres', 'SELECT good_pairs(1201, 1400)'),
+	'200', 'every row written with its connect and disconnect time');
+ok(identity_holds(), 'accounting identity holds');
+
+# retry_interval on reload: at 1h a failed batch waits in the retry queue
+# (connlog_flush() does not hurry a retry), until the worker is told to
+# exit: then it retries its whole queue at once.
+set_conf('connlog.retry_interval' => '1h', 'connlog.max_retries' => '3');
+$node->safe_psql('postgres',
+	"UPDATE fail_budget SET n = 1; SELECT setval('stmt_seq', 1, false)");
+$s0 = stats();
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT pair(n) FROM generate_series(1401, 1410) n; SELECT connlog_flush('1s')");
+like($stderr, qr/connlog_flush timed out/,
+	'retry_interval 1h after reload: the failed batch waits for its retry');
+is(moved($s0, qw(pending write_errors retries)),
+	'pending=20 write_errors=1 retries=0', 'the batch waits in the retry queue');
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
+);
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+is( moved($s0, qw(enqueued written merged pending rejected dropped retries)),
+	'enqueued=20 written=10 merged=10 pending=0 rejected=0 dropped=0 retries=1',
+	'pg_terminate_backend: the worker retries its queue before it exits, all written');
+is($node->safe_psql('postgres', 'SELECT good_pairs(1401, 1410)'),
+	'10', 'every row written with its connect and disconnect time');
+$node->safe_psql('postgres', 'DROP TRIGGER fail_first_n ON connection_logs');
+
+###########################################################################
+# 5. Triggers refuse rows matching a pattern: exactly those are rejected.
+###########################################################################
+$node->safe_psql(
+	'postgres', q{
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.workspace_name LIKE 'poison%' OR NEW.workspace_name LIKE 'toxic%' THEN
+    RAISE EXCEPTION 'refusing workspace %', NEW.workspace_name
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON connection_logs
+  FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+-- connection_logs_rejected refuses the toxic ones too: they are dropped
+CREATE FUNCTION refuse_toxic() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.event->>'workspace_name' LIKE 'toxic%' THEN
+    RAISE EXCEPTION 'no room for %', NEW.event->>'workspace_name';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_toxic BEFORE INSERT ON connection_logs_rejected
+  FOR EACH ROW EXECUTE FUNCTION refuse_toxic();
+});
+set_conf('connlog.max_retries' => '1', 'connlog.retry_interval' => '100ms');
+$s0 = stats();
+my $log_offset = -s $node->logfile;
+# pairs 2001..2500: five poisoned pairs, three toxic connects on their own
+$node->safe_psql(
+	'postgres', q{
+SELECT pair(n, CASE WHEN n IN (2007, 2123, 2250, 2251, 2499)
+                    THEN 'poison-' || n ELSE 'dev' END)
+FROM generate_series(2001, 2500) n;
+SELECT ev(n, 'connected', 'toxic-' || n) FROM generate_series(2601, 2603) n;
+SELECT connlog_flush();
+});
+is( moved($s0, qw(enqueued written merged rejected dropped pending)),
+	'enqueued=1003 written=495 merged=500 rejected=5 dropped=3 pending=0',
+	'495 rows written, 5 rejected (pairs merged), 3 dropped');
+ok(identity_holds(), 'accounting identity holds');
+is($node->safe_psql('postgres', 'SELECT good_pairs(2001, 2500)'),
+	'495', 'every other pair written with its connect and disconnect time');
+is($node->safe_psql('postgres', 'SELECT rows_between(2001, 2603)'),
+	'495', 'no poisoned or toxic row in connection_logs');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT string_agg(event->>'workspace_name', ',' ORDER BY event->>'workspace_name')
+FROM connection_logs_rejected}),
+	'poison-2007,poison-2123,poison-2250,poison-2251,poison-2499',
+	'exactly the poisoned rows are in connection_logs_rejected');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT count(*) FROM connection_logs_rejected r,
+  LATERAL (SELECT substr(r.event->>'workspace_name', 8)::bigint AS n) p
+WHERE r.error = 'refusing workspace ' || (r.event->>'workspace_name')
+                || ' (SQLSTATE 23514)'
+  AND (r.event->>'id')::uuid = uid(4, p.n)
+  AND (r.event->>'connection_id')::uuid = uid(2, p.n)
+  AND r.event->>'status' = 'disconnected'
+  AND (r.event->>'event_time')::timestamptz = t0(p.n) + interval '1 h'
+  AND (r.event->>'connect_time')::timestamptz = t0(p.n)
+  AND (r.event->>'disconnect_time')::timestamptz = t0(p.n) + interval '1 h'
+  AND r.event->>'merged_events' = '2'
+  AND r.event->>'disconnect_reason' = 'bye'
+  AND r.event->>'ip' = '10.1.2.3'
+  AND r.event->>'type' = 'ssh' AND r.event->>'agent_name' = 'main'
+  AND (r.event->>'organization_id')::uuid = uid(10, 0)
+  AND (r.event->>'workspace_owner_id')::uuid = uid(11, 0)
+  AND (r.event->>'workspace_id')::uuid = uid(12, 0)}),
+	'5',
+	'each rejected row has the error with its SQLSTATE and every field of the merged event'
+);
+my $log = slurp_file($node->logfile, $log_offset);
+my @dropped = ($log =~
+	  /WARNING:  connlog dropped 1 connection log events\n[^\n]*DETAIL:  The upsert failed \(refusing workspace toxic-\d+ \(SQLSTATE 23514\)\) and so did storing it in connection_logs_rejected \(no room for toxic-\d+ \(SQLSTATE P0001\)\)\./g
+);
+is(scalar(@dropped), 3,
+	'the server log gives the reason for each of the 3 dropped events');
+
+###########################################################################
+# Told to exit while its write waits for a lock: the worker cancels that
+# write, tries it once more within shutdown_timeout, drops (and logs) what
+# still cannot be written, and is gone in time for its successor.
+###########################################################################
+set_conf('connlog.shutdown_timeout' => '1s', 'connlog.flush_interval' => '200ms');
+$s0 = stats();
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(
+	'BEGIN; LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE');
+$node->safe_psql('postgres',
+	'SELECT pair(n) FROM generate_series(400001, 400010) n');
+$node->poll_query_until(
+	'postgres', q{
+SELECT wait_event_type = 'Lock' FROM pg_stat_activity
+WHERE backend_type = 'connlog worker'})
+  or die 'the worker does not wait for the lock';
+my $old_pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats');
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)");
+ok( $node->poll_query_until(
+		'postgres', qq{
+SELECT count(*) = 1 FROM pg_stat_activity
+WHERE backend_type = 'connlog worker' AND pid <> $old_pid}),
+	'a worker blocked on a lock exits when told to, and a new one starts');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+is( moved($s0, qw(enqueued written dropped pending)),
+	'enqueued=20 written=0 dropped=10 pending=0',
+	'the 10 rows it could not write within shutdown_timeout are dropped');
+ok( $node->log_contains(
+		qr/WARNING:  connlog dropped \d+ connection log events\n[^\n]*DETAIL:  shutdown_timeout expired before they were written/,
+		$log_offset),
+	'the server log says why they were dropped');
+ok(identity_holds(), 'accounting identity holds');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,181 @@
+# A full ring (connlog.ring_size at its 64kB minimum, the worker held back
+# by a lock on connection_logs) under each connlog.overflow: "wait" waits
+# enqueue_timeout and then raises an ERROR, or succeeds if space comes free
+# in time; "error" raises at once; "drop" counts exactly the refused events
+# as dropped.  Every event a caller was told was accepted is written.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'connlog'
+connlog.database = 'postgres'
+connlog.ring_size = '64kB'
+connlog.flush_interval = '100ms'
+log_statement = none
+});
+$node->start;
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION connlog;
+-- uid(k, n): a uuid that spells kind k and number n
+CREATE FUNCTION uid(k int, n bigint) RETURNS uuid IMMUTABLE LANGUAGE sql AS
+$$ SELECT (lpad(k::text, 8, '0') || '-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid $$;
+-- connection n connects at t0(n); every such event has the same size
+CREATE FUNCTION ev(n bigint) RETURNS void LANGUAGE sql AS $$
+  SELECT connlog_enqueue(
+    id => uid(3, n),
+    event_time => timestamptz '2024-01-01 00:00:00+00' + n * interval '1 s',
+    organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
+    workspace_id => uid(12, 0), workspace_name => 'dev',
+    agent_name => 'main', type => 'ssh', status => 'connected',
+    connection_id => uid(2, n), ip => '10.1.2.3')
+$$;
+-- Enqueue events first, first + 1, ... until one is refused: how many
+-- were accepted, how long the refused call took, and its error.
+CREATE FUNCTION fill(first bigint, OUT accepted bigint, OUT waited_ms float8,
+                     OUT err text, OUT detail text)
+LANGUAGE plpgsql AS $$
+DECLARE t timestamptz;
+BEGIN
+  accepted := 0;
+  WHILE accepted < 100000 LOOP
+    t := clock_timestamp();
+    BEGIN
+      PERFORM ev(first + accepted);
+    EXCEPTION WHEN insufficient_resources THEN
+      waited_ms := extract(epoch FROM clock_timestamp() - t) * 1000;
+      GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+      RETURN;
+    END;
+    accepted := accepted + 1;
+  END LOOP;
+END $$;
+CREATE FUNCTION rows_between(lo bigint, hi bigint) RETURNS bigint
+LANGUAGE sql AS $$
+  SELECT count(*) FROM connection_logs
+  WHERE connection_id BETWEEN uid(2, lo) AND uid(2, hi)
+$$;
+-- the worker has found the extension once a flush returns
+SELECT ev(9000000);
+SELECT connlog_flush();
+});
+
+my @counters = qw(enqueued merged written rejected dropped pending
+  ring_used_bytes ring_size_bytes);
+
+sub stats
+{
+	return $node->query_hash('postgres',
+		'SELECT __COLUMNS__ FROM connlog_stats', @counters);
+}
+
+sub fill
+{
+	my ($first, $settings) = @_;
+	my %r;
+	@r{qw(accepted waited_ms err detail)} = split /\|/,
+	  $node->safe_psql('postgres', "$settings SELECT * FROM fill($first)");
+	return \%r;
+}
+
+is(stats()->{ring_size_bytes}, 65536, 'the ring is 64kB');
+
+# Hold the worker back: it takes event 1 and waits for the lock.
+my $locker = $node->background_psql('postgres');
+$locker->query_safe(
+	'BEGIN; LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE');
+$node->safe_psql('postgres', 'SELECT ev(1)');
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT wait_event_type = 'Lock' FROM pg_stat_activity
+WHERE backend_type = 'connlog worker'}),
+	'the worker took an event and waits for the lock');
+my $s0 = stats();
+
+# overflow = wait
+my $r = fill(2, "SET connlog.enqueue_timeout = '500ms';");
+my $accepted = $r->{accepted};
+note "the 64kB ring took $accepted events";
+ok($accepted > 100, "wait: $accepted events accepted before the ring was full");
+is($r->{err}, 'connlog ring is full', 'wait: then the ERROR');
+is( $r->{detail},
+	'No space for the event came free within connlog.enqueue_timeout (500 ms).',
+	'wait: the ERROR names enqueue_timeout');
+cmp_ok($r->{waited_ms}, '>=', 500,
+	"wait: the refused call waited enqueue_timeout ($r->{waited_ms} ms)");
+my $s = stats();
+cmp_ok($s->{ring_size_bytes} - $s->{ring_used_bytes},
+	'<', 200, 'the ring is full to within one event');
+is($s->{enqueued} - $s0->{enqueued},
+	$accepted, 'only the accepted events count as enqueued');
+
+# overflow = error: no wait, though enqueue_timeout is a minute
+$r = fill(100001,
+	"SET connlog.overflow = 'error'; SET connlog.enqueue_timeout = '60s';");
+is($r->{accepted}, 0, 'error: the first event is refused');
+is($r->{err}, 'connlog ring is full', 'error: with the ERROR');
+is($r->{detail}, 'connlog.overflow is "error".',
+	'error: the ERROR names connlog.overflow');
+cmp_ok($r->{waited_ms}, '<', 30000,
+	"error: at once, not after enqueue_timeout ($r->{waited_ms} ms)");
+
+# overflow = drop: no error, and each refused event counts as dropped
+$s0 = stats();
+$node->safe_psql('postgres',
+	"SET connlog.overflow = 'drop'; SELECT ev(n) FROM generate_series(200001, 200050) n"
+);
+$s = stats();
+is( join(' ',
+		map { "$_=" . ($s->{$_} - $s0->{$_}) } qw(enqueued dropped pending)),
+	'enqueued=50 dropped=50 pending=0',
+	'drop: 50 events refused without an error, counted as dropped');
+
+# overflow = wait with room coming free in time: the call succeeds
+my $waiter = $node->background_psql('postgres');
+my $waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
+$waiter->query_until(qr/waiting/, q{
+SET connlog.enqueue_timeout = '60s';
+\echo waiting
+SELECT ev(300001);
+});
+ok( $node->poll_query_until(
+		'postgres', qq{
+SELECT state = 'active' AND wait_event_type = 'Extension'
+FROM pg_stat_activity WHERE pid = $waiter_pid}),
+	'wait: a producer waits for room in the ring');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$waiter->query_safe('SELECT 1');
+pass('wait: the waiting producer succeeds once the worker drains the ring');
+$waiter->quit;
+
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+my $last = 1 + $accepted;
+is($node->safe_psql('postgres', "SELECT rows_between(1, $last)"),
+	$last, "all $last events accepted while the ring was full are written");
+is( $node->safe_psql(
+		'postgres',
+		"SELECT rows_between($last + 1, 299999)"),
+	'0', 'no refused or dropped event is written');
+is($node->safe_psql('postgres', 'SELECT rows_between(300001, 300001)'),
+	'1', 'the event that waited for room is written');
+$s = stats();
+my $enqueued = 1 + $last + 50 + 1;
+is( join(' ', map { "$_=$s->{$_}" } qw(enqueued written merged rejected dropped pending)),
+	"enqueued=$enqueued written=" . ($last + 2) . " merged=0 rejected=0 dropped=50 pending=0",
+	'every event is written, or dropped by overflow = drop');
+is($s->{enqueued},
+	$s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
+	  $s->{pending},
+	'accounting identity holds');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs'),
+	$last + 2, 'connection_logs has exactly those rows');
+
+$node->stop;
+done_testing();
