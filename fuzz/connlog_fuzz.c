@@ -113,7 +113,7 @@ decode_raw(const void *data, size_t len, ClBatch *b)
 
 		CHECK(cl_encoded_size(&ev) == len);
 		memset(again, 0, len);
-		CHECK(cl_encode(&ev, again) == len);
+		CHECK(cl_encode(&ev, len, again) == len);
 		CHECK(memcmp(again, rec, len) == 0);
 		free(again);
 	}
@@ -377,7 +377,7 @@ add_event(ClBatch *b, const ClEvent *ev, bool valid)
 	uint64		nevents = b->nevents;
 
 	CHECK(rec != NULL);
-	CHECK(cl_encode(ev, rec) == len);
+	CHECK(cl_encode(ev, len, rec) == len);
 	CHECK(cl_batch_add(b, rec, len) == valid);
 	if (!valid)
 		CHECK(b->nentries == nentries && b->nevents == nevents);
@@ -401,7 +401,7 @@ run_script(const uint8 *data, size_t size)
 		char	   *rec = malloc(len);
 
 		CHECK(rec != NULL);
-		CHECK(cl_encode(&ev, rec) == len);
+		CHECK(cl_encode(&ev, len, rec) == len);
 		CHECK(cl_record_length(rec) == len);
 		valid = valid && len <= CL_MAX_RECORD;
 		CHECK(cl_decode(rec, len, &dec) == valid);

@@ -103,11 +103,15 @@ cl_encoded_size(const ClEvent *ev)
 	return n;
 }
 
-/* Write ev into buf, which has room for cl_encoded_size(ev) bytes. */
+/*
+ * Write ev into buf.  len is cl_encoded_size(ev), which the caller needs
+ * anyway to check the limit and size buf; passing it in keeps the hot path
+ * from computing it twice.
+ */
 size_t
-cl_encode(const ClEvent *ev, char *buf)
+cl_encode(const ClEvent *ev, size_t len, char *buf)
 {
-	uint32		total = (uint32) cl_encoded_size(ev);
+	uint32		total = (uint32) len;
 	char	   *p = buf;
 
 	p = put(p, &total, 4);

@@ -162,7 +162,7 @@ typedef struct ClBatch
 } ClBatch;
 
 extern size_t cl_encoded_size(const ClEvent *ev);
-extern size_t cl_encode(const ClEvent *ev, char *buf);
+extern size_t cl_encode(const ClEvent *ev, size_t len, char *buf);
 extern bool cl_decode(const char *rec, size_t len, ClEvent *ev);
 extern uint32 cl_record_length(const char *rec);
 

@@ -450,7 +450,7 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 						   len, CL_MAX_RECORD)));
 	if (len > sizeof(buf))
 		rec = palloc(len);
-	cl_encode(&ev, rec);
+	cl_encode(&ev, len, rec);
 
 	switch (connlog_ring_put(rec, (uint32) len,
 							 (ConnlogPutMode) connlog_overflow,
