@@ -8,6 +8,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ConnlogTest;
 use IPC::Run;
 
 my $node = PostgreSQL::Test::Cluster->new('main');
@@ -23,43 +26,8 @@ log_statement = none
 max_connections = 40
 });
 $node->start;
-$node->safe_psql(
-	'postgres', q{
-CREATE EXTENSION connlog;
--- uid(k, n): a uuid that spells kind k and number n
-CREATE FUNCTION uid(k int, n bigint) RETURNS uuid IMMUTABLE LANGUAGE sql AS
-$$ SELECT (lpad(k::text, 8, '0') || '-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid $$;
--- connection n connects at t0(n) and disconnects an hour later
-CREATE FUNCTION t0(n bigint) RETURNS timestamptz IMMUTABLE LANGUAGE sql AS
-$$ SELECT timestamptz '2024-01-01 00:00:00+00' + n * interval '1 s' $$;
-CREATE FUNCTION ev(n bigint, st connection_status, ws text DEFAULT 'dev')
-RETURNS void LANGUAGE sql AS $$
-  SELECT connlog_enqueue(
-    id => uid(CASE st WHEN 'connected' THEN 3 ELSE 4 END, n),
-    event_time => t0(n) + CASE st WHEN 'connected' THEN interval '0'
-                                  ELSE interval '1 h' END,
-    organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
-    workspace_id => uid(12, 0), workspace_name => ws,
-    agent_name => 'main', type => 'ssh', status => st,
-    connection_id => uid(2, n), ip => '10.1.2.3',
-    disconnect_reason => CASE st WHEN 'disconnected' THEN 'bye' END)
-$$;
-CREATE FUNCTION pair(n bigint, ws text DEFAULT 'dev') RETURNS void
-LANGUAGE sql AS
-$$ SELECT ev(n, 'connected', ws); SELECT ev(n, 'disconnected', ws) $$;
--- connections lo..hi whose row spans exactly their pair
-CREATE FUNCTION good_pairs(lo bigint, hi bigint) RETURNS bigint
-LANGUAGE sql AS $$
-  SELECT count(*) FROM generate_series(lo, hi) n
-  JOIN connection_logs l ON l.connection_id = uid(2, n)
-  WHERE l.connect_time = t0(n) AND l.disconnect_time = t0(n) + interval '1 h'
-    AND l.disconnect_reason = 'bye'
-$$;
-CREATE FUNCTION rows_between(lo bigint, hi bigint) RETURNS bigint
-LANGUAGE sql AS $$
-  SELECT count(*) FROM connection_logs
-  WHERE connection_id BETWEEN uid(2, lo) AND uid(2, hi)
-$$;
+$node->safe_psql('postgres',
+	'CREATE EXTENSION connlog;' . $connlog_helpers . q{
 CREATE SEQUENCE pairseq START 100001;
 });
 # the worker has found the extension (and prepared its statements) once a

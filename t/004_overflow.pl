@@ -8,6 +8,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ConnlogTest;
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
@@ -20,22 +23,8 @@ connlog.flush_interval = '100ms'
 log_statement = none
 });
 $node->start;
-$node->safe_psql(
-	'postgres', q{
-CREATE EXTENSION connlog;
--- uid(k, n): a uuid that spells kind k and number n
-CREATE FUNCTION uid(k int, n bigint) RETURNS uuid IMMUTABLE LANGUAGE sql AS
-$$ SELECT (lpad(k::text, 8, '0') || '-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid $$;
--- connection n connects at t0(n); every such event has the same size
-CREATE FUNCTION ev(n bigint) RETURNS void LANGUAGE sql AS $$
-  SELECT connlog_enqueue(
-    id => uid(3, n),
-    event_time => timestamptz '2024-01-01 00:00:00+00' + n * interval '1 s',
-    organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
-    workspace_id => uid(12, 0), workspace_name => 'dev',
-    agent_name => 'main', type => 'ssh', status => 'connected',
-    connection_id => uid(2, n), ip => '10.1.2.3')
-$$;
+$node->safe_psql('postgres',
+	'CREATE EXTENSION connlog;' . $connlog_helpers . q{
 -- Enqueue events first, first + 1, ... until one is refused: how many
 -- were accepted, how long the refused call took, and its error.
 CREATE FUNCTION fill(first bigint, OUT accepted bigint, OUT waited_ms float8,
@@ -56,11 +45,6 @@ BEGIN
     accepted := accepted + 1;
   END LOOP;
 END $$;
-CREATE FUNCTION rows_between(lo bigint, hi bigint) RETURNS bigint
-LANGUAGE sql AS $$
-  SELECT count(*) FROM connection_logs
-  WHERE connection_id BETWEEN uid(2, lo) AND uid(2, hi)
-$$;
 -- the worker has found the extension once a flush returns
 SELECT ev(9000000);
 SELECT connlog_flush();
