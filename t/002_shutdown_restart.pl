@@ -55,16 +55,7 @@ sub identity_holds
 sub set_conf
 {
 	my (%set) = @_;
-	my $sql = '';
-	my $check = 'SELECT true';
-	for my $name (sort keys %set)
-	{
-		$sql .= "ALTER SYSTEM SET $name = '$set{$name}';\n";
-		$check .= " AND current_setting('$name') = '$set{$name}'";
-	}
-	$node->safe_psql('postgres', $sql . 'SELECT pg_reload_conf();');
-	$node->poll_query_until('postgres', $check)
-	  or die "settings not reloaded: $sql";
+	reload_conf($node, %set);
 }
 
 ###########################################################################

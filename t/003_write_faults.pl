@@ -69,16 +69,7 @@ my $warmup = 9000000;	# ev(9000000) is the first one, above
 sub set_conf
 {
 	my (%set) = @_;
-	my $sql = '';
-	my $check = 'SELECT true';
-	for my $name (sort keys %set)
-	{
-		$sql .= "ALTER SYSTEM SET $name = '$set{$name}';\n";
-		$check .= " AND current_setting('$name') = '$set{$name}'";
-	}
-	$node->safe_psql('postgres', $sql . 'SELECT pg_reload_conf();');
-	$node->poll_query_until('postgres', $check)
-	  or die "settings not reloaded: $sql";
+	reload_conf($node, %set);
 	$warmup++;
 	$node->safe_psql('postgres',
 		"SELECT ev($warmup, 'connected'); SELECT connlog_flush()");

@@ -7,7 +7,7 @@ use strict;
 use warnings;
 use Exporter 'import';
 
-our @EXPORT = qw($connlog_helpers);
+our @EXPORT = qw($connlog_helpers reload_conf);
 
 # Install after CREATE EXTENSION connlog.
 #  uid(k, n)         a uuid that spells kind k and number n
@@ -50,5 +50,23 @@ LANGUAGE sql AS $$
   WHERE connection_id BETWEEN uid(2, lo) AND uid(2, hi)
 $$;
 };
+
+# ALTER SYSTEM SET each name => value, reload, and wait until a new session
+# sees the values: by then the postmaster has signalled the worker too.
+sub reload_conf
+{
+	my ($node, %set) = @_;
+	my $sql = '';
+	my $check = 'SELECT true';
+	for my $name (sort keys %set)
+	{
+		$sql .= "ALTER SYSTEM SET $name = '$set{$name}';\n";
+		$check .= " AND current_setting('$name') = '$set{$name}'";
+	}
+	$node->safe_psql('postgres', $sql . 'SELECT pg_reload_conf();');
+	$node->poll_query_until('postgres', $check)
+	  or die "settings not reloaded: $sql";
+	return;
+}
 
 1;
