@@ -155,7 +155,7 @@ reset_current(void)
  * outcome (written, rejected or dropped) and the others folded into it
  * count as merged.
  */
-static void
+static uint64
 account(const ClBatch *b, int start, int n, pg_atomic_uint64 *outcome)
 {
 	uint64		events = 0;
@@ -164,6 +164,16 @@ account(const ClBatch *b, int start, int n, pg_atomic_uint64 *outcome)
 		events += b->entries[i].nevents;
 	connlog_count(outcome, n);
 	connlog_count(&counters()->merged, events - n);
+	return events;
+}
+
+/* An upsert of entries [start, start + n) succeeded. */
+static void
+account_written(const ClBatch *b, int start, int n)
+{
+	connlog_count(&counters()->batches, 1);
+	account(b, start, n, &counters()->written);
+	connlog_ring_note_flush(NULL);
 }
 
 static void
@@ -198,11 +208,8 @@ shutdown_budget(void)
 static void
 drop_entries(const ClBatch *b, int start, int n, const char *why)
 {
-	uint64		events = 0;
+	uint64		events = account(b, start, n, &counters()->dropped);
 
-	for (int i = start; i < start + n; i++)
-		events += b->entries[i].nevents;
-	account(b, start, n, &counters()->dropped);
 	ereport(WARNING,
 			(errmsg("connlog dropped %llu connection log events",
 					(unsigned long long) events),
@@ -262,9 +269,7 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 		st = connlog_write_upsert(b, s, m, &err);
 		if (st == CL_WRITE_OK)
 		{
-			connlog_count(&counters()->batches, 1);
-			account(b, s, m, &counters()->written);
-			connlog_ring_note_flush(NULL);
+			account_written(b, s, m);
 			continue;
 		}
 		if (err == NULL)
@@ -374,9 +379,7 @@ write_current(void)
 	st = connlog_write_upsert(cur, 0, cur->nentries, &error);
 	if (st == CL_WRITE_OK)
 	{
-		connlog_count(&counters()->batches, 1);
-		account(cur, 0, cur->nentries, &counters()->written);
-		connlog_ring_note_flush(NULL);
+		account_written(cur, 0, cur->nentries);
 		reset_current();
 		return;
 	}
@@ -432,9 +435,7 @@ run_retries(TimestampTz now)
 		connlog_count(&counters()->retries, 1);
 		if (st == CL_WRITE_OK)
 		{
-			connlog_count(&counters()->batches, 1);
-			account(b, 0, b->nentries, &counters()->written);
-			connlog_ring_note_flush(NULL);
+			account_written(b, 0, b->nentries);
 			remove_retry(i);
 			continue;
 		}

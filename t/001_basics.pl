@@ -6,16 +6,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ConnlogTest;
 
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
+my $node = connlog_node('primary', q{
 connlog.flush_interval = '1h'
-});
-$node->start;
+}, allows_streaming => 1);
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION connlog;

@@ -13,21 +13,15 @@ use lib $FindBin::RealBin;
 use ConnlogTest;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
 # Nothing is written until the batch is full (never: 100000 is more than
 # any test enqueues) or connlog_flush() asks, so "pending" is exact.
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
+my $node = connlog_node('main', q{
 connlog.batch_size = 100000
 connlog.flush_interval = '1h'
 restart_after_crash = on
 log_statement = none
 max_connections = 40
 });
-$node->start;
 $node->safe_psql('postgres',
 	'CREATE EXTENSION connlog;' . $connlog_helpers . q{
 CREATE SEQUENCE pairseq START 100001;

@@ -13,19 +13,13 @@ use lib $FindBin::RealBin;
 use ConnlogTest;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
+my $node = connlog_node('main', q{
 connlog.batch_size = 100
 connlog.flush_interval = '500ms'
 connlog.retry_interval = '100ms'
 log_statement = none
 max_connections = 40
 });
-$node->start;
 $node->safe_psql('postgres',
 	'CREATE EXTENSION connlog;' . $connlog_helpers . q{
 CREATE SEQUENCE pairseq START 100001;

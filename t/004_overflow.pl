@@ -12,17 +12,11 @@ use FindBin;
 use lib $FindBin::RealBin;
 use ConnlogTest;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
+my $node = connlog_node('main', q{
 connlog.ring_size = '64kB'
 connlog.flush_interval = '100ms'
 log_statement = none
 });
-$node->start;
 $node->safe_psql('postgres',
 	'CREATE EXTENSION connlog;' . $connlog_helpers . q{
 -- Enqueue events first, first + 1, ... until one is refused: how many

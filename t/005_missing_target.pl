@@ -127,18 +127,12 @@ $node->stop;
 ###########################################################################
 # 7b. The role does not exist yet: events wait in the ring meanwhile.
 ###########################################################################
-$node = PostgreSQL::Test::Cluster->new('norole');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
+$node = connlog_node('norole', q{
 connlog.role = 'connlog_writer'
 connlog.flush_interval = '300ms'
 log_min_messages = debug1
 log_statement = none
 });
-$node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION connlog; $helpers");
 $node->wait_for_log(
 	qr/connlog worker is waiting for role "connlog_writer" to exist/);

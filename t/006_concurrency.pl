@@ -10,18 +10,16 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ConnlogTest;
 use IPC::Run;
 
 my $nconn = 8000;
 my $nevents = 4 * $nconn;
 my $clients = 32;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
+my $node = connlog_node('main', qq{
 connlog.ring_size = '256kB'
 connlog.batch_size = 100
 connlog.flush_interval = '20ms'
@@ -29,7 +27,6 @@ connlog.enqueue_timeout = '60s'
 log_statement = none
 max_connections = 50
 });
-$node->start;
 $node->safe_psql(
 	'postgres', qq{
 CREATE EXTENSION connlog;

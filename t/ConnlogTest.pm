@@ -6,8 +6,9 @@ package ConnlogTest;
 use strict;
 use warnings;
 use Exporter 'import';
+use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw($connlog_helpers reload_conf);
+our @EXPORT = qw($connlog_helpers connlog_node reload_conf);
 
 # Install after CREATE EXTENSION connlog.
 #  uid(k, n)         a uuid that spells kind k and number n
@@ -50,6 +51,21 @@ LANGUAGE sql AS $$
   WHERE connection_id BETWEEN uid(2, lo) AND uid(2, hi)
 $$;
 };
+
+# A started node with connlog preloaded, writing to database postgres;
+# $conf is appended to postgresql.conf, %init goes to init().
+sub connlog_node
+{
+	my ($name, $conf, %init) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%init);
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'connlog'\n"
+		  . "connlog.database = 'postgres'\n"
+		  . $conf);
+	$node->start;
+	return $node;
+}
 
 # ALTER SYSTEM SET each name => value, reload, and wait until a new session
 # sees the values: by then the postmaster has signalled the worker too.
