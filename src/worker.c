@@ -37,6 +37,10 @@
  */
 #include "postgres.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -706,6 +710,19 @@ connlog_worker_main(Datum main_arg)
 		ereport(WARNING,
 				(errmsg("connlog counted %llu events as dropped: the previous worker exited without writing them",
 						(unsigned long long) orphans)));
+
+#ifdef __GLIBC__
+
+	/*
+	 * Every batch allocates and frees the same large chunks: the row array
+	 * and the executor's bigger memory blocks.  glibc gives chunks this
+	 * size their own mmap(), so each batch would fault its memory in afresh
+	 * (zeroed pages, several percent of the worker's CPU).  Keep them in
+	 * the heap and reuse them instead; this process only.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+#endif
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "connlog batches",
 									  ALLOCSET_DEFAULT_SIZES);
