@@ -117,3 +117,19 @@ SELECT count(*) FROM (
 SELECT connlog_flush();
 SELECT count(*) FROM rows(14);
 SELECT * FROM delta();
+
+-- the table is the user's to alter: the worker's rows take the defaults of
+-- columns connlog does not know, and its values go through ordinary
+-- assignment into columns whose type changed
+ALTER TABLE connection_logs ADD COLUMN note text DEFAULT 'added later';
+ALTER TABLE connection_logs ALTER COLUMN code TYPE bigint;
+SELECT resnap();
+SELECT ev(1, 'connected', 0, ws => 15),
+       ev(1, 'disconnected', 3, ws => 15, code => 7);
+SELECT connlog_flush();
+SELECT note, code, pg_typeof(code), disconnect_time - connect_time AS span
+FROM connection_logs
+WHERE workspace_id = '00000000-0000-0000-0001-000000000015';
+SELECT * FROM delta();
+ALTER TABLE connection_logs DROP COLUMN note;
+ALTER TABLE connection_logs ALTER COLUMN code TYPE integer;
