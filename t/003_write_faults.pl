@@ -46,6 +46,16 @@ sub moved
 	return join(' ', map { "$_=" . ($s->{$_} - $s0->{$_}) } @names);
 }
 
+# pairs lo..hi enqueued and flushed; returns the counters from before
+sub flush_pairs
+{
+	my ($lo, $hi) = @_;
+	my $s0 = stats();
+	$node->safe_psql('postgres',
+		"SELECT pair(n) FROM generate_series($lo, $hi) n; SELECT connlog_flush()");
+	return $s0;
+}
+
 sub identity_holds
 {
 	my $s = stats();
@@ -159,9 +169,7 @@ set_conf('connlog.batch_size' => '1000', 'connlog.flush_interval' => '1h',
 	'connlog.max_retries' => '3');
 $node->safe_psql('postgres',
 	"UPDATE fail_budget SET n = 3; SELECT setval('stmt_seq', 1, false)");
-$s0 = stats();
-$node->safe_psql('postgres',
-	'SELECT pair(n) FROM generate_series(1001, 1200) n; SELECT connlog_flush()');
+$s0 = flush_pairs(1001, 1200);
 is( moved(
 		$s0,
 		qw(enqueued written merged rejected dropped pending batches write_errors retries)
@@ -183,9 +191,7 @@ ok(identity_holds(), 'accounting identity holds');
 # again.  Everything is still written, in three statements.
 set_conf('connlog.max_retries' => '1');
 $node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
-$s0 = stats();
-$node->safe_psql('postgres',
-	'SELECT pair(n) FROM generate_series(1201, 1400) n; SELECT connlog_flush()');
+$s0 = flush_pairs(1201, 1400);
 is( moved(
 		$s0,
 		qw(enqueued written merged rejected dropped pending batches write_errors retries)

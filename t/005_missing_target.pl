@@ -36,6 +36,16 @@ SELECT coalesce((SELECT clock_timestamp() - backend_start >= '$secs s'
 		"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") eq '1';
 }
 
+# the named counters and whether the accounting identity holds, as a row
+sub counters_identity
+{
+	my ($node, $db, @names) = @_;
+	return $node->safe_psql($db,
+		'SELECT ' . join(', ', @names)
+		  . ', enqueued = merged + written + rejected + dropped + pending FROM connlog_stats'
+	);
+}
+
 sub worker_pid
 {
 	my ($node) = @_;
@@ -100,10 +110,8 @@ is($node->safe_psql('logs', 'SELECT good_pairs(1, 200)'),
 	'200', 'extension created: the waiting events are written');
 is($node->safe_psql('logs', 'SELECT count(*) FROM connection_logs'),
 	'200', 'one row per connection');
-is( $node->safe_psql(
-		'logs',
-		'SELECT enqueued, written, merged, rejected, dropped, pending, enqueued = merged + written + rejected + dropped + pending FROM connlog_stats'
-	),
+is( counters_identity(
+		$node, 'logs', qw(enqueued written merged rejected dropped pending)),
 	'400|200|200|0|0|0|t',
 	'400 events: 200 rows written, 200 merged; accounting identity holds');
 
@@ -156,10 +164,9 @@ $node->wait_for_log(qr/connlog worker started for database "postgres"/);
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
 is($node->safe_psql('postgres', 'SELECT good_pairs(1, 200)'),
 	'200', 'role created: the waiting events are written');
-is( $node->safe_psql(
-		'postgres',
-		'SELECT enqueued, written, merged, rejected, dropped, pending, write_errors, enqueued = merged + written + rejected + dropped + pending FROM connlog_stats'
-	),
+is( counters_identity(
+		$node, 'postgres',
+		qw(enqueued written merged rejected dropped pending write_errors)),
 	'400|200|200|0|0|0|0|t',
 	'400 events: 200 rows written, 200 merged, no write error; accounting identity holds');
 is( $node->safe_psql(
