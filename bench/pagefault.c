@@ -4,11 +4,14 @@
  *
  * connlog's ring lives in PostgreSQL's shared memory, an anonymous shared
  * mapping.  Linux does not copy such page tables on fork, so every backend
- * takes a minor fault the first time it touches each ring page, and the
- * very first touch after server start also allocates and zeroes the page.
- * connlog_enqueue() copies into the ring while it holds the ring's LWLock,
- * so these faults are taken inside the critical section.  This program
- * times both kinds of fault on a 64 MB shared mapping.
+ * maps each ring page the first time it touches it, and the very first
+ * touch after server start also allocates and zeroes the page.  This
+ * program times, on a 64 MB shared mapping: the first touch (allocate and
+ * map), a child's write fault (map one page), and a child's read of each
+ * page followed by a write, the path connlog_enqueue() takes: its prefault
+ * reads the ring before taking the lock, and a read fault maps a window of
+ * pages at once (Linux fault-around).  The last figure times a new
+ * backend's first sweep of the ring.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +60,21 @@ main(void)
 		printf("mapped_touch_us %.3f\n", (now() - t) / n * 1e6);
 		fflush(stdout);
 		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
+	pid = fork();
+	if (pid == 0)
+	{
+		long		sum = 0;
+
+		t = now();
+		for (size_t i = 0; i < n; i++)
+			sum += p[i * page];
+		for (size_t i = 0; i < n; i++)
+			p[i * page] = 4;
+		printf("child_read_us %.2f\n", (now() - t) / n * 1e6);
+		fflush(stdout);
+		_exit(sum == 0);
 	}
 	waitpid(pid, NULL, 0);
 	return 0;
