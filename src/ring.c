@@ -116,17 +116,6 @@ connlog_ring_read(uint64 pos, char *dst, uint32 len)
 }
 
 /*
- * Store one record.  When the ring is full, CL_PUT_WAIT sleeps on space_cv
- * for up to wait_ms (interruptibly: ConditionVariableTimedSleep runs
- * CHECK_FOR_INTERRUPTS), CL_PUT_ERROR gives up at once, and CL_PUT_DROP
- * counts the event as enqueued and dropped.
- *
- * The worker is woken when the events waiting reach wake_events (a full
- * batch) or the ring passes half full.  Waking only on those crossings,
- * not on every event above them, keeps the hot path free of signals even
- * while the worker cannot drain (say, while the extension is missing).
- */
-/*
  * Fault in, before taking the lock, the ring pages a record is about to
  * be copied to.  A backend's first write to each 4kB page of the ring
  * takes a minor fault (10-15 us measured here); taken under the lock it
@@ -145,6 +134,17 @@ prefault(ConnlogShared *s, uint32 len)
 	(void) *(volatile char *) &s->data[(head + len - 1) % s->size];
 }
 
+/*
+ * Store one record.  When the ring is full, CL_PUT_WAIT sleeps on space_cv
+ * for up to wait_ms (interruptibly: ConditionVariableTimedSleep runs
+ * CHECK_FOR_INTERRUPTS), CL_PUT_ERROR gives up at once, and CL_PUT_DROP
+ * counts the event as enqueued and dropped.
+ *
+ * The worker is woken when the events waiting reach wake_events (a full
+ * batch) or the ring passes half full.  Waking only on those crossings,
+ * not on every event above them, keeps the hot path free of signals even
+ * while the worker cannot drain (say, while the extension is missing).
+ */
 ConnlogPutResult
 connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 				 int wake_events, long wait_ms, uint32 wait_event)
