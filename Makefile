@@ -6,7 +6,7 @@ OBJS = src/connlog.o src/ring.o src/batch.o src/worker.o src/writer.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog
-DATA = connlog--1.0.sql
+DATA = connlog--1.0.sql connlog--1.1.sql connlog--1.0--1.1.sql
 
 REGRESS = setup merge stats errors privileges
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf

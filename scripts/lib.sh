@@ -38,6 +38,21 @@ need_build_packages() {
 	need_packages make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 }
 
+# The extension installs into the server's own directories, so two trees
+# testing on one machine would replace each other's build mid-run.  A
+# script that installs calls this first, with its own path and arguments:
+# it runs again under an exclusive lock, which flock itself holds (-o), so
+# servers the script starts do not inherit it.
+with_install_lock() {
+	local lockfile=${TMPDIR:-/tmp}/connlog-install.lock
+	[ -n "${CONNLOG_LOCK_HELD:-}" ] && return 0
+	touch "$lockfile" && chmod 666 "$lockfile" 2>/dev/null || true
+	if ! flock -n "$lockfile" true; then
+		echo "connlog: waiting for another tree's test run to finish" >&2
+	fi
+	CONNLOG_LOCK_HELD=1 exec flock -o "$lockfile" bash "$@"
+}
+
 # build (COPT may add flags, e.g. -Werror) and install the extension
 build_and_install() {
 	make -s -C "$CONNLOG_ROOT" PG_CONFIG="$PG_CONFIG" COPT="${COPT:-}"

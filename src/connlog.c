@@ -106,6 +106,7 @@ static const char *const arg_names[NUM_ARGS] = {
 PG_FUNCTION_INFO_V1(connlog_enqueue);
 PG_FUNCTION_INFO_V1(connlog_flush);
 PG_FUNCTION_INFO_V1(connlog_stats);
+PG_FUNCTION_INFO_V1(connlog_stats_1_1);
 
 #ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
 static void
@@ -488,7 +489,7 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 Datum
 connlog_flush(PG_FUNCTION_ARGS)
 {
-	Interval   *timeout = PG_GETARG_INTERVAL_P(0);
+	Interval   *timeout;
 	ConnlogShared *s;
 	int64		timeout_us;
 	TimestampTz start;
@@ -497,6 +498,13 @@ connlog_flush(PG_FUNCTION_ARGS)
 	bool		seen;
 
 	require_shared_memory();
+	/* version 1.0 declared the function STRICT; 1.1 lets NULL reach here */
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"timeout\" of connlog_flush must not be null"),
+				 errhint("Omit the argument to wait up to 30 seconds.")));
+	timeout = PG_GETARG_INTERVAL_P(0);
 	s = connlog_shared;
 	timeout_us = timeout->time +
 		((int64) timeout->month * DAYS_PER_MONTH + timeout->day) * USECS_PER_DAY;
@@ -563,14 +571,25 @@ connlog_flush(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* connlog_stats(): the one row behind the connlog_stats view */
-Datum
-connlog_stats(PG_FUNCTION_ARGS)
+/*
+ * connlog_stats(): the one row behind the connlog_stats view.  Each
+ * extension version's SQL names its own C function, so a library newer than
+ * the installed SQL (before ALTER EXTENSION UPDATE) still returns the
+ * columns that version declares.
+ */
+typedef enum ConnlogStatsVersion
+{
+	CONNLOG_STATS_V1_0,
+	CONNLOG_STATS_V1_1
+} ConnlogStatsVersion;
+
+static Datum
+stats_internal(FunctionCallInfo fcinfo, ConnlogStatsVersion version)
 {
 	TupleDesc	tupdesc;
 	ConnlogStats st;
-	Datum		values[14];
-	bool		nulls[14] = {0};
+	Datum		values[16];
+	bool		nulls[16] = {0};
 	int			i = 0;
 
 	require_shared_memory();
@@ -587,6 +606,8 @@ connlog_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum((int64) st.batches);
 	values[i++] = Int64GetDatum((int64) st.write_errors);
 	values[i++] = Int64GetDatum((int64) st.retries);
+	if (version >= CONNLOG_STATS_V1_1)
+		values[i++] = Int64GetDatum((int64) st.purged);
 	values[i++] = Int64GetDatum((int64) st.ring_used_bytes);
 	values[i++] = Int64GetDatum((int64) st.ring_size_bytes);
 	nulls[i] = (st.last_flush == 0);
@@ -595,7 +616,23 @@ connlog_stats(PG_FUNCTION_ARGS)
 	values[i++] = CStringGetTextDatum(st.last_error);
 	nulls[i] = (st.worker_pid == 0);
 	values[i++] = Int32GetDatum(st.worker_pid);
-	Assert(i == lengthof(values));
+	if (version >= CONNLOG_STATS_V1_1)
+		values[i++] = CStringGetTextDatum(connlog_worker_state_label(st.worker_state));
+	if (i != tupdesc->natts)
+		elog(ERROR, "connlog_stats: the function's definition has %d columns, expected %d",
+			 tupdesc->natts, i);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+connlog_stats(PG_FUNCTION_ARGS)
+{
+	return stats_internal(fcinfo, CONNLOG_STATS_V1_0);
+}
+
+Datum
+connlog_stats_1_1(PG_FUNCTION_ARGS)
+{
+	return stats_internal(fcinfo, CONNLOG_STATS_V1_1);
 }

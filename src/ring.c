@@ -30,6 +30,8 @@
  *	  holding lock exclusively sees counters that add up exactly.
  *	- done_seq and flush_requested are atomics; only the worker advances
  *	  done_seq, and flush_requested is set by anyone, cleared by the worker.
+ *	- worker_state is an atomic only the worker (and its exit callback)
+ *	  writes; readers take it as a hint, without any lock.
  *	- mutex (a spinlock) protects last_flush and last_error.
  *
  *-------------------------------------------------------------------------
@@ -86,6 +88,8 @@ connlog_ring_shmem_init(int ring_size_kb)
 	pg_atomic_init_u64(&s->counters.batches, 0);
 	pg_atomic_init_u64(&s->counters.write_errors, 0);
 	pg_atomic_init_u64(&s->counters.retries, 0);
+	pg_atomic_init_u64(&s->counters.purged, 0);
+	pg_atomic_init_u32(&s->worker_state, CL_STATE_NOT_RUNNING);
 	SpinLockInit(&s->mutex);
 	s->last_flush = 0;
 	s->last_error[0] = '\0';
@@ -291,6 +295,7 @@ connlog_ring_detach_worker(int code, Datum arg)
 	s->worker_latch = NULL;
 	s->worker_pid = 0;
 	LWLockRelease(s->lock);
+	pg_atomic_write_u32(&s->worker_state, CL_STATE_NOT_RUNNING);
 	/* let connlog_flush() callers notice there is no worker */
 	ConditionVariableBroadcast(&s->flush_cv);
 }
@@ -379,6 +384,9 @@ connlog_ring_stats_unlocked(ConnlogStats *st)
 	st->batches = pg_atomic_read_u64(&c->batches);
 	st->write_errors = pg_atomic_read_u64(&c->write_errors);
 	st->retries = pg_atomic_read_u64(&c->retries);
+	st->purged = pg_atomic_read_u64(&c->purged);
+	st->worker_state = (ConnlogWorkerState)
+		pg_atomic_read_u32(&connlog_shared->worker_state);
 }
 
 void
@@ -398,4 +406,46 @@ connlog_ring_stats(ConnlogStats *st)
 	st->last_flush = s->last_flush;
 	strlcpy(st->last_error, s->last_error, CONNLOG_LAST_ERROR_LEN);
 	SpinLockRelease(&s->mutex);
+}
+
+void
+connlog_ring_set_state(ConnlogWorkerState state)
+{
+	pg_atomic_write_u32(&connlog_shared->worker_state, (uint32) state);
+}
+
+/* connlog_stats.worker_state; README.md lists the same words */
+const char *
+connlog_worker_state_label(ConnlogWorkerState state)
+{
+	switch (state)
+	{
+		case CL_STATE_NOT_RUNNING:
+			return "not running";
+		case CL_STATE_STARTING:
+			return "starting";
+		case CL_STATE_IDLE:
+			return "idle";
+		case CL_STATE_WRITING:
+			return "writing";
+		case CL_STATE_PURGING:
+			return "purging";
+		case CL_STATE_RETRY_QUEUE_FULL:
+			return "retry queue full";
+		case CL_STATE_NO_DATABASE:
+			return "waiting for database";
+		case CL_STATE_NO_ROLE:
+			return "waiting for role";
+		case CL_STATE_ROLE_NOLOGIN:
+			return "role cannot log in";
+		case CL_STATE_NO_EXTENSION:
+			return "waiting for extension";
+		case CL_STATE_NO_PRIVILEGE:
+			return "missing privileges";
+		case CL_STATE_BROKEN:
+			return "cannot prepare statements";
+		case CL_STATE_EXITING:
+			return "exiting";
+	}
+	return "unknown";
 }

@@ -30,7 +30,29 @@ typedef struct ConnlogCounters
 	pg_atomic_uint64 batches;
 	pg_atomic_uint64 write_errors;
 	pg_atomic_uint64 retries;
+	pg_atomic_uint64 purged;	/* rows deleted by connlog.retention */
 } ConnlogCounters;
+
+/*
+ * What the worker is doing, for connlog_stats.worker_state and for the
+ * ring-full error to say why the ring is not draining.
+ */
+typedef enum ConnlogWorkerState
+{
+	CL_STATE_NOT_RUNNING,
+	CL_STATE_STARTING,
+	CL_STATE_IDLE,
+	CL_STATE_WRITING,
+	CL_STATE_PURGING,
+	CL_STATE_RETRY_QUEUE_FULL,
+	CL_STATE_NO_DATABASE,
+	CL_STATE_NO_ROLE,
+	CL_STATE_ROLE_NOLOGIN,
+	CL_STATE_NO_EXTENSION,
+	CL_STATE_NO_PRIVILEGE,
+	CL_STATE_BROKEN,
+	CL_STATE_EXITING
+} ConnlogWorkerState;
 
 typedef struct ConnlogShared
 {
@@ -49,6 +71,7 @@ typedef struct ConnlogShared
 	ConditionVariable flush_cv; /* connlog_flush() waiting for done_seq */
 	pg_atomic_uint64 done_seq;	/* events below this seq are accounted for */
 	pg_atomic_uint32 flush_requested;
+	pg_atomic_uint32 worker_state;	/* a ConnlogWorkerState */
 
 	ConnlogCounters counters;
 
@@ -71,11 +94,13 @@ typedef struct ConnlogStats
 	uint64		batches;
 	uint64		write_errors;
 	uint64		retries;
+	uint64		purged;
 	uint64		ring_used_bytes;
 	uint64		ring_size_bytes;
 	TimestampTz last_flush;
 	char		last_error[CONNLOG_LAST_ERROR_LEN];
 	pid_t		worker_pid;
+	ConnlogWorkerState worker_state;
 } ConnlogStats;
 
 extern ConnlogShared *connlog_shared;
@@ -115,6 +140,8 @@ extern void connlog_ring_detach_worker(int code, Datum arg);
 extern uint64 connlog_ring_orphans(void);
 extern void connlog_ring_set_done(uint64 done_seq);
 extern void connlog_ring_note_flush(const char *error);
+extern void connlog_ring_set_state(ConnlogWorkerState state);
+extern const char *connlog_worker_state_label(ConnlogWorkerState state);
 
 /* readers */
 extern void connlog_ring_stats(ConnlogStats *st);
