@@ -44,4 +44,18 @@
 #define CONNLOG_WAIT_EVENT(var, name) ((void) (var), PG_WAIT_EXTENSION)
 #endif
 
+/*
+ * 16 folded pg_namespace_aclcheck() and its siblings into object_aclcheck().
+ */
+#if PG_VERSION_NUM < 160000
+#include "catalog/pg_namespace.h"
+#include "utils/acl.h"
+static inline AclResult
+object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
+{
+	Assert(classid == NamespaceRelationId);
+	return pg_namespace_aclcheck(objectid, roleid, mode);
+}
+#endif
+
 #endif							/* CONNLOG_COMPAT_H */

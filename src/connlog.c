@@ -25,6 +25,8 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -55,6 +57,9 @@ int			connlog_shutdown_timeout_ms = 10000;
 int			connlog_enqueue_timeout_ms = 10000;
 int			connlog_overflow = CL_PUT_WAIT;
 bool		connlog_log_events = false;
+int			connlog_retention_s = 0;
+int			connlog_purge_batch_size = 10000;
+int			connlog_purge_interval_ms = 600000;
 
 static const struct config_enum_entry overflow_options[] = {
 	{"wait", CL_PUT_WAIT, false},
@@ -229,6 +234,19 @@ _PG_init(void)
 							 "Also writes every event to the server log as one JSON line.",
 							 NULL, &connlog_log_events, false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.retention",
+							"Rows of connection_logs whose connect_time is older than this are deleted; 0 keeps them forever.",
+							NULL, &connlog_retention_s, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.purge_batch_size",
+							"Rows deleted per transaction when applying connlog.retention.",
+							NULL, &connlog_purge_batch_size, 10000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.purge_interval",
+							"Time between two runs of connlog.retention.",
+							NULL, &connlog_purge_interval_ms, 600000, 1000,
+							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("connlog");
 
 #ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
@@ -364,6 +382,83 @@ get_text(FunctionCallInfo fcinfo, int arg, ClText *dst)
 }
 
 /*
+ * Optional arguments that carry no value are stored as NULL, as coder's
+ * BatchUpsertConnectionLogs does with its Go zero values: an empty string
+ * and the all-zero UUID.  For connection_id this matters beyond storage:
+ * the zero UUID would otherwise make unrelated web events merge.
+ */
+static bool
+uuid_arg_present(FunctionCallInfo fcinfo, int arg)
+{
+	static const uint8 zero[UUID_LEN] = {0};
+
+	return !PG_ARGISNULL(arg) &&
+		memcmp(PG_GETARG_UUID_P(arg)->data, zero, UUID_LEN) != 0;
+}
+
+static bool
+text_arg_present(FunctionCallInfo fcinfo, int arg)
+{
+	return !PG_ARGISNULL(arg) &&
+		VARSIZE_ANY_EXHDR(PG_GETARG_DATUM(arg)) > 0;
+}
+
+/*
+ * Why the ring is full, for the error's detail and hint: the worker's
+ * published state, or what its process is waiting for.
+ */
+static void
+ring_full_reason(char **detail, char **hint)
+{
+	ConnlogStats st;
+
+	connlog_ring_stats(&st);
+	*hint = NULL;
+	switch (st.worker_pid == 0 ? CL_STATE_NOT_RUNNING : st.worker_state)
+	{
+		case CL_STATE_NOT_RUNNING:
+			*detail = pstrdup("The connlog worker is not running.");
+			*hint = pstrdup("See the server log for why it exited; the postmaster restarts it.");
+			return;
+		case CL_STATE_NO_DATABASE:
+		case CL_STATE_NO_ROLE:
+		case CL_STATE_ROLE_NOLOGIN:
+		case CL_STATE_NO_EXTENSION:
+		case CL_STATE_NO_PRIVILEGE:
+		case CL_STATE_BROKEN:
+			*detail = psprintf("The connlog worker is not writing (%s): %s.",
+							   connlog_worker_state_label(st.worker_state),
+							   st.last_error);
+			*hint = pstrdup("Fix that; the worker looks again every connlog.flush_interval.");
+			return;
+		case CL_STATE_RETRY_QUEUE_FULL:
+			*detail = psprintf("Writes keep failing and the worker's retry queue is full (connlog.retry_queue_size batches); the last error was: %s.",
+							   st.last_error);
+			*hint = pstrdup("Fix what makes the writes fail; see connlog_stats.last_error and the server log.");
+			return;
+		case CL_STATE_WRITING:
+		case CL_STATE_PURGING:
+			{
+				PGPROC	   *proc = BackendPidGetProc(st.worker_pid);
+				uint32		wait = proc != NULL ? proc->wait_event_info : 0;
+
+				if ((wait & 0xFF000000) == PG_WAIT_LOCK)
+				{
+					*detail = psprintf("The connlog worker's write is waiting for a lock (%s).",
+									   pgstat_get_wait_event(wait));
+					*hint = pstrdup("A session holds a lock on connection_logs; see pg_locks.");
+					return;
+				}
+			}
+			break;
+		default:
+			break;
+	}
+	*detail = pstrdup("Events are enqueued faster than the connlog worker writes them.");
+	*hint = pstrdup("Raise connlog.ring_size to absorb bursts, or connlog.batch_size to write faster.");
+}
+
+/*
  * connlog_enqueue(id, event_time, ..., disconnect_reason) returns void
  *
  * Not STRICT: NULLs in the optional arguments are normal, and a NULL in a
@@ -402,7 +497,7 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	ev.status = enum_index(PG_GETARG_OID(ARG_STATUS), connlog_status_labels,
 						   2);
 
-	if (!PG_ARGISNULL(ARG_CONNECTION_ID))
+	if (uuid_arg_present(fcinfo, ARG_CONNECTION_ID))
 	{
 		ev.flags |= CL_HAS_CONNECTION_ID;
 		get_uuid(fcinfo, ARG_CONNECTION_ID, ev.connection_id);
@@ -421,22 +516,22 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 		ev.flags |= CL_HAS_CODE;
 		ev.code = PG_GETARG_INT32(ARG_CODE);
 	}
-	if (!PG_ARGISNULL(ARG_USER_AGENT))
+	if (text_arg_present(fcinfo, ARG_USER_AGENT))
 	{
 		ev.flags |= CL_HAS_USER_AGENT;
 		get_text(fcinfo, ARG_USER_AGENT, &ev.user_agent);
 	}
-	if (!PG_ARGISNULL(ARG_USER_ID))
+	if (uuid_arg_present(fcinfo, ARG_USER_ID))
 	{
 		ev.flags |= CL_HAS_USER_ID;
 		get_uuid(fcinfo, ARG_USER_ID, ev.user_id);
 	}
-	if (!PG_ARGISNULL(ARG_SLUG_OR_PORT))
+	if (text_arg_present(fcinfo, ARG_SLUG_OR_PORT))
 	{
 		ev.flags |= CL_HAS_SLUG_OR_PORT;
 		get_text(fcinfo, ARG_SLUG_OR_PORT, &ev.slug_or_port);
 	}
-	if (!PG_ARGISNULL(ARG_DISCONNECT_REASON))
+	if (text_arg_present(fcinfo, ARG_DISCONNECT_REASON))
 	{
 		ev.flags |= CL_HAS_REASON;
 		get_text(fcinfo, ARG_DISCONNECT_REASON, &ev.disconnect_reason);
@@ -463,19 +558,20 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 		case CL_PUT_DROPPED:
 			break;
 		case CL_PUT_FULL:
-			if (connlog_overflow == CL_PUT_WAIT)
+			{
+				char	   *detail;
+				char	   *hint;
+
+				ring_full_reason(&detail, &hint);
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 						 errmsg("connlog ring is full"),
-						 errdetail("No space for the event came free within connlog.enqueue_timeout (%d ms).",
-								   connlog_enqueue_timeout_ms),
-						 errhint("Check connlog_stats.last_error for why the worker is not writing, or raise connlog.ring_size.")));
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-						 errmsg("connlog ring is full"),
-						 errdetail("connlog.overflow is \"error\"."),
-						 errhint("Check connlog_stats.last_error for why the worker is not writing, or raise connlog.ring_size.")));
+						 connlog_overflow == CL_PUT_WAIT ?
+						 errdetail("%s No space came free within connlog.enqueue_timeout (%d ms).",
+								   detail, connlog_enqueue_timeout_ms) :
+						 errdetail("%s connlog.overflow is \"error\".", detail),
+						 errhint("%s", hint)));
+			}
 	}
 	PG_RETURN_VOID();
 }

@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include "batch.h"
+#include "utils/timestamp.h"
 
 /* GUCs, defined in connlog.c */
 extern char *connlog_database;
@@ -25,6 +26,9 @@ extern int	connlog_shutdown_timeout_ms;
 extern int	connlog_enqueue_timeout_ms;
 extern int	connlog_overflow;
 extern bool connlog_log_events;
+extern int	connlog_retention_s;
+extern int	connlog_purge_batch_size;
+extern int	connlog_purge_interval_ms;
 
 /* worker.c */
 extern PGDLLEXPORT void connlog_worker_main(Datum main_arg);
@@ -35,7 +39,8 @@ typedef enum ConnlogWriteStatus
 {
 	CL_WRITE_OK,
 	CL_WRITE_FAILED,
-	CL_WRITE_MISSING			/* extension not installed in the database */
+	CL_WRITE_MISSING,			/* extension not installed in the database */
+	CL_WRITE_DENIED				/* connlog.role lacks a privilege (42501) */
 } ConnlogWriteStatus;
 
 extern ConnlogWriteStatus connlog_write_upsert(const ClBatch *b, int start,
@@ -44,6 +49,8 @@ extern ConnlogWriteStatus connlog_write_rejected(const ClBatch *b, int i,
 												 const char *reason,
 												 char **error);
 extern ConnlogWriteStatus connlog_check_target(char **error);
+extern ConnlogWriteStatus connlog_write_purge(TimestampTz cutoff, int limit,
+											  uint64 *deleted, char **error);
 extern void connlog_log_event(const ClEvent *ev);
 extern void connlog_writer_set_timeout(int timeout_ms);
 

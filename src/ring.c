@@ -280,6 +280,7 @@ connlog_ring_attach_worker(void)
 	s->worker_seen = true;
 	was_connecting = s->connecting;
 	LWLockRelease(s->lock);
+	pg_atomic_write_u32(&s->worker_state, CL_STATE_STARTING);
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
 	/* connlog_flush() callers may be waiting for a worker to appear */
 	ConditionVariableBroadcast(&s->flush_cv);
@@ -363,6 +364,17 @@ connlog_ring_note_flush(const char *error)
 		s->last_flush = now;
 	else
 		strlcpy(s->last_error, error, CONNLOG_LAST_ERROR_LEN);
+	SpinLockRelease(&s->mutex);
+}
+
+/* The worker can write again: what stopped it no longer applies. */
+void
+connlog_ring_clear_error(void)
+{
+	ConnlogShared *s = connlog_shared;
+
+	SpinLockAcquire(&s->mutex);
+	s->last_error[0] = '\0';
 	SpinLockRelease(&s->mutex);
 }
 

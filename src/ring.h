@@ -140,6 +140,7 @@ extern void connlog_ring_detach_worker(int code, Datum arg);
 extern uint64 connlog_ring_orphans(void);
 extern void connlog_ring_set_done(uint64 done_seq);
 extern void connlog_ring_note_flush(const char *error);
+extern void connlog_ring_clear_error(void);
 extern void connlog_ring_set_state(ConnlogWorkerState state);
 extern const char *connlog_worker_state_label(ConnlogWorkerState state);
 

@@ -26,8 +26,20 @@
  *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
  *	  the worker unless the server is stopping.
  *
- * While the extension is missing from the database nothing is taken from
- * the ring; the worker looks again every flush_interval.
+ * While the extension is missing from the database, or connlog.role lacks
+ * a privilege the statements need (checked when the plans are prepared,
+ * and signalled by SQLSTATE 42501 from any write), nothing is taken from
+ * the ring and a batch refused for a privilege keeps its place in the
+ * retry queue without using up a retry; the worker looks again every
+ * flush_interval.  A privilege error never sends rows to
+ * connection_logs_rejected: it is not the rows' fault.
+ *
+ * connlog.retention: every purge_interval the worker deletes rows older
+ * than the retention, purge_batch_size rows per transaction, one step per
+ * turn of the loop, so event writes wait behind one step at most.
+ *
+ * The worker publishes what it is doing in connlog_stats.worker_state; the
+ * ring-full error reads it to say why the ring is not draining.
  *
  * Events taken from the ring live in this process's memory until they are
  * accounted for; connlog_ring_orphans() makes a successor count any that
@@ -55,6 +67,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -72,14 +85,27 @@ static int	nretry;
 static uint64 consumed_seq;		/* ring tail_seq as this worker left it */
 static char *recbuf;			/* one record copied out of the ring */
 
-static bool target_missing = true;	/* extension not found (yet) */
+/*
+ * target_missing: nothing can be written now (extension missing, broken,
+ * or a privilege missing); blocked_state says which, for worker_state.
+ */
+static bool target_missing = true;
+static ConnlogWorkerState blocked_state = CL_STATE_NO_EXTENSION;
 static bool missing_logged;
 static TimestampTz next_check;
+
+/* connlog.retention */
+static TimestampTz next_purge;
+static bool purge_running;
+static uint64 purge_run_rows;
+static char *purge_error_logged;
 
 static volatile sig_atomic_t shutting_down;
 static TimestampTz shutdown_deadline;
 
 static uint32 wait_event_main;
+
+static bool wait_until_writable(const char *error);
 
 /*
  * Signals.  SIGTERM asks for shutdown_drain(); arriving while a statement
@@ -231,18 +257,30 @@ reject_entry(const ClBatch *b, int i, const char *error)
 		drop_entries(b, i, 1, "shutdown_timeout expired before it was stored");
 		return;
 	}
-	if (connlog_write_rejected(b, i, error, &err2) == CL_WRITE_OK)
+	for (;;)
 	{
-		account(b, i, 1, &counters()->rejected);
-		ereport(LOG,
-				(errmsg("connlog stored a connection log event in connection_logs_rejected"),
-				 errdetail("The upsert failed: %s", error)));
-		return;
+		ConnlogWriteStatus st = connlog_write_rejected(b, i, error, &err2);
+
+		if (st != CL_WRITE_DENIED)
+		{
+			if (st == CL_WRITE_OK)
+				break;
+			drop_entries(b, i, 1,
+						 psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
+								  error,
+								  err2 ? err2 : "extension connlog is not installed"));
+			return;
+		}
+		if (!wait_until_writable(err2))
+		{
+			drop_entries(b, i, 1, "connlog.role lacks a privilege and the worker is exiting");
+			return;
+		}
 	}
-	drop_entries(b, i, 1,
-				 psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
-						  error,
-						  err2 ? err2 : "extension connlog is not installed"));
+	account(b, i, 1, &counters()->rejected);
+	ereport(LOG,
+			(errmsg("connlog stored a connection log event in connection_logs_rejected"),
+			 errdetail("The upsert failed: %s", error)));
 }
 
 /*
@@ -271,6 +309,16 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 			continue;
 		}
 		st = connlog_write_upsert(b, s, m, &err);
+		if (st == CL_WRITE_DENIED)
+		{
+			if (wait_until_writable(err))
+			{
+				part--;			/* the same half again */
+				continue;
+			}
+			drop_entries(b, s, m, "connlog.role lacks a privilege and the worker is exiting");
+			continue;
+		}
 		if (st == CL_WRITE_OK)
 		{
 			account_written(b, s, m);
@@ -296,6 +344,26 @@ publish_done(void)
 	connlog_ring_set_done(done);
 }
 
+/*
+ * Log a reason for not writing when it differs from the last one logged, so
+ * a condition that lasts is reported once, not every flush_interval.
+ */
+static void
+log_blocked(int elevel, const char *prefix, const char *error)
+{
+	static char *last;
+
+	connlog_ring_note_flush(error);
+	if (last != NULL && strcmp(last, error) == 0)
+		return;
+	ereport(elevel,
+			(errmsg("%s: %s", prefix, error),
+			 errdetail("Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval.")));
+	if (last != NULL)
+		pfree(last);
+	last = MemoryContextStrdup(TopMemoryContext, error);
+}
+
 static void
 check_target(void)
 {
@@ -308,30 +376,34 @@ check_target(void)
 	{
 		if (target_missing && missing_logged)
 			ereport(LOG,
-					(errmsg("connlog found extension connlog in database \"%s\"; writing resumes",
+					(errmsg("connlog can write to database \"%s\" again; writing resumes",
 							connlog_database)));
+		/* at startup too: a predecessor may have left why it waited */
+		if (target_missing)
+			connlog_ring_clear_error();
 		target_missing = false;
 		missing_logged = false;
 		return;
 	}
 	target_missing = true;
-	if (st == CL_WRITE_FAILED)
+	if (st == CL_WRITE_FAILED || st == CL_WRITE_DENIED)
 	{
-		/* not a missing extension but a broken one: say so on each change */
-		static char *last;
-
-		connlog_ring_note_flush(error);
-		if (last == NULL || strcmp(last, error) != 0)
-			ereport(WARNING,
-					(errmsg("connlog could not prepare its statements: %s",
-							error)));
-		if (last != NULL)
-			pfree(last);
-		last = MemoryContextStrdup(TopMemoryContext, error);
+		/* not a missing extension but a broken one, or a missing GRANT */
+		blocked_state = st == CL_WRITE_DENIED ?
+			CL_STATE_NO_PRIVILEGE : CL_STATE_BROKEN;
+		log_blocked(WARNING,
+					st == CL_WRITE_DENIED ?
+					"connlog cannot write with the privileges of its role" :
+					"connlog could not prepare its statements",
+					error);
+		missing_logged = true;
 		return;
 	}
+	blocked_state = CL_STATE_NO_EXTENSION;
 	if (!missing_logged)
 	{
+		connlog_ring_note_flush(psprintf("extension connlog is not installed in database \"%s\"",
+										 connlog_database));
 		ereport(LOG,
 				(errmsg("extension connlog is not installed in database \"%s\"",
 						connlog_database),
@@ -340,6 +412,53 @@ check_target(void)
 						 connlog_database)));
 		missing_logged = true;
 	}
+}
+
+/*
+ * A write was refused for a missing privilege (SQLSTATE 42501): stop
+ * writing until check_target() finds the privileges in place.
+ */
+static void
+note_denied(const char *error)
+{
+	target_missing = true;
+	blocked_state = CL_STATE_NO_PRIVILEGE;
+	missing_logged = true;
+	next_check = GetCurrentTimestamp() +
+		(TimestampTz) connlog_flush_interval_ms * 1000;
+	log_blocked(WARNING, "connlog cannot write with the privileges of its role",
+				error);
+}
+
+/*
+ * A write inside salvage() was refused for a privilege.  Those rows live
+ * only in this stack frame, so wait here, looking again every
+ * flush_interval, until the privilege is back.  Returns false if the
+ * worker must exit first.
+ */
+static bool
+wait_until_writable(const char *error)
+{
+	note_denied(error);
+	while (target_missing)
+	{
+		if (shutting_down || ShutdownRequestPending)
+			return false;
+		connlog_ring_set_state(blocked_state);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 connlog_flush_interval_ms,
+						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (GetCurrentTimestamp() >= next_check)
+			check_target();
+	}
+	return true;
 }
 
 static void
@@ -389,6 +508,8 @@ write_current(void)
 	}
 	if (st == CL_WRITE_MISSING)
 		target_missing = true;
+	else if (st == CL_WRITE_DENIED)
+		note_denied(error);
 	else
 	{
 		report_failure(error, cur->nentries,
@@ -434,6 +555,13 @@ run_retries(TimestampTz now)
 		if (st == CL_WRITE_MISSING)
 		{
 			target_missing = true;
+			break;
+		}
+		if (st == CL_WRITE_DENIED)
+		{
+			/* not the batch's fault: it keeps its place and its retries */
+			note_denied(error);
+			b->next_attempt = now;
 			break;
 		}
 		connlog_count(&counters()->retries, 1);
@@ -530,6 +658,66 @@ drain(void)
 	}
 }
 
+/*
+ * One step of connlog.retention.  A run of steps starts every
+ * purge_interval and ends with a step that finds fewer rows than it may
+ * delete; the main loop drains the ring between steps.  A failed step ends
+ * the run, and the next starts a purge_interval later.
+ */
+static void
+purge_step(TimestampTz now)
+{
+	uint64		deleted;
+	char	   *error;
+	ConnlogWriteStatus st;
+
+	if (!purge_running)
+	{
+		if (connlog_retention_s <= 0 || now < next_purge)
+			return;
+		purge_running = true;
+		purge_run_rows = 0;
+	}
+	st = connlog_write_purge(now - (TimestampTz) connlog_retention_s * USECS_PER_SEC,
+							 connlog_purge_batch_size, &deleted, &error);
+	if (st == CL_WRITE_OK)
+	{
+		connlog_count(&counters()->purged, deleted);
+		purge_run_rows += deleted;
+		if (deleted >= (uint64) connlog_purge_batch_size &&
+			connlog_retention_s > 0)
+			return;
+		if (purge_run_rows > 0)
+			ereport(LOG,
+					(errmsg("connlog deleted %llu rows of connection_logs older than connlog.retention",
+							(unsigned long long) purge_run_rows)));
+		if (purge_error_logged != NULL)
+			pfree(purge_error_logged);
+		purge_error_logged = NULL;
+	}
+	else if (st == CL_WRITE_MISSING)
+		target_missing = true;
+	else
+	{
+		/* events are not affected: report it once, try again later */
+		connlog_ring_note_flush(error);
+		if (purge_error_logged == NULL || strcmp(purge_error_logged, error) != 0)
+		{
+			ereport(WARNING,
+					(errmsg("connlog could not delete rows past connlog.retention: %s",
+							error),
+					 errdetail("Events are still written; connlog tries again every connlog.purge_interval."),
+					 st == CL_WRITE_DENIED ?
+					 errhint("Grant DELETE on connection_logs to the role connlog writes as.") : 0));
+			if (purge_error_logged != NULL)
+				pfree(purge_error_logged);
+			purge_error_logged = MemoryContextStrdup(TopMemoryContext, error);
+		}
+	}
+	purge_running = false;
+	next_purge = now + (TimestampTz) connlog_purge_interval_ms * 1000;
+}
+
 /* The counters vanish with shared memory: leave them in the log. */
 static void
 log_counters(const char *why)
@@ -562,6 +750,7 @@ shutdown_drain(void)
 				target;
 
 	shutting_down = true;
+	connlog_ring_set_state(CL_STATE_EXITING);
 	shutdown_deadline = GetCurrentTimestamp() +
 		(TimestampTz) connlog_shutdown_timeout_ms * 1000;
 	pgstat_report_activity(STATE_RUNNING, "connlog: writing all events before exit");
@@ -599,12 +788,13 @@ shutdown_drain(void)
 }
 
 /*
- * Does a row named name exist in shared catalog relid?  A worker connected
- * to no database can read shared catalogs only by sequential scan: their
- * indexes need per-database catalogs to open.
+ * Does a row named name exist in shared catalog relid?  For pg_authid,
+ * *canlogin tells whether the role may log in.  A worker connected to no
+ * database can read shared catalogs only by sequential scan: their indexes
+ * need per-database catalogs to open.
  */
 static bool
-shared_catalog_has(Oid relid, const char *name)
+shared_catalog_has(Oid relid, const char *name, bool *canlogin)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
@@ -613,13 +803,17 @@ shared_catalog_has(Oid relid, const char *name)
 
 	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		const char *rowname;
-
 		if (relid == DatabaseRelationId)
-			rowname = NameStr(((Form_pg_database) GETSTRUCT(tup))->datname);
+			found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname),
+						   name) == 0;
 		else
-			rowname = NameStr(((Form_pg_authid) GETSTRUCT(tup))->rolname);
-		found = (strcmp(rowname, name) == 0);
+		{
+			Form_pg_authid role = (Form_pg_authid) GETSTRUCT(tup);
+
+			found = strcmp(NameStr(role->rolname), name) == 0;
+			if (found)
+				*canlogin = role->rolcanlogin;
+		}
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -627,20 +821,23 @@ shared_catalog_has(Oid relid, const char *name)
 }
 
 /*
- * The previous worker died connecting: poll for the database (and role)
- * without connecting to one, and exit to be restarted once they exist.
+ * The previous worker died connecting: poll for the database and the role
+ * (which must exist and have LOGIN: a background worker's connection is
+ * refused for a NOLOGIN role like any other) without connecting to a
+ * database, and exit to be restarted once both are fine.
  */
 static void
 wait_for_database(void)
 {
-	bool		logged = false;
+	ConnlogWorkerState logged = CL_STATE_NOT_RUNNING;
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("connlog worker");
 	for (;;)
 	{
-		bool		db_ok;
-		bool		role_ok;
+		bool		canlogin = true;
+		ConnlogWorkerState state;
+		char	   *why;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -652,13 +849,19 @@ wait_for_database(void)
 			proc_exit(1);
 
 		StartTransactionCommand();
-		db_ok = shared_catalog_has(DatabaseRelationId, connlog_database);
-		role_ok = connlog_role[0] == '\0' ||
-			shared_catalog_has(AuthIdRelationId, connlog_role);
+		if (!shared_catalog_has(DatabaseRelationId, connlog_database, NULL))
+			state = CL_STATE_NO_DATABASE;
+		else if (connlog_role[0] != '\0' &&
+				 !shared_catalog_has(AuthIdRelationId, connlog_role, &canlogin))
+			state = CL_STATE_NO_ROLE;
+		else if (!canlogin)
+			state = CL_STATE_ROLE_NOLOGIN;
+		else
+			state = CL_STATE_STARTING;
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
 
-		if (db_ok && role_ok)
+		if (state == CL_STATE_STARTING)
 		{
 			ereport(LOG,
 					(errmsg("connlog worker restarting to connect to database \"%s\"",
@@ -666,15 +869,24 @@ wait_for_database(void)
 			connlog_ring_set_connecting(false);
 			proc_exit(1);
 		}
-		if (!logged)
+		connlog_ring_set_state(state);
+		why = state == CL_STATE_NO_DATABASE ?
+			psprintf("database \"%s\" does not exist", connlog_database) :
+			state == CL_STATE_NO_ROLE ?
+			psprintf("role \"%s\" does not exist", connlog_role) :
+			psprintf("role \"%s\" is not permitted to log in", connlog_role);
+		connlog_ring_note_flush(why);
+		if (state != logged)
 		{
 			ereport(LOG,
-					(errmsg("connlog worker is waiting for %s \"%s\" to exist",
-							db_ok ? "role" : "database",
-							db_ok ? connlog_role : connlog_database),
-					 errdetail("Events stay in the ring until then; connlog looks again every connlog.flush_interval.")));
-			logged = true;
+					(errmsg("connlog worker is waiting: %s", why),
+					 errdetail("Events stay in the ring until then; connlog looks again every connlog.flush_interval."),
+					 state == CL_STATE_ROLE_NOLOGIN ?
+					 errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
+							 quote_identifier(connlog_role)) : 0));
+			logged = state;
 		}
+		pfree(why);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 connlog_flush_interval_ms,
 						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
@@ -764,6 +976,8 @@ connlog_worker_main(Datum main_arg)
 			if ((flush_now || now >= next_flush) &&
 				nretry < connlog_retry_queue_size && !target_missing)
 				write_current();
+			if (!target_missing)
+				purge_step(now);
 		}
 		if (flush_now || now >= next_flush)
 		{
@@ -778,6 +992,13 @@ connlog_worker_main(Datum main_arg)
 			wake = Min(wake, retryq[i]->next_attempt);
 		if (target_missing)
 			wake = next_check;
+		else if (purge_running)
+			wake = 0;			/* the next step after this turn's drain */
+		else if (connlog_retention_s > 0)
+			wake = Min(wake, next_purge);
+		connlog_ring_set_state(target_missing ? blocked_state :
+							   nretry >= connlog_retry_queue_size ?
+							   CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE);
 		now = GetCurrentTimestamp();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -14,6 +14,12 @@
  * failure the plans are dropped and prepared afresh, so a table that was
  * altered or recreated is picked up.
  *
+ * Before preparing, the statements' privileges are checked for the role
+ * the worker runs as (connlog.role), so a missing GRANT is reported by name
+ * instead of surfacing as failed rows; an error with SQLSTATE 42501 from
+ * any statement is reported as CL_WRITE_DENIED, which the worker treats
+ * like a missing extension: it keeps the events and looks again.
+ *
  * A batch goes to the upsert as one array of the extension's composite
  * type connlog_batch_row, built here tuple by tuple.  That costs the
  * server one tuplestore row per event, where sixteen column arrays under
@@ -31,7 +37,9 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -39,6 +47,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -53,7 +62,9 @@
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
+#include "compat.h"
 #include "connlog.h"
+#include "ring.h"
 
 /* connlog_batch_row's columns, in the order of its definition */
 enum
@@ -86,6 +97,7 @@ static const Oid row_types[UPSERT_NCOLS] = {
 
 static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr reject_plan = NULL;
+static SPIPlanPtr purge_plan = NULL;
 static Oid	plan_extoid = InvalidOid;
 static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
@@ -113,6 +125,18 @@ static const char *const upsert_sql =
 "code = COALESCE(c.code, excluded.code), "
 "disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)";
 
+/*
+ * One bounded step of connlog.retention.  The rows come from the
+ * connect_time index; SKIP LOCKED passes over rows a session has locked
+ * rather than waiting for it, and the step's size bounds how long the
+ * worker's event writes wait behind it.
+ */
+static const char *const purge_sql =
+"DELETE FROM %1$s.connection_logs WHERE ctid OPERATOR(pg_catalog.=) "
+"ANY (ARRAY(SELECT ctid FROM %1$s.connection_logs "
+"WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2 "
+"FOR UPDATE SKIP LOCKED))";
+
 static const char *const reject_sql =
 "INSERT INTO %1$s.connection_logs_rejected (rejected_at, error, event) "
 "VALUES (pg_catalog.now(), $1, $2::pg_catalog.jsonb)";
@@ -124,7 +148,9 @@ forget_plans(void)
 		SPI_freeplan(upsert_plan);
 	if (reject_plan != NULL)
 		SPI_freeplan(reject_plan);
-	upsert_plan = reject_plan = NULL;
+	if (purge_plan != NULL)
+		SPI_freeplan(purge_plan);
+	upsert_plan = reject_plan = purge_plan = NULL;
 	plan_extoid = InvalidOid;
 }
 
@@ -180,6 +206,68 @@ find_row_type(Oid nspoid, const char *nspname)
 							CStringGetDatum(connlog_type_labels[i]));
 }
 
+/* Append "PRIVS on table schema.rel" to missing if the role lacks any. */
+static void
+check_table_privileges(StringInfo missing, Oid roleid, Oid nspoid,
+					   const char *nspname, const char *relname,
+					   const AclMode *modes, const char *const *names,
+					   int nmodes)
+{
+	Oid			relid = get_relname_relid(relname, nspoid);
+	StringInfoData privs;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", nspname, relname)));
+	initStringInfo(&privs);
+	for (int i = 0; i < nmodes; i++)
+		if (pg_class_aclcheck(relid, roleid, modes[i]) != ACLCHECK_OK)
+			appendStringInfo(&privs, "%s%s", privs.len > 0 ? ", " : "",
+							 names[i]);
+	if (privs.len > 0)
+		appendStringInfo(missing, "%s%s on table %s.%s",
+						 missing->len > 0 ? " and " : "", privs.data,
+						 quote_identifier(nspname), quote_identifier(relname));
+	pfree(privs.data);
+}
+
+/*
+ * The worker's statements need USAGE on the extension's schema, SELECT,
+ * INSERT and UPDATE on connection_logs (ON CONFLICT DO UPDATE reads the
+ * row it updates) and INSERT on connection_logs_rejected.  Say which are
+ * missing, all at once, with SQLSTATE 42501.
+ */
+static void
+check_privileges(Oid nspoid, const char *nspname)
+{
+	static const AclMode log_modes[] = {ACL_SELECT, ACL_INSERT, ACL_UPDATE};
+	static const char *const log_names[] = {"SELECT", "INSERT", "UPDATE"};
+	static const AclMode rej_modes[] = {ACL_INSERT};
+	static const char *const rej_names[] = {"INSERT"};
+	Oid			roleid = GetUserId();
+	StringInfoData missing;
+
+	if (object_aclcheck(NamespaceRelationId, nspoid, roleid, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" lacks USAGE on schema %s",
+						GetUserNameFromId(roleid, false),
+						quote_identifier(nspname))));
+	initStringInfo(&missing);
+	check_table_privileges(&missing, roleid, nspoid, nspname,
+						   "connection_logs", log_modes, log_names,
+						   lengthof(log_modes));
+	check_table_privileges(&missing, roleid, nspoid, nspname,
+						   "connection_logs_rejected", rej_modes, rej_names,
+						   lengthof(rej_modes));
+	if (missing.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" lacks %s",
+						GetUserNameFromId(roleid, false), missing.data)));
+}
+
 /*
  * Find the extension and prepare the statements for its schema.  Runs
  * inside a transaction with SPI connected.  Returns false if the extension
@@ -219,6 +307,7 @@ prepare_plans(void)
 	nspoid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 2,
 											&isnull));
+	check_privileges(nspoid, NameStr(*DatumGetName(nsp)));
 	find_row_type(nspoid, NameStr(*DatumGetName(nsp)));
 
 	upsert_plan = SPI_prepare(psprintf(upsert_sql, schema), 1,
@@ -232,6 +321,15 @@ prepare_plans(void)
 		elog(ERROR, "SPI_prepare failed: %s",
 			 SPI_result_code_string(SPI_result));
 	SPI_keepplan(reject_plan);
+	{
+		Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
+
+		purge_plan = SPI_prepare(psprintf(purge_sql, schema), 2, purge_types);
+		if (purge_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(purge_plan);
+	}
 	plan_extoid = extoid;
 	return true;
 }
@@ -245,12 +343,15 @@ prepare_plans(void)
 typedef bool (*write_fn) (void *arg);
 
 static ConnlogWriteStatus
-run_statement(write_fn fn, void *arg, const char *activity, char **error)
+run_statement(write_fn fn, void *arg, const char *activity,
+			  ConnlogWorkerState state, char **error)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	volatile ConnlogWriteStatus status;
 
 	*error = NULL;
+	if (state != CL_STATE_NOT_RUNNING)
+		connlog_ring_set_state(state);
 	connlog_in_statement = true;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -282,10 +383,11 @@ run_statement(write_fn fn, void *arg, const char *activity, char **error)
 		AbortCurrentTransaction();
 		*error = psprintf("%s (SQLSTATE %s)", edata->message,
 						  unpack_sql_state(edata->sqlerrcode));
+		status = edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
+			CL_WRITE_DENIED : CL_WRITE_FAILED;
 		FreeErrorData(edata);
 		/* the plans may be what failed: prepare them afresh next time */
 		forget_plans();
-		status = CL_WRITE_FAILED;
 	}
 	PG_END_TRY();
 	if (statement_timeout_ms > 0)
@@ -320,7 +422,7 @@ ConnlogWriteStatus
 connlog_check_target(char **error)
 {
 	return run_statement(check_fn, NULL, "connlog: looking for the extension",
-						 error);
+						 CL_STATE_NOT_RUNNING, error);
 }
 
 /* ---------------------------------------------------------------------
@@ -467,7 +569,7 @@ connlog_write_upsert(const ClBatch *b, int start, int n, char **error)
 	a.start = start;
 	a.n = n;
 	snprintf(activity, sizeof(activity), "connlog: writing %d rows", n);
-	status = run_statement(upsert_fn, &a, activity, error);
+	status = run_statement(upsert_fn, &a, activity, CL_STATE_WRITING, error);
 	MemoryContextReset(write_cxt);
 	return status;
 }
@@ -617,5 +719,47 @@ connlog_write_rejected(const ClBatch *b, int i, const char *reason,
 	RejectArgs	a = {b, i, reason};
 
 	return run_statement(reject_fn, &a, "connlog: storing a rejected event",
-						 error);
+						 CL_STATE_WRITING, error);
+}
+
+typedef struct PurgeArgs
+{
+	TimestampTz cutoff;
+	int			limit;
+	uint64		deleted;
+} PurgeArgs;
+
+static bool
+purge_fn(void *arg)
+{
+	PurgeArgs  *a = arg;
+	Datum		values[2];
+	int			rc;
+
+	if (!prepare_plans())
+		return false;
+	values[0] = TimestampTzGetDatum(a->cutoff);
+	values[1] = Int32GetDatum(a->limit);
+	rc = SPI_execute_plan(purge_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "connlog purge failed: %s", SPI_result_code_string(rc));
+	a->deleted = SPI_processed;
+	return true;
+}
+
+/*
+ * connlog.retention: delete up to limit rows of connection_logs whose
+ * connect_time is before cutoff, in a transaction of its own.
+ */
+ConnlogWriteStatus
+connlog_write_purge(TimestampTz cutoff, int limit, uint64 *deleted,
+					char **error)
+{
+	PurgeArgs	a = {cutoff, limit, 0};
+	ConnlogWriteStatus status;
+
+	status = run_statement(purge_fn, &a, "connlog: deleting rows past connlog.retention",
+						   CL_STATE_PURGING, error);
+	*deleted = a.deleted;
+	return status;
 }
