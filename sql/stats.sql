@@ -31,6 +31,7 @@ SELECT count(*) FROM rows(20);
 SELECT connlog_flush('0');
 SELECT connlog_flush(timeout => '1 s');
 SELECT connlog_flush('-1 s');
+SELECT connlog_flush('300000 years');
 -- NULL is an error (1.0 declared the function STRICT and ignored it)
 SELECT connlog_flush(NULL);
 

@@ -21,6 +21,7 @@
 #include "catalog/pg_enum.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
+#include "common/int.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -444,7 +445,7 @@ ring_full_reason(char **detail, char **hint)
 
 				if ((wait & 0xFF000000) == PG_WAIT_LOCK)
 				{
-					*detail = psprintf("The connlog worker's write is waiting for a lock (%s).",
+					*detail = psprintf("The connlog worker's write is waiting for a %s lock.",
 									   pgstat_get_wait_event(wait));
 					*hint = pstrdup("A session holds a lock on connection_logs; see pg_locks.");
 					return;
@@ -602,8 +603,13 @@ connlog_flush(PG_FUNCTION_ARGS)
 				 errhint("Omit the argument to wait up to 30 seconds.")));
 	timeout = PG_GETARG_INTERVAL_P(0);
 	s = connlog_shared;
-	timeout_us = timeout->time +
-		((int64) timeout->month * DAYS_PER_MONTH + timeout->day) * USECS_PER_DAY;
+	/* a timeout too long to count in microseconds is a mistake, not forever */
+	if (pg_mul_s64_overflow((int64) timeout->month * DAYS_PER_MONTH + timeout->day,
+							USECS_PER_DAY, &timeout_us) ||
+		pg_add_s64_overflow(timeout_us, timeout->time, &timeout_us))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("connlog_flush timeout is out of range")));
 	if (timeout_us < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -421,6 +421,7 @@ check_target(void)
 static void
 note_denied(const char *error)
 {
+	connlog_count(&counters()->write_errors, 1);
 	target_missing = true;
 	blocked_state = CL_STATE_NO_PRIVILEGE;
 	missing_logged = true;
@@ -684,6 +685,8 @@ purge_step(TimestampTz now)
 	{
 		connlog_count(&counters()->purged, deleted);
 		purge_run_rows += deleted;
+		elog(DEBUG1, "connlog purge step deleted %llu rows",
+			 (unsigned long long) deleted);
 		if (deleted >= (uint64) connlog_purge_batch_size &&
 			connlog_retention_s > 0)
 			return;

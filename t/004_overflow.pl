@@ -83,8 +83,8 @@ note "the 64kB ring took $accepted events";
 ok($accepted > 100, "wait: $accepted events accepted before the ring was full");
 is($r->{err}, 'connlog ring is full', 'wait: then the ERROR');
 is( $r->{detail},
-	'No space for the event came free within connlog.enqueue_timeout (500 ms).',
-	'wait: the ERROR names enqueue_timeout');
+	"The connlog worker's write is waiting for a relation lock. No space came free within connlog.enqueue_timeout (500 ms).",
+	'wait: the ERROR says the worker waits for a lock, and names enqueue_timeout');
 cmp_ok($r->{waited_ms}, '>=', 500,
 	"wait: the refused call waited enqueue_timeout ($r->{waited_ms} ms)");
 my $s = stats();
@@ -98,8 +98,9 @@ $r = fill(100001,
 	"SET connlog.overflow = 'error'; SET connlog.enqueue_timeout = '60s';");
 is($r->{accepted}, 0, 'error: the first event is refused');
 is($r->{err}, 'connlog ring is full', 'error: with the ERROR');
-is($r->{detail}, 'connlog.overflow is "error".',
-	'error: the ERROR names connlog.overflow');
+is( $r->{detail},
+	"The connlog worker's write is waiting for a relation lock. connlog.overflow is \"error\".",
+	'error: the ERROR says why and names connlog.overflow');
 cmp_ok($r->{waited_ms}, '<', 30000,
 	"error: at once, not after enqueue_timeout ($r->{waited_ms} ms)");
 

@@ -73,7 +73,7 @@ log_statement = none
 });
 $node->start;
 
-$node->wait_for_log(qr/connlog worker is waiting for database "logs" to exist/);
+$node->wait_for_log(qr/connlog worker is waiting: database "logs" does not exist/);
 my $waiter = worker_pid($node);
 ok(survives($node, $waiter, 3),
 	'database missing: the waiter keeps running for 3 s (10 polls)');
@@ -121,11 +121,11 @@ is(count_lines($node, $exits), 2,
 	'two worker exits in all (the failed one, the waiter)');
 for my $line (
 	qr/FATAL:  database "logs" does not exist/,
-	qr/LOG:  connlog worker is waiting for database "logs" to exist/,
+	qr/LOG:  connlog worker is waiting: database "logs" does not exist/,
 	qr/LOG:  connlog worker restarting to connect to database "logs"/,
 	qr/LOG:  connlog worker started for database "logs"/,
 	qr/LOG:  extension connlog is not installed in database "logs"/,
-	qr/LOG:  connlog found extension connlog in database "logs"; writing resumes/
+	qr/LOG:  connlog can write to database "logs" again; writing resumes/
   )
 {
 	is(count_lines($node, $line), 1, "logged once: $line");
@@ -143,7 +143,7 @@ log_statement = none
 });
 $node->safe_psql('postgres', "CREATE EXTENSION connlog; $helpers");
 $node->wait_for_log(
-	qr/connlog worker is waiting for role "connlog_writer" to exist/);
+	qr/connlog worker is waiting: role "connlog_writer" does not exist/);
 $waiter = worker_pid($node);
 $node->safe_psql('postgres', 'SELECT pair(n) FROM generate_series(1, 200) n');
 ok(survives($node, $waiter, 3),
