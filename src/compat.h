@@ -3,21 +3,67 @@
  * compat.h
  *		Differences between PostgreSQL major versions that connlog touches.
  *
- * Only PostgreSQL 15 is built and tested here; the other branches follow
- * the servers' headers (shmem_request_hook appeared in 15, custom wait
- * events in 17) and keep the code one source for 13 and later.
+ * connlog keeps one source for PostgreSQL 13 to 18.  Only 15 is built and
+ * tested here (it is the only server whose headers are installed); the
+ * other branches below follow the servers' headers as read from the
+ * PostgreSQL sources and are not compiled by anything in this repository,
+ * so a build on another version may still find a difference missed here.
+ *
+ * Where an API was renamed or retyped, this file gives the call sites the
+ * newest spelling on every version, so they need no #if:
+ *
+ *	- utils/wait_event.h (14; pgstat.h before) is included here.
+ *	- shmem_request_hook (15): CONNLOG_HAVE_SHMEM_REQUEST_HOOK, since
+ *	  before 15 RequestAddinShmemSpace() and RequestNamedLWLockTranche()
+ *	  are called straight from _PG_init() instead.
+ *	- MarkGUCPrefixReserved() (15; EmitWarningsOnPlaceholders() before).
+ *	- object_aclcheck() (16; pg_namespace_aclcheck() before): provided for
+ *	  NamespaceRelationId.  pg_class_aclcheck() and get_role_oid() are the
+ *	  same on every version.
+ *	- INTERVAL_NOT_FINITE() (17, when intervals gained +/-infinity): false
+ *	  before, as no interval was infinite.
+ *	- CONNLOG_WAIT_EVENT(): named wait events (WaitEventExtensionNew, 17);
+ *	  "Extension" before.
+ *	- BGWORKER_BYPASS_ROLELOGINCHECK (17): CONNLOG_HAVE_BYPASS_ROLELOGINCHECK
+ *	  and CONNLOG_BYPASS_ROLELOGINCHECK, the flag or 0.  Before 17 a worker
+ *	  cannot connect as a NOLOGIN role at all.
+ *	- PG_MODULE_MAGIC_EXT() (18): plain PG_MODULE_MAGIC before.
+ *
+ * With CONNLOG_COMPAT_WAL defined before the first #include of this file,
+ * also the WAL-writing APIs:
+ *
+ *	- XLogRegisterData() and XLogRegisterBufData() take a const void * from
+ *	  18 on (char * before; the length was an int before 16).
+ *	- RegisterCustomRmgr() (15, CONNLOG_HAVE_CUSTOM_RMGR): 15 takes a
+ *	  RmgrData *, later releases a const RmgrData *.
+ *
+ * Differences that need nothing here: postmaster/interrupt.h is 13's, and
+ * so the floor; pgstat_report_activity() and pgstat_report_appname() moved
+ * to utils/backend_status.h in 14, which pgstat.h includes; postgres.h
+ * includes varatt.h (16), wait_event.h includes wait_event_types.h (17),
+ * latch.h includes waiteventset.h (18); pgstat_report_stat() returns long
+ * from 15 and ConditionVariableCancelSleep() bool from 16, results connlog
+ * ignores.  README.md's "PostgreSQL versions" lists them all.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_COMPAT_H
 #define CONNLOG_COMPAT_H
 
-#include "miscadmin.h"
-#include "utils/guc.h"
-#include "utils/wait_event.h"
-
 #if PG_VERSION_NUM < 130000
 #error "connlog requires PostgreSQL 13 or later"
+#endif
+
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#if PG_VERSION_NUM >= 140000
+#include "utils/wait_event.h"
+#else
+#include "pgstat.h"				/* PG_WAIT_EXTENSION */
 #endif
 
 /*
@@ -34,6 +80,31 @@
 #endif
 
 /*
+ * 16 replaced the per-catalog pg_<object>_aclcheck() functions, among them
+ * pg_namespace_aclcheck(), by object_aclcheck(classid, ...).  Only the
+ * classes connlog checks are mapped; any other is a bug in connlog.
+ */
+#if PG_VERSION_NUM < 160000
+static inline AclResult
+object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
+{
+	if (classid == NamespaceRelationId)
+		return pg_namespace_aclcheck(objectid, roleid, mode);
+	elog(ERROR, "connlog: object_aclcheck() is not mapped for class %u before PostgreSQL 16",
+		 classid);
+	pg_unreachable();
+}
+#endif
+
+/*
+ * 17 lets intervals be +/-infinity.  Before that none is, so code that
+ * turns an interval into a duration can test for it on every version.
+ */
+#ifndef INTERVAL_NOT_FINITE
+#define INTERVAL_NOT_FINITE(i) ((void) (i), false)
+#endif
+
+/*
  * 17 lets an extension name its wait events (WaitEventExtensionNew);
  * before that they all show as "Extension".
  */
@@ -45,17 +116,56 @@
 #endif
 
 /*
- * 16 folded pg_namespace_aclcheck() and its siblings into object_aclcheck().
+ * 17 added a BackgroundWorkerInitializeConnection() flag that skips the
+ * rolcanlogin check, so a worker can run as a NOLOGIN role.  Before 17
+ * such a connection fails; pass CONNLOG_BYPASS_ROLELOGINCHECK (0 there)
+ * and test CONNLOG_HAVE_BYPASS_ROLELOGINCHECK to say so beforehand.
  */
-#if PG_VERSION_NUM < 160000
-#include "catalog/pg_namespace.h"
-#include "utils/acl.h"
-static inline AclResult
-object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
-{
-	Assert(classid == NamespaceRelationId);
-	return pg_namespace_aclcheck(objectid, roleid, mode);
-}
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+#define CONNLOG_HAVE_BYPASS_ROLELOGINCHECK 1
+#define CONNLOG_BYPASS_ROLELOGINCHECK BGWORKER_BYPASS_ROLELOGINCHECK
+#else
+#define CONNLOG_BYPASS_ROLELOGINCHECK 0
 #endif
+
+/* 18 lets the module magic carry a name and version; ignored before */
+#ifndef PG_MODULE_MAGIC_EXT
+#define PG_MODULE_MAGIC_EXT(...) PG_MODULE_MAGIC
+#endif
+
+#ifdef CONNLOG_COMPAT_WAL
+
+/*
+ * The WAL APIs, for a source file that writes WAL records.  The headers
+ * come first: the macros below rename functions they declare.
+ */
+#include "access/xloginsert.h"
+#if PG_VERSION_NUM >= 150000
+#include "access/xlog_internal.h"
+#endif
+
+/*
+ * 18 made the data arguments const void *; before, char * (and an int
+ * length before 16, which a record's data never comes near).
+ */
+#if PG_VERSION_NUM < 180000
+#define XLogRegisterData(data, len) \
+	XLogRegisterData((char *) (data), (len))
+#define XLogRegisterBufData(block_id, data, len) \
+	XLogRegisterBufData((block_id), (char *) (data), (len))
+#endif
+
+/*
+ * Custom resource managers are 15's.  15 takes a RmgrData *, later
+ * releases a const RmgrData *; the cast suits both, so callers may pass
+ * either.
+ */
+#if PG_VERSION_NUM >= 150000
+#define CONNLOG_HAVE_CUSTOM_RMGR 1
+#define RegisterCustomRmgr(rmid, rmgr) \
+	RegisterCustomRmgr((rmid), (RmgrData *) (rmgr))
+#endif
+
+#endif							/* CONNLOG_COMPAT_WAL */
 
 #endif							/* CONNLOG_COMPAT_H */
