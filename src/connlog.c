@@ -604,7 +604,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 	timeout = PG_GETARG_INTERVAL_P(0);
 	s = connlog_shared;
 	/* a timeout too long to count in microseconds is a mistake, not forever */
-	if (pg_mul_s64_overflow((int64) timeout->month * DAYS_PER_MONTH + timeout->day,
+	if (INTERVAL_NOT_FINITE(timeout) ||
+		pg_mul_s64_overflow((int64) timeout->month * DAYS_PER_MONTH + timeout->day,
 							USECS_PER_DAY, &timeout_us) ||
 		pg_add_s64_overflow(timeout_us, timeout->time, &timeout_us))
 		ereport(ERROR,
