@@ -17,3 +17,9 @@ EXTRA_CLEAN = tmp_regress results regression.diffs regression.out
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Debian's pg_buildext (debian/rules) builds in build-<version>/ with VPATH
+# pointing here; the object files need their src/ directory there too.
+ifdef VPATH
+$(shell mkdir -p src)
+endif
