@@ -348,20 +348,20 @@ publish_done(void)
  * Log a reason for not writing when it differs from the last one logged, so
  * a condition that lasts is reported once, not every flush_interval.
  */
+static char *blocked_logged;	/* the reason log_blocked() logged last */
+
 static void
 log_blocked(int elevel, const char *prefix, const char *error)
 {
-	static char *last;
-
 	connlog_ring_note_flush(error);
-	if (last != NULL && strcmp(last, error) == 0)
+	if (blocked_logged != NULL && strcmp(blocked_logged, error) == 0)
 		return;
 	ereport(elevel,
 			(errmsg("%s: %s", prefix, error),
 			 errdetail("Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval.")));
-	if (last != NULL)
-		pfree(last);
-	last = MemoryContextStrdup(TopMemoryContext, error);
+	if (blocked_logged != NULL)
+		pfree(blocked_logged);
+	blocked_logged = MemoryContextStrdup(TopMemoryContext, error);
 }
 
 static void
@@ -381,6 +381,10 @@ check_target(void)
 		/* at startup too: a predecessor may have left why it waited */
 		if (target_missing)
 			connlog_ring_clear_error();
+		/* the same reason, should it come back, is news again */
+		if (blocked_logged != NULL)
+			pfree(blocked_logged);
+		blocked_logged = NULL;
 		target_missing = false;
 		missing_logged = false;
 		return;
