@@ -965,8 +965,15 @@ connlog_worker_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
+			TimestampTz latest;
+
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a shorter retry_interval applies to queued batches too */
+			latest = GetCurrentTimestamp() +
+				(TimestampTz) connlog_retry_interval_ms * 1000;
+			for (int i = 0; i < nretry; i++)
+				retryq[i]->next_attempt = Min(retryq[i]->next_attempt, latest);
 		}
 
 		/* computed each time, so a reloaded flush_interval applies at once */

@@ -156,5 +156,43 @@ is($s->{enqueued},
 is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs'),
 	$last + 2, 'connection_logs has exactly those rows');
 
+# Writes that keep failing fill the retry queue; the worker then stops
+# draining, and a full ring says so.
+$node->safe_psql(
+	'postgres', q{
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$;
+CREATE TRIGGER refuse BEFORE INSERT ON connection_logs
+  FOR EACH ROW EXECUTE FUNCTION refuse();
+});
+reload_conf($node,
+	'connlog.retry_queue_size' => '1',
+	'connlog.max_retries' => '1000',
+	'connlog.retry_interval' => '1h');
+$node->safe_psql('postgres', 'SELECT ev(400001)');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT worker_state = 'retry queue full' FROM connlog_stats"),
+	'failing writes: the retry queue fills');
+$r = fill(400002, "SET connlog.overflow = 'error';");
+ok($r->{accepted} > 100, 'failing writes: the ring fills');
+is( $r->{detail},
+	'Writes keep failing and the worker\'s retry queue is full (connlog.retry_queue_size batches); the last error was: refused by a test trigger (SQLSTATE P0001). connlog.overflow is "error".',
+	'ring full: the error says writes keep failing');
+$node->safe_psql('postgres', 'DROP TRIGGER refuse ON connection_logs');
+reload_conf($node, 'connlog.retry_interval' => '10ms');
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+is( $node->safe_psql(
+		'postgres',
+		'SELECT rows_between(400001, 400001 + ' . $r->{accepted} . ')'),
+	1 + $r->{accepted},
+	'trigger gone: every event held back is written');
+is( $node->safe_psql(
+		'postgres',
+		'SELECT dropped, rejected, pending, worker_state, '
+		  . 'enqueued = merged + written + rejected + dropped + pending FROM connlog_stats'),
+	'50|0|0|idle|t',
+	'nothing more dropped or rejected; accounting identity holds');
+
 $node->stop;
 done_testing();
