@@ -9,9 +9,14 @@
  * Then as a script that builds events from small pools of keys (so that
  * merges are common), now and then deliberately malformed or oversized.
  * Each event must round-trip through cl_encode()/cl_decode() or be
- * rejected as the model predicts; the valid ones go into a small batch
- * whose entries are checked against a naive model of the merge rules.
- * A violated invariant prints what failed and aborts.
+ * rejected as the model predicts.  The valid ones go into small batches,
+ * cut where the script says or when full.  The model is the table itself:
+ * rows upserted one at a time the way writer.c's upsert does.  Each
+ * batch's entries must be the rows its events make upserted one by one
+ * into an empty table, and the batches' rows upserted batch after batch
+ * must leave the table all the events one by one leave: where the batch
+ * boundaries fall must not matter.  A violated invariant prints what
+ * failed and aborts.
  *
  * Build: clang -fsanitize=fuzzer,address,undefined -DCONNLOG_STANDALONE
  *		  -Isrc fuzz/connlog_fuzz.c src/batch.c   (fuzz/run does this)
@@ -284,7 +289,12 @@ probe_damaged(const char *rec, size_t len, Script *s)
 	}
 }
 
-/* The conflict key as the merge rules define it; NULL ids never match */
+/* ---------------------------------------------------------------------
+ * The model: connection_logs under the worker's upsert
+ * ---------------------------------------------------------------------
+ */
+
+/* The conflict key as the table defines it; NULL ids never match */
 static bool
 model_same_key(const ClEvent *a, const ClEvent *b)
 {
@@ -296,75 +306,137 @@ model_same_key(const ClEvent *a, const ClEvent *b)
 }
 
 /*
- * Check a batch built from events[0 .. n) against a naive model: group
- * the events by key, then for each group its span, its event count and
- * its winner (highest status, then latest time, then first added).
+ * A row of connection_logs, or one the worker upserts: the event that
+ * supplies its fields (code and disconnect_reason included), its span,
+ * and how many events it holds.  event_time and status are not columns,
+ * but they follow id (they are the base event's) and are compared too.
+ */
+typedef struct Row
+{
+	ClEvent		ev;
+	int64		connect_time;
+	int64		disconnect_time;	/* CL_NO_TIME is NULL */
+	uint32		nevents;
+} Row;
+
+typedef struct Table
+{
+	Row			rows[MAX_EVENTS];	/* in the order they were inserted */
+	int			n;
+} Table;
+
+/*
+ * Upsert r into t exactly as writer.c's upsert_sql does: insert it, or
+ * on conflict keep the row but for connect_time = LEAST, disconnect_time
+ * = GREATEST (which ignores NULL, as CL_NO_TIME = INT64_MIN does here),
+ * code and disconnect_reason = COALESCE(old, new).
+ */
+static void
+model_upsert(Table *t, const Row *r)
+{
+	for (int i = 0; i < t->n; i++)
+	{
+		Row		   *o = &t->rows[i];
+
+		if (!model_same_key(&o->ev, &r->ev))
+			continue;
+		if (r->connect_time < o->connect_time)
+			o->connect_time = r->connect_time;
+		if (r->disconnect_time > o->disconnect_time)
+			o->disconnect_time = r->disconnect_time;
+		if (!(o->ev.flags & CL_HAS_CODE) && (r->ev.flags & CL_HAS_CODE))
+		{
+			o->ev.code = r->ev.code;
+			o->ev.flags |= CL_HAS_CODE;
+		}
+		if (!(o->ev.flags & CL_HAS_REASON) && (r->ev.flags & CL_HAS_REASON))
+		{
+			o->ev.disconnect_reason = r->ev.disconnect_reason;
+			o->ev.flags |= CL_HAS_REASON;
+		}
+		o->nevents += r->nevents;
+		return;
+	}
+	CHECK(t->n < MAX_EVENTS);
+	t->rows[t->n++] = *r;
+}
+
+/* The row one event makes on its own */
+static Row
+event_row(const ClEvent *ev)
+{
+	Row			r;
+
+	r.ev = *ev;
+	r.connect_time = ev->event_time;
+	r.disconnect_time = ev->status == CL_STATUS_DISCONNECTED ?
+		ev->event_time : CL_NO_TIME;
+	r.nevents = 1;
+	return r;
+}
+
+/* The row the worker upserts for a batch entry (see writer.c) */
+static Row
+entry_row(const ClBatch *b, const ClEntry *e)
+{
+	Row			r;
+
+	cl_batch_entry_event(b, e, &r.ev);
+	r.connect_time = e->connect_time;
+	r.disconnect_time = e->disconnect_time;
+	r.nevents = e->nevents;
+	return r;
+}
+
+static bool
+row_equal(const Row *a, const Row *b)
+{
+	return event_equal(&a->ev, &b->ev) &&
+		a->connect_time == b->connect_time &&
+		a->disconnect_time == b->disconnect_time &&
+		a->nevents == b->nevents;
+}
+
+/* events[0 .. n) upserted one at a time into an empty table */
+static void
+model_sequential(Table *t, const ClEvent *events, int n)
+{
+	t->n = 0;
+	for (int i = 0; i < n; i++)
+	{
+		Row			r = event_row(&events[i]);
+
+		model_upsert(t, &r);
+	}
+}
+
+static void
+check_table(const Table *got, const Table *want)
+{
+	CHECK(got->n == want->n);
+	for (int i = 0; i < got->n; i++)
+		CHECK(row_equal(&got->rows[i], &want->rows[i]));
+}
+
+/*
+ * Check a batch built from events[0 .. n), in that order: its entries, in
+ * order, must be the rows that upserting the events one at a time into an
+ * empty table makes (the merge rules' invariant, see batch.c).
  */
 static void
 check_batch(const ClBatch *b, const ClEvent *events, int n)
 {
-	int			group[MAX_EVENTS];	/* first event with the same key */
-	bool		matched[MAX_EVENTS] = {false};
-	int			ngroups = 0;
-	uint64		folded = 0;
+	static Table want;
+	static Table got;
 
 	CHECK(n <= MAX_EVENTS);
-	for (int i = 0; i < n; i++)
-	{
-		group[i] = i;
-		for (int j = 0; j < i && group[i] == i; j++)
-			if (model_same_key(&events[j], &events[i]))
-				group[i] = group[j];
-		ngroups += (group[i] == i);
-	}
 	CHECK(b->nevents == (uint64) n);
-	CHECK(b->nentries == ngroups);
 	CHECK(b->nentries <= b->capacity);
-
+	model_sequential(&want, events, n);
+	got.n = b->nentries;
 	for (int k = 0; k < b->nentries; k++)
-	{
-		const ClEntry *e = &b->entries[k];
-		ClEvent		ev;
-		int			w = -1;
-		int			best = -1;
-		uint32		count = 0;
-		int64		lo = INT64_MAX;
-		int64		hi = CL_NO_TIME;
-
-		cl_batch_entry_event(b, e, &ev);
-		for (int i = 0; i < n; i++)
-			if (memcmp(events[i].id, ev.id, 16) == 0)
-				w = i;
-		CHECK(w >= 0);
-		CHECK(event_equal(&ev, &events[w]));
-		CHECK(!matched[group[w]]);	/* one entry per key */
-		matched[group[w]] = true;
-
-		for (int i = 0; i < n; i++)
-		{
-			const ClEvent *c = &events[i];
-
-			if (group[i] != group[w])
-				continue;
-			count++;
-			if (c->event_time < lo)
-				lo = c->event_time;
-			if (c->status == CL_STATUS_DISCONNECTED && c->event_time > hi)
-				hi = c->event_time;
-			if (best < 0 || c->status > events[best].status ||
-				(c->status == events[best].status &&
-				 c->event_time > events[best].event_time))
-				best = i;
-		}
-		CHECK(w == best);
-		CHECK(e->status == events[best].status);
-		CHECK(e->event_time == events[best].event_time);
-		CHECK(e->nevents == count);
-		CHECK(e->connect_time == lo);
-		CHECK(e->disconnect_time == hi);
-		folded += e->nevents;
-	}
-	CHECK(folded == (uint64) n);
+		got.rows[k] = entry_row(b, &b->entries[k]);
+	check_table(&got, &want);
 }
 
 /* Encode ev and add it to b, which must accept it iff valid */
@@ -384,19 +456,60 @@ add_event(ClBatch *b, const ClEvent *ev, bool valid)
 	free(rec);					/* the batch must have copied it */
 }
 
+/*
+ * Batch-boundary independence: batches[0 .. nb) hold events[0 .. n) in
+ * order, cut wherever the script said.  Upserting their rows batch after
+ * batch must leave the table that the events one at a time leave.
+ */
+static void
+check_split(ClBatch *const *batches, int nb, const ClEvent *events, int n)
+{
+	static Table want;
+	static Table got;
+	uint64		added = 0;
+
+	model_sequential(&want, events, n);
+	got.n = 0;
+	for (int i = 0; i < nb; i++)
+	{
+		for (int k = 0; k < batches[i]->nentries; k++)
+		{
+			Row			r = entry_row(batches[i], &batches[i]->entries[k]);
+
+			model_upsert(&got, &r);
+		}
+		added += batches[i]->nevents;
+	}
+	CHECK(added == (uint64) n);
+	check_table(&got, &want);
+}
+
+/*
+ * Generate events from the script and add the valid ones to batches of
+ * one capacity, starting a new batch when the current one is full or the
+ * script cuts it.  Each batch is checked against the model, then all of
+ * them together for batch-boundary independence.
+ */
 static void
 run_script(const uint8 *data, size_t size)
 {
 	Script		s = {data, data + size};
 	ClEvent		events[MAX_EVENTS];
+	ClBatch    *batches[MAX_EVENTS];
+	int			first[MAX_EVENTS];	/* each batch's first event */
 	int			n = 0;
-	ClBatch    *b = cl_batch_create(1 + next(&s) % 8);
+	int			nb = 1;
+	int			capacity = 1 + next(&s) % 8;
 
+	batches[0] = cl_batch_create(capacity);
+	first[0] = 0;
 	for (uint32 serial = 0; s.p < s.end && n < MAX_EVENTS; serial++)
 	{
+		ClBatch    *b = batches[nb - 1];
 		ClEvent		ev;
 		ClEvent		dec;
 		bool		valid = gen_event(&s, serial, &ev);
+		bool		cut = next(&s) < 48;
 		size_t		len = cl_encoded_size(&ev);
 		char	   *rec = malloc(len);
 
@@ -411,24 +524,31 @@ run_script(const uint8 *data, size_t size)
 			probe_damaged(rec, len, &s);
 		}
 		free(rec);
-		if (cl_batch_full(b))
-			break;
+		if (valid && b->nevents > 0 && (cut || cl_batch_full(b)))
+		{
+			check_batch(b, events + first[nb - 1], n - first[nb - 1]);
+			first[nb] = n;
+			b = batches[nb++] = cl_batch_create(capacity);
+		}
 		add_event(b, &ev, valid);
 		if (valid)
 			events[n++] = ev;
 	}
-	check_batch(b, events, n);
+	check_batch(batches[nb - 1], events + first[nb - 1], n - first[nb - 1]);
+	check_split(batches, nb, events, n);
 
 	/* A reset batch must forget everything, its hash slots included. */
-	cl_batch_reset(b, 1);
-	CHECK(b->nentries == 0 && b->nevents == 0 && !cl_batch_full(b));
-	for (int i = 0; i < n; i++)
+	cl_batch_reset(batches[0], 1);
+	CHECK(batches[0]->nentries == 0 && batches[0]->nevents == 0 &&
+		  !cl_batch_full(batches[0]));
+	for (int i = first[nb - 1]; i < n; i++)
 	{
-		CHECK(!cl_batch_full(b));
-		add_event(b, &events[i], true);
+		CHECK(!cl_batch_full(batches[0]));
+		add_event(batches[0], &events[i], true);
 	}
-	check_batch(b, events, n);
-	cl_batch_free(b);
+	check_batch(batches[0], events + first[nb - 1], n - first[nb - 1]);
+	for (int i = 0; i < nb; i++)
+		cl_batch_free(batches[i]);
 }
 
 int

@@ -6,7 +6,8 @@
  * It includes connlog_fuzz.c, so the pseudo-random scripts (fixed seed)
  * go through exactly the checker the fuzzer uses.  The explicit cases pin
  * the merge rules down on inputs a reader can follow, and also prove that
- * the model in check_batch() agrees with them.  Needs no clang/libFuzzer:
+ * the model (sequential upserts, see connlog_fuzz.c) agrees with them.
+ * Needs no clang/libFuzzer:
  *
  *	gcc -DCONNLOG_STANDALONE -Isrc fuzz/selftest.c src/batch.c
  *
@@ -39,6 +40,41 @@ mk(uint32 serial, int conn, int status, int64 time, const char *agent)
 	return ev;
 }
 
+/* ev with code set */
+static ClEvent
+with_code(ClEvent ev, int32 code)
+{
+	ev.flags |= CL_HAS_CODE;
+	ev.code = code;
+	return ev;
+}
+
+static ClText
+txt(const char *s)
+{
+	ClText		t = {s, (uint16) strlen(s)};
+
+	return t;
+}
+
+/* ev with disconnect_reason set */
+static ClEvent
+with_reason(ClEvent ev, const char *reason)
+{
+	ev.flags |= CL_HAS_REASON;
+	ev.disconnect_reason = txt(reason);
+	return ev;
+}
+
+/* ev with user_agent set */
+static ClEvent
+with_agent(ClEvent ev, const char *user_agent)
+{
+	ev.flags |= CL_HAS_USER_AGENT;
+	ev.user_agent = txt(user_agent);
+	return ev;
+}
+
 /* Add events[0 .. n) to a fresh batch and cross-check it with the model */
 static ClBatch *
 build(const ClEvent *events, int n)
@@ -51,20 +87,24 @@ build(const ClEvent *events, int n)
 	return b;
 }
 
-/* The entry whose winning record is event number serial */
+/* The entry whose base record is event number serial, as an event */
 static const ClEntry *
-winner(const ClBatch *b, uint32 serial)
+base(const ClBatch *b, uint32 serial, ClEvent *ev)
 {
 	for (int k = 0; k < b->nentries; k++)
 	{
-		ClEvent		ev;
-
-		cl_batch_entry_event(b, &b->entries[k], &ev);
-		if (memcmp(ev.id, &serial, sizeof(serial)) == 0)
+		cl_batch_entry_event(b, &b->entries[k], ev);
+		if (memcmp(ev->id, &serial, sizeof(serial)) == 0)
 			return &b->entries[k];
 	}
-	fail(__LINE__, "no entry won by the expected event");
+	fail(__LINE__, "no entry based on the expected event");
 	return NULL;
+}
+
+static bool
+text_is(ClText t, const char *s)
+{
+	return t.data != NULL && text_equal(t, txt(s));
 }
 
 int
@@ -72,54 +112,105 @@ main(void)
 {
 	ClBatch    *b;
 	const ClEntry *e;
+	ClEvent		m;
 	uint64		x = UINT64_C(0x9E3779B97F4A7C15);
 	uint8		script[600];
 
 	LLVMFuzzerTestOneInput((const uint8 *) "", 0);	/* fills pattern */
 
-	/* connect then disconnect: one row spanning both, disconnect's fields */
+	/*
+	 * connect then disconnect: one row spanning both, the connect's id and
+	 * user_agent, the disconnect's code and reason
+	 */
 	{
-		ClEvent		ev[] = {mk(1, 0, 0, 10, "a"), mk(2, 0, 1, 20, "a")};
+		ClEvent		ev[] = {with_agent(mk(1, 0, 0, 10, "a"), "ssh/1"),
+			with_code(with_reason(with_agent(mk(2, 0, 1, 20, "a"), "other"),
+								  "closed"), 0)};
 
 		b = build(ev, 2);
-		e = winner(b, 2);
+		e = base(b, 1, &m);
 		CHECK(b->nentries == 1 && e->nevents == 2);
 		CHECK(e->connect_time == 10 && e->disconnect_time == 20);
-		CHECK(e->status == CL_STATUS_DISCONNECTED && e->event_time == 20);
+		CHECK(m.status == CL_STATUS_CONNECTED && m.event_time == 10);
+		CHECK(text_is(m.user_agent, "ssh/1"));
+		CHECK((m.flags & CL_HAS_CODE) && m.code == 0);
+		CHECK(text_is(m.disconnect_reason, "closed"));
 		cl_batch_free(b);
 	}
 
-	/* disconnect, then connects later and earlier: the disconnect wins */
+	/* disconnect, then connects later and earlier: the disconnect is base */
 	{
 		ClEvent		ev[] = {mk(1, 0, 1, 20, "a"), mk(2, 0, 0, 30, "a"),
 		mk(3, 0, 0, 5, "a")};
 
 		b = build(ev, 2);
-		e = winner(b, 1);
+		e = base(b, 1, &m);
 		CHECK(b->nentries == 1 && e->nevents == 2);
 		CHECK(e->connect_time == 20 && e->disconnect_time == 20);
 		add_event(b, &ev[2], true);
+		check_batch(b, ev, 3);
 		CHECK(e->connect_time == 5 && e->disconnect_time == 20);
 		CHECK(e->status == CL_STATUS_DISCONNECTED && e->event_time == 20);
 		cl_batch_free(b);
 	}
 
-	/* equal statuses: the later event wins, the earlier one on a tie */
+	/*
+	 * whatever the statuses and times, the first event is the base; code
+	 * and reason are each the first non-NULL one, an empty reason included
+	 */
 	{
-		ClEvent		ev[] = {mk(1, 1, 0, 10, ""), mk(2, 1, 0, 30, ""),
-			mk(3, 1, 0, 20, ""), mk(4, 1, 0, 30, ""),
-			mk(5, 1, 1, 50, ""), mk(6, 1, 1, 50, ""), mk(7, 1, 1, 40, "")};
+		ClEvent		ev[] = {mk(1, 1, 0, 30, ""),
+			with_code(mk(2, 1, 0, 10, ""), 5),
+			with_reason(mk(3, 1, 1, 50, ""), ""),
+			with_code(with_reason(mk(4, 1, 1, 60, ""), "late"), 7),
+		mk(5, 1, 1, 40, "")};
 
-		b = build(ev, 4);
-		e = winner(b, 2);
-		CHECK(e->nevents == 4 && e->disconnect_time == CL_NO_TIME);
-		for (int i = 4; i < 7; i++)
+		b = build(ev, 2);
+		e = base(b, 1, &m);
+		CHECK(e->nevents == 2 && e->connect_time == 10);
+		CHECK(e->disconnect_time == CL_NO_TIME);
+		CHECK((m.flags & CL_HAS_CODE) && m.code == 5);
+		CHECK(!(m.flags & CL_HAS_REASON) && m.disconnect_reason.data == NULL);
+		for (int i = 2; i < 5; i++)
 			add_event(b, &ev[i], true);
-		check_batch(b, ev, 7);
-		e = winner(b, 5);
-		CHECK(e->nevents == 7 && e->connect_time == 10);
-		CHECK(e->disconnect_time == 50 && e->event_time == 50);
+		check_batch(b, ev, 5);
+		e = base(b, 1, &m);
+		CHECK(e->nevents == 5 && e->connect_time == 10);
+		CHECK(e->disconnect_time == 60 && m.event_time == 30);
+		CHECK(m.status == CL_STATUS_CONNECTED && m.code == 5);
+		CHECK(text_is(m.disconnect_reason, ""));
 		cl_batch_free(b);
+	}
+
+	/* a base with a code and reason keeps them */
+	{
+		ClEvent		ev[] = {with_code(with_reason(mk(1, 1, 1, 10, ""), "a"), 1),
+		with_code(with_reason(mk(2, 1, 1, 20, ""), "b"), 2)};
+
+		b = build(ev, 2);
+		e = base(b, 1, &m);
+		CHECK(e->disconnect_time == 20 && m.code == 1);
+		CHECK(text_is(m.disconnect_reason, "a"));
+		cl_batch_free(b);
+	}
+
+	/*
+	 * batch boundaries do not matter: connect and disconnect in one batch,
+	 * or in two whose rows meet in the (model) table, make the same row
+	 */
+	{
+		ClEvent		ev[] = {with_agent(mk(1, 0, 0, 10, "a"), "ssh/1"),
+			with_code(with_reason(mk(2, 0, 1, 20, "a"), "closed"), 3)};
+		ClBatch    *two[2];
+
+		b = build(ev, 2);
+		two[0] = build(ev, 1);
+		two[1] = build(ev + 1, 1);
+		check_split(&b, 1, ev, 2);
+		check_split(two, 2, ev, 2);
+		cl_batch_free(b);
+		cl_batch_free(two[0]);
+		cl_batch_free(two[1]);
 	}
 
 	/* no connection id never merges; nor do keys differing in one part */
@@ -166,6 +257,6 @@ main(void)
 		LLVMFuzzerTestOneInput(script, len);
 	}
 
-	printf("selftest: 5 merge cases and %d scripts passed\n", NSCRIPTS);
+	printf("selftest: 7 merge cases and %d scripts passed\n", NSCRIPTS);
 	return 0;
 }

@@ -3,12 +3,17 @@
 --
 -- Each case uses a workspace of its own.  flush_interval is an hour in the
 -- test instance, so a batch is exactly what is enqueued between two
--- connlog_flush() calls.
+-- connlog_flush() calls.  The rule: a batch's rows are what its events
+-- upserted one at a time, in arrival order, would make; so the first
+-- event of a connection supplies the row's fields, code and reason are
+-- the first non-NULL ones, and the span is the earliest to the latest
+-- disconnect, in one batch or across several.
 --
 SET timezone = 'UTC';
 
 -- connect then disconnect in one batch: one row with both times, the
--- disconnect's reason and code, and one event counted as merged
+-- connect's ip, the disconnect's reason and code, and one event counted
+-- as merged
 SELECT resnap();
 SELECT ev(1, 'connected', 0, ws => 1, ip => '10.1.2.3'),
        ev(1, 'disconnected', 5, ws => 1, reason => 'client closed', code => 0);
@@ -27,7 +32,8 @@ SELECT * FROM rows(2);
 SELECT * FROM delta();
 
 -- disconnect, then a connect with a later time (clock skew), one batch:
--- the disconnect still wins, the span starts at the earliest time
+-- the disconnect came first, so its fields stay (no ip); the span starts
+-- at the earliest time
 SELECT ev(1, 'disconnected', 5, ws => 3, reason => 'gone'),
        ev(1, 'connected', 10, ws => 3, ip => '10.9.9.9');
 SELECT connlog_flush();
@@ -48,13 +54,14 @@ SELECT ev(1, 'connected', 0, ws => 5);
 SELECT connlog_flush();
 SELECT * FROM rows(5);
 
--- equal statuses: the later event's fields win, the span is kept
+-- equal statuses: the first event to arrive supplies the fields and the
+-- reason whatever the times; the span is the earliest to the latest
 SELECT ev(1, 'connected', 2, ws => 6, ip => '10.0.0.2'),
        ev(1, 'connected', 1, ws => 6, ip => '10.0.0.1'),
        ev(1, 'connected', 3, ws => 6, ip => '10.0.0.3'),
-       ev(2, 'disconnected', 8, ws => 6, reason => 'second'),
-       ev(2, 'disconnected', 9, ws => 6, reason => 'third'),
-       ev(2, 'disconnected', 7, ws => 6, reason => 'first');
+       ev(2, 'disconnected', 8, ws => 6, reason => 'arrived 1st'),
+       ev(2, 'disconnected', 9, ws => 6, reason => 'arrived 2nd'),
+       ev(2, 'disconnected', 7, ws => 6, reason => 'arrived 3rd');
 SELECT connlog_flush();
 SELECT * FROM rows(6);
 
@@ -80,7 +87,8 @@ SELECT ev(1, 'disconnected', 4, ws => 9, reason => 'alone', code => 255);
 SELECT connlog_flush();
 SELECT * FROM rows(9);
 
--- duplicate disconnects keep the connect time, in one batch and across
+-- duplicate disconnects keep the connect time and the first reason, in
+-- one batch and across
 SELECT ev(1, 'connected', 0, ws => 10),
        ev(1, 'disconnected', 5, ws => 10, reason => 'first'),
        ev(1, 'disconnected', 6, ws => 10, reason => 'second');
@@ -133,3 +141,97 @@ WHERE workspace_id = '00000000-0000-0000-0001-000000000015';
 SELECT * FROM delta();
 ALTER TABLE connection_logs DROP COLUMN note;
 ALTER TABLE connection_logs ALTER COLUMN code TYPE integer;
+
+-- Batch boundaries make no difference.  pev() enqueues connection 1's
+-- connect or disconnect in workspace ws, at minute t, each with its own
+-- id (ws * 10 + 1 for the connect, + 2 for the disconnect) and fields:
+-- the connect has an ip, user_agent, user_id and slug_or_port; the
+-- disconnect another ip and user_id, no user_agent or slug_or_port, and a
+-- code and reason.
+CREATE FUNCTION wsid(ws int) RETURNS uuid LANGUAGE sql AS
+$$ SELECT ('00000000-0000-0000-0001-' || lpad(ws::text, 12, '0'))::uuid $$;
+CREATE FUNCTION pev(status connection_status, t int, ws int)
+RETURNS void LANGUAGE sql AS $$
+  SELECT connlog_enqueue(
+    id => ('00000000-0000-0000-0003-' ||
+           lpad((ws * 10 + CASE status WHEN 'connected' THEN 1 ELSE 2 END)::text,
+                12, '0'))::uuid,
+    event_time => '2026-01-01 10:00+00'::timestamptz + make_interval(mins => t),
+    organization_id => '00000000-0000-0000-0000-00000000000a',
+    workspace_owner_id => '00000000-0000-0000-0000-00000000000b',
+    workspace_id => wsid(ws),
+    workspace_name => 'ws' || ws,
+    agent_name => 'main',
+    type => 'ssh',
+    status => status,
+    connection_id => '00000000-0000-0000-0002-000000000001',
+    ip => CASE status WHEN 'connected' THEN '10.0.0.1' ELSE '10.0.0.2' END::inet,
+    user_agent => CASE status WHEN 'connected' THEN 'OpenSSH_9.2' END,
+    user_id => CASE status WHEN 'connected'
+               THEN '00000000-0000-0000-0004-000000000001'
+               ELSE '00000000-0000-0000-0004-000000000002' END::uuid,
+    slug_or_port => CASE status WHEN 'connected' THEN '22' END,
+    code => CASE status WHEN 'disconnected' THEN 255 END,
+    disconnect_reason => CASE status WHEN 'disconnected' THEN 'client closed' END)
+$$;
+-- row_of(): every column of workspace ws's rows but id and the workspace
+CREATE FUNCTION row_of(ws int)
+RETURNS TABLE (connect_time timestamptz, organization_id uuid,
+               workspace_owner_id uuid, agent_name text, type connection_type,
+               ip inet, code int, user_agent text, user_id uuid,
+               slug_or_port text, connection_id uuid,
+               disconnect_time timestamptz, disconnect_reason text)
+LANGUAGE sql AS $$
+  SELECT connect_time, organization_id, workspace_owner_id, agent_name, type,
+         ip, code, user_agent, user_id, slug_or_port, connection_id,
+         disconnect_time, disconnect_reason
+  FROM connection_logs WHERE workspace_id = wsid(ws)
+$$;
+-- look(): the columns in which the events differ, for workspaces ws
+CREATE FUNCTION look(VARIADIC ws int[])
+RETURNS TABLE (ws text, id text, ip inet, user_agent text, user_id text,
+               slug_or_port text, code int, reason text, connect_min int,
+               disconnect_min int)
+LANGUAGE sql AS $$
+  SELECT workspace_name, right(id::text, 3), ip, user_agent,
+         right(user_id::text, 1), slug_or_port, code, disconnect_reason,
+         (extract(epoch FROM connect_time - '2026-01-01 10:00+00') / 60)::int,
+         (extract(epoch FROM disconnect_time - '2026-01-01 10:00+00') / 60)::int
+  FROM connection_logs WHERE workspace_id IN (SELECT wsid(w) FROM unnest(ws) w)
+  ORDER BY workspace_name
+$$;
+
+-- connect then disconnect, in one batch (ws16) and in two (ws17): the same
+-- row, the connect's id, ip, user_agent, user_id and slug_or_port with the
+-- disconnect's time, code and reason
+SELECT resnap();
+SELECT pev('connected', 0, 16), pev('disconnected', 5, 16);
+SELECT connlog_flush();
+SELECT pev('connected', 0, 17);
+SELECT connlog_flush();
+SELECT pev('disconnected', 5, 17);
+SELECT connlog_flush();
+SELECT * FROM delta();
+SELECT * FROM look(16, 17);
+SELECT 'only in one batch' AS side, * FROM
+  (SELECT * FROM row_of(16) EXCEPT SELECT * FROM row_of(17)) d
+UNION ALL
+SELECT 'only in two batches', * FROM
+  (SELECT * FROM row_of(17) EXCEPT SELECT * FROM row_of(16)) d;
+
+-- the disconnect arrives first, in one batch (ws18) and in two (ws19): the
+-- same row again, now with the disconnect's id, ip and user_id and no
+-- user_agent or slug_or_port (only code and reason are filled in from a
+-- later event); the connect moves connect_time back
+SELECT pev('disconnected', 5, 18), pev('connected', 0, 18);
+SELECT connlog_flush();
+SELECT pev('disconnected', 5, 19);
+SELECT connlog_flush();
+SELECT pev('connected', 0, 19);
+SELECT connlog_flush();
+SELECT * FROM look(18, 19);
+SELECT 'only in one batch' AS side, * FROM
+  (SELECT * FROM row_of(18) EXCEPT SELECT * FROM row_of(19)) d
+UNION ALL
+SELECT 'only in two batches', * FROM
+  (SELECT * FROM row_of(19) EXCEPT SELECT * FROM row_of(18)) d;

@@ -8,19 +8,40 @@
  * its input as hostile: every length is checked against the record's end
  * before it is used.
  *
- * Merge rules (a stricter form of coder's DBBatcher.addToBatch):
- *	- events merge only when their whole conflict key (connection_id,
- *	  workspace_id, agent_name) is equal; an event without a connection_id
- *	  (a web event) always gets a row of its own, because NULLs never
- *	  conflict in the table's unique constraint either;
- *	- the merged row spans the earliest connect time and the latest
- *	  disconnect time of its events, where a disconnect's own time also
- *	  counts as a connect time (a standalone disconnect therefore gets
- *	  connect_time = disconnect_time = its event time, and a connect that
- *	  arrives later in a later batch is fixed up by LEAST in the upsert);
- *	- the other fields come from one winning event: a disconnect beats a
- *	  connect whatever their times, and between equal statuses the later
- *	  event wins (the earlier one on a tie, so replays are stable).
+ * Merge rules.  Within a batch, events with the same conflict key
+ * (connection_id, workspace_id, agent_name) must become one row, since
+ * one INSERT ... ON CONFLICT cannot touch a row twice.  The invariant:
+ * a batch's rows are exactly what writing its events one at a time, in
+ * arrival (ring) order, through the worker's upsert (upsert_sql in
+ * writer.c) would leave in the table.  That upsert keeps the row's
+ * first-written values but for connect_time = LEAST, disconnect_time =
+ * GREATEST, and code and disconnect_reason = COALESCE(old, new).  So,
+ * for the events of one key in a batch:
+ *	- the first to arrive (the base) supplies id and every field the upsert
+ *	  does not update, whatever its status or time;
+ *	- code is the first non-NULL code in arrival order, and likewise
+ *	  disconnect_reason (each may come from a different event);
+ *	- connect_time is the earliest time of any of the events, where a
+ *	  disconnect's own time counts too (a standalone disconnect's row has
+ *	  connect_time = disconnect_time = its time), and disconnect_time is
+ *	  the latest disconnect time, NULL when there was none;
+ *	- an event without a connection_id (a web event) always gets a row of
+ *	  its own, because NULLs never conflict in the unique constraint either.
+ * Every one of these is associative (first wins, first non-NULL, least,
+ * greatest), so upserting a batch's merged row gives what upserting its
+ * events one by one would: where batch boundaries fall makes no
+ * difference to the table.  In the usual order, a connect before its
+ * disconnect, the connect's id, ip, user_agent etc. stay and the
+ * disconnect adds its time, code and reason, in one batch or two.
+ *
+ * Arrival order is write order only while batches are written in order.
+ * A batch that fails and is retried after later batches were written
+ * (worker.c's retry queue) lands as if its events had arrived after
+ * theirs: the span is still right (LEAST and GREATEST do not care), but
+ * id and the other fields come from the first row written, and code and
+ * disconnect_reason are the first non-NULL ones in write order.  So a
+ * connect whose batch is retried after its disconnect's batch was written
+ * leaves the disconnect's id, ip, user_agent etc. in the row.
  *
  *-------------------------------------------------------------------------
  */
@@ -313,9 +334,12 @@ cl_batch_full(const ClBatch *b)
 	return b->nentries >= b->capacity;
 }
 
-/* Copy a record into the arena, growing it as needed; returns its offset */
+/*
+ * Copy a record or a merged-in reason into the arena, growing it as
+ * needed; returns its offset.  The source must not be in the arena.
+ */
 static uint32
-arena_copy(ClBatch *b, const char *rec, size_t len)
+arena_copy(ClBatch *b, const char *src, size_t len)
 {
 	uint32		off = (uint32) b->arena_used;
 
@@ -325,24 +349,39 @@ arena_copy(ClBatch *b, const char *rec, size_t len)
 			b->arena_size *= 2;
 		b->arena = cl_realloc(b->arena, b->arena_size);
 	}
-	memcpy(b->arena + off, rec, len);
+	memcpy(b->arena + off, src, len);
 	b->arena_used += len;
 	return off;
 }
 
+/*
+ * The event an entry stands for: its base event, with the code and
+ * disconnect_reason of later events filled in where the base had none.
+ */
 void
 cl_batch_entry_event(const ClBatch *b, const ClEntry *e, ClEvent *ev)
 {
 	const char *rec = b->arena + e->rec_off;
+	uint8		merged;
 
 	/* cannot fail: the record was validated by cl_batch_add */
 	(void) cl_decode(rec, cl_record_length(rec), ev);
+	merged = e->flags & ~ev->flags;
+	if (merged & CL_HAS_CODE)
+		ev->code = e->code;
+	if (merged & CL_HAS_REASON)
+	{
+		ev->disconnect_reason.data = b->arena + e->reason_off;
+		ev->disconnect_reason.len = e->reason_len;
+	}
+	ev->flags = e->flags;
 }
 
 /*
  * Add one record to the batch, merging it into an existing entry when the
- * conflict key matches.  The caller must not add to a full batch.  Returns
- * false, changing nothing, if rec is not a well-formed record.
+ * conflict key matches (see the merge rules at the top).  The caller must
+ * not add to a full batch.  Returns false, changing nothing, if rec is not
+ * a well-formed record.
  */
 bool
 cl_batch_add(ClBatch *b, const char *rec, size_t len)
@@ -350,6 +389,7 @@ cl_batch_add(ClBatch *b, const char *rec, size_t len)
 	ClEvent		ev;
 	ClEntry    *e;
 	uint32		slot = 0;
+	uint32		hash = 0;
 	bool		disconnect;
 
 	if (!cl_decode(rec, len, &ev))
@@ -361,28 +401,40 @@ cl_batch_add(ClBatch *b, const char *rec, size_t len)
 	{
 		uint32		mask = b->nslots - 1;
 
-		for (slot = key_hash(&ev) & mask; b->slots[slot] >= 0;
-			 slot = (slot + 1) & mask)
+		hash = key_hash(&ev);
+		for (slot = hash & mask; b->slots[slot] >= 0; slot = (slot + 1) & mask)
 		{
+			const char *base;
 			ClEvent		old;
 
 			e = &b->entries[b->slots[slot]];
-			cl_batch_entry_event(b, e, &old);
+			if (e->hash != hash)
+				continue;
+			base = b->arena + e->rec_off;
+			(void) cl_decode(base, cl_record_length(base), &old);
 			if (!same_key(&ev, &old))
 				continue;
 
-			/* Same connection: widen the span, then pick the winner. */
+			/*
+			 * Same connection: do what the upsert would do to the row.  The
+			 * base stays; only a code or reason the row lacks is taken.
+			 */
 			e->nevents++;
 			if (ev.event_time < e->connect_time)
 				e->connect_time = ev.event_time;
 			if (disconnect && ev.event_time > e->disconnect_time)
 				e->disconnect_time = ev.event_time;
-			if ((disconnect && e->status != CL_STATUS_DISCONNECTED) ||
-				(ev.status == e->status && ev.event_time > e->event_time))
+			if ((ev.flags & CL_HAS_CODE) && !(e->flags & CL_HAS_CODE))
 			{
-				e->rec_off = arena_copy(b, rec, len);
-				e->event_time = ev.event_time;
-				e->status = ev.status;
+				e->code = ev.code;
+				e->flags |= CL_HAS_CODE;
+			}
+			if ((ev.flags & CL_HAS_REASON) && !(e->flags & CL_HAS_REASON))
+			{
+				e->reason_off = arena_copy(b, ev.disconnect_reason.data,
+										   ev.disconnect_reason.len);
+				e->reason_len = ev.disconnect_reason.len;
+				e->flags |= CL_HAS_REASON;
 			}
 			return true;
 		}
@@ -395,6 +447,11 @@ cl_batch_add(ClBatch *b, const char *rec, size_t len)
 	e->connect_time = ev.event_time;
 	e->disconnect_time = disconnect ? ev.event_time : CL_NO_TIME;
 	e->status = ev.status;
+	e->flags = ev.flags;
+	e->reason_len = 0;
+	e->reason_off = 0;
+	e->code = 0;
+	e->hash = hash;
 	if (ev.flags & CL_HAS_CONNECTION_ID)
 		b->slots[slot] = b->nentries;
 	b->nentries++;

@@ -125,23 +125,34 @@ typedef struct ClEvent
 	ClText		disconnect_reason;
 } ClEvent;
 
-/* One row of the upsert: the winning event plus the merged time span */
+/*
+ * One row of the upsert: the first event of its key in the batch (the
+ * base), plus what later events of the key add to it the way the upsert
+ * would (see the merge rules in batch.c).  Only code and disconnect_reason
+ * can come from a later event: code is kept here, the reason's bytes are
+ * copied into the arena.
+ */
 typedef struct ClEntry
 {
-	uint32		rec_off;		/* winning record's offset in the arena */
+	uint32		rec_off;		/* base record's offset in the arena */
 	uint32		nevents;		/* events folded into this row */
-	int64		event_time;		/* winning event's time */
-	int64		connect_time;	/* earliest connect time seen */
+	int64		event_time;		/* base event's time */
+	int64		connect_time;	/* earliest time of any of its events */
 	int64		disconnect_time;	/* latest disconnect time, or CL_NO_TIME */
-	uint8		status;			/* winning event's status */
+	uint8		status;			/* base event's status */
+	uint8		flags;			/* base's CL_HAS_* plus those merged in */
+	uint16		reason_len;		/* merged-in disconnect_reason ... */
+	uint32		reason_off;		/* ... and its offset in the arena */
+	int32		code;			/* merged-in code */
+	uint32		hash;			/* of the conflict key */
 } ClEntry;
 
 /*
- * A batch: merged entries plus an arena holding every winning record.
- * Records are referenced by offset, so growing the arena never leaves a
- * dangling pointer.  seq_start/seq_end bound the ring sequence numbers of
- * the events folded in; the worker uses them to tell connlog_flush() what
- * has been accounted for.
+ * A batch: merged entries plus an arena holding their base records and
+ * merged-in reasons.  Both are referenced by offset, so growing the arena
+ * never leaves a dangling pointer.  seq_start/seq_end bound the ring
+ * sequence numbers of the events folded in; the worker uses them to tell
+ * connlog_flush() what has been accounted for.
  */
 typedef struct ClBatch
 {

@@ -224,6 +224,43 @@ is( moved($s0, qw(enqueued written merged pending rejected dropped retries)),
 	'pg_terminate_backend: the worker retries its queue before it exits, all written');
 is($node->safe_psql('postgres', 'SELECT good_pairs(1401, 1410)'),
 	'10', 'every row written with its connect and disconnect time');
+
+# A batch retried after a later batch was written lands after it (README,
+# "How events become rows"): connection 1501's connect fails and waits in
+# the retry queue while its disconnect is written; the retried connect only
+# moves connect_time back, the disconnect's id stays.
+$node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
+$s0 = stats();
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT ev(1501, 'connected'); SELECT connlog_flush('1s')");
+like($stderr, qr/connlog_flush timed out/, 'the connect waits for its retry');
+# this flush times out too, waiting for the retry, but writes the disconnect
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT ev(1501, 'disconnected'); SELECT connlog_flush('1s')");
+$node->poll_query_until('postgres',
+	'SELECT count(*) = 1 FROM connection_logs WHERE connection_id = uid(2, 1501)')
+  or die 'the disconnect was not written';
+is( $node->safe_psql(
+		'postgres', q{
+SELECT id = uid(4, 1501), connect_time = t0(1501) + interval '1 h'
+FROM connection_logs WHERE connection_id = uid(2, 1501)}),
+	't|t',
+	'the disconnect, written while its connect waits for a retry, is a standalone row'
+);
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
+);
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+is(moved($s0, qw(enqueued written pending write_errors retries)),
+	'enqueued=2 written=2 pending=0 write_errors=1 retries=1',
+	'the connect is written by its retry');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT id = uid(4, 1501), connect_time = t0(1501),
+       disconnect_time = t0(1501) + interval '1 h', disconnect_reason
+FROM connection_logs WHERE connection_id = uid(2, 1501)}),
+	't|t|t|bye',
+	'the retried connect moves connect_time back; the disconnect\'s id stays');
 $node->safe_psql('postgres', 'DROP TRIGGER fail_first_n ON connection_logs');
 
 ###########################################################################
@@ -284,10 +321,10 @@ SELECT count(*) FROM connection_logs_rejected r,
   LATERAL (SELECT substr(r.event->>'workspace_name', 8)::bigint AS n) p
 WHERE r.error = 'refusing workspace ' || (r.event->>'workspace_name')
                 || ' (SQLSTATE 23514)'
-  AND (r.event->>'id')::uuid = uid(4, p.n)
+  AND (r.event->>'id')::uuid = uid(3, p.n)
   AND (r.event->>'connection_id')::uuid = uid(2, p.n)
-  AND r.event->>'status' = 'disconnected'
-  AND (r.event->>'event_time')::timestamptz = t0(p.n) + interval '1 h'
+  AND r.event->>'status' = 'connected'
+  AND (r.event->>'event_time')::timestamptz = t0(p.n)
   AND (r.event->>'connect_time')::timestamptz = t0(p.n)
   AND (r.event->>'disconnect_time')::timestamptz = t0(p.n) + interval '1 h'
   AND r.event->>'merged_events' = '2'
@@ -298,7 +335,7 @@ WHERE r.error = 'refusing workspace ' || (r.event->>'workspace_name')
   AND (r.event->>'workspace_owner_id')::uuid = uid(11, 0)
   AND (r.event->>'workspace_id')::uuid = uid(12, 0)}),
 	'5',
-	'each rejected row has the error with its SQLSTATE and every field of the merged event'
+	'each rejected row has the error with its SQLSTATE, its connect\'s id, status and time, and the merged span and reason'
 );
 my $log = slurp_file($node->logfile, $log_offset);
 my @dropped = ($log =~
