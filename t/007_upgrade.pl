@@ -2,6 +2,8 @@
 # 1.1 install: functions, columns, indexes, constraints, grants, members
 # and views, each compared as text.  Data written under 1.0 survives, and
 # the library serves both versions' SQL (connlog_stats before and after).
+# The update also gives the same catalog when the indexes were built
+# beforehand, as README says to on a big table.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -19,6 +21,29 @@ $node->safe_psql('postgres',
 	"CREATE EXTENSION connlog VERSION '1.0';\n" . $connlog_helpers);
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION connlog');
+
+# Database prebuilt takes README's way for big tables: the new indexes built
+# and the old ones dropped CONCURRENTLY before the update, which skips them.
+$node->safe_psql('postgres', 'CREATE DATABASE prebuilt');
+$node->safe_psql('prebuilt', "CREATE EXTENSION connlog VERSION '1.0'");
+for my $sql (
+	'CREATE INDEX CONCURRENTLY connection_logs_workspace_id_connect_time_idx
+	   ON connection_logs (workspace_id, connect_time DESC)',
+	'CREATE INDEX CONCURRENTLY connection_logs_workspace_owner_id_connect_time_idx
+	   ON connection_logs (workspace_owner_id, connect_time DESC)',
+	'CREATE INDEX CONCURRENTLY connection_logs_organization_id_connect_time_idx
+	   ON connection_logs (organization_id, connect_time DESC)',
+	'CREATE INDEX CONCURRENTLY connection_logs_ongoing_idx
+	   ON connection_logs (connect_time DESC) WHERE disconnect_time IS NULL',
+	'CREATE INDEX CONCURRENTLY connection_logs_user_id_connect_time_idx
+	   ON connection_logs (user_id, connect_time DESC) WHERE user_id IS NOT NULL',
+	'DROP INDEX CONCURRENTLY connection_logs_workspace_id_idx',
+	'DROP INDEX CONCURRENTLY connection_logs_workspace_owner_id_idx',
+	'DROP INDEX CONCURRENTLY connection_logs_organization_id_idx')
+{
+	$node->safe_psql('prebuilt', $sql);
+}
+$node->safe_psql('prebuilt', 'ALTER EXTENSION connlog UPDATE');
 
 # Under 1.0: five closed connections and one still open, written by the
 # worker; connlog_stats answers with 1.0's columns.
@@ -131,10 +156,12 @@ ORDER BY 1, 2});
 
 for my $kind (sort keys %catalog)
 {
-	my $updated = $node->safe_psql('postgres', $catalog{$kind});
 	my $fresh = $node->safe_psql('fresh', $catalog{$kind});
 	isnt($fresh, '', "$kind: the query finds rows");
-	is($updated, $fresh, "$kind: updated 1.0 is the same as fresh 1.1");
+	is($node->safe_psql('postgres', $catalog{$kind}),
+		$fresh, "$kind: updated 1.0 is the same as fresh 1.1");
+	is($node->safe_psql('prebuilt', $catalog{$kind}),
+		$fresh, "$kind: 1.0 updated after building indexes beforehand is the same");
 }
 
 # the comparison sees what this version added
