@@ -41,3 +41,189 @@ GRANT EXECUTE ON FUNCTION connlog_stats() TO pg_monitor;
 GRANT SELECT ON connlog_stats TO pg_monitor;
 
 -- Query paths: see README.md, "Querying the log".
+
+-- The query paths' indexes.  The worker inserts into every index of
+-- connection_logs for each row it writes, so there are only those that a
+-- path of connlog_connections or connlog_connection_count below needs:
+--  * connect_time DESC (created with the table): the newest-first list
+--    without a filter or with filters no other index covers (type, user,
+--    state 'completed'), and time ranges.
+--  * (x, connect_time DESC) for x = workspace_id, workspace_owner_id and
+--    organization_id: the newest rows of one key come in order, a page of
+--    N reads N entries instead of all the key's rows and a sort; a count
+--    of one key reads only that key's entries.  They replace 1.0's
+--    single-column indexes on the same columns, so they cost no more
+--    index insertions than those did.
+--  * ongoing: only the rows whose disconnect_time is NULL, which are few
+--    in a table of history; a row leaves it when its disconnect is written.
+--  * user_id: only the rows with a user_id (web connections), so the
+--    others cost it nothing.
+-- There is none on type: with seven values a type alone selects about a
+-- seventh of the table, which an index would read little faster than the
+-- table, while every write would pay for it.
+-- Building them locks connection_logs against writes (SHARE) for as long
+-- as the build takes; IF EXISTS and IF NOT EXISTS let an administrator of a
+-- big table build and drop them CONCURRENTLY beforehand (README.md).
+DROP INDEX IF EXISTS connection_logs_workspace_id_idx;
+DROP INDEX IF EXISTS connection_logs_workspace_owner_id_idx;
+DROP INDEX IF EXISTS connection_logs_organization_id_idx;
+CREATE INDEX IF NOT EXISTS connection_logs_workspace_id_connect_time_idx
+	ON connection_logs (workspace_id, connect_time DESC);
+CREATE INDEX IF NOT EXISTS connection_logs_workspace_owner_id_connect_time_idx
+	ON connection_logs (workspace_owner_id, connect_time DESC);
+CREATE INDEX IF NOT EXISTS connection_logs_organization_id_connect_time_idx
+	ON connection_logs (organization_id, connect_time DESC);
+CREATE INDEX IF NOT EXISTS connection_logs_ongoing_idx
+	ON connection_logs (connect_time DESC) WHERE disconnect_time IS NULL;
+CREATE INDEX IF NOT EXISTS connection_logs_user_id_connect_time_idx
+	ON connection_logs (user_id, connect_time DESC) WHERE user_id IS NOT NULL;
+
+-- A connection's state, as the query functions filter on it: ongoing
+-- while its disconnect_time is NULL, completed after.
+CREATE TYPE connection_log_state AS ENUM ('ongoing', 'completed');
+
+-- Raises an error for the query functions' arguments that no query can
+-- mean, and returns true otherwise.  IMMUTABLE, so that with constant
+-- arguments the planner calls it once, while planning, and drops it from
+-- the inlined query.
+CREATE FUNCTION connlog_query_check(func text, "limit" integer,
+	"offset" integer, connected_after timestamptz,
+	connected_before timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+	IF "limit" IS NULL OR "offset" IS NULL THEN
+		RAISE EXCEPTION 'argument "%" of % must not be null',
+			CASE WHEN "limit" IS NULL THEN 'limit' ELSE 'offset' END, func
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF "limit" < 0 OR "offset" < 0 THEN
+		RAISE EXCEPTION 'argument "%" of % must not be negative',
+			CASE WHEN "limit" < 0 THEN 'limit' ELSE 'offset' END, func
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF connected_after > connected_before THEN
+		RAISE EXCEPTION 'argument "connected_after" of % must not be later than "connected_before"',
+			func
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN true;
+END
+$$;
+
+-- The two query functions are each one SELECT in LANGUAGE sql, STABLE,
+-- not STRICT, without SET or SECURITY DEFINER: that is what lets the
+-- planner inline them into the calling query (in its FROM clause), fold
+-- away the filters passed as NULL, and plan what is left against the
+-- indexes above, as if the caller had written the query out.  A filter
+-- left NULL matches every row.  Parameters are qualified with the
+-- function's name because the table's columns have the same names, and
+-- objects with @extschema@ because the caller's search_path is in effect.
+
+-- The connections that match every filter given, newest first (id breaks
+-- ties, so that pages of limit/offset neither repeat nor skip rows).
+CREATE FUNCTION connlog_connections(
+	organization_id uuid DEFAULT NULL,
+	workspace_owner_id uuid DEFAULT NULL,
+	workspace_id uuid DEFAULT NULL,
+	type connection_type DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	connection_id uuid DEFAULT NULL,
+	state connection_log_state DEFAULT NULL,
+	connected_after timestamptz DEFAULT NULL,
+	connected_before timestamptz DEFAULT NULL,
+	"limit" integer DEFAULT 100,
+	"offset" integer DEFAULT 0)
+RETURNS SETOF connection_logs
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT c.*
+FROM @extschema@.connection_logs c
+WHERE @extschema@.connlog_query_check('connlog_connections',
+		connlog_connections."limit", connlog_connections."offset",
+		connlog_connections.connected_after,
+		connlog_connections.connected_before)
+	AND (connlog_connections.organization_id IS NULL
+		 OR c.organization_id = connlog_connections.organization_id)
+	AND (connlog_connections.workspace_owner_id IS NULL
+		 OR c.workspace_owner_id = connlog_connections.workspace_owner_id)
+	AND (connlog_connections.workspace_id IS NULL
+		 OR c.workspace_id = connlog_connections.workspace_id)
+	AND (connlog_connections.type IS NULL
+		 OR c.type = connlog_connections.type)
+	AND (connlog_connections.user_id IS NULL
+		 OR c.user_id = connlog_connections.user_id)
+	AND (connlog_connections.connection_id IS NULL
+		 OR c.connection_id = connlog_connections.connection_id)
+	AND (connlog_connections.state IS NULL
+		 OR (connlog_connections.state = 'ongoing'
+			 AND c.disconnect_time IS NULL)
+		 OR (connlog_connections.state = 'completed'
+			 AND c.disconnect_time IS NOT NULL))
+	AND (connlog_connections.connected_after IS NULL
+		 OR c.connect_time >= connlog_connections.connected_after)
+	AND (connlog_connections.connected_before IS NULL
+		 OR c.connect_time <= connlog_connections.connected_before)
+ORDER BY c.connect_time DESC, c.id
+LIMIT connlog_connections."limit"
+OFFSET connlog_connections."offset"
+$$;
+
+-- How many connections match every filter given: the total behind
+-- connlog_connections' pages.  Its WHERE clause is connlog_connections'
+-- (keep the two alike): a shared inner function would be one more that
+-- every reader must be granted.  It returns one row rather than a scalar
+-- because only a function called in FROM can be inlined; a scalar SQL
+-- function with a FROM clause runs with a generic plan, which cannot use
+-- an index for a filter that may be NULL.
+CREATE FUNCTION connlog_connection_count(
+	organization_id uuid DEFAULT NULL,
+	workspace_owner_id uuid DEFAULT NULL,
+	workspace_id uuid DEFAULT NULL,
+	type connection_type DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	connection_id uuid DEFAULT NULL,
+	state connection_log_state DEFAULT NULL,
+	connected_after timestamptz DEFAULT NULL,
+	connected_before timestamptz DEFAULT NULL)
+RETURNS TABLE (count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
+AS $$
+SELECT count(*)
+FROM @extschema@.connection_logs c
+WHERE @extschema@.connlog_query_check('connlog_connection_count', 0, 0,
+		connlog_connection_count.connected_after,
+		connlog_connection_count.connected_before)
+	AND (connlog_connection_count.organization_id IS NULL
+		 OR c.organization_id = connlog_connection_count.organization_id)
+	AND (connlog_connection_count.workspace_owner_id IS NULL
+		 OR c.workspace_owner_id = connlog_connection_count.workspace_owner_id)
+	AND (connlog_connection_count.workspace_id IS NULL
+		 OR c.workspace_id = connlog_connection_count.workspace_id)
+	AND (connlog_connection_count.type IS NULL
+		 OR c.type = connlog_connection_count.type)
+	AND (connlog_connection_count.user_id IS NULL
+		 OR c.user_id = connlog_connection_count.user_id)
+	AND (connlog_connection_count.connection_id IS NULL
+		 OR c.connection_id = connlog_connection_count.connection_id)
+	AND (connlog_connection_count.state IS NULL
+		 OR (connlog_connection_count.state = 'ongoing'
+			 AND c.disconnect_time IS NULL)
+		 OR (connlog_connection_count.state = 'completed'
+			 AND c.disconnect_time IS NOT NULL))
+	AND (connlog_connection_count.connected_after IS NULL
+		 OR c.connect_time >= connlog_connection_count.connected_after)
+	AND (connlog_connection_count.connected_before IS NULL
+		 OR c.connect_time <= connlog_connection_count.connected_before)
+$$;
+
+-- Readers need EXECUTE on all three and SELECT on connection_logs (README).
+REVOKE ALL ON FUNCTION connlog_query_check(text, integer, integer,
+	timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_connections(uuid, uuid, uuid,
+	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	timestamptz, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_connection_count(uuid, uuid, uuid,
+	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	timestamptz) FROM PUBLIC;

@@ -1,0 +1,205 @@
+# ALTER EXTENSION connlog UPDATE from 1.0 gives the same catalog as a fresh
+# 1.1 install: functions, columns, indexes, constraints, grants, members
+# and views, each compared as text.  Data written under 1.0 survives, and
+# the library serves both versions' SQL (connlog_stats before and after).
+# The update also gives the same catalog when the indexes were built
+# beforehand, as README says to on a big table.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ConnlogTest;
+
+# database postgres (the worker's) is upgraded; database fresh installs 1.1
+my $node = connlog_node('upgrade', q{
+connlog.flush_interval = '1h'
+});
+$node->safe_psql('postgres',
+	"CREATE EXTENSION connlog VERSION '1.0';\n" . $connlog_helpers);
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION connlog');
+
+# Database prebuilt takes README's way for big tables: the new indexes built
+# and the old ones dropped CONCURRENTLY before the update, which skips them.
+$node->safe_psql('postgres', 'CREATE DATABASE prebuilt');
+$node->safe_psql('prebuilt', "CREATE EXTENSION connlog VERSION '1.0'");
+for my $sql (
+	'CREATE INDEX CONCURRENTLY connection_logs_workspace_id_connect_time_idx
+	   ON connection_logs (workspace_id, connect_time DESC)',
+	'CREATE INDEX CONCURRENTLY connection_logs_workspace_owner_id_connect_time_idx
+	   ON connection_logs (workspace_owner_id, connect_time DESC)',
+	'CREATE INDEX CONCURRENTLY connection_logs_organization_id_connect_time_idx
+	   ON connection_logs (organization_id, connect_time DESC)',
+	'CREATE INDEX CONCURRENTLY connection_logs_ongoing_idx
+	   ON connection_logs (connect_time DESC) WHERE disconnect_time IS NULL',
+	'CREATE INDEX CONCURRENTLY connection_logs_user_id_connect_time_idx
+	   ON connection_logs (user_id, connect_time DESC) WHERE user_id IS NOT NULL',
+	'DROP INDEX CONCURRENTLY connection_logs_workspace_id_idx',
+	'DROP INDEX CONCURRENTLY connection_logs_workspace_owner_id_idx',
+	'DROP INDEX CONCURRENTLY connection_logs_organization_id_idx')
+{
+	$node->safe_psql('prebuilt', $sql);
+}
+$node->safe_psql('prebuilt', 'ALTER EXTENSION connlog UPDATE');
+
+# Under 1.0: five closed connections and one still open, written by the
+# worker; connlog_stats answers with 1.0's columns.
+$node->safe_psql('postgres',
+	'SELECT pair(n) FROM generate_series(1, 5) n; SELECT ev(6); SELECT connlog_flush()');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT extversion, s.enqueued, s.written, s.pending, s.worker_pid IS NOT NULL
+FROM pg_extension, connlog_stats s WHERE extname = 'connlog'}),
+	'1.0|11|6|0|t',
+	'1.0: connlog_stats works on the 1.0 SQL, the worker wrote the rows');
+
+$node->safe_psql('postgres', 'ALTER EXTENSION connlog UPDATE');
+is($node->safe_psql('postgres',
+		"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
+	'1.1', 'ALTER EXTENSION connlog UPDATE goes to 1.1');
+
+# One query per kind of catalog entry, each printing its rows as text with
+# nothing that differs between two databases of one cluster (no OIDs).
+# $members is the extension's member objects.
+my $members = q{
+  SELECT classid, objid FROM pg_depend
+  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'connlog')};
+my %catalog = (
+	extension => q{
+SELECT extversion, extrelocatable, extnamespace::regnamespace,
+       extconfig::regclass[], extcondition
+FROM pg_extension WHERE extname = 'connlog'},
+	members => qq{
+SELECT pg_describe_object(classid, objid, 0) FROM ($members) m ORDER BY 1},
+	functions => qq{
+SELECT p.oid::regprocedure::text, pg_get_function_arguments(p.oid),
+       pg_get_function_result(p.oid), l.lanname, p.prokind, p.proisstrict,
+       p.provolatile, p.proparallel, p.prosecdef, p.proleakproof,
+       p.procost, p.prorows, p.proconfig, p.proacl,
+       CASE l.lanname WHEN 'c' THEN p.probin || ' ' || p.prosrc
+                      ELSE p.prosrc END
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.oid IN (SELECT objid FROM ($members) m
+                WHERE classid = 'pg_proc'::regclass)
+ORDER BY 1},
+	relations => qq{
+SELECT c.oid::regclass::text, c.relkind, c.relpersistence, c.reloptions,
+       c.relreplident, c.relacl
+FROM pg_class c
+WHERE c.oid IN (SELECT objid FROM ($members) m
+                WHERE classid = 'pg_class'::regclass)
+ORDER BY 1},
+	# columns of the extension's tables and views, and of its composite
+	# types, by position among the columns not dropped
+	columns => qq{
+SELECT a.attrelid::regclass::text,
+       row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum),
+       a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+       a.attcollation::regcollation, a.attacl
+FROM pg_attribute a
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attnum > 0 AND NOT a.attisdropped
+  AND (a.attrelid IN (SELECT objid FROM ($members) m
+                      WHERE classid = 'pg_class'::regclass)
+       OR a.attrelid IN (SELECT t.typrelid FROM pg_type t
+                         WHERE t.oid IN (SELECT objid FROM ($members) m
+                                         WHERE classid = 'pg_type'::regclass)))
+ORDER BY 1, 2},
+	types => qq{
+SELECT t.oid::regtype::text, t.typtype, t.typacl,
+       (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+        FROM pg_enum e WHERE e.enumtypid = t.oid)
+FROM pg_type t
+WHERE t.oid IN (SELECT objid FROM ($members) m
+                WHERE classid = 'pg_type'::regclass)
+ORDER BY 1},
+	indexes => qq{
+SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+WHERE i.indrelid IN (SELECT objid FROM ($members) m
+                     WHERE classid = 'pg_class'::regclass)
+ORDER BY 1},
+	constraints => qq{
+SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+FROM pg_constraint c
+WHERE c.conrelid IN (SELECT objid FROM ($members) m
+                     WHERE classid = 'pg_class'::regclass)
+ORDER BY 1, 2},
+	views => qq{
+SELECT c.oid::regclass::text, pg_get_viewdef(c.oid)
+FROM pg_class c
+WHERE c.relkind IN ('v', 'm')
+  AND c.oid IN (SELECT objid FROM ($members) m
+                WHERE classid = 'pg_class'::regclass)
+ORDER BY 1},
+	# the privileges pg_dump takes as the extension's own
+	init_privs => qq{
+SELECT pg_describe_object(i.classoid, i.objoid, i.objsubid), i.privtype,
+       i.initprivs
+FROM pg_init_privs i
+WHERE (i.classoid, i.objoid) IN (SELECT classid, objid FROM ($members) m)
+ORDER BY 1},
+	triggers_rules => qq{
+SELECT tgrelid::regclass::text, tgname FROM pg_trigger
+WHERE tgrelid IN (SELECT objid FROM ($members) m
+                  WHERE classid = 'pg_class'::regclass)
+UNION ALL
+SELECT ev_class::regclass::text, rulename FROM pg_rewrite
+WHERE ev_class IN (SELECT objid FROM ($members) m
+                   WHERE classid = 'pg_class'::regclass)
+ORDER BY 1, 2});
+
+for my $kind (sort keys %catalog)
+{
+	my $fresh = $node->safe_psql('fresh', $catalog{$kind});
+	isnt($fresh, '', "$kind: the query finds rows");
+	is($node->safe_psql('postgres', $catalog{$kind}),
+		$fresh, "$kind: updated 1.0 is the same as fresh 1.1");
+	is($node->safe_psql('prebuilt', $catalog{$kind}),
+		$fresh, "$kind: 1.0 updated after building indexes beforehand is the same");
+}
+
+# the comparison sees what this version added
+my $functions = $node->safe_psql('postgres', $catalog{functions});
+like($functions, qr/^connlog_connection_count\(.*^connlog_connections\(.*^connlog_query_check\(/ms,
+	'the compared functions include the query paths');
+like($functions, qr/\|\$libdir\/connlog connlog_stats_1_1$/m,
+	'the compared connlog_stats() calls connlog_stats_1_1');
+like(
+	$node->safe_psql('postgres', $catalog{indexes}),
+	qr/connection_logs_ongoing_idx.*WHERE \(disconnect_time IS NULL\)/,
+	'the compared indexes include the query paths\' indexes');
+
+# 1.0's rows survived, the open connection is found as ongoing, and the
+# worker merges its disconnect into it under 1.1.
+is( $node->safe_psql(
+		'postgres', q{
+SELECT good_pairs(1, 5), rows_between(1, 6),
+       (SELECT count FROM connlog_connection_count(state => 'ongoing')),
+       (SELECT connection_id = uid(2, 6) FROM connlog_connections(state => 'ongoing'))}),
+	'5|6|1|t',
+	'rows written under 1.0 survive and the query functions find them');
+$node->safe_psql('postgres',
+	"SELECT ev(6, 'disconnected'); SELECT connlog_flush()");
+is( $node->safe_psql(
+		'postgres', q{
+SELECT good_pairs(1, 6), rows_between(1, 6),
+       (SELECT count FROM connlog_connection_count(state => 'ongoing'))}),
+	'6|6|0',
+	'under 1.1 the worker merges a disconnect into a row written under 1.0');
+
+# connlog_stats after the update: 1.1's columns, counting on from 1.0's
+is( $node->safe_psql(
+		'postgres', q{
+SELECT enqueued, written, pending, purged, worker_state IS NOT NULL
+FROM connlog_stats}),
+	'12|7|0|0|t',
+	'1.1: connlog_stats has the new columns and kept counting');
+
+$node->stop;
+done_testing();
