@@ -344,6 +344,38 @@ my @dropped = ($log =~
 is(scalar(@dropped), 3,
 	'the server log gives the reason for each of the 3 dropped events');
 
+# README's replay of rejected rows, once the trigger is gone
+$node->safe_psql('postgres',
+	'DROP TRIGGER refuse_poison ON connection_logs; ' . q{
+WITH r AS (DELETE FROM connection_logs_rejected RETURNING event)
+INSERT INTO connection_logs AS c (id, connect_time, organization_id,
+  workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip,
+  code, user_agent, user_id, slug_or_port, connection_id, disconnect_time,
+  disconnect_reason)
+SELECT e.id, e.connect_time, e.organization_id, e.workspace_owner_id,
+  e.workspace_id, e.workspace_name, e.agent_name, e.type, e.ip, e.code,
+  e.user_agent, e.user_id, e.slug_or_port, e.connection_id,
+  e.disconnect_time, e.disconnect_reason
+FROM r, jsonb_populate_record(NULL::connlog_batch_row, r.event) e
+ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET
+  connect_time = LEAST(c.connect_time, excluded.connect_time),
+  disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time),
+  code = COALESCE(c.code, excluded.code),
+  disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason);
+});
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT count(*) FROM connection_logs WHERE workspace_name LIKE 'poison-%'}
+	),
+	'5',
+	'replay: the 5 rejected rows are written');
+is( $node->safe_psql(
+		'postgres',
+		'SELECT good_pairs(2001, 2500), count(*) FROM connection_logs_rejected'),
+	'500|0',
+	'replay: each with its span and reason, and connection_logs_rejected is empty'
+);
+
 ###########################################################################
 # Told to exit while its write waits for a lock: the worker cancels that
 # write, tries it once more within shutdown_timeout, drops (and logs) what
