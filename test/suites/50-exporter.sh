@@ -99,26 +99,27 @@ sql "CREATE ROLE connlog_monitor LOGIN IN ROLE pg_monitor"
 # Start the exporter as the server's user (not root) on a free loopback
 # port: the kernel picks one that is free now; should another process take
 # it before the exporter binds it, the exporter exits and we try another.
-# Prints nothing; sets exporter_pid and port.
+# Sets exporter_pid and port.
 start_exporter() {
-	local attempt i
-	for attempt in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		port=$(perl -MIO::Socket::INET -e \
 			'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport')
+		# shellcheck disable=SC2016 # the inner shell expands them
 		run_as_pg env \
 			DATA_SOURCE_NAME="host=$work port=5432 user=connlog_monitor dbname=postgres sslmode=disable" \
 			PG_EXPORTER_EXTEND_QUERY_PATH="$work/queries.yml" \
 			sh -c 'echo $$ > "$1"; exec "$2" --web.listen-address="127.0.0.1:$3"' \
 			sh "$work/exporter.pid" "$exporter_bin" "$port" \
 			>>"$work/exporter.log" 2>&1 &
-		for i in $(seq 1 50); do
+		for _ in $(seq 1 50); do
 			[ -s "$work/exporter.pid" ] && break
 			sleep 0.1
 		done
+		[ -s "$work/exporter.pid" ] || fail "the exporter's shell did not start"
 		exporter_pid=$(cat "$work/exporter.pid")
 		rm -f "$work/exporter.pid"
 		# bounded wait for the listener: 20 s, or until the exporter exits
-		for i in $(seq 1 200); do
+		for _ in $(seq 1 200); do
 			kill -0 "$exporter_pid" 2>/dev/null || break
 			if curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$port/metrics" 2>/dev/null; then
 				return 0
