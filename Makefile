@@ -23,3 +23,8 @@ include $(PGXS)
 ifdef VPATH
 $(shell mkdir -p src)
 endif
+
+# PGXS tracks header dependencies only in servers built with
+# --enable-depend; without this a changed struct in a header would leave
+# objects built against the old one.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
