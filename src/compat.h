@@ -58,4 +58,16 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 }
 #endif
 
+/* ---- connlog.durability (wal.c) ---- */
+
+/* 17 gave LogLogicalMessage() a flush argument */
+#include "replication/message.h"
+#if PG_VERSION_NUM >= 170000
+#define connlog_log_message(prefix, msg, len) \
+	LogLogicalMessage((prefix), (msg), (len), false, false)
+#else
+#define connlog_log_message(prefix, msg, len) \
+	LogLogicalMessage((prefix), (msg), (len), false)
+#endif
+
 #endif							/* CONNLOG_COMPAT_H */
