@@ -1121,6 +1121,8 @@ replay_wal(void)
 		{
 			data = connlog_wal_replay(done, upto, &last_end, &nrecords, &nbytes);
 			consumed_lsn = last_end;
+			/* the replayed batches store progress as they are written */
+			set_wal_active();
 			feed_replayed(data, nbytes, nrecords, done);
 			pfree(data);
 			ereport(LOG,
