@@ -133,6 +133,16 @@ REVOKE ALL ON connlog_stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION connlog_stats() TO pg_monitor;
 GRANT SELECT ON connlog_stats TO pg_monitor;
 
+-- connlog.durability: how far the WAL-backed events are written.  The
+-- worker updates the one row in the same transaction as each write, and
+-- reads WAL back from here after a crash (see README.md, "Durability").
+-- Internal; not dumped: an LSN means nothing in another cluster.
+CREATE TABLE connlog_wal_progress (
+	done_lsn pg_lsn NOT NULL
+);
+INSERT INTO connlog_wal_progress VALUES ('0/0');
+REVOKE ALL ON connlog_wal_progress FROM PUBLIC;
+
 -- Query paths: see README.md, "Querying the log".
 
 -- The query paths' indexes.  The worker inserts into every index of

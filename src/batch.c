@@ -314,6 +314,9 @@ cl_batch_reset(ClBatch *b, uint64 seq_start)
 	b->arena_used = 0;
 	b->nevents = 0;
 	b->seq_start = b->seq_end = seq_start;
+	b->lsn_floor = 0;
+	b->nwal = 0;
+	b->replayed = false;
 	b->attempts = 0;
 	b->next_attempt = 0;
 	memset(b->slots, -1, sizeof(int32) * b->nslots);

@@ -167,6 +167,11 @@ typedef struct ClBatch
 	uint64		nevents;		/* events added, merged ones included */
 	uint64		seq_start;
 	uint64		seq_end;
+	/* connlog.durability bookkeeping, owned by the worker (see wal.c) */
+	uint64		lsn_floor;		/* no WAL event of the batch ends before it;
+								 * 0 if the batch has none */
+	uint64		nwal;			/* WAL-backed events added */
+	bool		replayed;		/* holds events read back from WAL */
 	/* retry bookkeeping, owned by the worker */
 	int			attempts;
 	int64		next_attempt;

@@ -168,4 +168,17 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 
 #endif							/* CONNLOG_COMPAT_WAL */
 
+/*
+ * 17 gave LogLogicalMessage() a flush argument (connlog.durability, in
+ * wal.c, flushes by itself when it must).
+ */
+#include "replication/message.h"
+#if PG_VERSION_NUM >= 170000
+#define connlog_log_message(prefix, msg, len) \
+	LogLogicalMessage((prefix), (msg), (len), false, false)
+#else
+#define connlog_log_message(prefix, msg, len) \
+	LogLogicalMessage((prefix), (msg), (len), false)
+#endif
+
 #endif							/* CONNLOG_COMPAT_H */

@@ -6,8 +6,9 @@
  *
  * connlog_enqueue() is the hot path.  It validates its arguments, encodes
  * the event (batch.c) into a stack buffer and copies it into the ring
- * (ring.c); it touches no table, writes no WAL and takes no lock a writer
- * holds.  Everything per-backend that needs the catalogs (the database
+ * (ring.c); it touches no table and takes no lock a writer holds, and
+ * with connlog.durability = memory (the default) it writes no WAL (see
+ * wal.c for the other modes).  Everything per-backend that needs the catalogs (the database
  * name check, enum OID to label) is looked up once and cached, so a call
  * costs about what SELECT 1 costs.
  *
@@ -61,6 +62,22 @@ bool		connlog_log_events = false;
 int			connlog_retention_s = 0;
 int			connlog_purge_batch_size = 10000;
 int			connlog_purge_interval_ms = 600000;
+int			connlog_durability = CL_DURABILITY_MEMORY;
+
+static const struct config_enum_entry durability_options[] = {
+	{"memory", CL_DURABILITY_MEMORY, false},
+	{"wal", CL_DURABILITY_WAL, false},
+	{"flush", CL_DURABILITY_FLUSH, false},
+	{NULL, 0, false}
+};
+
+/*
+ * What the ring held when shared memory was last reinitialized after a
+ * crash, split into memory-only and WAL-backed events; postmaster memory,
+ * so it survives into the new shared memory (see connlog_shmem_startup).
+ */
+static uint64 crash_mem_pending;
+static uint64 crash_wal_pending;
 
 static const struct config_enum_entry overflow_options[] = {
 	{"wait", CL_PUT_WAIT, false},
@@ -135,19 +152,46 @@ static void
 connlog_postmaster_shmem_exit(int code, Datum arg)
 {
 	ConnlogStats st;
+	ConnlogCounters *c;
+	int64		wal_pending;
+	uint64		mem_pending;
 
 	if (connlog_shared == NULL)
 		return;
 	connlog_ring_stats_unlocked(&st);
+	c = &connlog_shared->counters;
+
+	/*
+	 * WAL-backed events not accounted for yet: the worker adds a batch's
+	 * WAL-backed events to wal_accounted once the whole batch is, so this
+	 * may count a batch that was half written as pending (it is replayed).
+	 */
+	wal_pending = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
+						   pg_atomic_read_u64(&c->wal_accounted));
+	wal_pending = Max(0, Min(wal_pending, (int64) st.pending));
+	mem_pending = st.pending - (uint64) wal_pending;
 	connlog_shared = NULL;
-	if (st.pending > 0)
+	if (mem_pending > 0)
 		ereport(WARNING,
 				(errmsg("connlog lost %llu events that were not written yet",
-						(unsigned long long) st.pending),
+						(unsigned long long) mem_pending),
 				 errdetail("%s",
 						   code != 0 ?
 						   "Shared memory is being reinitialized after a crash." :
 						   "The server is shutting down.")));
+	if (wal_pending > 0)
+		ereport(LOG,
+				(errmsg("connlog will replay %llu WAL-backed events that were not written yet",
+						(unsigned long long) wal_pending),
+				 errdetail("%s",
+						   code != 0 ?
+						   "Shared memory is being reinitialized after a crash; the worker reads the events back from WAL.  With connlog.durability = wal, those whose WAL had not been written when the crash came are lost: the worker logs how many." :
+						   "The server is shutting down; the worker reads the events back from WAL when it starts again.")));
+	if (code != 0)
+	{
+		crash_mem_pending = mem_pending;
+		crash_wal_pending = (uint64) wal_pending;
+	}
 }
 
 static void
@@ -156,7 +200,9 @@ connlog_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	connlog_ring_shmem_init(connlog_ring_size_kb);
+	connlog_ring_shmem_init(connlog_ring_size_kb, crash_mem_pending,
+							crash_wal_pending);
+	crash_mem_pending = crash_wal_pending = 0;
 	LWLockRelease(AddinShmemInitLock);
 
 	/*
@@ -248,6 +294,11 @@ _PG_init(void)
 							NULL, &connlog_purge_interval_ms, 600000, 1000,
 							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("connlog.durability",
+							 "What survives a crash of an enqueued event: memory (nothing), wal (a WAL record, not waited for), flush (a flushed WAL record).",
+							 NULL, &connlog_durability, CL_DURABILITY_MEMORY,
+							 durability_options, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("connlog");
 
 #ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
@@ -472,6 +523,8 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	char		buf[1024];
 	char	   *rec = buf;
 	size_t		len;
+	bool		wal = connlog_durability != CL_DURABILITY_MEMORY;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
 
 	check_can_enqueue();
 	for (int i = ARG_ID; i <= ARG_STATUS; i++)
@@ -548,14 +601,21 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	if (len > sizeof(buf))
 		rec = palloc(len);
 	cl_encode(&ev, len, rec);
+	if (wal)
+		connlog_wal_check_enqueue();
 
 	switch (connlog_ring_put(rec, (uint32) len,
 							 (ConnlogPutMode) connlog_overflow,
 							 connlog_batch_size, connlog_enqueue_timeout_ms,
 							 CONNLOG_WAIT_EVENT(wait_event_ring_full,
-												"ConnlogRingFull")))
+												"ConnlogRingFull"),
+							 wal, &lsn))
 	{
 		case CL_PUT_STORED:
+			/* the ring lock is released: flushes group-commit by themselves */
+			if (connlog_durability == CL_DURABILITY_FLUSH)
+				XLogFlush(lsn);
+			break;
 		case CL_PUT_DROPPED:
 			break;
 		case CL_PUT_FULL:
@@ -646,7 +706,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 					 errmsg("connlog worker is not running"),
 					 errhint("The worker starts with the server once recovery has finished; see the server log.")));
 		}
-		if (pid != 0 && pg_atomic_read_u64(&s->done_seq) >= target)
+		if (pid != 0 && pg_atomic_read_u64(&s->done_seq) >= target &&
+			pg_atomic_read_u32(&s->replaying) == 0)
 			break;
 		if (waited_us >= timeout_us)
 		{

@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include "batch.h"
+#include "access/xlogdefs.h"
 #include "utils/timestamp.h"
 
 /* GUCs, defined in connlog.c */
@@ -29,6 +30,27 @@ extern bool connlog_log_events;
 extern int	connlog_retention_s;
 extern int	connlog_purge_batch_size;
 extern int	connlog_purge_interval_ms;
+extern int	connlog_durability;
+
+/* connlog.durability */
+typedef enum ConnlogDurability
+{
+	CL_DURABILITY_MEMORY,
+	CL_DURABILITY_WAL,
+	CL_DURABILITY_FLUSH
+} ConnlogDurability;
+
+/* wal.c */
+#define CONNLOG_WAL_PREFIX		"connlog"
+#define CONNLOG_SLOT_NAME		"connlog"
+extern XLogRecPtr connlog_wal_insert(const char *rec, uint32 len);
+extern void connlog_wal_check_enqueue(void);
+extern char *connlog_wal_replay(XLogRecPtr from, XLogRecPtr upto,
+								XLogRecPtr *last_end, uint64 *nrecords,
+								size_t *nbytes);
+extern bool connlog_wal_slot_exists(void);
+extern bool connlog_wal_slot_create(XLogRecPtr restart_lsn, char **error);
+extern bool connlog_wal_slot_advance(XLogRecPtr lsn, char **error);
 
 /* worker.c */
 extern PGDLLEXPORT void connlog_worker_main(Datum main_arg);
@@ -44,9 +66,15 @@ typedef enum ConnlogWriteStatus
 } ConnlogWriteStatus;
 
 extern ConnlogWriteStatus connlog_write_upsert(const ClBatch *b, int start,
-											   int n, char **error);
+											   int n, XLogRecPtr progress,
+											   char **error);
 extern ConnlogWriteStatus connlog_write_rejected(const ClBatch *b, int i,
 												 const char *reason,
+												 XLogRecPtr progress,
+												 char **error);
+extern ConnlogWriteStatus connlog_read_progress(XLogRecPtr *done,
+												char **error);
+extern ConnlogWriteStatus connlog_write_progress(XLogRecPtr done,
 												 char **error);
 extern ConnlogWriteStatus connlog_check_target(char **error);
 extern ConnlogWriteStatus connlog_write_purge(TimestampTz cutoff, int limit,

@@ -33,17 +33,24 @@
  *	- worker_state is an atomic only the worker (and its exit callback)
  *	  writes; readers take it as a hint, without any lock.
  *	- mutex (a spinlock) protects last_flush and last_error.
+ *	- connlog.durability (wal.c): a producer writes an event's WAL record
+ *	  while it holds lock exclusively, right before it copies the event in,
+ *	  so the ring's order of WAL-backed events is their LSN order and
+ *	  "every WAL-backed event before LSN X has left the ring" is a prefix
+ *	  property the worker can check under the same lock.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "connlog.h"
 #include "ring.h"
 
 ConnlogShared *connlog_shared = NULL;
@@ -57,7 +64,8 @@ connlog_ring_shmem_size(int ring_size_kb)
 
 /* Called from the shmem_startup_hook, with AddinShmemInitLock held. */
 void
-connlog_ring_shmem_init(int ring_size_kb)
+connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
+						uint64 crash_wal_pending)
 {
 	bool		found;
 	ConnlogShared *s;
@@ -89,6 +97,13 @@ connlog_ring_shmem_init(int ring_size_kb)
 	pg_atomic_init_u64(&s->counters.write_errors, 0);
 	pg_atomic_init_u64(&s->counters.retries, 0);
 	pg_atomic_init_u64(&s->counters.purged, 0);
+	pg_atomic_init_u64(&s->counters.wal_enqueued, 0);
+	pg_atomic_init_u64(&s->counters.wal_accounted, 0);
+	pg_atomic_init_u32(&s->slot_ready, 0);
+	pg_atomic_init_u32(&s->slot_wanted, 0);
+	pg_atomic_init_u32(&s->replaying, 1);
+	s->crash_mem_pending = crash_mem_pending;
+	s->crash_wal_pending = crash_wal_pending;
 	pg_atomic_init_u32(&s->worker_state, CL_STATE_NOT_RUNNING);
 	SpinLockInit(&s->mutex);
 	s->last_flush = 0;
@@ -148,28 +163,44 @@ prefault(ConnlogShared *s, uint32 len)
  * batch) or the ring passes half full.  Waking only on those crossings,
  * not on every event above them, keeps the hot path free of signals even
  * while the worker cannot drain (say, while the extension is missing).
+ *
+ * With wal, the event's WAL record is inserted under the lock once room is
+ * found (see the locking rules), the ring entry gets CL_RING_WAL_FLAG and
+ * the record's end LSN, and *lsn returns that LSN for XLogFlush().
  */
 ConnlogPutResult
 connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
-				 int wake_events, long wait_ms, uint32 wait_event)
+				 int wake_events, long wait_ms, uint32 wait_event,
+				 bool wal, XLogRecPtr *lsn)
 {
 	ConnlogShared *s = connlog_shared;
 	TimestampTz start = 0;
 	bool		sleeping = false;
 	ConnlogPutResult result;
+	uint32		need = len + (wal ? CL_RING_LSN_SIZE : 0);
 
 	for (;;)
 	{
 		Latch	   *wake = NULL;
 
-		prefault(s, len);
+		prefault(s, need);
 		LWLockAcquire(s->lock, LW_EXCLUSIVE);
-		if (s->size - (s->head - s->tail) >= len)
+		if (s->size - (s->head - s->tail) >= need)
 		{
 			bool		below_half = (s->head - s->tail) * 2 <= s->size;
 
 			ring_write(s, s->head, rec, len);
-			s->head += len;
+			if (wal)
+			{
+				XLogRecPtr	end = connlog_wal_insert(rec, len);
+				uint32		flagged = len | CL_RING_WAL_FLAG;
+
+				ring_write(s, s->head, (const char *) &flagged, sizeof(flagged));
+				ring_write(s, s->head + len, (const char *) &end, sizeof(end));
+				pg_atomic_fetch_add_u64(&s->counters.wal_enqueued, 1);
+				*lsn = end;
+			}
+			s->head += need;
 			s->head_seq++;
 			pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
 			if (s->head_seq - s->tail_seq == (uint64) wake_events ||
@@ -235,9 +266,15 @@ connlog_ring_wake_worker(void)
 		SetLatch(latch);
 }
 
-/* The worker's view of what it may consume: bytes up to head. */
+/*
+ * The worker's view of what it may consume: bytes up to head.  If
+ * insert_lsn is not NULL it gets the WAL insert position as of the same
+ * moment: every WAL-backed event that ends before it is in [tail, head) or
+ * already consumed.
+ */
 uint64
-connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq)
+connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
+					  XLogRecPtr *insert_lsn)
 {
 	ConnlogShared *s = connlog_shared;
 	uint64		head;
@@ -247,8 +284,43 @@ connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq)
 	*tail = s->tail;
 	*tail_seq = s->tail_seq;
 	*head_seq = s->head_seq;
+	if (insert_lsn != NULL)
+		*insert_lsn = GetXLogInsertRecPtr();
 	LWLockRelease(s->lock);
 	return head;
+}
+
+/*
+ * The end LSN of the oldest WAL-backed event in the ring, or
+ * InvalidXLogRecPtr if it holds none; *insert_lsn gets the WAL insert
+ * position as of the same moment.  Only the worker calls this, before it
+ * consumes anything (at start, to bound its replay of WAL).
+ */
+XLogRecPtr
+connlog_ring_first_wal_lsn(XLogRecPtr *insert_lsn)
+{
+	ConnlogShared *s = connlog_shared;
+	XLogRecPtr	first = InvalidXLogRecPtr;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	for (uint64 pos = s->tail; pos < s->head;)
+	{
+		uint32		len;
+
+		connlog_ring_read(pos, (char *) &len, sizeof(len));
+		if (len & CL_RING_WAL_FLAG)
+		{
+			len &= ~CL_RING_WAL_FLAG;
+			connlog_ring_read(pos + len, (char *) &first, sizeof(first));
+			break;
+		}
+		if (len < CL_RECORD_FIXED_SIZE)
+			break;				/* corrupt: the worker's drain says so */
+		pos += len;
+	}
+	*insert_lsn = GetXLogInsertRecPtr();
+	LWLockRelease(s->lock);
+	return first;
 }
 
 /* The worker has consumed everything before tail; let producers in. */
@@ -280,6 +352,8 @@ connlog_ring_attach_worker(void)
 	s->worker_seen = true;
 	was_connecting = s->connecting;
 	LWLockRelease(s->lock);
+	/* connlog_flush() waits until this worker has replayed WAL (wal.c) */
+	pg_atomic_write_u32(&s->replaying, 1);
 	pg_atomic_write_u32(&s->worker_state, CL_STATE_STARTING);
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
 	/* connlog_flush() callers may be waiting for a worker to appear */

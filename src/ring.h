@@ -10,6 +10,7 @@
 #ifndef CONNLOG_RING_H
 #define CONNLOG_RING_H
 
+#include "access/xlogdefs.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -31,7 +32,18 @@ typedef struct ConnlogCounters
 	pg_atomic_uint64 write_errors;
 	pg_atomic_uint64 retries;
 	pg_atomic_uint64 purged;	/* rows deleted by connlog.retention */
+	/* connlog.durability: WAL-backed events stored, and accounted for */
+	pg_atomic_uint64 wal_enqueued;
+	pg_atomic_uint64 wal_accounted;
 } ConnlogCounters;
+
+/*
+ * A WAL-backed event (connlog.durability = wal or flush) is stored in the
+ * ring as its record with this bit set in the length word, followed by the
+ * 8-byte end LSN of its WAL record.  Memory-mode records are unchanged.
+ */
+#define CL_RING_WAL_FLAG		0x80000000U
+#define CL_RING_LSN_SIZE		sizeof(XLogRecPtr)
 
 /*
  * What the worker is doing, for connlog_stats.worker_state and for the
@@ -73,6 +85,13 @@ typedef struct ConnlogShared
 	pg_atomic_uint32 flush_requested;
 	pg_atomic_uint32 worker_state;	/* a ConnlogWorkerState */
 
+	/* connlog.durability, see wal.c */
+	pg_atomic_uint32 slot_ready;	/* the WAL-retaining slot exists */
+	pg_atomic_uint32 slot_wanted;	/* a producer waits for slot_ready */
+	pg_atomic_uint32 replaying; /* the worker has not replayed WAL yet */
+	uint64		crash_mem_pending;	/* set at reinitialization after a */
+	uint64		crash_wal_pending;	/* crash: what the old ring held */
+
 	ConnlogCounters counters;
 
 	slock_t		mutex;			/* protects the fields below */
@@ -106,7 +125,8 @@ typedef struct ConnlogStats
 extern ConnlogShared *connlog_shared;
 
 extern Size connlog_ring_shmem_size(int ring_size_kb);
-extern void connlog_ring_shmem_init(int ring_size_kb);
+extern void connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
+									uint64 crash_wal_pending);
 
 /* what a producer does when the ring is full (connlog.overflow) */
 typedef enum ConnlogPutMode
@@ -126,12 +146,14 @@ typedef enum ConnlogPutResult
 /* producers */
 extern ConnlogPutResult connlog_ring_put(const char *rec, uint32 len,
 										 ConnlogPutMode mode, int wake_events,
-										 long wait_ms, uint32 wait_event);
+										 long wait_ms, uint32 wait_event,
+										 bool wal, XLogRecPtr *lsn);
 extern void connlog_ring_wake_worker(void);
 
 /* the worker (the only consumer) */
 extern uint64 connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq,
-									uint64 *head_seq);
+									uint64 *head_seq, XLogRecPtr *insert_lsn);
+extern XLogRecPtr connlog_ring_first_wal_lsn(XLogRecPtr *insert_lsn);
 extern void connlog_ring_read(uint64 pos, char *dst, uint32 len);
 extern void connlog_ring_release(uint64 tail, uint64 tail_seq);
 extern bool connlog_ring_attach_worker(void);

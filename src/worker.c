@@ -45,6 +45,10 @@
  * accounted for; connlog_ring_orphans() makes a successor count any that
  * a dead predecessor still held as dropped.
  *
+ * connlog.durability (wal.c): before it drains the ring, the worker reads
+ * back from WAL the WAL-backed events that no committed write accounted
+ * for, and it stores how far that holds (done_lsn) with every write.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -58,6 +62,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "miscadmin.h"
@@ -84,6 +89,19 @@ static ClBatch *retryq[MAX_RETRY_QUEUE];	/* failed batches, oldest first */
 static int	nretry;
 static uint64 consumed_seq;		/* ring tail_seq as this worker left it */
 static char *recbuf;			/* one record copied out of the ring */
+
+/*
+ * connlog.durability (see wal.c).  wal_active: the slot exists, so done_lsn
+ * is tracked and stored.  consumed_lsn: no WAL-backed event still in the
+ * ring starts before it.  stored_done: the done_lsn the last committed
+ * write stored; slot_done: the slot's restart_lsn as last advanced.
+ */
+static bool wal_active;
+static bool replay_pending = true;
+static XLogRecPtr consumed_lsn;
+static XLogRecPtr stored_done;
+static XLogRecPtr slot_done;
+static char *slot_error_logged;
 
 /*
  * target_missing: nothing can be written now (extension missing, broken,
@@ -206,6 +224,70 @@ account_written(const ClBatch *b, int start, int n)
 	connlog_ring_note_flush(NULL);
 }
 
+/*
+ * done_lsn once exclude (a batch being written whole) is accounted for: no
+ * WAL-backed event that is still held starts before it.
+ */
+static XLogRecPtr
+compute_done(const ClBatch *exclude)
+{
+	XLogRecPtr	done = consumed_lsn;
+
+	if (cur != exclude && cur->nwal > 0)
+		done = Min(done, cur->lsn_floor);
+	for (int i = 0; i < nretry; i++)
+		if (retryq[i] != exclude && retryq[i]->nwal > 0)
+			done = Min(done, retryq[i]->lsn_floor);
+	return done;
+}
+
+/* The progress a write should store with it: InvalidXLogRecPtr for none */
+static XLogRecPtr
+next_progress(const ClBatch *exclude)
+{
+	XLogRecPtr	done;
+
+	if (!wal_active)
+		return InvalidXLogRecPtr;
+	done = compute_done(exclude);
+	return done > stored_done ? done : InvalidXLogRecPtr;
+}
+
+/* A write that stored progress has committed: let the slot follow. */
+static void
+progress_committed(XLogRecPtr progress)
+{
+	char	   *error;
+
+	if (XLogRecPtrIsInvalid(progress))
+		return;
+	stored_done = progress;
+	if (stored_done <= slot_done)
+		return;
+	if (connlog_wal_slot_advance(stored_done, &error))
+	{
+		slot_done = stored_done;
+		return;
+	}
+	if (slot_error_logged == NULL || strcmp(slot_error_logged, error) != 0)
+	{
+		ereport(WARNING,
+				(errmsg("connlog could not advance replication slot \"%s\": %s",
+						CONNLOG_SLOT_NAME, error),
+				 errdetail("The slot keeps more WAL than needed until this is fixed.")));
+		if (slot_error_logged != NULL)
+			pfree(slot_error_logged);
+		slot_error_logged = MemoryContextStrdup(TopMemoryContext, error);
+	}
+}
+
+/* Every event of b is accounted for: its WAL-backed ones too. */
+static void
+batch_accounted(const ClBatch *b)
+{
+	connlog_count(&counters()->wal_accounted, b->nwal);
+}
+
 static void
 report_failure(const char *error, int nrows, const char *what)
 {
@@ -259,12 +341,17 @@ reject_entry(const ClBatch *b, int i, const char *error)
 	}
 	for (;;)
 	{
-		ConnlogWriteStatus st = connlog_write_rejected(b, i, error, &err2);
+		XLogRecPtr	progress = next_progress(NULL);
+		ConnlogWriteStatus st = connlog_write_rejected(b, i, error, progress,
+													   &err2);
 
 		if (st != CL_WRITE_DENIED)
 		{
 			if (st == CL_WRITE_OK)
+			{
+				progress_committed(progress);
 				break;
+			}
 			drop_entries(b, i, 1,
 						 psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
 								  error,
@@ -301,6 +388,7 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 		int			m = part == 0 ? n / 2 : n - n / 2;
 		char	   *err;
 		ConnlogWriteStatus st;
+		XLogRecPtr	progress;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!shutdown_budget())
@@ -308,7 +396,9 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 			drop_entries(b, s, m, "shutdown_timeout expired before they were written");
 			continue;
 		}
-		st = connlog_write_upsert(b, s, m, &err);
+		/* b stays held until every part of it is: it keeps done_lsn back */
+		progress = next_progress(NULL);
+		st = connlog_write_upsert(b, s, m, progress, &err);
 		if (st == CL_WRITE_DENIED)
 		{
 			if (wait_until_writable(err))
@@ -321,6 +411,7 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 		}
 		if (st == CL_WRITE_OK)
 		{
+			progress_committed(progress);
 			account_written(b, s, m);
 			continue;
 		}
@@ -491,9 +582,11 @@ write_current(void)
 {
 	char	   *error;
 	ConnlogWriteStatus st;
+	XLogRecPtr	progress;
 
 	if (cur->nentries == 0)
 	{
+		batch_accounted(cur);
 		reset_current();
 		return;
 	}
@@ -501,13 +594,17 @@ write_current(void)
 	{
 		drop_entries(cur, 0, cur->nentries,
 					 "shutdown_timeout expired before they were written");
+		batch_accounted(cur);
 		reset_current();
 		return;
 	}
-	st = connlog_write_upsert(cur, 0, cur->nentries, &error);
+	progress = next_progress(cur);
+	st = connlog_write_upsert(cur, 0, cur->nentries, progress, &error);
 	if (st == CL_WRITE_OK)
 	{
+		progress_committed(progress);
 		account_written(cur, 0, cur->nentries);
+		batch_accounted(cur);
 		reset_current();
 		return;
 	}
@@ -524,6 +621,7 @@ write_current(void)
 		if (shutting_down || connlog_max_retries == 0)
 		{
 			salvage(cur, 0, cur->nentries, error);
+			batch_accounted(cur);
 			reset_current();
 			return;
 		}
@@ -543,6 +641,7 @@ run_retries(TimestampTz now)
 		ClBatch    *b = retryq[i];
 		char	   *error;
 		ConnlogWriteStatus st;
+		XLogRecPtr	progress;
 
 		if (b->next_attempt > now && !shutting_down)
 		{
@@ -553,10 +652,12 @@ run_retries(TimestampTz now)
 		{
 			drop_entries(b, 0, b->nentries,
 						 "shutdown_timeout expired before they were written");
+			batch_accounted(b);
 			remove_retry(i);
 			continue;
 		}
-		st = connlog_write_upsert(b, 0, b->nentries, &error);
+		progress = next_progress(b);
+		st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
 		if (st == CL_WRITE_MISSING)
 		{
 			target_missing = true;
@@ -572,7 +673,9 @@ run_retries(TimestampTz now)
 		connlog_count(&counters()->retries, 1);
 		if (st == CL_WRITE_OK)
 		{
+			progress_committed(progress);
 			account_written(b, 0, b->nentries);
+			batch_accounted(b);
 			remove_retry(i);
 			continue;
 		}
@@ -583,6 +686,7 @@ run_retries(TimestampTz now)
 		if (b->attempts >= connlog_max_retries || shutting_down)
 		{
 			salvage(b, 0, b->nentries, error);
+			batch_accounted(b);
 			remove_retry(i);
 			continue;
 		}
@@ -601,7 +705,9 @@ fill_current(void)
 	uint64		tail,
 				tail_seq,
 				head_seq;
-	uint64		head = connlog_ring_snapshot(&tail, &tail_seq, &head_seq);
+	XLogRecPtr	insert_lsn;
+	uint64		head = connlog_ring_snapshot(&tail, &tail_seq, &head_seq,
+											 &insert_lsn);
 	uint64		pos = tail;
 	uint64		seq = tail_seq;
 
@@ -610,10 +716,15 @@ fill_current(void)
 	while (pos < head && !cl_batch_full(cur))
 	{
 		uint32		len;
+		bool		walrec;
+		uint32		size;
 
 		connlog_ring_read(pos, (char *) &len, sizeof(len));
+		walrec = (len & CL_RING_WAL_FLAG) != 0;
+		len &= ~CL_RING_WAL_FLAG;
+		size = len + (walrec ? CL_RING_LSN_SIZE : 0);
 		if (len < CL_RECORD_FIXED_SIZE || len > CL_MAX_RECORD ||
-			len > head - pos)
+			size > head - pos)
 		{
 			/* only corrupt shared memory can get here: give up on it all */
 			ereport(WARNING,
@@ -625,6 +736,18 @@ fill_current(void)
 			break;
 		}
 		connlog_ring_read(pos, recbuf, len);
+		if (walrec)
+		{
+			XLogRecPtr	end;
+
+			/* the record as batch.c knows it, without the ring's flag */
+			memcpy(recbuf, &len, sizeof(len));
+			connlog_ring_read(pos + len, (char *) &end, sizeof(end));
+			if (cur->nwal == 0)
+				cur->lsn_floor = consumed_lsn;
+			cur->nwal++;
+			consumed_lsn = end;
+		}
 		if (!cl_batch_add(cur, recbuf, len))
 		{
 			ereport(WARNING,
@@ -638,9 +761,12 @@ fill_current(void)
 			(void) cl_decode(recbuf, len, &ev);
 			connlog_log_event(&ev);
 		}
-		pos += len;
+		pos += size;
 		seq++;
 	}
+	/* all of the ring as of the snapshot is consumed: see wal.c */
+	if (pos == head && wal_active)
+		consumed_lsn = Max(consumed_lsn, insert_lsn);
 	cur->seq_end = seq;
 	if (pos != tail)
 		connlog_ring_release(pos, seq);
@@ -764,7 +890,7 @@ shutdown_drain(void)
 
 	if (target_missing)
 		check_target();
-	(void) connlog_ring_snapshot(&tail, &tail_seq, &target);
+	(void) connlog_ring_snapshot(&tail, &tail_seq, &target, NULL);
 	if (!target_missing)
 	{
 		run_retries(GetCurrentTimestamp());
@@ -777,7 +903,7 @@ shutdown_drain(void)
 	}
 	publish_done();
 
-	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq);
+	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (consumed_seq < target || nretry > 0)
 		ereport(WARNING,
 				(errmsg("connlog worker is exiting with %llu events not written",
@@ -901,6 +1027,183 @@ wait_for_database(void)
 	}
 }
 
+/*
+ * connlog.durability is in use: tell producers, who wait for the slot
+ * before they write WAL-backed events (see wal.c).
+ */
+static void
+set_wal_active(void)
+{
+	wal_active = true;
+	pg_atomic_write_u32(&connlog_shared->slot_ready, 1);
+	pg_atomic_write_u32(&connlog_shared->slot_wanted, 0);
+	ConditionVariableBroadcast(&connlog_shared->space_cv);
+}
+
+/*
+ * Feed events read back from WAL into batches, writing each batch that
+ * fills.  They count as enqueued (and WAL-backed) like new events.
+ */
+static void
+feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
+			  XLogRecPtr floor)
+{
+	size_t		off = 0;
+
+	connlog_count(&counters()->enqueued, nrecords);
+	connlog_count(&counters()->wal_enqueued, nrecords);
+	while (off + sizeof(uint32) <= nbytes)
+	{
+		uint32		len = cl_record_length(data + off);
+
+		if (len < sizeof(uint32) || off + len > nbytes)
+			break;				/* wal.c checked the sizes: cannot happen */
+		if (cur->nwal == 0)
+			cur->lsn_floor = floor;
+		cur->nwal++;
+		cur->replayed = true;
+		if (!cl_batch_add(cur, data + off, len))
+		{
+			ereport(WARNING,
+					(errmsg("connlog discarded a malformed event record read from WAL")));
+			connlog_count(&counters()->dropped, 1);
+		}
+		off += len;
+		if (cl_batch_full(cur))
+			write_current();
+	}
+	write_current();
+}
+
+/*
+ * At start, once the extension is there: read connlog_wal_progress and
+ * write the WAL-backed events after its done_lsn that are not in the ring
+ * (the ring's own are in LSN order after them, see wal.c).
+ */
+static void
+replay_wal(void)
+{
+	XLogRecPtr	done;
+	XLogRecPtr	first;
+	XLogRecPtr	insert_lsn;
+	XLogRecPtr	upto;
+	XLogRecPtr	last_end;
+	uint64		nrecords = 0;
+	size_t		nbytes = 0;
+	char	   *error;
+	char	   *data;
+	ConnlogWriteStatus st;
+	ConnlogShared *s = connlog_shared;
+
+	st = connlog_read_progress(&done, &error);
+	if (st == CL_WRITE_MISSING)
+	{
+		target_missing = true;
+		return;
+	}
+	replay_pending = false;
+	if (st != CL_WRITE_OK)
+	{
+		ereport(WARNING,
+				(errmsg("connlog could not read connlog_wal_progress: %s", error),
+				 errdetail("WAL-backed events that were not written before the worker started are not replayed.")));
+		done = InvalidXLogRecPtr;
+	}
+	stored_done = slot_done = done;
+	first = connlog_ring_first_wal_lsn(&insert_lsn);
+	upto = XLogRecPtrIsInvalid(first) ? insert_lsn : first - 1;
+
+	if (!XLogRecPtrIsInvalid(done))
+	{
+		if (!connlog_wal_slot_exists() &&
+			!connlog_wal_slot_create(done, &error))
+			ereport(WARNING,
+					(errmsg("connlog could not create replication slot \"%s\": %s",
+							CONNLOG_SLOT_NAME, error)));
+		last_end = done;
+		if (done < upto)
+		{
+			data = connlog_wal_replay(done, upto, &last_end, &nrecords, &nbytes);
+			consumed_lsn = last_end;
+			/* the replayed batches store progress as they are written */
+			set_wal_active();
+			feed_replayed(data, nbytes, nrecords, done);
+			pfree(data);
+			ereport(LOG,
+					(errmsg("connlog replayed %llu events from WAL between %X/%X and %X/%X",
+							(unsigned long long) nrecords,
+							LSN_FORMAT_ARGS(done), LSN_FORMAT_ARGS(last_end))));
+		}
+		else
+			consumed_lsn = done;
+		set_wal_active();
+	}
+	else if (st == CL_WRITE_OK && connlog_wal_slot_exists())
+	{
+		/*
+		 * The slot is there but no progress was ever stored (say, the
+		 * extension was created afresh).  No WAL-backed event can be in the
+		 * ring yet: producers wait for slot_ready, which is set below.
+		 */
+		consumed_lsn = insert_lsn;
+		if (connlog_write_progress(insert_lsn, &error) == CL_WRITE_OK)
+		{
+			stored_done = insert_lsn;
+			set_wal_active();
+		}
+	}
+
+	/* what the postmaster counted when the crash reset shared memory */
+	if (s->crash_wal_pending > 0)
+	{
+		if (s->crash_wal_pending > nrecords)
+			ereport(WARNING,
+					(errmsg("connlog lost %llu WAL-backed events whose WAL had not been written when the server crashed",
+							(unsigned long long) (s->crash_wal_pending - nrecords)),
+					 errdetail("%llu WAL-backed events were not written yet at the crash; %llu were read back from WAL.",
+							   (unsigned long long) s->crash_wal_pending,
+							   (unsigned long long) nrecords)));
+		else
+			ereport(LOG,
+					(errmsg("connlog read back from WAL all %llu WAL-backed events that were not written yet at the crash",
+							(unsigned long long) s->crash_wal_pending)));
+		s->crash_wal_pending = 0;
+	}
+	pg_atomic_write_u32(&s->replaying, 0);
+	ConditionVariableBroadcast(&s->flush_cv);
+}
+
+/*
+ * A producer asked for the slot (its first WAL-backed event): create it at
+ * the insert position, and store that as done_lsn, before any WAL-backed
+ * event exists.
+ */
+static void
+ensure_slot(void)
+{
+	XLogRecPtr	insert_lsn = GetXLogInsertRecPtr();
+	char	   *error = NULL;
+
+	if (!connlog_wal_slot_exists() &&
+		!connlog_wal_slot_create(insert_lsn, &error))
+	{
+		log_blocked(WARNING, "connlog could not create its replication slot", error);
+		return;
+	}
+	consumed_lsn = Max(consumed_lsn, insert_lsn);
+	if (XLogRecPtrIsInvalid(stored_done))
+	{
+		if (connlog_write_progress(insert_lsn, &error) != CL_WRITE_OK)
+		{
+			log_blocked(WARNING, "connlog could not store its WAL progress",
+						error ? error : "extension connlog is not installed");
+			return;
+		}
+		stored_done = slot_done = insert_lsn;
+	}
+	set_wal_active();
+}
+
 void
 connlog_worker_main(Datum main_arg)
 {
@@ -946,7 +1249,7 @@ connlog_worker_main(Datum main_arg)
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "connlog batches",
 									  ALLOCSET_DEFAULT_SIZES);
 	recbuf = MemoryContextAlloc(batch_cxt, CL_MAX_RECORD);
-	(void) connlog_ring_snapshot(&tail, &consumed_seq, &head_seq);
+	(void) connlog_ring_snapshot(&tail, &consumed_seq, &head_seq, NULL);
 	cur = new_batch();
 
 	ereport(LOG,
@@ -983,6 +1286,14 @@ connlog_worker_main(Datum main_arg)
 		/* a flush request also means "look now": the extension may be new */
 		if (target_missing && (now >= next_check || flush_now))
 			check_target();
+		if (!target_missing && replay_pending)
+			replay_wal();
+		if (target_missing)
+			pg_atomic_write_u32(&connlog_shared->replaying, 0);
+		if (!target_missing && !replay_pending &&
+			pg_atomic_read_u32(&connlog_shared->slot_wanted) != 0 &&
+			pg_atomic_read_u32(&connlog_shared->slot_ready) == 0)
+			ensure_slot();
 		if (!target_missing)
 		{
 			run_retries(now);

@@ -53,6 +53,7 @@
 #include "utils/datetime.h"
 #include "utils/inet.h"
 #include "utils/json.h"
+#include "utils/pg_lsn.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -98,6 +99,9 @@ static const Oid row_types[UPSERT_NCOLS] = {
 static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr reject_plan = NULL;
 static SPIPlanPtr purge_plan = NULL;
+static SPIPlanPtr upsert_replay_plan = NULL;
+static SPIPlanPtr progress_read_plan = NULL;	/* NULL: no such table (1.0) */
+static SPIPlanPtr progress_write_plan = NULL;
 static Oid	plan_extoid = InvalidOid;
 static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
@@ -118,7 +122,7 @@ static const char *const upsert_sql =
 "SELECT u.id, u.connect_time, u.organization_id, u.workspace_owner_id, "
 "u.workspace_id, u.workspace_name, u.agent_name, u.type, u.ip, u.code, "
 "u.user_agent, u.user_id, u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason "
-"FROM pg_catalog.unnest($1) AS u "
+"FROM pg_catalog.unnest($1) AS u %2$s"
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
 "connect_time = LEAST(c.connect_time, excluded.connect_time), "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
@@ -137,6 +141,16 @@ static const char *const purge_sql =
 "WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2 "
 "FOR UPDATE SKIP LOCKED))";
 
+/*
+ * Events read back from WAL (wal.c) may have been written before the crash
+ * that made the worker read them: a web event (no connection_id) then
+ * already has its row, under its id.  Skip it rather than fail on the
+ * primary key; connection rows are idempotent under the upsert above.
+ */
+static const char *const replay_filter =
+"WHERE u.connection_id IS NOT NULL OR NOT EXISTS "
+"(SELECT 1 FROM %1$s.connection_logs x WHERE x.id OPERATOR(pg_catalog.=) u.id) ";
+
 static const char *const reject_sql =
 "INSERT INTO %1$s.connection_logs_rejected (rejected_at, error, event) "
 "VALUES (pg_catalog.now(), $1, $2::pg_catalog.jsonb)";
@@ -150,7 +164,14 @@ forget_plans(void)
 		SPI_freeplan(reject_plan);
 	if (purge_plan != NULL)
 		SPI_freeplan(purge_plan);
+	if (upsert_replay_plan != NULL)
+		SPI_freeplan(upsert_replay_plan);
+	if (progress_read_plan != NULL)
+		SPI_freeplan(progress_read_plan);
+	if (progress_write_plan != NULL)
+		SPI_freeplan(progress_write_plan);
 	upsert_plan = reject_plan = purge_plan = NULL;
+	upsert_replay_plan = progress_read_plan = progress_write_plan = NULL;
 	plan_extoid = InvalidOid;
 }
 
@@ -310,12 +331,37 @@ prepare_plans(void)
 	check_privileges(nspoid, NameStr(*DatumGetName(nsp)));
 	find_row_type(nspoid, NameStr(*DatumGetName(nsp)));
 
-	upsert_plan = SPI_prepare(psprintf(upsert_sql, schema), 1,
+	upsert_plan = SPI_prepare(psprintf(upsert_sql, schema, ""), 1,
 							  &row_array_typid);
 	if (upsert_plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s",
 			 SPI_result_code_string(SPI_result));
 	SPI_keepplan(upsert_plan);
+	upsert_replay_plan = SPI_prepare(psprintf(upsert_sql, schema,
+											  psprintf(replay_filter, schema)),
+									 1, &row_array_typid);
+	if (upsert_replay_plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(upsert_replay_plan);
+	/* connlog.durability's progress; version 1.0 does not have the table */
+	if (OidIsValid(get_relname_relid("connlog_wal_progress", nspoid)))
+	{
+		Oid			lsn_type = PG_LSNOID;
+
+		progress_read_plan = SPI_prepare(psprintf("SELECT done_lsn FROM %s.connlog_wal_progress",
+												  schema), 0, NULL);
+		if (progress_read_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(progress_read_plan);
+		progress_write_plan = SPI_prepare(psprintf("UPDATE %s.connlog_wal_progress SET done_lsn = $1",
+												   schema), 1, &lsn_type);
+		if (progress_write_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(progress_write_plan);
+	}
 	reject_plan = SPI_prepare(psprintf(reject_sql, schema), 2, argtypes);
 	if (reject_plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s",
@@ -463,8 +509,27 @@ typedef struct UpsertArgs
 	const ClBatch *batch;
 	int			start;
 	int			n;
+	XLogRecPtr	progress;
 	Datum		rows;
 } UpsertArgs;
+
+/*
+ * connlog.durability: store done_lsn in the transaction that makes it
+ * true (see wal.c).  InvalidXLogRecPtr: nothing to store.
+ */
+static void
+store_progress(XLogRecPtr progress)
+{
+	Datum		value = LSNGetDatum(progress);
+	int			rc;
+
+	if (XLogRecPtrIsInvalid(progress) || progress_write_plan == NULL)
+		return;
+	rc = SPI_execute_plan(progress_write_plan, &value, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "connlog progress update failed: %s",
+			 SPI_result_code_string(rc));
+}
 
 static void
 build_upsert_args(UpsertArgs *a)
@@ -546,9 +611,11 @@ upsert_fn(void *arg)
 	old = MemoryContextSwitchTo(write_cxt);
 	build_upsert_args(a);
 	MemoryContextSwitchTo(old);
-	rc = SPI_execute_plan(upsert_plan, &a->rows, NULL, false, 0);
+	rc = SPI_execute_plan(a->batch->replayed ? upsert_replay_plan : upsert_plan,
+						  &a->rows, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "connlog upsert failed: %s", SPI_result_code_string(rc));
+	store_progress(a->progress);
 	return true;
 }
 
@@ -556,7 +623,8 @@ upsert_fn(void *arg)
  * Upsert entries [start, start + n) of b.  On failure *error says why.
  */
 ConnlogWriteStatus
-connlog_write_upsert(const ClBatch *b, int start, int n, char **error)
+connlog_write_upsert(const ClBatch *b, int start, int n, XLogRecPtr progress,
+					 char **error)
 {
 	UpsertArgs	a;
 	ConnlogWriteStatus status;
@@ -568,6 +636,7 @@ connlog_write_upsert(const ClBatch *b, int start, int n, char **error)
 	a.batch = b;
 	a.start = start;
 	a.n = n;
+	a.progress = progress;
 	snprintf(activity, sizeof(activity), "connlog: writing %d rows", n);
 	status = run_statement(upsert_fn, &a, activity, CL_STATE_WRITING, error);
 	MemoryContextReset(write_cxt);
@@ -688,6 +757,7 @@ typedef struct RejectArgs
 	const ClBatch *batch;
 	int			i;
 	const char *reason;
+	XLogRecPtr	progress;
 } RejectArgs;
 
 static bool
@@ -708,15 +778,16 @@ reject_fn(void *arg)
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "connlog insert into connection_logs_rejected failed: %s",
 			 SPI_result_code_string(rc));
+	store_progress(a->progress);
 	return true;
 }
 
 /* Store entry i of b in connection_logs_rejected with the reason it failed */
 ConnlogWriteStatus
 connlog_write_rejected(const ClBatch *b, int i, const char *reason,
-					   char **error)
+					   XLogRecPtr progress, char **error)
 {
-	RejectArgs	a = {b, i, reason};
+	RejectArgs	a = {b, i, reason, progress};
 
 	return run_statement(reject_fn, &a, "connlog: storing a rejected event",
 						 CL_STATE_WRITING, error);
@@ -762,4 +833,77 @@ connlog_write_purge(TimestampTz cutoff, int limit, uint64 *deleted,
 						   CL_STATE_PURGING, error);
 	*deleted = a.deleted;
 	return status;
+}
+
+/* ---------------------------------------------------------------------
+ * connlog.durability's progress (see wal.c)
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct ProgressArgs
+{
+	XLogRecPtr	lsn;
+} ProgressArgs;
+
+static bool
+progress_read_fn(void *arg)
+{
+	ProgressArgs *a = arg;
+	bool		isnull;
+	int			rc;
+
+	if (!prepare_plans())
+		return false;
+	a->lsn = InvalidXLogRecPtr;
+	if (progress_read_plan == NULL)
+		return true;
+	rc = SPI_execute_plan(progress_read_plan, NULL, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "connlog progress read failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			a->lsn = DatumGetLSN(d);
+	}
+	return true;
+}
+
+/* The done_lsn the last committed write stored; 0/0 if none */
+ConnlogWriteStatus
+connlog_read_progress(XLogRecPtr *done, char **error)
+{
+	ProgressArgs a = {InvalidXLogRecPtr};
+	ConnlogWriteStatus st;
+
+	st = run_statement(progress_read_fn, &a,
+					   "connlog: reading connlog_wal_progress",
+					   CL_STATE_NOT_RUNNING, error);
+	*done = a.lsn;
+	return st;
+}
+
+static bool
+progress_write_fn(void *arg)
+{
+	ProgressArgs *a = arg;
+
+	if (!prepare_plans())
+		return false;
+	store_progress(a->lsn);
+	return true;
+}
+
+/* Store done_lsn in a transaction of its own */
+ConnlogWriteStatus
+connlog_write_progress(XLogRecPtr done, char **error)
+{
+	ProgressArgs a = {done};
+
+	return run_statement(progress_write_fn, &a,
+						 "connlog: updating connlog_wal_progress",
+						 CL_STATE_NOT_RUNNING, error);
 }
