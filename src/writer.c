@@ -256,8 +256,9 @@ check_table_privileges(StringInfo missing, Oid roleid, Oid nspoid,
 /*
  * The worker's statements need USAGE on the extension's schema, SELECT,
  * INSERT and UPDATE on connection_logs (ON CONFLICT DO UPDATE reads the
- * row it updates) and INSERT on connection_logs_rejected.  Say which are
- * missing, all at once, with SQLSTATE 42501.
+ * row it updates), INSERT on connection_logs_rejected, and SELECT and
+ * UPDATE on connlog_wal_progress.  Say which are missing, all at once,
+ * with SQLSTATE 42501.
  */
 static void
 check_privileges(Oid nspoid, const char *nspname)
@@ -266,6 +267,8 @@ check_privileges(Oid nspoid, const char *nspname)
 	static const char *const log_names[] = {"SELECT", "INSERT", "UPDATE"};
 	static const AclMode rej_modes[] = {ACL_INSERT};
 	static const char *const rej_names[] = {"INSERT"};
+	static const AclMode prog_modes[] = {ACL_SELECT, ACL_UPDATE};
+	static const char *const prog_names[] = {"SELECT", "UPDATE"};
 	Oid			roleid = GetUserId();
 	StringInfoData missing;
 
@@ -282,6 +285,11 @@ check_privileges(Oid nspoid, const char *nspname)
 	check_table_privileges(&missing, roleid, nspoid, nspname,
 						   "connection_logs_rejected", rej_modes, rej_names,
 						   lengthof(rej_modes));
+	/* connlog.durability's progress, which version 1.0 does not have */
+	if (OidIsValid(get_relname_relid("connlog_wal_progress", nspoid)))
+		check_table_privileges(&missing, roleid, nspoid, nspname,
+							   "connlog_wal_progress", prog_modes, prog_names,
+							   lengthof(prog_modes));
 	if (missing.len > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -158,6 +158,7 @@ BEGIN;
 CREATE ROLE connlog_writer LOGIN;
 GRANT SELECT, INSERT, UPDATE ON connection_logs TO connlog_writer;
 GRANT INSERT ON connection_logs_rejected TO connlog_writer;
+GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer;
 COMMIT;
 });
 $node->wait_for_log(qr/connlog worker started for database "postgres"/);

@@ -61,7 +61,8 @@ $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION connlog; $connlog_helpers");
 $node->safe_psql('postgres',
 	'GRANT SELECT, INSERT, UPDATE ON connection_logs TO connlog_writer; '
-	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer');
+	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer; '
+	  . 'GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer');
 $node->poll_query_until('postgres',
 	"SELECT worker_state = 'role cannot log in' FROM connlog_stats")
   or die 'the worker never said the role cannot log in';
@@ -120,7 +121,7 @@ $node->poll_query_until('postgres',
 	"SELECT worker_state = 'missing privileges' FROM connlog_stats")
   or die 'the worker never said privileges are missing';
 is( state_error($node),
-	'missing privileges|role "connlog_writer" lacks SELECT, INSERT, UPDATE on table public.connection_logs and INSERT on table public.connection_logs_rejected (SQLSTATE 42501)',
+	'missing privileges|role "connlog_writer" lacks SELECT, INSERT, UPDATE on table public.connection_logs and INSERT on table public.connection_logs_rejected and SELECT, UPDATE on table public.connlog_wal_progress (SQLSTATE 42501)',
 	'no privileges: last_error names every missing one');
 
 # INSERT and UPDATE are not enough: ON CONFLICT DO UPDATE reads the row
@@ -150,7 +151,8 @@ is( count_lines(
 
 $node->safe_psql('postgres',
 	'GRANT SELECT ON connection_logs TO connlog_writer; '
-	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer');
+	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer; '
+	  . 'GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer');
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
 is($node->safe_psql('postgres', 'SELECT good_pairs(1, 20)'),
 	'20', 'privileges granted: the waiting events are written');

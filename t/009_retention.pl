@@ -122,7 +122,8 @@ $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION connlog; $connlog_helpers $fresh");
 $node->safe_psql('postgres',
 	'GRANT SELECT, INSERT, UPDATE ON connection_logs TO connlog_writer; '
-	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer');
+	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer; '
+	  . 'GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer');
 $node->wait_for_log(
 	qr/WARNING:  connlog could not delete rows past connlog.retention: permission denied for table connection_logs/
 );
