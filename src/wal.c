@@ -23,13 +23,15 @@
  * at wal_level replica too; logical decoding is not needed.  A standby
  * replays them as no-ops; connlog_enqueue is refused there anyway.
  *
- * Measured (bench/durability, 2 cores, one noisy run, bench/RESULTS.md
- * "Durability"): pg_logical_emit_message(false, ...) alone ran at 0.67 x
- * SELECT 1; enqueue with wal at 0.28 x and with flush at 1.08 x the
- * per-event upsert (sync on), both short of the issue's targets.  The
- * cost of this design is that the WAL insert happens under the ring lock
- * (below), serialising producers' inserts; the custom rmgr would cost the
- * same insert and is ruled out for the reason above.
+ * Measured (bench/durability, 2 cores, quiet, bench/RESULTS.md
+ * "Durability"): pg_logical_emit_message(false, ...) alone ran at 0.49 x
+ * SELECT 1, enqueue with memory at 0.51 x, with wal at 0.26 x, and with
+ * flush at 1.27 x the per-event upsert (sync on); wal and flush are short
+ * of the issue's targets.  Half of wal's extra cost is that the WAL insert
+ * happens under the ring lock (below), serialising producers' inserts: an
+ * A/B with the insert before the lock (which breaks the ordering the
+ * progress rule needs) ran wal at 0.42 x and flush at 1.56 x.  A custom
+ * rmgr would cost the same insert and is ruled out for the reason above.
  *
  * Order and progress.  The producer inserts the WAL record while it holds
  * the ring lock (ring.c), so the ring's WAL-backed events are in LSN order,
