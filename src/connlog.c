@@ -456,11 +456,12 @@ text_arg_present(FunctionCallInfo fcinfo, int arg)
 }
 
 /*
- * Why the ring is full, for the error's detail and hint: the worker's
- * published state, or what its process is waiting for.
+ * Why the worker is not keeping up, for the detail and hint of the
+ * ring-full and flush-timeout errors: its published state, or what its
+ * process is waiting for.  False if nothing is known to stop it.
  */
-static void
-ring_full_reason(char **detail, char **hint)
+static bool
+worker_trouble(char **detail, char **hint)
 {
 	ConnlogStats st;
 
@@ -471,7 +472,7 @@ ring_full_reason(char **detail, char **hint)
 		case CL_STATE_NOT_RUNNING:
 			*detail = pstrdup("The connlog worker is not running.");
 			*hint = pstrdup("See the server log for why it exited; the postmaster restarts it.");
-			return;
+			return true;
 		case CL_STATE_NO_DATABASE:
 		case CL_STATE_NO_ROLE:
 		case CL_STATE_ROLE_NOLOGIN:
@@ -482,12 +483,12 @@ ring_full_reason(char **detail, char **hint)
 							   connlog_worker_state_label(st.worker_state),
 							   st.last_error);
 			*hint = pstrdup("Fix that; the worker looks again every connlog.flush_interval.");
-			return;
+			return true;
 		case CL_STATE_RETRY_QUEUE_FULL:
 			*detail = psprintf("Writes keep failing and the worker's retry queue is full (connlog.retry_queue_size batches); the last error was: %s.",
 							   st.last_error);
 			*hint = pstrdup("Fix what makes the writes fail; see connlog_stats.last_error and the server log.");
-			return;
+			return true;
 		case CL_STATE_WRITING:
 		case CL_STATE_PURGING:
 			{
@@ -499,15 +500,14 @@ ring_full_reason(char **detail, char **hint)
 					*detail = psprintf("The connlog worker's write is waiting for a %s lock.",
 									   pgstat_get_wait_event(wait));
 					*hint = pstrdup("A session holds a lock on connection_logs; see pg_locks.");
-					return;
+					return true;
 				}
 			}
 			break;
 		default:
 			break;
 	}
-	*detail = pstrdup("Events are enqueued faster than the connlog worker writes them.");
-	*hint = pstrdup("Raise connlog.ring_size to absorb bursts, or connlog.batch_size to write faster.");
+	return false;
 }
 
 /*
@@ -623,7 +623,11 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 				char	   *detail;
 				char	   *hint;
 
-				ring_full_reason(&detail, &hint);
+				if (!worker_trouble(&detail, &hint))
+				{
+					detail = pstrdup("Events are enqueued faster than the connlog worker writes them.");
+					hint = pstrdup("Raise connlog.ring_size to absorb bursts, or connlog.batch_size to write faster.");
+				}
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 						 errmsg("connlog ring is full"),
@@ -711,15 +715,22 @@ connlog_flush(PG_FUNCTION_ARGS)
 			break;
 		if (waited_us >= timeout_us)
 		{
+			char	   *why = NULL;
+			char	   *hint = NULL;
+
 			ConditionVariableCancelSleep();
+			if (pid != 0 && !worker_trouble(&why, &hint))
+				why = NULL;
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("connlog_flush timed out"),
 					 pid == 0 ?
 					 errdetail("The connlog worker is restarting.") :
-					 errdetail("%llu events enqueued before the call are not written yet.",
-							   (unsigned long long) (target - pg_atomic_read_u64(&s->done_seq))),
-					 errhint("See connlog_stats.last_error and the server log.")));
+					 errdetail("%llu events enqueued before the call are not written yet.%s%s",
+							   (unsigned long long) (target - pg_atomic_read_u64(&s->done_seq)),
+							   why != NULL ? " " : "", why != NULL ? why : ""),
+					 errhint("%s", hint != NULL ? hint :
+							 "See connlog_stats.last_error and the server log.")));
 		}
 		if (pid != 0 && pg_atomic_read_u32(&s->flush_requested) == 0)
 		{

@@ -73,7 +73,10 @@ is( state_error($node),
 $node->safe_psql('postgres', 'SELECT pair(n) FROM generate_series(1, 20) n');
 my ($ret, $stdout, $stderr) =
   $node->psql('postgres', "SELECT connlog_flush('1 s')");
-like($stderr, qr/connlog_flush timed out/, 'NOLOGIN: connlog_flush times out');
+like(
+	$stderr,
+	qr/ERROR:  connlog_flush timed out\nDETAIL:  40 events enqueued before the call are not written yet\. The connlog worker is not writing \(role cannot log in\): role "connlog_writer" is not permitted to log in\./,
+	'NOLOGIN: connlog_flush times out, and says why');
 
 # 1 s of waiting is five checks: still one failed connection, two starts
 is(count_lines($node, qr/FATAL:  role "connlog_writer" is not permitted to log in/),
