@@ -69,6 +69,8 @@ echo "exporter: $("$exporter_bin" --version 2>&1 | head -n 1)"
 # exact.
 work=$(scratch_dir exporter)
 chmod 700 "$work"
+# the server's user runs the tools below and may not enter our directory
+cd "$work"
 cp "$tree/monitoring/postgres_exporter.yml" "$work/queries.yml"
 [ "$(id -u)" = 0 ] && chown postgres: "$work/queries.yml"
 run_as_pg "$PGBIN/initdb" -D "$work/data" -A trust --no-sync >/dev/null
