@@ -34,6 +34,12 @@ CREATE TABLE connection_logs (
 
 CREATE INDEX connection_logs_connect_time_idx
 	ON connection_logs (connect_time DESC);
+CREATE INDEX connection_logs_workspace_id_idx
+	ON connection_logs (workspace_id);
+CREATE INDEX connection_logs_workspace_owner_id_idx
+	ON connection_logs (workspace_owner_id);
+CREATE INDEX connection_logs_organization_id_idx
+	ON connection_logs (organization_id);
 -- the other indexes are the query paths' (at the end)
 
 -- Rows that failed on their own even after retries and splitting.
@@ -146,34 +152,32 @@ REVOKE ALL ON connlog_wal_progress FROM PUBLIC;
 -- Query paths: see README.md, "Querying the log".
 
 -- The query paths' indexes.  The worker inserts into every index of
--- connection_logs for each row it writes, so there are only those that a
--- path of connlog_connections or connlog_connection_count below needs:
---  * connect_time DESC (created with the table): the newest-first list
---    without a filter or with filters no other index covers (type, user,
---    state 'completed'), and time ranges.
---  * (x, connect_time DESC) for x = workspace_id, workspace_owner_id and
---    organization_id: the newest rows of one key come in order, a page of
---    N reads N entries instead of all the key's rows and a sort; a count
---    of one key reads only that key's entries.  They replace 1.0's
---    single-column indexes on the same columns, so they cost no more
---    index insertions than those did.
---  * ongoing: only the rows whose disconnect_time is NULL, which are few
---    in a table of history; a row leaves it when its disconnect is written.
+-- connection_logs for each row it writes, and updates each connection's
+-- row when its disconnect comes, so the indexes are chosen for the writer
+-- as much as for the readers (measured with 300,000 rows, bench/RESULTS.md
+-- "Indexes"):
+--  * 1.0's single-column indexes on connect_time DESC, workspace_id,
+--    workspace_owner_id and organization_id serve the paths: a page of
+--    newest rows of one key reads the connect_time index and filters, or
+--    the key's index and sorts, whichever the planner finds cheaper.
+--    Composite (x, connect_time DESC) indexes would read fewer entries
+--    for a deep page, but their keys are all distinct, so B-tree
+--    deduplication cannot shrink them the way it shrinks an index of a
+--    column with few values (an organization, an owner); they made every
+--    insert about 45 % dearer.
+--  * none on disconnect_time, not even a partial one for ongoing
+--    connections: the disconnect's update sets disconnect_time, and an
+--    index that mentions it would make that update non-HOT, so every
+--    disconnect would insert into every index.  A page of ongoing
+--    connections reads the connect_time index (they are the newest);
+--    counting all of them reads the table.
 --  * user_id: only the rows with a user_id (web connections), so the
---    others cost it nothing.
+--    others cost it nothing; the upsert never changes user_id.
 -- There is none on type: with seven values a type alone selects about a
 -- seventh of the table, which an index would read little faster than the
 -- table, while every write would pay for it.
-CREATE INDEX connection_logs_workspace_id_connect_time_idx
-	ON connection_logs (workspace_id, connect_time DESC);
-CREATE INDEX connection_logs_workspace_owner_id_connect_time_idx
-	ON connection_logs (workspace_owner_id, connect_time DESC);
-CREATE INDEX connection_logs_organization_id_connect_time_idx
-	ON connection_logs (organization_id, connect_time DESC);
-CREATE INDEX connection_logs_ongoing_idx
-	ON connection_logs (connect_time DESC) WHERE disconnect_time IS NULL;
-CREATE INDEX connection_logs_user_id_connect_time_idx
-	ON connection_logs (user_id, connect_time DESC) WHERE user_id IS NOT NULL;
+CREATE INDEX connection_logs_user_id_idx
+	ON connection_logs (user_id) WHERE user_id IS NOT NULL;
 
 -- A connection's state, as the query functions filter on it: ongoing
 -- while its disconnect_time is NULL, completed after.
