@@ -833,6 +833,7 @@ purge_step(TimestampTz now)
 	else
 	{
 		/* events are not affected: report it once, try again later */
+		elog(DEBUG1, "connlog purge step failed: %s", error);
 		connlog_ring_note_flush(error);
 		if (purge_error_logged == NULL || strcmp(purge_error_logged, error) != 0)
 		{

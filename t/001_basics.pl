@@ -45,11 +45,11 @@ END $$;
 });
 
 # The worker is a visible backend that sleeps on a wait event.
-is( $node->safe_psql(
+ok( $node->poll_query_until(
 		'postgres',
 		"SELECT backend_type || ' ' || wait_event_type FROM pg_stat_activity
-		 WHERE backend_type = 'connlog worker'"),
-	'connlog worker Extension',
+		 WHERE backend_type = 'connlog worker'",
+		'connlog worker Extension'),
 	'worker shows in pg_stat_activity, waiting on an extension wait event');
 
 # batch_size takes effect on reload: 100 events, then in batches of 10.
