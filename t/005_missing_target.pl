@@ -153,12 +153,10 @@ is($node->safe_psql('postgres', 'SELECT pending FROM connlog_stats'),
 
 # one transaction: the waiter sees the role only with its privileges
 $node->safe_psql(
-	'postgres', q{
+	'postgres', qq{
 BEGIN;
 CREATE ROLE connlog_writer LOGIN;
-GRANT SELECT, INSERT, UPDATE ON connection_logs TO connlog_writer;
-GRANT INSERT ON connection_logs_rejected TO connlog_writer;
-GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer;
+$writer_grants
 COMMIT;
 });
 $node->wait_for_log(qr/connlog worker started for database "postgres"/);

@@ -43,26 +43,13 @@ my $starts = qr/DEBUG:  starting background worker process "connlog worker"/;
 ###########################################################################
 # A NOLOGIN role.
 ###########################################################################
-my $node = PostgreSQL::Test::Cluster->new('nologin');
-$node->init;
-$node->start;
-$node->safe_psql('postgres', 'CREATE ROLE connlog_writer NOLOGIN');
-$node->stop;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
-connlog.role = 'connlog_writer'
+my $node = connlog_role_node('nologin', 'NOLOGIN', q{
 connlog.flush_interval = '200ms'
 log_min_messages = debug1
 log_statement = none
 });
-$node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION connlog; $connlog_helpers");
-$node->safe_psql('postgres',
-	'GRANT SELECT, INSERT, UPDATE ON connection_logs TO connlog_writer; '
-	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer; '
-	  . 'GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer');
+$node->safe_psql('postgres', $writer_grants);
 $node->poll_query_until('postgres',
 	"SELECT worker_state = 'role cannot log in' FROM connlog_stats")
   or die 'the worker never said the role cannot log in';
@@ -103,21 +90,11 @@ $node->stop;
 ###########################################################################
 # A role that can log in but lacks privileges; a small ring to fill.
 ###########################################################################
-$node = PostgreSQL::Test::Cluster->new('privs');
-$node->init;
-$node->start;
-$node->safe_psql('postgres', 'CREATE ROLE connlog_writer LOGIN');
-$node->stop;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
-connlog.role = 'connlog_writer'
+$node = connlog_role_node('privs', 'LOGIN', q{
 connlog.flush_interval = '200ms'
 connlog.ring_size = '64kB'
 log_statement = none
 });
-$node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION connlog; $connlog_helpers");
 $node->safe_psql('postgres', 'SELECT pair(n) FROM generate_series(1, 20) n');
 $node->poll_query_until('postgres',

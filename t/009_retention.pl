@@ -103,28 +103,15 @@ $node->stop;
 ###########################################################################
 # connlog.role without DELETE: one warning, events still written.
 ###########################################################################
-$node = PostgreSQL::Test::Cluster->new('nodelete');
-$node->init;
-$node->start;
-$node->safe_psql('postgres', 'CREATE ROLE connlog_writer LOGIN');
-$node->stop;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'connlog'
-connlog.database = 'postgres'
-connlog.role = 'connlog_writer'
+$node = connlog_role_node('nodelete', 'LOGIN', q{
 connlog.flush_interval = '100ms'
 connlog.retention = '1d'
 connlog.purge_interval = '1s'
 log_min_messages = debug1
 log_statement = none
 });
-$node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION connlog; $connlog_helpers $fresh");
-$node->safe_psql('postgres',
-	'GRANT SELECT, INSERT, UPDATE ON connection_logs TO connlog_writer; '
-	  . 'GRANT INSERT ON connection_logs_rejected TO connlog_writer; '
-	  . 'GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer');
+$node->safe_psql('postgres', $writer_grants);
 $node->wait_for_log(
 	qr/WARNING:  connlog could not delete rows past connlog.retention: permission denied for table connection_logs/
 );

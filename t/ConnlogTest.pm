@@ -8,7 +8,8 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw($connlog_helpers connlog_node reload_conf);
+our @EXPORT = qw($connlog_helpers $writer_grants connlog_node
+  connlog_role_node reload_conf);
 
 # Install after CREATE EXTENSION connlog.
 #  uid(k, n)         a uuid that spells kind k and number n
@@ -62,6 +63,34 @@ sub connlog_node
 	$node->append_conf('postgresql.conf',
 		"shared_preload_libraries = 'connlog'\n"
 		  . "connlog.database = 'postgres'\n"
+		  . $conf);
+	$node->start;
+	return $node;
+}
+
+# What connlog.role = 'connlog_writer' needs, as README's "Setting it up"
+# lists it (without DELETE, which only connlog.retention needs).
+our $writer_grants = q{
+GRANT SELECT, INSERT, UPDATE ON connection_logs TO connlog_writer;
+GRANT INSERT ON connection_logs_rejected TO connlog_writer;
+GRANT SELECT, UPDATE ON connlog_wal_progress TO connlog_writer;
+};
+
+# A started node whose connlog.role is connlog_writer, a role that exists
+# (created with $role_options, e.g. 'LOGIN') before connlog first starts;
+# $conf is appended to postgresql.conf.  The extension is not created.
+sub connlog_role_node
+{
+	my ($name, $role_options, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->start;
+	$node->safe_psql('postgres', "CREATE ROLE connlog_writer $role_options");
+	$node->stop;
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'connlog'\n"
+		  . "connlog.database = 'postgres'\n"
+		  . "connlog.role = 'connlog_writer'\n"
 		  . $conf);
 	$node->start;
 	return $node;
