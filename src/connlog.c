@@ -458,7 +458,8 @@ text_arg_present(FunctionCallInfo fcinfo, int arg)
 /*
  * Why the worker is not keeping up, for the detail and hint of the
  * ring-full and flush-timeout errors: its published state, or what its
- * process is waiting for.  False if nothing is known to stop it.
+ * process is waiting for.  False, leaving both NULL, if nothing is known
+ * to stop it.
  */
 static bool
 worker_trouble(char **detail, char **hint)
@@ -466,7 +467,7 @@ worker_trouble(char **detail, char **hint)
 	ConnlogStats st;
 
 	connlog_ring_stats(&st);
-	*hint = NULL;
+	*detail = *hint = NULL;
 	switch (st.worker_pid == 0 ? CL_STATE_NOT_RUNNING : st.worker_state)
 	{
 		case CL_STATE_NOT_RUNNING:
@@ -719,8 +720,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 			char	   *hint = NULL;
 
 			ConditionVariableCancelSleep();
-			if (pid != 0 && !worker_trouble(&why, &hint))
-				why = NULL;
+			if (pid != 0)
+				(void) worker_trouble(&why, &hint);
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("connlog_flush timed out"),

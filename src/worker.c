@@ -104,10 +104,10 @@ static XLogRecPtr slot_done;
 static char *slot_error_logged;
 
 /*
- * target_missing: nothing can be written now (extension missing, broken,
+ * cannot_write: nothing can be written now (extension missing, broken,
  * or a privilege missing); blocked_state says which, for worker_state.
  */
-static bool target_missing = true;
+static bool cannot_write = true;
 static ConnlogWorkerState blocked_state = CL_STATE_NO_EXTENSION;
 static bool missing_logged;
 static TimestampTz next_check;
@@ -439,20 +439,52 @@ publish_done(void)
  * Log a reason for not writing when it differs from the last one logged, so
  * a condition that lasts is reported once, not every flush_interval.
  */
+/*
+ * SIGHUP: read the configuration again.  A shorter retry_interval applies
+ * to the batches already queued, too.
+ */
+static void
+reload_config(void)
+{
+	TimestampTz latest;
+
+	if (!ConfigReloadPending)
+		return;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	latest = GetCurrentTimestamp() +
+		(TimestampTz) connlog_retry_interval_ms * 1000;
+	for (int i = 0; i < nretry; i++)
+		retryq[i]->next_attempt = Min(retryq[i]->next_attempt, latest);
+}
+
 static char *blocked_logged;	/* the reason log_blocked() logged last */
+
+/*
+ * Is message different from *last (NULL: nothing yet)?  Remembers it if
+ * so, and forgets *last when message is NULL.  A condition that lasts is
+ * then logged once, and again only when it changes or comes back.
+ */
+static bool
+is_news(char **last, const char *message)
+{
+	if (message != NULL && *last != NULL && strcmp(*last, message) == 0)
+		return false;
+	if (*last != NULL)
+		pfree(*last);
+	*last = message != NULL ?
+		MemoryContextStrdup(TopMemoryContext, message) : NULL;
+	return message != NULL;
+}
 
 static void
 log_blocked(int elevel, const char *prefix, const char *error)
 {
 	connlog_ring_note_flush(error);
-	if (blocked_logged != NULL && strcmp(blocked_logged, error) == 0)
-		return;
-	ereport(elevel,
-			(errmsg("%s: %s", prefix, error),
-			 errdetail("Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval.")));
-	if (blocked_logged != NULL)
-		pfree(blocked_logged);
-	blocked_logged = MemoryContextStrdup(TopMemoryContext, error);
+	if (is_news(&blocked_logged, error))
+		ereport(elevel,
+				(errmsg("%s: %s", prefix, error),
+				 errdetail("Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval.")));
 }
 
 static void
@@ -465,22 +497,20 @@ check_target(void)
 		(TimestampTz) connlog_flush_interval_ms * 1000;
 	if (st == CL_WRITE_OK)
 	{
-		if (target_missing && missing_logged)
+		if (cannot_write && missing_logged)
 			ereport(LOG,
 					(errmsg("connlog can write to database \"%s\" again; writing resumes",
 							connlog_database)));
 		/* at startup too: a predecessor may have left why it waited */
-		if (target_missing)
+		if (cannot_write)
 			connlog_ring_clear_error();
 		/* the same reason, should it come back, is news again */
-		if (blocked_logged != NULL)
-			pfree(blocked_logged);
-		blocked_logged = NULL;
-		target_missing = false;
+		(void) is_news(&blocked_logged, NULL);
+		cannot_write = false;
 		missing_logged = false;
 		return;
 	}
-	target_missing = true;
+	cannot_write = true;
 	if (st == CL_WRITE_FAILED || st == CL_WRITE_DENIED)
 	{
 		/* not a missing extension but a broken one, or a missing GRANT */
@@ -517,7 +547,7 @@ static void
 note_denied(const char *error)
 {
 	connlog_count(&counters()->write_errors, 1);
-	target_missing = true;
+	cannot_write = true;
 	blocked_state = CL_STATE_NO_PRIVILEGE;
 	missing_logged = true;
 	next_check = GetCurrentTimestamp() +
@@ -536,7 +566,7 @@ static bool
 wait_until_writable(const char *error)
 {
 	note_denied(error);
-	while (target_missing)
+	while (cannot_write)
 	{
 		if (shutting_down || ShutdownRequestPending)
 			return false;
@@ -546,11 +576,7 @@ wait_until_writable(const char *error)
 						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		reload_config();
 		if (GetCurrentTimestamp() >= next_check)
 			check_target();
 	}
@@ -609,7 +635,7 @@ write_current(void)
 		return;
 	}
 	if (st == CL_WRITE_MISSING)
-		target_missing = true;
+		cannot_write = true;
 	else if (st == CL_WRITE_DENIED)
 		note_denied(error);
 	else
@@ -636,7 +662,7 @@ run_retries(TimestampTz now)
 {
 	int			i = 0;
 
-	while (i < nretry && !target_missing)
+	while (i < nretry && !cannot_write)
 	{
 		ClBatch    *b = retryq[i];
 		char	   *error;
@@ -660,7 +686,7 @@ run_retries(TimestampTz now)
 		st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
 		if (st == CL_WRITE_MISSING)
 		{
-			target_missing = true;
+			cannot_write = true;
 			break;
 		}
 		if (st == CL_WRITE_DENIED)
@@ -778,7 +804,7 @@ fill_current(void)
 static void
 drain(void)
 {
-	while (nretry < connlog_retry_queue_size && !target_missing)
+	while (nretry < connlog_retry_queue_size && !cannot_write)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (!fill_current())
@@ -824,29 +850,22 @@ purge_step(TimestampTz now)
 			ereport(LOG,
 					(errmsg("connlog deleted %llu rows of connection_logs older than connlog.retention",
 							(unsigned long long) purge_run_rows)));
-		if (purge_error_logged != NULL)
-			pfree(purge_error_logged);
-		purge_error_logged = NULL;
+		(void) is_news(&purge_error_logged, NULL);
 	}
 	else if (st == CL_WRITE_MISSING)
-		target_missing = true;
+		cannot_write = true;
 	else
 	{
 		/* events are not affected: report it once, try again later */
 		elog(DEBUG1, "connlog purge step failed: %s", error);
 		connlog_ring_note_flush(error);
-		if (purge_error_logged == NULL || strcmp(purge_error_logged, error) != 0)
-		{
+		if (is_news(&purge_error_logged, error))
 			ereport(WARNING,
 					(errmsg("connlog could not delete rows past connlog.retention: %s",
 							error),
 					 errdetail("Events are still written; connlog tries again every connlog.purge_interval."),
 					 st == CL_WRITE_DENIED ?
 					 errhint("Grant DELETE on connection_logs to the role connlog writes as.") : 0));
-			if (purge_error_logged != NULL)
-				pfree(purge_error_logged);
-			purge_error_logged = MemoryContextStrdup(TopMemoryContext, error);
-		}
 	}
 	purge_running = false;
 	next_purge = now + (TimestampTz) connlog_purge_interval_ms * 1000;
@@ -889,13 +908,13 @@ shutdown_drain(void)
 		(TimestampTz) connlog_shutdown_timeout_ms * 1000;
 	pgstat_report_activity(STATE_RUNNING, "connlog: writing all events before exit");
 
-	if (target_missing)
+	if (cannot_write)
 		check_target();
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &target, NULL);
-	if (!target_missing)
+	if (!cannot_write)
 	{
 		run_retries(GetCurrentTimestamp());
-		while (!target_missing && consumed_seq < target && shutdown_budget())
+		while (!cannot_write && consumed_seq < target && shutdown_budget())
 		{
 			fill_current();
 			write_current();
@@ -910,7 +929,7 @@ shutdown_drain(void)
 				(errmsg("connlog worker is exiting with %llu events not written",
 						(unsigned long long) (head_seq - tail_seq)),
 				 errdetail("%s",
-						   target_missing ?
+						   cannot_write ?
 						   "Extension connlog is not installed in the database." :
 						   "connlog.shutdown_timeout expired."),
 				 errhint("The events stay in shared memory for the next worker, but are lost if the server is stopping.")));
@@ -974,11 +993,7 @@ wait_for_database(void)
 		char	   *why;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		reload_config();
 		if (ShutdownRequestPending)
 			proc_exit(1);
 
@@ -1099,7 +1114,7 @@ replay_wal(void)
 	st = connlog_read_progress(&done, &error);
 	if (st == CL_WRITE_MISSING)
 	{
-		target_missing = true;
+		cannot_write = true;
 		return;
 	}
 	replay_pending = false;
@@ -1267,42 +1282,31 @@ connlog_worker_main(Datum main_arg)
 		bool		flush_now;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			TimestampTz latest;
-
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			/* a shorter retry_interval applies to queued batches too */
-			latest = GetCurrentTimestamp() +
-				(TimestampTz) connlog_retry_interval_ms * 1000;
-			for (int i = 0; i < nretry; i++)
-				retryq[i]->next_attempt = Min(retryq[i]->next_attempt, latest);
-		}
+		reload_config();
 
 		/* computed each time, so a reloaded flush_interval applies at once */
 		now = GetCurrentTimestamp();
 		next_flush = last_flush + (TimestampTz) connlog_flush_interval_ms * 1000;
 		flush_now = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
 		/* a flush request also means "look now": the extension may be new */
-		if (target_missing && (now >= next_check || flush_now))
+		if (cannot_write && (now >= next_check || flush_now))
 			check_target();
-		if (!target_missing && replay_pending)
+		if (!cannot_write && replay_pending)
 			replay_wal();
-		if (target_missing)
+		if (cannot_write)
 			pg_atomic_write_u32(&connlog_shared->replaying, 0);
-		if (!target_missing && !replay_pending &&
+		if (!cannot_write && !replay_pending &&
 			pg_atomic_read_u32(&connlog_shared->slot_wanted) != 0 &&
 			pg_atomic_read_u32(&connlog_shared->slot_ready) == 0)
 			ensure_slot();
-		if (!target_missing)
+		if (!cannot_write)
 		{
 			run_retries(now);
 			drain();
 			if ((flush_now || now >= next_flush) &&
-				nretry < connlog_retry_queue_size && !target_missing)
+				nretry < connlog_retry_queue_size && !cannot_write)
 				write_current();
-			if (!target_missing)
+			if (!cannot_write)
 				purge_step(now);
 		}
 		if (flush_now || now >= next_flush)
@@ -1316,13 +1320,13 @@ connlog_worker_main(Datum main_arg)
 		wake = next_flush;
 		for (int i = 0; i < nretry; i++)
 			wake = Min(wake, retryq[i]->next_attempt);
-		if (target_missing)
+		if (cannot_write)
 			wake = next_check;
 		else if (purge_running)
 			wake = 0;			/* the next step after this turn's drain */
 		else if (connlog_retention_s > 0)
 			wake = Min(wake, next_purge);
-		connlog_ring_set_state(target_missing ? blocked_state :
+		connlog_ring_set_state(cannot_write ? blocked_state :
 							   nretry >= connlog_retry_queue_size ?
 							   CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE);
 		now = GetCurrentTimestamp();
