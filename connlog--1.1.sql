@@ -143,10 +143,14 @@ GRANT SELECT ON connlog_stats TO pg_monitor;
 -- worker updates the one row in the same transaction as each write, and
 -- reads WAL back from here after a crash (see README.md, "Durability").
 -- Internal; not dumped: an LSN means nothing in another cluster.
+-- Of the events of shared memory's life epoch, those numbered below
+-- done_seq are written; the others not written start at or after done_lsn.
 CREATE TABLE connlog_wal_progress (
+	epoch bigint NOT NULL,
+	done_seq bigint NOT NULL,
 	done_lsn pg_lsn NOT NULL
 );
-INSERT INTO connlog_wal_progress VALUES ('0/0');
+INSERT INTO connlog_wal_progress VALUES (0, 0, '0/0');
 REVOKE ALL ON connlog_wal_progress FROM PUBLIC;
 
 -- Query paths: see README.md, "Querying the log".

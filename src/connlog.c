@@ -521,11 +521,14 @@ Datum
 connlog_enqueue(PG_FUNCTION_ARGS)
 {
 	ClEvent		ev;
-	char		buf[1024];
-	char	   *rec = buf;
+	/* room for the WAL record's header before the ring record */
+	char		buf[CONNLOG_WAL_HEADER_SIZE + 1024];
+	char	   *msg = buf;
+	char	   *rec = buf + CONNLOG_WAL_HEADER_SIZE;
 	size_t		len;
 	bool		wal = connlog_durability != CL_DURABILITY_MEMORY;
-	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	XLogRecPtr	floor = InvalidXLogRecPtr;
+	uint64		seq;
 
 	check_can_enqueue();
 	for (int i = ARG_ID; i <= ARG_STATUS; i++)
@@ -599,23 +602,39 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 				 errmsg("connection log event is too large"),
 				 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
 						   len, CL_MAX_RECORD)));
-	if (len > sizeof(buf))
-		rec = palloc(len);
+	if (CONNLOG_WAL_HEADER_SIZE + len > sizeof(buf))
+	{
+		msg = palloc(CONNLOG_WAL_HEADER_SIZE + len);
+		rec = msg + CONNLOG_WAL_HEADER_SIZE;
+	}
 	cl_encode(&ev, len, rec);
 	if (wal)
+	{
 		connlog_wal_check_enqueue();
+		/* the WAL record, written after the ring has the event, starts here or later */
+		floor = GetXLogInsertRecPtr();
+	}
 
 	switch (connlog_ring_put(rec, (uint32) len,
 							 (ConnlogPutMode) connlog_overflow,
 							 connlog_batch_size, connlog_enqueue_timeout_ms,
 							 CONNLOG_WAIT_EVENT(wait_event_ring_full,
 												"ConnlogRingFull"),
-							 wal, &lsn))
+							 wal, floor, &seq))
 	{
 		case CL_PUT_STORED:
-			/* the ring lock is released: flushes group-commit by themselves */
-			if (connlog_durability == CL_DURABILITY_FLUSH)
-				XLogFlush(lsn);
+
+			/*
+			 * Outside the ring lock, so producers' WAL inserts run side by
+			 * side and their flushes group-commit (see wal.c).
+			 */
+			if (wal)
+			{
+				XLogRecPtr	end = connlog_wal_insert(msg, seq, (uint32) len);
+
+				if (connlog_durability == CL_DURABILITY_FLUSH)
+					XLogFlush(end);
+			}
 			break;
 		case CL_PUT_DROPPED:
 			break;

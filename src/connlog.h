@@ -40,13 +40,29 @@ typedef enum ConnlogDurability
 	CL_DURABILITY_FLUSH
 } ConnlogDurability;
 
+/*
+ * connlog.durability's progress, stored in connlog_wal_progress with each
+ * write (see wal.c): of the WAL-backed events of shared memory's life
+ * epoch, those numbered below seq are written; every WAL-backed event not
+ * written starts at or after lsn, or belongs to another life.
+ */
+typedef struct ConnlogProgress
+{
+	uint64		epoch;
+	uint64		seq;
+	XLogRecPtr	lsn;
+} ConnlogProgress;
+
 /* wal.c */
 #define CONNLOG_WAL_PREFIX		"connlog"
 #define CONNLOG_SLOT_NAME		"connlog"
-extern XLogRecPtr connlog_wal_insert(const char *rec, uint32 len);
+/* a WAL record's payload: epoch and seq (uint64 each), then the record */
+#define CONNLOG_WAL_HEADER_SIZE	(2 * sizeof(uint64))
+extern XLogRecPtr connlog_wal_insert(char *msg, uint64 seq, uint32 len);
 extern void connlog_wal_check_enqueue(void);
-extern char *connlog_wal_replay(XLogRecPtr from, XLogRecPtr upto,
-								XLogRecPtr *last_end, uint64 *nrecords,
+extern char *connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
+								XLogRecPtr upto, XLogRecPtr *last_end,
+								uint64 *nrecords, uint64 *nskipped,
 								size_t *nbytes);
 extern bool connlog_wal_slot_exists(void);
 extern bool connlog_wal_slot_create(XLogRecPtr restart_lsn, char **error);
@@ -66,15 +82,16 @@ typedef enum ConnlogWriteStatus
 } ConnlogWriteStatus;
 
 extern ConnlogWriteStatus connlog_write_upsert(const ClBatch *b, int start,
-											   int n, XLogRecPtr progress,
+											   int n,
+											   const ConnlogProgress *progress,
 											   char **error);
 extern ConnlogWriteStatus connlog_write_rejected(const ClBatch *b, int i,
 												 const char *reason,
-												 XLogRecPtr progress,
+												 const ConnlogProgress *progress,
 												 char **error);
-extern ConnlogWriteStatus connlog_read_progress(XLogRecPtr *done,
+extern ConnlogWriteStatus connlog_read_progress(ConnlogProgress *done,
 												char **error);
-extern ConnlogWriteStatus connlog_write_progress(XLogRecPtr done,
+extern ConnlogWriteStatus connlog_write_progress(const ConnlogProgress *done,
 												 char **error);
 extern ConnlogWriteStatus connlog_check_target(char **error);
 extern ConnlogWriteStatus connlog_write_purge(TimestampTz cutoff, int limit,

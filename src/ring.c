@@ -33,11 +33,17 @@
  *	- worker_state is an atomic only the worker (and its exit callback)
  *	  writes; readers take it as a hint, without any lock.
  *	- mutex (a spinlock) protects last_flush and last_error.
- *	- connlog.durability (wal.c): a producer writes an event's WAL record
- *	  while it holds lock exclusively, right before it copies the event in,
- *	  so the ring's order of WAL-backed events is their LSN order and
- *	  "every WAL-backed event before LSN X has left the ring" is a prefix
- *	  property the worker can check under the same lock.
+ *	- connlog.durability (wal.c): epoch is set at initialization and never
+ *	  changes.  last_floor is read and advanced under lock held
+ *	  exclusively by producers storing a WAL-backed event, and under lock
+ *	  held shared by the worker (the only shared holder that writes it,
+ *	  so it never races a producer).  A WAL-backed event's floor is
+ *	  Max(the insert position the producer read before taking lock,
+ *	  last_floor), stored beside it, so floors never decrease in ring
+ *	  order; the producer writes the event's WAL record after it releases
+ *	  lock, so the record starts at or after the floor.  When the worker
+ *	  raises last_floor to the insert position it read under lock, every
+ *	  event stored later has a floor at least that.
  *
  *-------------------------------------------------------------------------
  */
@@ -54,6 +60,9 @@
 #include "ring.h"
 
 ConnlogShared *connlog_shared = NULL;
+
+/* postmaster memory: how many times shared memory was initialized */
+static uint64 epochs_made = 0;
 
 Size
 connlog_ring_shmem_size(int ring_size_kb)
@@ -102,6 +111,14 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	pg_atomic_init_u32(&s->slot_ready, 0);
 	pg_atomic_init_u32(&s->slot_wanted, 0);
 	pg_atomic_init_u32(&s->replaying, 1);
+
+	/*
+	 * Tells this life's sequence numbers from earlier lives' in WAL records
+	 * (wal.c): it is only compared for equality, so the start time, made
+	 * unique within this postmaster, is enough.
+	 */
+	s->epoch = (uint64) GetCurrentTimestamp() + (epochs_made++);
+	s->last_floor = InvalidXLogRecPtr;
 	s->crash_mem_pending = crash_mem_pending;
 	s->crash_wal_pending = crash_wal_pending;
 	pg_atomic_init_u32(&s->worker_state, CL_STATE_NOT_RUNNING);
@@ -164,14 +181,15 @@ prefault(ConnlogShared *s, uint32 len)
  * not on every event above them, keeps the hot path free of signals even
  * while the worker cannot drain (say, while the extension is missing).
  *
- * With wal, the event's WAL record is inserted under the lock once room is
- * found (see the locking rules), the ring entry gets CL_RING_WAL_FLAG and
- * the record's end LSN, and *lsn returns that LSN for XLogFlush().
+ * With wal, the ring entry gets CL_RING_WAL_FLAG and the event's LSN
+ * floor, Max(floor, last_floor) (see the locking rules), and *seq returns
+ * the event's sequence number for its WAL record, which the caller writes
+ * once the lock is released.
  */
 ConnlogPutResult
 connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 				 int wake_events, long wait_ms, uint32 wait_event,
-				 bool wal, XLogRecPtr *lsn)
+				 bool wal, XLogRecPtr floor, uint64 *seq)
 {
 	ConnlogShared *s = connlog_shared;
 	TimestampTz start = 0;
@@ -192,14 +210,15 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 			ring_write(s, s->head, rec, len);
 			if (wal)
 			{
-				XLogRecPtr	end = connlog_wal_insert(rec, len);
 				uint32		flagged = len | CL_RING_WAL_FLAG;
 
+				s->last_floor = Max(s->last_floor, floor);
 				ring_write(s, s->head, (const char *) &flagged, sizeof(flagged));
-				ring_write(s, s->head + len, (const char *) &end, sizeof(end));
+				ring_write(s, s->head + len, (const char *) &s->last_floor,
+						   sizeof(XLogRecPtr));
 				pg_atomic_fetch_add_u64(&s->counters.wal_enqueued, 1);
-				*lsn = end;
 			}
+			*seq = s->head_seq;
 			s->head += need;
 			s->head_seq++;
 			pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
@@ -269,8 +288,8 @@ connlog_ring_wake_worker(void)
 /*
  * The worker's view of what it may consume: bytes up to head.  If
  * insert_lsn is not NULL it gets the WAL insert position as of the same
- * moment: every WAL-backed event that ends before it is in [tail, head) or
- * already consumed.
+ * moment, and last_floor is raised to it: every WAL-backed event stored
+ * later has a floor at least that.
  */
 uint64
 connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
@@ -285,24 +304,29 @@ connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
 	*tail_seq = s->tail_seq;
 	*head_seq = s->head_seq;
 	if (insert_lsn != NULL)
+	{
 		*insert_lsn = GetXLogInsertRecPtr();
+		s->last_floor = Max(s->last_floor, *insert_lsn);
+	}
 	LWLockRelease(s->lock);
 	return head;
 }
 
 /*
- * The end LSN of the oldest WAL-backed event in the ring, or
- * InvalidXLogRecPtr if it holds none; *insert_lsn gets the WAL insert
- * position as of the same moment.  Only the worker calls this, before it
- * consumes anything (at start, to bound its replay of WAL).
+ * The LSN floor of the oldest WAL-backed event in the ring, or
+ * InvalidXLogRecPtr if it holds none; *tail_seq and *insert_lsn get the
+ * ring's oldest sequence number and the WAL insert position as of the same
+ * moment, and last_floor is raised to that position, as in
+ * connlog_ring_snapshot().  Only the worker calls this, before it consumes
+ * anything (at start, to bound its replay of WAL).
  */
 XLogRecPtr
-connlog_ring_first_wal_lsn(XLogRecPtr *insert_lsn)
+connlog_ring_first_wal_floor(uint64 *tail_seq, XLogRecPtr *insert_lsn)
 {
 	ConnlogShared *s = connlog_shared;
 	XLogRecPtr	first = InvalidXLogRecPtr;
 
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	LWLockAcquire(s->lock, LW_SHARED);
 	for (uint64 pos = s->tail; pos < s->head;)
 	{
 		uint32		len;
@@ -318,7 +342,9 @@ connlog_ring_first_wal_lsn(XLogRecPtr *insert_lsn)
 			break;				/* corrupt: the worker's drain says so */
 		pos += len;
 	}
+	*tail_seq = s->tail_seq;
 	*insert_lsn = GetXLogInsertRecPtr();
+	s->last_floor = Max(s->last_floor, *insert_lsn);
 	LWLockRelease(s->lock);
 	return first;
 }

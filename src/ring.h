@@ -39,8 +39,10 @@ typedef struct ConnlogCounters
 
 /*
  * A WAL-backed event (connlog.durability = wal or flush) is stored in the
- * ring as its record with this bit set in the length word, followed by the
- * 8-byte end LSN of its WAL record.  Memory-mode records are unchanged.
+ * ring as its record with this bit set in the length word, followed by its
+ * 8-byte LSN floor: a WAL position its WAL record, written after the event
+ * is in the ring, starts at or after (see wal.c).  Memory-mode records are
+ * unchanged.
  */
 #define CL_RING_WAL_FLAG		0x80000000U
 #define CL_RING_LSN_SIZE		sizeof(XLogRecPtr)
@@ -89,6 +91,8 @@ typedef struct ConnlogShared
 	pg_atomic_uint32 slot_ready;	/* the WAL-retaining slot exists */
 	pg_atomic_uint32 slot_wanted;	/* a producer waits for slot_ready */
 	pg_atomic_uint32 replaying; /* the worker has not replayed WAL yet */
+	uint64		epoch;			/* this shared memory's life, in WAL records */
+	XLogRecPtr	last_floor;		/* LSN floor of the newest WAL-backed event */
 	uint64		crash_mem_pending;	/* set at reinitialization after a */
 	uint64		crash_wal_pending;	/* crash: what the old ring held */
 
@@ -147,13 +151,15 @@ typedef enum ConnlogPutResult
 extern ConnlogPutResult connlog_ring_put(const char *rec, uint32 len,
 										 ConnlogPutMode mode, int wake_events,
 										 long wait_ms, uint32 wait_event,
-										 bool wal, XLogRecPtr *lsn);
+										 bool wal, XLogRecPtr floor,
+										 uint64 *seq);
 extern void connlog_ring_wake_worker(void);
 
 /* the worker (the only consumer) */
 extern uint64 connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq,
 									uint64 *head_seq, XLogRecPtr *insert_lsn);
-extern XLogRecPtr connlog_ring_first_wal_lsn(XLogRecPtr *insert_lsn);
+extern XLogRecPtr connlog_ring_first_wal_floor(uint64 *tail_seq,
+											   XLogRecPtr *insert_lsn);
 extern void connlog_ring_read(uint64 pos, char *dst, uint32 len);
 extern void connlog_ring_release(uint64 tail, uint64 tail_seq);
 extern bool connlog_ring_attach_worker(void);

@@ -11,8 +11,9 @@
  * serves every backend waiting behind it).
  *
  * The record is a non-transactional logical message
- * (LogLogicalMessage("connlog", record, len, false)) whose payload is the
- * event's ring record (batch.h).  Not a custom resource manager: a record
+ * (LogLogicalMessage("connlog", payload, len, false)) whose payload is the
+ * epoch and sequence number below (8 bytes each) and the event's ring
+ * record (batch.h).  Not a custom resource manager: a record
  * of an unknown custom rmgr makes recovery FATAL ("resource manager with
  * ID ... not registered") once the library leaves
  * shared_preload_libraries, and redo would run in the startup process,
@@ -23,43 +24,60 @@
  * at wal_level replica too; logical decoding is not needed.  A standby
  * replays them as no-ops; connlog_enqueue is refused there anyway.
  *
- * Measured (bench/durability, 2 cores, quiet, bench/RESULTS.md
- * "Durability"): pg_logical_emit_message(false, ...) alone ran at 0.49 x
- * SELECT 1, enqueue with memory at 0.51 x, with wal at 0.26 x, and with
- * flush at 1.27 x the per-event upsert (sync on); wal and flush are short
- * of the issue's targets.  Half of wal's extra cost is that the WAL insert
- * happens under the ring lock (below), serialising producers' inserts: an
- * A/B with the insert before the lock (which breaks the ordering the
- * progress rule needs) ran wal at 0.42 x and flush at 1.56 x.  A custom
- * rmgr would cost the same insert and is ruled out for the reason above.
+ * Order and progress.  A producer stores the event in the ring first and
+ * writes its WAL record after it has released the ring lock, so that
+ * producers' WAL inserts run side by side (an earlier version inserted
+ * under the ring lock, which kept ring order and LSN order the same but
+ * serialised the inserts: wal ran at 0.26 x SELECT 1 that way against
+ * 0.42 x with the insert outside, bench/RESULTS.md "Durability").  Ring
+ * order and LSN order therefore differ a little, and no single LSN can say
+ * which events are written.  Instead:
  *
- * Order and progress.  The producer inserts the WAL record while it holds
- * the ring lock (ring.c), so the ring's WAL-backed events are in LSN order,
- * and stores the record's end LSN beside it in the ring.  The worker keeps,
- * per batch, lsn_floor: an LSN no WAL-backed event of the batch starts
- * before (the end LSN of the WAL-backed event consumed before the batch's
- * first one).  done_lsn, the minimum of the floors of every batch still
- * held and of the position the worker has consumed the ring to, is then an
- * LSN before which every WAL-backed event is accounted for: a prefix
- * property, like done_seq for connlog_flush().  The worker stores, in the
- * same transaction as each upsert or connection_logs_rejected insert, the
- * done_lsn that holds once that transaction commits, in the one-row table
- * connlog_wal_progress.  Replay after a crash starts there, so an event
- * that was written is not written again, except when the crash came in the
- * middle of splitting a failed batch (the written halves are written
- * again; connection rows are idempotent, web events are skipped when their
- * id exists, a rejected row may be stored twice).
+ *	- each WAL record carries the event's ring sequence number and the
+ *	  epoch of the shared memory that numbered it (set at each
+ *	  (re)initialisation, see ring.c);
+ *	- each ring entry carries an LSN floor that its WAL record starts at or
+ *	  after, and floors never decrease in ring order (ring.c's locking
+ *	  rules say how);
+ *	- the worker stores, in the same transaction as each upsert or
+ *	  connection_logs_rejected insert, the progress (epoch, done_seq,
+ *	  done_lsn) that holds once that transaction commits, in the one-row
+ *	  table connlog_wal_progress: of epoch's events those numbered below
+ *	  done_seq are written, and every WAL-backed event not written starts
+ *	  at or after done_lsn.  done_seq is the first sequence number of the
+ *	  oldest batch still held (or what the worker has consumed the ring to);
+ *	  done_lsn is the floor of that batch's first WAL-backed event, or of
+ *	  the next one in the ring, which is at least the floor of the last one
+ *	  consumed.  Both only grow.
  *
  * Replay.  When the worker starts (after a crash restart, and after any
- * other start too) it reads WAL from the table's done_lsn up to the oldest
- * WAL-backed event still in the ring (or up to the insert position when
- * the ring holds none), with an XLogReader over local WAL, picks the
- * "connlog" logical messages, and writes their events before it drains the
- * ring.  Replayed events count in enqueued (the counters started from zero
- * with the new shared memory), so the accounting identity holds.  The
- * events a worker that died without a crash restart held are counted as
- * dropped, as before, and those of them that were WAL-backed are replayed
- * and counted again (enqueued, then written).
+ * other start too) it reads WAL from done_lsn up to the insert position
+ * with an XLogReader over local WAL, picks the "connlog" logical messages,
+ * leaves out those of epoch numbered below done_seq (written) and those of
+ * the current epoch numbered at or above the ring's oldest (the ring holds
+ * them), and writes the rest before it drains the ring.  Until the
+ * replayed batches are written the stored progress stays as it was read,
+ * since their events are not numbered in this epoch.  So after a crash an
+ * event is written again only if its batch was written while an older one
+ * was still held (a failed batch waiting for its retry, or halves of a
+ * failed batch being split): connection rows are idempotent, web events
+ * are skipped when their id exists, a rejected row may be stored twice.
+ * Replayed events count in enqueued (the counters started from zero with
+ * the new shared memory), so the accounting identity holds.  The events a
+ * worker that died without a crash restart held are counted as dropped,
+ * as before, and those of them that were WAL-backed are replayed and
+ * counted again (enqueued, then written), except one whose producer had
+ * not written its WAL record yet when the new worker read WAL.
+ *
+ * What a crash loses.  An event is in the ring before its WAL record
+ * exists: a crash between the two (a few microseconds) loses it, and with
+ * flush its enqueue had not returned.  With wal, records still in the WAL
+ * buffers are lost too.  The postmaster counts the WAL-backed events the
+ * old ring held, and the worker logs how many of those it did not find.
+ *
+ * Measured (bench/durability, 2 cores, 8 clients; bench/RESULTS.md
+ * "Durability"): see README.md, "Durability".  A custom rmgr would cost
+ * the same insert and is ruled out for the reason above.
  *
  * The checkpoint window.  Crash recovery starts at the last checkpoint's
  * redo pointer, but connlog does not rely on recovery to see its records:
@@ -108,11 +126,20 @@
 
 static uint32 wait_event_slot;
 
-/* Write an event's WAL record; returns its end LSN.  Ring lock is held. */
+/*
+ * Write the WAL record of the event the ring numbered seq, whose record of
+ * len bytes follows CONNLOG_WAL_HEADER_SIZE bytes of room at msg; returns
+ * the WAL record's end LSN.  Called after the ring lock is released.
+ */
 XLogRecPtr
-connlog_wal_insert(const char *rec, uint32 len)
+connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 {
-	return connlog_log_message(CONNLOG_WAL_PREFIX, rec, len);
+	uint64		epoch = connlog_shared->epoch;
+
+	memcpy(msg, &epoch, sizeof(epoch));
+	memcpy(msg + sizeof(epoch), &seq, sizeof(seq));
+	return connlog_log_message(CONNLOG_WAL_PREFIX, msg,
+							   CONNLOG_WAL_HEADER_SIZE + len);
 }
 
 /*
@@ -307,24 +334,29 @@ oldest_segment(void)
 
 /*
  * Read the "connlog" messages of the WAL records that start at or after
- * from and end at or before upto.  Returns their payloads (ring records)
- * back to back, palloc'd in the caller's context; *nrecords and *nbytes say
- * how many, and *last_end is the end of the last WAL record read (from if
- * none): no connlog message ending at or before it was left out.  WAL that
+ * done->lsn and end at or before upto, leaving out the events done says
+ * are written and those of this life numbered ring_tail_seq or more (the
+ * ring holds them, or will).  Returns the others' ring records back to
+ * back, palloc'd in the caller's context; *nrecords and *nbytes say how
+ * many, *nskipped how many were left out, and *last_end is the end of the
+ * last WAL record read (done->lsn if none): no connlog message ending at
+ * or before it was missed.  WAL that
  * is gone is skipped with a WARNING saying how much; an error while
  * reading ends the replay with a WARNING.
  */
 char *
-connlog_wal_replay(XLogRecPtr from, XLogRecPtr upto, XLogRecPtr *last_end,
-				   uint64 *nrecords, size_t *nbytes)
+connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
+				   XLogRecPtr upto, XLogRecPtr *last_end,
+				   uint64 *nrecords, uint64 *nskipped, size_t *nbytes)
 {
+	XLogRecPtr	from = done->lsn;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	StringInfoData out;
 	XLogReaderState *volatile xr = NULL;
 	XLogRecPtr	start = from;
 
 	initStringInfo(&out);
-	*nrecords = 0;
+	*nrecords = *nskipped = 0;
 	*last_end = from;
 
 	/* WAL up to upto may still sit in the WAL buffers (connlog.durability = wal) */
@@ -388,15 +420,28 @@ connlog_wal_replay(XLogRecPtr from, XLogRecPtr upto, XLogRecPtr *last_end,
 						m->prefix_size == sizeof(CONNLOG_WAL_PREFIX) &&
 						memcmp(m->message, CONNLOG_WAL_PREFIX,
 							   sizeof(CONNLOG_WAL_PREFIX)) == 0 &&
-						m->message_size >= CL_RECORD_FIXED_SIZE &&
-						m->message_size <= CL_MAX_RECORD)
+						m->message_size >= CONNLOG_WAL_HEADER_SIZE + CL_RECORD_FIXED_SIZE &&
+						m->message_size <= CONNLOG_WAL_HEADER_SIZE + CL_MAX_RECORD)
 					{
-						MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+						const char *payload = m->message + m->prefix_size;
+						uint64		epoch;
+						uint64		seq;
 
-						appendBinaryStringInfo(&out, m->message + m->prefix_size,
-											   m->message_size);
-						MemoryContextSwitchTo(old);
-						(*nrecords)++;
+						memcpy(&epoch, payload, sizeof(epoch));
+						memcpy(&seq, payload + sizeof(epoch), sizeof(seq));
+						if ((epoch == done->epoch && seq < done->seq) ||
+							(epoch == connlog_shared->epoch && seq >= ring_tail_seq))
+							(*nskipped)++;	/* written, or the ring has it */
+						else
+						{
+							MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+							appendBinaryStringInfo(&out,
+												   payload + CONNLOG_WAL_HEADER_SIZE,
+												   m->message_size - CONNLOG_WAL_HEADER_SIZE);
+							MemoryContextSwitchTo(old);
+							(*nrecords)++;
+						}
 					}
 				}
 			}

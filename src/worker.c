@@ -47,7 +47,8 @@
  *
  * connlog.durability (wal.c): before it drains the ring, the worker reads
  * back from WAL the WAL-backed events that no committed write accounted
- * for, and it stores how far that holds (done_lsn) with every write.
+ * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
+ * with every write.
  *
  *-------------------------------------------------------------------------
  */
@@ -91,15 +92,18 @@ static uint64 consumed_seq;		/* ring tail_seq as this worker left it */
 static char *recbuf;			/* one record copied out of the ring */
 
 /*
- * connlog.durability (see wal.c).  wal_active: the slot exists, so done_lsn
- * is tracked and stored.  consumed_lsn: no WAL-backed event still in the
- * ring starts before it.  stored_done: the done_lsn the last committed
- * write stored; slot_done: the slot's restart_lsn as last advanced.
+ * connlog.durability (see wal.c).  wal_active: the slot exists, so the
+ * progress is tracked and stored.  consumed_lsn: no WAL-backed event this
+ * worker has not taken from the ring starts before it.  replay_from: the
+ * progress read at start, which stays the one stored while batches read
+ * back from WAL are held.  stored: the progress the last committed write
+ * stored; slot_done: the slot's restart_lsn as last advanced.
  */
 static bool wal_active;
 static bool replay_pending = true;
 static XLogRecPtr consumed_lsn;
-static XLogRecPtr stored_done;
+static ConnlogProgress replay_from;
+static ConnlogProgress stored;
 static XLogRecPtr slot_done;
 static char *slot_error_logged;
 
@@ -225,48 +229,75 @@ account_written(const ClBatch *b, int start, int n)
 }
 
 /*
- * done_lsn once exclude (a batch being written whole) is accounted for: no
- * WAL-backed event that is still held starts before it.
+ * The progress once exclude (a batch being written whole) is accounted
+ * for: the oldest WAL-backed event still held, or the ring's next one.
  */
-static XLogRecPtr
-compute_done(const ClBatch *exclude)
+static void
+compute_done(const ClBatch *exclude, ConnlogProgress *p)
 {
-	XLogRecPtr	done = consumed_lsn;
+	ClBatch    *held[MAX_RETRY_QUEUE + 1];
+	int			nheld = 0;
+	bool		replayed = false;
 
-	if (cur != exclude && cur->nwal > 0)
-		done = Min(done, cur->lsn_floor);
+	p->epoch = connlog_shared->epoch;
+	p->seq = consumed_seq;
+	p->lsn = consumed_lsn;
+	held[nheld++] = cur;
 	for (int i = 0; i < nretry; i++)
-		if (retryq[i] != exclude && retryq[i]->nwal > 0)
-			done = Min(done, retryq[i]->lsn_floor);
-	return done;
+		held[nheld++] = retryq[i];
+	for (int i = 0; i < nheld; i++)
+	{
+		if (held[i] == exclude || held[i]->nwal == 0)
+			continue;
+		p->lsn = Min(p->lsn, held[i]->lsn_floor);
+		if (held[i]->replayed)
+			replayed = true;
+		else
+			p->seq = Min(p->seq, held[i]->seq_start);
+	}
+	/* events read back from WAL are not numbered in this life: see wal.c */
+	if (replayed)
+	{
+		p->epoch = replay_from.epoch;
+		p->seq = replay_from.seq;
+	}
 }
 
-/* The progress a write should store with it: InvalidXLogRecPtr for none */
-static XLogRecPtr
-next_progress(const ClBatch *exclude)
+/*
+ * The progress a write should store with it, in *p; NULL for none.  Both
+ * the stored progress and the new one hold, so within one life the larger
+ * of each part does too.
+ */
+static ConnlogProgress *
+next_progress(const ClBatch *exclude, ConnlogProgress *p)
 {
-	XLogRecPtr	done;
-
 	if (!wal_active)
-		return InvalidXLogRecPtr;
-	done = compute_done(exclude);
-	return done > stored_done ? done : InvalidXLogRecPtr;
+		return NULL;
+	compute_done(exclude, p);
+	if (p->epoch == stored.epoch)
+	{
+		p->seq = Max(p->seq, stored.seq);
+		p->lsn = Max(p->lsn, stored.lsn);
+		if (p->seq == stored.seq && p->lsn == stored.lsn)
+			return NULL;
+	}
+	return p;
 }
 
 /* A write that stored progress has committed: let the slot follow. */
 static void
-progress_committed(XLogRecPtr progress)
+progress_committed(const ConnlogProgress *progress)
 {
 	char	   *error;
 
-	if (XLogRecPtrIsInvalid(progress))
+	if (progress == NULL)
 		return;
-	stored_done = progress;
-	if (stored_done <= slot_done)
+	stored = *progress;
+	if (stored.lsn <= slot_done)
 		return;
-	if (connlog_wal_slot_advance(stored_done, &error))
+	if (connlog_wal_slot_advance(stored.lsn, &error))
 	{
-		slot_done = stored_done;
+		slot_done = stored.lsn;
 		return;
 	}
 	if (slot_error_logged == NULL || strcmp(slot_error_logged, error) != 0)
@@ -341,7 +372,8 @@ reject_entry(const ClBatch *b, int i, const char *error)
 	}
 	for (;;)
 	{
-		XLogRecPtr	progress = next_progress(NULL);
+		ConnlogProgress progbuf;
+		ConnlogProgress *progress = next_progress(NULL, &progbuf);
 		ConnlogWriteStatus st = connlog_write_rejected(b, i, error, progress,
 													   &err2);
 
@@ -388,7 +420,8 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 		int			m = part == 0 ? n / 2 : n - n / 2;
 		char	   *err;
 		ConnlogWriteStatus st;
-		XLogRecPtr	progress;
+		ConnlogProgress progbuf;
+		ConnlogProgress *progress;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!shutdown_budget())
@@ -396,8 +429,8 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 			drop_entries(b, s, m, "shutdown_timeout expired before they were written");
 			continue;
 		}
-		/* b stays held until every part of it is: it keeps done_lsn back */
-		progress = next_progress(NULL);
+		/* b stays held until every part of it is: it keeps progress back */
+		progress = next_progress(NULL, &progbuf);
 		st = connlog_write_upsert(b, s, m, progress, &err);
 		if (st == CL_WRITE_DENIED)
 		{
@@ -608,7 +641,8 @@ write_current(void)
 {
 	char	   *error;
 	ConnlogWriteStatus st;
-	XLogRecPtr	progress;
+	ConnlogProgress progbuf;
+	ConnlogProgress *progress;
 
 	if (cur->nentries == 0)
 	{
@@ -624,7 +658,7 @@ write_current(void)
 		reset_current();
 		return;
 	}
-	progress = next_progress(cur);
+	progress = next_progress(cur, &progbuf);
 	st = connlog_write_upsert(cur, 0, cur->nentries, progress, &error);
 	if (st == CL_WRITE_OK)
 	{
@@ -667,7 +701,8 @@ run_retries(TimestampTz now)
 		ClBatch    *b = retryq[i];
 		char	   *error;
 		ConnlogWriteStatus st;
-		XLogRecPtr	progress;
+		ConnlogProgress progbuf;
+		ConnlogProgress *progress;
 
 		if (b->next_attempt > now && !shutting_down)
 		{
@@ -682,7 +717,7 @@ run_retries(TimestampTz now)
 			remove_retry(i);
 			continue;
 		}
-		progress = next_progress(b);
+		progress = next_progress(b, &progbuf);
 		st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
 		if (st == CL_WRITE_MISSING)
 		{
@@ -764,15 +799,16 @@ fill_current(void)
 		connlog_ring_read(pos, recbuf, len);
 		if (walrec)
 		{
-			XLogRecPtr	end;
+			XLogRecPtr	floor;
 
 			/* the record as batch.c knows it, without the ring's flag */
 			memcpy(recbuf, &len, sizeof(len));
-			connlog_ring_read(pos + len, (char *) &end, sizeof(end));
+			connlog_ring_read(pos + len, (char *) &floor, sizeof(floor));
 			if (cur->nwal == 0)
-				cur->lsn_floor = consumed_lsn;
+				cur->lsn_floor = floor;
 			cur->nwal++;
-			consumed_lsn = end;
+			/* floors never decrease in ring order: the rest start here or later */
+			consumed_lsn = Max(consumed_lsn, floor);
 		}
 		if (!cl_batch_add(cur, recbuf, len))
 		{
@@ -1093,21 +1129,22 @@ feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
 
 /*
  * At start, once the extension is there: read connlog_wal_progress and
- * write the WAL-backed events after its done_lsn that are not in the ring
- * (the ring's own are in LSN order after them, see wal.c).
+ * write the WAL-backed events after it that are neither written nor in the
+ * ring (see wal.c).
  */
 static void
 replay_wal(void)
 {
-	XLogRecPtr	done;
+	ConnlogProgress done;
 	XLogRecPtr	first;
 	XLogRecPtr	insert_lsn;
-	XLogRecPtr	upto;
 	XLogRecPtr	last_end;
+	uint64		tail_seq;
 	uint64		nrecords = 0;
+	uint64		nskipped = 0;
 	size_t		nbytes = 0;
 	char	   *error;
-	char	   *data;
+	char	   *data = NULL;
 	ConnlogWriteStatus st;
 	ConnlogShared *s = connlog_shared;
 
@@ -1123,36 +1160,43 @@ replay_wal(void)
 		ereport(WARNING,
 				(errmsg("connlog could not read connlog_wal_progress: %s", error),
 				 errdetail("WAL-backed events that were not written before the worker started are not replayed.")));
-		done = InvalidXLogRecPtr;
+		memset(&done, 0, sizeof(done));
 	}
-	stored_done = slot_done = done;
-	first = connlog_ring_first_wal_lsn(&insert_lsn);
-	upto = XLogRecPtrIsInvalid(first) ? insert_lsn : first - 1;
+	stored = replay_from = done;
+	slot_done = done.lsn;
+	first = connlog_ring_first_wal_floor(&tail_seq, &insert_lsn);
 
-	if (!XLogRecPtrIsInvalid(done))
+	if (!XLogRecPtrIsInvalid(done.lsn))
 	{
 		if (!connlog_wal_slot_exists() &&
-			!connlog_wal_slot_create(done, &error))
+			!connlog_wal_slot_create(done.lsn, &error))
 			ereport(WARNING,
 					(errmsg("connlog could not create replication slot \"%s\": %s",
 							CONNLOG_SLOT_NAME, error)));
-		last_end = done;
-		if (done < upto)
+		last_end = done.lsn;
+		if (done.lsn < insert_lsn)
+			data = connlog_wal_replay(&done, tail_seq, insert_lsn, &last_end,
+									  &nrecords, &nskipped, &nbytes);
+
+		/*
+		 * The ring's own events were left out of the replay: they may start
+		 * before last_end, but not before the oldest one's floor.
+		 */
+		consumed_lsn = XLogRecPtrIsInvalid(first) ? last_end : Min(last_end, first);
+		set_wal_active();
+		if (done.lsn < insert_lsn)
 		{
-			data = connlog_wal_replay(done, upto, &last_end, &nrecords, &nbytes);
-			consumed_lsn = last_end;
 			/* the replayed batches store progress as they are written */
-			set_wal_active();
-			feed_replayed(data, nbytes, nrecords, done);
+			feed_replayed(data, nbytes, nrecords, done.lsn);
 			pfree(data);
 			ereport(LOG,
 					(errmsg("connlog replayed %llu events from WAL between %X/%X and %X/%X",
 							(unsigned long long) nrecords,
-							LSN_FORMAT_ARGS(done), LSN_FORMAT_ARGS(last_end))));
+							LSN_FORMAT_ARGS(done.lsn), LSN_FORMAT_ARGS(last_end)),
+					 nskipped > 0 ?
+					 errdetail("%llu events in that WAL were left out: written already, or still in the ring.",
+							   (unsigned long long) nskipped) : 0));
 		}
-		else
-			consumed_lsn = done;
-		set_wal_active();
 	}
 	else if (st == CL_WRITE_OK && connlog_wal_slot_exists())
 	{
@@ -1161,10 +1205,12 @@ replay_wal(void)
 		 * extension was created afresh).  No WAL-backed event can be in the
 		 * ring yet: producers wait for slot_ready, which is set below.
 		 */
+		ConnlogProgress p = {s->epoch, consumed_seq, insert_lsn};
+
 		consumed_lsn = insert_lsn;
-		if (connlog_write_progress(insert_lsn, &error) == CL_WRITE_OK)
+		if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
 		{
-			stored_done = insert_lsn;
+			stored = p;
 			set_wal_active();
 		}
 	}
@@ -1191,8 +1237,8 @@ replay_wal(void)
 
 /*
  * A producer asked for the slot (its first WAL-backed event): create it at
- * the insert position, and store that as done_lsn, before any WAL-backed
- * event exists.
+ * the insert position, and store that as the progress, before any
+ * WAL-backed event exists.
  */
 static void
 ensure_slot(void)
@@ -1207,15 +1253,18 @@ ensure_slot(void)
 		return;
 	}
 	consumed_lsn = Max(consumed_lsn, insert_lsn);
-	if (XLogRecPtrIsInvalid(stored_done))
+	if (XLogRecPtrIsInvalid(stored.lsn))
 	{
-		if (connlog_write_progress(insert_lsn, &error) != CL_WRITE_OK)
+		ConnlogProgress p = {connlog_shared->epoch, consumed_seq, insert_lsn};
+
+		if (connlog_write_progress(&p, &error) != CL_WRITE_OK)
 		{
 			log_blocked(WARNING, "connlog could not store its WAL progress",
 						error ? error : "extension connlog is not installed");
 			return;
 		}
-		stored_done = slot_done = insert_lsn;
+		stored = p;
+		slot_done = insert_lsn;
 	}
 	set_wal_active();
 }

@@ -355,16 +355,16 @@ prepare_plans(void)
 	/* connlog.durability's progress; version 1.0 does not have the table */
 	if (OidIsValid(get_relname_relid("connlog_wal_progress", nspoid)))
 	{
-		Oid			lsn_type = PG_LSNOID;
+		Oid			progress_types[3] = {INT8OID, INT8OID, PG_LSNOID};
 
-		progress_read_plan = SPI_prepare(psprintf("SELECT done_lsn FROM %s.connlog_wal_progress",
+		progress_read_plan = SPI_prepare(psprintf("SELECT epoch, done_seq, done_lsn FROM %s.connlog_wal_progress",
 												  schema), 0, NULL);
 		if (progress_read_plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
 		SPI_keepplan(progress_read_plan);
-		progress_write_plan = SPI_prepare(psprintf("UPDATE %s.connlog_wal_progress SET done_lsn = $1",
-												   schema), 1, &lsn_type);
+		progress_write_plan = SPI_prepare(psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3",
+												   schema), 3, progress_types);
 		if (progress_write_plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
@@ -517,23 +517,27 @@ typedef struct UpsertArgs
 	const ClBatch *batch;
 	int			start;
 	int			n;
-	XLogRecPtr	progress;
+	const ConnlogProgress *progress;
 	Datum		rows;
 } UpsertArgs;
 
 /*
- * connlog.durability: store done_lsn in the transaction that makes it
- * true (see wal.c).  InvalidXLogRecPtr: nothing to store.
+ * connlog.durability: store the progress in the transaction that makes it
+ * true (see wal.c).  NULL: nothing to store.  The epoch is stored as the
+ * bigint with the same bits.
  */
 static void
-store_progress(XLogRecPtr progress)
+store_progress(const ConnlogProgress *progress)
 {
-	Datum		value = LSNGetDatum(progress);
+	Datum		values[3];
 	int			rc;
 
-	if (XLogRecPtrIsInvalid(progress) || progress_write_plan == NULL)
+	if (progress == NULL || progress_write_plan == NULL)
 		return;
-	rc = SPI_execute_plan(progress_write_plan, &value, NULL, false, 0);
+	values[0] = Int64GetDatum((int64) progress->epoch);
+	values[1] = Int64GetDatum((int64) progress->seq);
+	values[2] = LSNGetDatum(progress->lsn);
+	rc = SPI_execute_plan(progress_write_plan, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "connlog progress update failed: %s",
 			 SPI_result_code_string(rc));
@@ -631,8 +635,8 @@ upsert_fn(void *arg)
  * Upsert entries [start, start + n) of b.  On failure *error says why.
  */
 ConnlogWriteStatus
-connlog_write_upsert(const ClBatch *b, int start, int n, XLogRecPtr progress,
-					 char **error)
+connlog_write_upsert(const ClBatch *b, int start, int n,
+					 const ConnlogProgress *progress, char **error)
 {
 	UpsertArgs	a;
 	ConnlogWriteStatus status;
@@ -765,7 +769,7 @@ typedef struct RejectArgs
 	const ClBatch *batch;
 	int			i;
 	const char *reason;
-	XLogRecPtr	progress;
+	const ConnlogProgress *progress;
 } RejectArgs;
 
 static bool
@@ -793,7 +797,7 @@ reject_fn(void *arg)
 /* Store entry i of b in connection_logs_rejected with the reason it failed */
 ConnlogWriteStatus
 connlog_write_rejected(const ClBatch *b, int i, const char *reason,
-					   XLogRecPtr progress, char **error)
+					   const ConnlogProgress *progress, char **error)
 {
 	RejectArgs	a = {b, i, reason, progress};
 
@@ -850,19 +854,18 @@ connlog_write_purge(TimestampTz cutoff, int limit, uint64 *deleted,
 
 typedef struct ProgressArgs
 {
-	XLogRecPtr	lsn;
+	ConnlogProgress progress;
 } ProgressArgs;
 
 static bool
 progress_read_fn(void *arg)
 {
 	ProgressArgs *a = arg;
-	bool		isnull;
 	int			rc;
 
 	if (!prepare_plans())
 		return false;
-	a->lsn = InvalidXLogRecPtr;
+	memset(&a->progress, 0, sizeof(a->progress));
 	if (progress_read_plan == NULL)
 		return true;
 	rc = SPI_execute_plan(progress_read_plan, NULL, NULL, true, 0);
@@ -871,26 +874,35 @@ progress_read_fn(void *arg)
 			 SPI_result_code_string(rc));
 	if (SPI_processed == 1)
 	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull);
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull[3];
+		Datum		d[3];
 
-		if (!isnull)
-			a->lsn = DatumGetLSN(d);
+		for (int i = 0; i < 3; i++)
+			d[i] = SPI_getbinval(tup, desc, i + 1, &isnull[i]);
+		if (!isnull[0] && !isnull[1] && !isnull[2])
+		{
+			a->progress.epoch = (uint64) DatumGetInt64(d[0]);
+			a->progress.seq = (uint64) DatumGetInt64(d[1]);
+			a->progress.lsn = DatumGetLSN(d[2]);
+		}
 	}
 	return true;
 }
 
-/* The done_lsn the last committed write stored; 0/0 if none */
+/* The progress the last committed write stored; lsn 0/0 if none */
 ConnlogWriteStatus
-connlog_read_progress(XLogRecPtr *done, char **error)
+connlog_read_progress(ConnlogProgress *done, char **error)
 {
-	ProgressArgs a = {InvalidXLogRecPtr};
+	ProgressArgs a;
 	ConnlogWriteStatus st;
 
+	memset(&a, 0, sizeof(a));
 	st = run_statement(progress_read_fn, &a,
 					   "connlog: reading connlog_wal_progress",
 					   CL_STATE_NOT_RUNNING, error);
-	*done = a.lsn;
+	*done = a.progress;
 	return st;
 }
 
@@ -901,15 +913,15 @@ progress_write_fn(void *arg)
 
 	if (!prepare_plans())
 		return false;
-	store_progress(a->lsn);
+	store_progress(&a->progress);
 	return true;
 }
 
-/* Store done_lsn in a transaction of its own */
+/* Store the progress in a transaction of its own */
 ConnlogWriteStatus
-connlog_write_progress(XLogRecPtr done, char **error)
+connlog_write_progress(const ConnlogProgress *done, char **error)
 {
-	ProgressArgs a = {done};
+	ProgressArgs a = {*done};
 
 	return run_statement(progress_write_fn, &a,
 						 "connlog: updating connlog_wal_progress",

@@ -202,7 +202,69 @@ $node->adjust_conf('postgresql.conf', 'shared_preload_libraries', "'connlog'");
 $node->restart;
 
 ###########################################################################
-# 5. A standby replays the WAL records; promoted, its worker starts and
+# 5. pg_terminate_backend on the worker while flush-mode producers run:
+#    each new worker reads WAL back from the stored progress, leaving out
+#    the events written already (some start after done_lsn: producers
+#    write their WAL records side by side, out of ring order) and those
+#    the ring still holds, so every event is written and counted once.
+###########################################################################
+$node->safe_psql(
+	'postgres', q{
+ALTER SYSTEM SET connlog.batch_size = 200;
+ALTER SYSTEM SET connlog.flush_interval = '10ms';
+SELECT pg_reload_conf();
+CREATE SEQUENCE pairseq START 600001;
+});
+my $before = stats();
+my $script = $node->basedir . '/010_producer.sql';
+append_to_file($script,
+	"SET connlog.durability = flush;\nSELECT pair(nextval('pairseq'));\n");
+my ($out, $err) = ('', '');
+# 4 x 3000 pairs at 2000 pairs/s: about 6 s, time for three terminations
+my $pgbench = IPC::Run::start(
+	[
+		'pgbench', '-n', '-c', '4', '-j', '2', '-t', '3000', '-R', '2000',
+		'-f', $script, '-h', $node->host, '-p', $node->port, 'postgres'
+	],
+	'>', \$out, '2>', \$err);
+for my $round (1 .. 3)
+{
+	$node->poll_query_until('postgres',
+		"SELECT enqueued >= $before->{enqueued} + $round * 4000 FROM connlog_stats")
+	  or die 'producers made no progress';
+	my $old = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'");
+	$offset = -s $node->logfile;
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker' AND pid <> $old")
+	  or die 'no new worker';
+	$node->wait_for_log(qr/connlog replayed \d+ events from WAL/, $offset);
+	ok( $node->log_contains(qr/connlog replayed 0 events from WAL/, $offset),
+		"round $round: the new worker replays no event the old one wrote");
+}
+ok($pgbench->finish, 'flush-mode producers finished without an error')
+  or diag "pgbench: $err";
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+$s = stats();
+is_deeply(
+	[
+		$s->{enqueued} - $before->{enqueued},
+		@$s{qw(pending dropped rejected)}
+	],
+	[ 24000, 0, $before->{dropped}, 0 ],
+	'24000 events, each counted once; none pending, dropped or rejected');
+is( $node->safe_psql(
+		'postgres',
+		'SELECT count(*) FROM connection_logs WHERE connection_id BETWEEN uid(2, 600001) AND uid(2, 612000)'
+	),
+	'12000',
+	'one row per connection');
+is($node->safe_psql('postgres', 'SELECT good_pairs(600001, 612000)'),
+	'12000', 'every row has its connect and disconnect time');
+
+###########################################################################
+# 6. A standby replays the WAL records; promoted, its worker starts and
 #    says how much WAL it could not read.
 ###########################################################################
 $node->safe_psql('postgres',
