@@ -56,6 +56,8 @@ typedef struct ConnlogProgress
 /* wal.c */
 #define CONNLOG_WAL_PREFIX		"connlog"
 #define CONNLOG_SLOT_NAME		"connlog"
+/* with wal, producers wake the WAL writer at most this often (see wal.c) */
+#define CONNLOG_WAL_WAKE_MS		10
 /* a WAL record's payload: epoch and seq (uint64 each), then the record */
 #define CONNLOG_WAL_HEADER_SIZE	(2 * sizeof(uint64))
 extern XLogRecPtr connlog_wal_insert(char *msg, uint64 seq, uint32 len);

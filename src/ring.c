@@ -43,7 +43,8 @@
  *	  order; the producer writes the event's WAL record after it releases
  *	  lock, so the record starts at or after the floor.  When the worker
  *	  raises last_floor to the insert position it read under lock, every
- *	  event stored later has a floor at least that.
+ *	  event stored later has a floor at least that.  wal_woken_at is an
+ *	  atomic that producers advance by compare-and-swap, without the lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -119,6 +120,7 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	 */
 	s->epoch = (uint64) GetCurrentTimestamp() + (epochs_made++);
 	s->last_floor = InvalidXLogRecPtr;
+	pg_atomic_init_u64(&s->wal_woken_at, 0);
 	s->crash_mem_pending = crash_mem_pending;
 	s->crash_wal_pending = crash_wal_pending;
 	pg_atomic_init_u32(&s->worker_state, CL_STATE_NOT_RUNNING);

@@ -93,6 +93,8 @@ typedef struct ConnlogShared
 	pg_atomic_uint32 replaying; /* the worker has not replayed WAL yet */
 	uint64		epoch;			/* this shared memory's life, in WAL records */
 	XLogRecPtr	last_floor;		/* LSN floor of the newest WAL-backed event */
+	pg_atomic_uint64 wal_woken_at;	/* when a producer last woke the WAL
+									 * writer (a TimestampTz) */
 	uint64		crash_mem_pending;	/* set at reinitialization after a */
 	uint64		crash_wal_pending;	/* crash: what the old ring held */
 

@@ -130,16 +130,46 @@ static uint32 wait_event_slot;
  * Write the WAL record of the event the ring numbered seq, whose record of
  * len bytes follows CONNLOG_WAL_HEADER_SIZE bytes of room at msg; returns
  * the WAL record's end LSN.  Called after the ring lock is released.
+ *
+ * With wal, the record must not make the transaction's commit wake the WAL
+ * writer: a commit that wrote WAL calls XLogSetAsyncXactLSN(), which sets
+ * the WAL writer's latch whenever a full page is not flushed yet, which
+ * under load is every commit, and the wakeups cost more than the record
+ * (with the worker held back, 8 clients: 18,000-19,700 enqueues/s with
+ * them, 22,500-25,100/s without; bench/RESULTS.md "Durability").  So the
+ * record is kept out of XactLastRecEnd, and the WAL writer is woken
+ * directly (XLogSetAsyncXactLSN, as a commit would) at most every
+ * CONNLOG_WAL_WAKE_MS by whichever producer comes first; the records of
+ * the last events of a burst get theirs from the worker, which looks
+ * again within CONNLOG_WAL_WAKE_MS while WAL-backed events come in
+ * (worker.c, wake_wal_writer).  A record so waits in the WAL buffers
+ * about that long, plus the writer's own time to write it.  With flush
+ * the enqueue flushes its record itself, after which the commit finds
+ * nothing to wake the writer for.
  */
 XLogRecPtr
 connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 {
-	uint64		epoch = connlog_shared->epoch;
+	ConnlogShared *s = connlog_shared;
+	XLogRecPtr	saved = XactLastRecEnd;
+	XLogRecPtr	end;
 
-	memcpy(msg, &epoch, sizeof(epoch));
-	memcpy(msg + sizeof(epoch), &seq, sizeof(seq));
-	return connlog_log_message(CONNLOG_WAL_PREFIX, msg,
-							   CONNLOG_WAL_HEADER_SIZE + len);
+	memcpy(msg, &s->epoch, sizeof(s->epoch));
+	memcpy(msg + sizeof(s->epoch), &seq, sizeof(seq));
+	end = connlog_log_message(CONNLOG_WAL_PREFIX, msg,
+							  CONNLOG_WAL_HEADER_SIZE + len);
+	if (connlog_durability == CL_DURABILITY_WAL)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		uint64		last = pg_atomic_read_u64(&s->wal_woken_at);
+
+		XactLastRecEnd = saved;
+		if (now - (TimestampTz) last >= CONNLOG_WAL_WAKE_MS * 1000 &&
+			pg_atomic_compare_exchange_u64(&s->wal_woken_at, &last,
+										   (uint64) now))
+			XLogSetAsyncXactLSN(end);
+	}
+	return end;
 }
 
 /*

@@ -70,6 +70,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/walwriter.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -105,6 +106,7 @@ static XLogRecPtr consumed_lsn;
 static ConnlogProgress replay_from;
 static ConnlogProgress stored;
 static XLogRecPtr slot_done;
+static uint64 wal_enqueued_seen;	/* see wake_wal_writer() */
 static char *slot_error_logged;
 
 /*
@@ -1236,6 +1238,26 @@ replay_wal(void)
 }
 
 /*
+ * With wal, producers wake the WAL writer at most every CONNLOG_WAL_WAKE_MS
+ * (wal.c), so the WAL records of the last events of a burst may have no
+ * one to wake it for them: the worker does, once per turn if WAL-backed
+ * events came in since the last.  Returns how long the worker may sleep
+ * before it looks again: CONNLOG_WAL_WAKE_MS after such events, else
+ * wal_writer_delay, which bounds how long a record can wait.
+ */
+static long
+wake_wal_writer(void)
+{
+	uint64		n = pg_atomic_read_u64(&counters()->wal_enqueued);
+
+	if (n == wal_enqueued_seen)
+		return WalWriterDelay;
+	wal_enqueued_seen = n;
+	XLogSetAsyncXactLSN(GetXLogInsertRecPtr());
+	return CONNLOG_WAL_WAKE_MS;
+}
+
+/*
  * A producer asked for the slot (its first WAL-backed event): create it at
  * the insert position, and store that as the progress, before any
  * WAL-backed event exists.
@@ -1375,6 +1397,8 @@ connlog_worker_main(Datum main_arg)
 			wake = 0;			/* the next step after this turn's drain */
 		else if (connlog_retention_s > 0)
 			wake = Min(wake, next_purge);
+		if (wal_active)
+			wake = Min(wake, now + (TimestampTz) wake_wal_writer() * 1000);
 		connlog_ring_set_state(cannot_write ? blocked_state :
 							   nretry >= connlog_retry_queue_size ?
 							   CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE);
