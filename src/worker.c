@@ -267,8 +267,10 @@ compute_done(const ClBatch *exclude, ConnlogProgress *p)
 
 /*
  * The progress a write should store with it, in *p; NULL for none.  Both
- * the stored progress and the new one hold, so within one life the larger
- * of each part does too.
+ * the stored progress and the new one hold, so the later lsn does too (no
+ * event not written starts before either), and within one life so does
+ * the larger seq.  The stored lsn therefore never goes back, nor does the
+ * slot that follows it.
  */
 static ConnlogProgress *
 next_progress(const ClBatch *exclude, ConnlogProgress *p)
@@ -276,10 +278,10 @@ next_progress(const ClBatch *exclude, ConnlogProgress *p)
 	if (!wal_active)
 		return NULL;
 	compute_done(exclude, p);
+	p->lsn = Max(p->lsn, stored.lsn);
 	if (p->epoch == stored.epoch)
 	{
 		p->seq = Max(p->seq, stored.seq);
-		p->lsn = Max(p->lsn, stored.lsn);
 		if (p->seq == stored.seq && p->lsn == stored.lsn)
 			return NULL;
 	}
