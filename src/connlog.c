@@ -611,7 +611,7 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	if (wal)
 	{
 		connlog_wal_check_enqueue();
-		/* the WAL record, written after the ring has the event, starts here or later */
+		/* its WAL record, written once the ring has it, starts here or later */
 		floor = GetXLogInsertRecPtr();
 	}
 
