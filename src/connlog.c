@@ -527,7 +527,6 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	char	   *rec = buf + CONNLOG_WAL_HEADER_SIZE;
 	size_t		len;
 	bool		wal = connlog_durability != CL_DURABILITY_MEMORY;
-	XLogRecPtr	floor = InvalidXLogRecPtr;
 	uint64		seq;
 
 	check_can_enqueue();
@@ -609,18 +608,14 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	}
 	cl_encode(&ev, len, rec);
 	if (wal)
-	{
 		connlog_wal_check_enqueue();
-		/* its WAL record, written once the ring has it, starts here or later */
-		floor = GetXLogInsertRecPtr();
-	}
 
 	switch (connlog_ring_put(rec, (uint32) len,
 							 (ConnlogPutMode) connlog_overflow,
 							 connlog_batch_size, connlog_enqueue_timeout_ms,
 							 CONNLOG_WAIT_EVENT(wait_event_ring_full,
 												"ConnlogRingFull"),
-							 wal, floor, &seq))
+							 wal, &seq))
 	{
 		case CL_PUT_STORED:
 

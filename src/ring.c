@@ -34,17 +34,18 @@
  *	  writes; readers take it as a hint, without any lock.
  *	- mutex (a spinlock) protects last_flush and last_error.
  *	- connlog.durability (wal.c): epoch is set at initialization and never
- *	  changes.  last_floor is read and advanced under lock held
- *	  exclusively by producers storing a WAL-backed event, and under lock
- *	  held shared by the worker (the only shared holder that writes it,
- *	  so it never races a producer).  A WAL-backed event's floor is
- *	  Max(the insert position the producer read before taking lock,
- *	  last_floor), stored beside it, so floors never decrease in ring
- *	  order; the producer writes the event's WAL record after it releases
- *	  lock, so the record starts at or after the floor.  When the worker
- *	  raises last_floor to the insert position it read under lock, every
- *	  event stored later has a floor at least that.  wal_woken_at is an
- *	  atomic that producers advance by compare-and-swap, without the lock.
+ *	  changes.  last_floor is a WAL insert position the worker read; only
+ *	  the worker advances it, under lock held shared (no other shared
+ *	  holder writes it, so it never races a producer, who reads it under
+ *	  lock held exclusively).  A producer stores a WAL-backed event with
+ *	  last_floor beside it as its floor, so floors never decrease in ring
+ *	  order, and writes the event's WAL record after it releases lock, so
+ *	  the record starts at or after the floor.  The worker raises
+ *	  last_floor before producers may store WAL-backed events (at its
+ *	  start, before the slot is ready) and at every snapshot, so every
+ *	  event stored after a snapshot has a floor at least the insert
+ *	  position that snapshot read.  wal_woken_at is an atomic that
+ *	  producers advance by compare-and-swap, without the lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -184,14 +185,14 @@ prefault(ConnlogShared *s, uint32 len)
  * while the worker cannot drain (say, while the extension is missing).
  *
  * With wal, the ring entry gets CL_RING_WAL_FLAG and the event's LSN
- * floor, Max(floor, last_floor) (see the locking rules), and *seq returns
+ * floor, last_floor (see the locking rules), and *seq returns
  * the event's sequence number for its WAL record, which the caller writes
  * once the lock is released.
  */
 ConnlogPutResult
 connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 				 int wake_events, long wait_ms, uint32 wait_event,
-				 bool wal, XLogRecPtr floor, uint64 *seq)
+				 bool wal, uint64 *seq)
 {
 	ConnlogShared *s = connlog_shared;
 	TimestampTz start = 0;
@@ -214,7 +215,6 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 			{
 				uint32		flagged = len | CL_RING_WAL_FLAG;
 
-				s->last_floor = Max(s->last_floor, floor);
 				ring_write(s, s->head, (const char *) &flagged, sizeof(flagged));
 				ring_write(s, s->head + len, (const char *) &s->last_floor,
 						   sizeof(XLogRecPtr));
@@ -288,6 +288,19 @@ connlog_ring_wake_worker(void)
 }
 
 /*
+ * The worker, holding lock shared: raise last_floor to the WAL insert
+ * position, and return that position.
+ */
+static XLogRecPtr
+raise_floor(ConnlogShared *s)
+{
+	XLogRecPtr	insert_lsn = GetXLogInsertRecPtr();
+
+	s->last_floor = Max(s->last_floor, insert_lsn);
+	return insert_lsn;
+}
+
+/*
  * The worker's view of what it may consume: bytes up to head.  If
  * insert_lsn is not NULL it gets the WAL insert position as of the same
  * moment, and last_floor is raised to it: every WAL-backed event stored
@@ -306,10 +319,7 @@ connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
 	*tail_seq = s->tail_seq;
 	*head_seq = s->head_seq;
 	if (insert_lsn != NULL)
-	{
-		*insert_lsn = GetXLogInsertRecPtr();
-		s->last_floor = Max(s->last_floor, *insert_lsn);
-	}
+		*insert_lsn = raise_floor(s);
 	LWLockRelease(s->lock);
 	return head;
 }
@@ -345,8 +355,7 @@ connlog_ring_first_wal_floor(uint64 *tail_seq, XLogRecPtr *insert_lsn)
 		pos += len;
 	}
 	*tail_seq = s->tail_seq;
-	*insert_lsn = GetXLogInsertRecPtr();
-	s->last_floor = Max(s->last_floor, *insert_lsn);
+	*insert_lsn = raise_floor(s);
 	LWLockRelease(s->lock);
 	return first;
 }

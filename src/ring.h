@@ -92,7 +92,7 @@ typedef struct ConnlogShared
 	pg_atomic_uint32 slot_wanted;	/* a producer waits for slot_ready */
 	pg_atomic_uint32 replaying; /* the worker has not replayed WAL yet */
 	uint64		epoch;			/* this shared memory's life, in WAL records */
-	XLogRecPtr	last_floor;		/* LSN floor of the newest WAL-backed event */
+	XLogRecPtr	last_floor;		/* the floor of WAL-backed events stored now */
 	pg_atomic_uint64 wal_woken_at;	/* when a producer last woke the WAL
 									 * writer (a TimestampTz) */
 	uint64		crash_mem_pending;	/* set at reinitialization after a */
@@ -153,8 +153,7 @@ typedef enum ConnlogPutResult
 extern ConnlogPutResult connlog_ring_put(const char *rec, uint32 len,
 										 ConnlogPutMode mode, int wake_events,
 										 long wait_ms, uint32 wait_event,
-										 bool wal, XLogRecPtr floor,
-										 uint64 *seq);
+										 bool wal, uint64 *seq);
 extern void connlog_ring_wake_worker(void);
 
 /* the worker (the only consumer) */
