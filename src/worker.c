@@ -237,25 +237,23 @@ account_written(const ClBatch *b, int start, int n)
 static void
 compute_done(const ClBatch *exclude, ConnlogProgress *p)
 {
-	ClBatch    *held[MAX_RETRY_QUEUE + 1];
-	int			nheld = 0;
 	bool		replayed = false;
 
 	p->epoch = connlog_shared->epoch;
 	p->seq = consumed_seq;
 	p->lsn = consumed_lsn;
-	held[nheld++] = cur;
-	for (int i = 0; i < nretry; i++)
-		held[nheld++] = retryq[i];
-	for (int i = 0; i < nheld; i++)
+	/* cur, then the retry queue */
+	for (int i = -1; i < nretry; i++)
 	{
-		if (held[i] == exclude || held[i]->nwal == 0)
+		const ClBatch *b = i < 0 ? cur : retryq[i];
+
+		if (b == exclude || b->nwal == 0)
 			continue;
-		p->lsn = Min(p->lsn, held[i]->lsn_floor);
-		if (held[i]->replayed)
+		p->lsn = Min(p->lsn, b->lsn_floor);
+		if (b->replayed)
 			replayed = true;
 		else
-			p->seq = Min(p->seq, held[i]->seq_start);
+			p->seq = Min(p->seq, b->seq_start);
 	}
 	/* events read back from WAL are not numbered in this life: see wal.c */
 	if (replayed)
