@@ -26,6 +26,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/bgworker_internals.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -78,6 +79,12 @@ static const struct config_enum_entry durability_options[] = {
  */
 static uint64 crash_mem_pending;
 static uint64 crash_wal_pending;
+
+/*
+ * Whether _PG_init registered the worker; postmaster memory, copied into
+ * shared memory at each (re)initialization (connlog_shmem_startup).
+ */
+static bool worker_registered = false;
 
 static const struct config_enum_entry overflow_options[] = {
 	{"wait", CL_PUT_WAIT, false},
@@ -202,6 +209,7 @@ connlog_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	connlog_ring_shmem_init(connlog_ring_size_kb, crash_mem_pending,
 							crash_wal_pending);
+	connlog_shared->worker_registered = worker_registered;
 	crash_mem_pending = crash_wal_pending = 0;
 	LWLockRelease(AddinShmemInitLock);
 
@@ -212,6 +220,31 @@ connlog_shmem_startup(void)
 	 */
 	if (!IsUnderPostmaster)
 		on_shmem_exit(connlog_postmaster_shmem_exit, (Datum) 0);
+}
+
+/*
+ * Register the worker.  RegisterBackgroundWorker() only logs, at LOG, when
+ * it refuses (max_worker_processes is exhausted by the libraries loaded
+ * before this one), and returns nothing.  An unregistered worker would let
+ * connlog_enqueue accept events that nobody writes until the ring fills,
+ * so tell from the postmaster's list whether the worker made it in: a
+ * registration puts it at the list's head.  Without it connlog_enqueue
+ * refuses every event (check_can_enqueue) and the log says why at once.
+ */
+static void
+register_worker(BackgroundWorker *worker)
+{
+	slist_node *head = BackgroundWorkerList.head.next;
+
+	RegisterBackgroundWorker(worker);
+	worker_registered = BackgroundWorkerList.head.next != head;
+	if (!worker_registered)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("connlog could not register its background worker"),
+				 errdetail("connlog_enqueue refuses every event while no worker can write them."),
+				 errhint("Raise max_worker_processes (now %d) and restart the server.",
+						 max_worker_processes)));
 }
 
 void
@@ -297,7 +330,7 @@ _PG_init(void)
 	DefineCustomEnumVariable("connlog.durability",
 							 "What survives a crash of an enqueued event: memory (nothing), wal (a WAL record, not waited for), flush (a flushed WAL record).",
 							 NULL, &connlog_durability, CL_DURABILITY_MEMORY,
-							 durability_options, PGC_USERSET, 0,
+							 durability_options, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("connlog");
 
@@ -321,7 +354,7 @@ _PG_init(void)
 	strlcpy(worker.bgw_function_name, "connlog_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "connlog worker", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "connlog worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	register_worker(&worker);
 }
 
 static void
@@ -334,17 +367,32 @@ require_shared_memory(void)
 				 errhint("Add connlog to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
+/* Refuse to accept work for a worker that was never registered. */
+static void
+require_worker(void)
+{
+	require_shared_memory();
+	if (!connlog_shared->worker_registered)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("connlog worker is not registered"),
+				 errdetail("The server could not register the connlog background worker at startup, so no event would be written."),
+				 errhint("Raise max_worker_processes (now %d) and restart the server.",
+						 max_worker_processes)));
+}
+
 /*
- * Refuse events that no worker would write: on a standby, and in any
- * database but connlog.database.  The database check needs the catalog, so
- * its answer is kept for the life of the backend.
+ * Refuse events that no worker would write: without a registered worker,
+ * on a standby, and in any database but connlog.database.  The database
+ * check needs the catalog, so its answer is kept for the life of the
+ * backend.
  */
 static void
 check_can_enqueue(void)
 {
 	static int	database_ok = -1;
 
-	require_shared_memory();
+	require_worker();
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -673,7 +721,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	pid_t		pid;
 	bool		seen;
 
-	require_shared_memory();
+	require_worker();
 	/* version 1.0 declared the function STRICT; 1.1 lets NULL reach here */
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

@@ -80,6 +80,7 @@ typedef struct ConnlogShared
 	pid_t		worker_pid;
 	bool		connecting;		/* worker is connecting to its database */
 	bool		worker_seen;	/* a worker has attached since startup */
+	bool		worker_registered;	/* set at initialization, never changed */
 
 	ConditionVariable space_cv; /* producers waiting for ring space */
 	ConditionVariable flush_cv; /* connlog_flush() waiting for done_seq */
