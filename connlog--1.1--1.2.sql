@@ -16,9 +16,9 @@
 -- mean, and returns true otherwise.  IMMUTABLE, so that with constant
 -- arguments the planner calls it once, while planning, and drops it from
 -- the inlined query.  Its search_path is pinned because PL/pgSQL resolves
--- every operator of its body (the comparisons, CASE) when it runs, and
--- the caller's path may hold look-alikes; the SET costs nothing on the
--- query path, where the call is folded while planning.
+-- the operators of its body (the comparisons) when it runs, and the
+-- caller's path may hold look-alikes; the SET costs little, as the
+-- check runs once per call of a query function, not once per row.
 CREATE OR REPLACE FUNCTION connlog_query_check(func text, "limit" integer,
 	"offset" integer, connected_after timestamptz,
 	connected_before timestamptz)
