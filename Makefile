@@ -6,7 +6,7 @@ OBJS = src/connlog.o src/ring.o src/batch.o src/worker.o src/writer.o src/wal.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog
-DATA = connlog--1.0.sql connlog--1.1.sql connlog--1.0--1.1.sql
+DATA = connlog--1.0.sql connlog--1.1.sql connlog--1.2.sql connlog--1.0--1.1.sql connlog--1.1--1.2.sql
 
 REGRESS = setup merge stats errors privileges normalize query_paths
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf

@@ -1,7 +1,11 @@
-# ALTER EXTENSION connlog UPDATE from 1.0 gives the same catalog as a fresh
-# 1.1 install: functions, columns, indexes, constraints, grants, members
-# and views, each compared as text.  Data written under 1.0 survives, and
-# the library serves both versions' SQL (connlog_stats before and after).
+# ALTER EXTENSION connlog UPDATE gives the same catalog as a fresh install
+# of the version it reaches: functions, columns, indexes, constraints,
+# grants, members and views, each compared as text.  Database postgres
+# (the worker's) goes from 1.0 to 1.1, compared with a fresh 1.1, and on
+# to 1.2; a database created at 1.1 and one at 1.0 (updated in one step)
+# go to 1.2; all three are compared with a fresh 1.2.  Rows written before
+# each update survive it and the query functions find them, and the
+# library serves every version's SQL (connlog_stats before and after).
 # The update also gives the same catalog when the indexes were built
 # beforehand, as README says to on a big table.
 use strict;
@@ -13,23 +17,46 @@ use FindBin;
 use lib $FindBin::RealBin;
 use ConnlogTest;
 
-# database postgres (the worker's) is upgraded; database fresh installs 1.1
+# database postgres (the worker's) is updated; fresh11 installs 1.1, fresh
+# the default version, 1.2; from11 is created at 1.1 and updated to 1.2
 my $node = connlog_node('upgrade', q{
 connlog.flush_interval = '1h'
 });
 $node->safe_psql('postgres',
 	"CREATE EXTENSION connlog VERSION '1.0';\n" . $connlog_helpers);
+$node->safe_psql('postgres', 'CREATE DATABASE fresh11');
+$node->safe_psql('fresh11', "CREATE EXTENSION connlog VERSION '1.1'");
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION connlog');
+is($node->safe_psql('fresh',
+		"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
+	'1.2', 'CREATE EXTENSION connlog installs 1.2');
+
+# Database from11: rows in the table of a 1.1 installation before its
+# update (the worker writes only to database postgres, so they are
+# inserted), one connection still open.
+$node->safe_psql('postgres', 'CREATE DATABASE from11');
+$node->safe_psql('from11', "CREATE EXTENSION connlog VERSION '1.1'");
+$node->safe_psql('from11', q{
+INSERT INTO connection_logs (id, connect_time, organization_id,
+  workspace_owner_id, workspace_id, workspace_name, agent_name, type,
+  connection_id, disconnect_time)
+SELECT ('00000003-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid,
+       timestamptz '2024-01-01 00:00+00' + n * interval '1 s',
+       '0000000a-0000-0000-0000-000000000000', '0000000b-0000-0000-0000-000000000000',
+       '0000000c-0000-0000-0000-000000000000', 'dev', 'main', 'vscode',
+       ('00000002-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid,
+       CASE WHEN n < 3 THEN timestamptz '2024-01-01 01:00+00' END
+FROM generate_series(1, 3) n});
 
 # Database prebuilt takes README's way for big tables: the new index built
-# CONCURRENTLY before the update, which then skips it.
+# CONCURRENTLY before the update, which then skips it.  It is updated
+# from 1.0 to 1.2 in one ALTER EXTENSION, below.
 $node->safe_psql('postgres', 'CREATE DATABASE prebuilt');
 $node->safe_psql('prebuilt', "CREATE EXTENSION connlog VERSION '1.0'");
 $node->safe_psql('prebuilt',
 	'CREATE INDEX CONCURRENTLY connection_logs_user_id_idx
 	   ON connection_logs (user_id) WHERE user_id IS NOT NULL');
-$node->safe_psql('prebuilt', 'ALTER EXTENSION connlog UPDATE');
 
 # Under 1.0: five closed connections and one still open, written by the
 # worker; connlog_stats answers with 1.0's columns.
@@ -42,10 +69,10 @@ FROM pg_extension, connlog_stats s WHERE extname = 'connlog'}),
 	'1.0|11|6|0|t',
 	'1.0: connlog_stats works on the 1.0 SQL, the worker wrote the rows');
 
-$node->safe_psql('postgres', 'ALTER EXTENSION connlog UPDATE');
+$node->safe_psql('postgres', "ALTER EXTENSION connlog UPDATE TO '1.1'");
 is($node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
-	'1.1', 'ALTER EXTENSION connlog UPDATE goes to 1.1');
+	'1.1', "ALTER EXTENSION connlog UPDATE TO '1.1' goes to 1.1");
 
 # One query per kind of catalog entry, each printing its rows as text with
 # nothing that differs between two databases of one cluster (no OIDs).
@@ -140,17 +167,26 @@ WHERE ev_class IN (SELECT objid FROM ($members) m
                    WHERE classid = 'pg_class'::regclass)
 ORDER BY 1, 2});
 
-for my $kind (sort keys %catalog)
+# Each database of @updated against $fresh, kind by kind.
+sub compare_catalog
 {
-	my $fresh = $node->safe_psql('fresh', $catalog{$kind});
-	isnt($fresh, '', "$kind: the query finds rows");
-	is($node->safe_psql('postgres', $catalog{$kind}),
-		$fresh, "$kind: updated 1.0 is the same as fresh 1.1");
-	is($node->safe_psql('prebuilt', $catalog{$kind}),
-		$fresh, "$kind: 1.0 updated after building indexes beforehand is the same");
+	my ($fresh, $what, @updated) = @_;
+	for my $kind (sort keys %catalog)
+	{
+		my $want = $node->safe_psql($fresh, $catalog{$kind});
+		isnt($want, '', "$kind: the query finds rows in $fresh");
+		for my $db (@updated)
+		{
+			is($node->safe_psql($db->[0], $catalog{$kind}),
+				$want, "$kind: $db->[1] is the same as $what");
+		}
+	}
+	return;
 }
 
-# the comparison sees what this version added
+compare_catalog('fresh11', 'fresh 1.1', [ 'postgres', 'updated 1.0' ]);
+
+# the comparison sees what 1.1 added
 my $functions = $node->safe_psql('postgres', $catalog{functions});
 like($functions, qr/^connlog_connection_count\(.*^connlog_connections\(.*^connlog_query_check\(/ms,
 	'the compared functions include the query paths');
@@ -186,6 +222,69 @@ SELECT enqueued, written, pending, purged, worker_state IS NOT NULL
 FROM connlog_stats}),
 	'12|7|0|0|t',
 	'1.1: connlog_stats has the new columns and kept counting');
+
+# Under 1.1: connection 7 connects and is written, still open.  Then the
+# update to 1.2, which the prebuilt database (at 1.0) and from11 (at 1.1)
+# take too.
+$node->safe_psql('postgres', 'SELECT ev(7); SELECT connlog_flush()');
+for my $db (qw(postgres prebuilt from11))
+{
+	$node->safe_psql($db, 'ALTER EXTENSION connlog UPDATE');
+	is($node->safe_psql($db,
+			"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
+		'1.2', "$db: ALTER EXTENSION connlog UPDATE goes to 1.2");
+}
+
+compare_catalog(
+	'fresh', 'fresh 1.2',
+	[ 'postgres', '1.0 updated to 1.1, then to 1.2' ],
+	[ 'prebuilt', '1.0 updated to 1.2 after building indexes beforehand' ],
+	[ 'from11',   '1.1 updated to 1.2' ]);
+
+# the comparison sees what 1.2 changed
+$functions = $node->safe_psql('postgres', $catalog{functions});
+like($functions,
+	qr/^connlog_connection_count\(.*OPERATOR\(pg_catalog\.=\).*^connlog_connections\(.*OPERATOR\(pg_catalog\.>=\)/ms,
+	'the compared query functions are 1.2\'s, with qualified operators');
+like($functions, qr/^connlog_query_check\(.*\{"search_path=pg_catalog, pg_temp"\}/m,
+	'the compared connlog_query_check is 1.2\'s, with its search_path');
+
+# Rows written under 1.0 and 1.1 survive the update to 1.2, the query
+# functions find them, and the worker merges connection 7's disconnect
+# into the row written under 1.1.
+is( $node->safe_psql(
+		'postgres', q{
+SELECT good_pairs(1, 6), rows_between(1, 7),
+       (SELECT count FROM connlog_connection_count(state => 'ongoing')),
+       (SELECT connection_id = uid(2, 7) FROM connlog_connections(state => 'ongoing'))}),
+	'6|7|1|t',
+	'1.2: rows written under 1.0 and 1.1 survive and the query functions find them');
+$node->safe_psql('postgres',
+	"SELECT ev(7, 'disconnected'); SELECT connlog_flush()");
+is( $node->safe_psql(
+		'postgres', q{
+SELECT good_pairs(1, 7), rows_between(1, 7),
+       (SELECT count FROM connlog_connection_count(state => 'ongoing'))}),
+	'7|7|0',
+	'under 1.2 the worker merges a disconnect into a row written under 1.1');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT enqueued, written, pending, purged, worker_state IS NOT NULL
+FROM connlog_stats}),
+	'14|9|0|0|t',
+	'1.2: connlog_stats kept counting');
+
+# from11's rows, inserted under 1.1, as 1.2's query functions see them
+is( $node->safe_psql(
+		'from11', q{
+SELECT array(SELECT right(connection_id::text, 1)
+             FROM connlog_connections(type => 'vscode')),
+       (SELECT count FROM connlog_connection_count(state => 'ongoing')),
+       (SELECT count FROM connlog_connection_count(
+          workspace_id => '0000000c-0000-0000-0000-000000000000',
+          connected_after => '2024-01-01 00:00:02+00'))}),
+	'{3,2,1}|1|2',
+	'1.1 updated to 1.2: rows written before the update are found');
 
 $node->stop;
 done_testing();

@@ -23,6 +23,302 @@ use ConnlogTest;
 
 # ---- the query functions and look-alike operators; CREATE EXTENSION ----
 # (section: sql)
+{
+	# Role mallory may CREATE in schema shared, which the superuser's
+	# search_path puts first, and in public, the extension's schema.  Her
+	# look-alikes of every operator and function the query functions use
+	# (each with argument types that match better than the built-in one,
+	# or that come before pg_catalog when the path names it after shared)
+	# record who ran them and try to make her a superuser; they return
+	# the right answer, so an attack would not show in the results.
+	my $node = connlog_node('sql_lookalike', "connlog.flush_interval = '1h'\n");
+	my ($ret, $out, $err);
+
+	# $sql's messages in database $db, without psql's prefix
+	my $messages = sub {
+		my ($n, $db, $sql) = @_;
+		($ret, $out, $err) = $n->psql($db, $sql);
+		$err =~ s/^psql:<stdin>:\d+: //mg;
+		return $err;
+	};
+	# what CREATE EXTENSION or the update says in database $db
+	my $elsewhere = sub {
+		my ($db) = @_;
+		return qq{WARNING:  connlog writes events only to database "postgres"
+DETAIL:  connlog_enqueue cannot be called in this database ("$db"), and the connlog worker writes no rows here.
+HINT:  Create the extension in database "postgres", or set connlog.database to "$db" and restart the server.};
+	};
+
+	is($messages->($node, 'postgres', 'CREATE EXTENSION connlog'),
+		'', 'sql: CREATE EXTENSION in connlog.database warns of nothing');
+
+	my @lookalikes = (
+		[ '=', 'public.connection_type', 'public.connection_type' ],
+		[ '=', 'public.connection_log_state', 'public.connection_log_state' ],
+		[ '=',  'uuid',        'uuid' ],
+		[ '>=', 'timestamptz', 'timestamptz' ],
+		[ '<=', 'timestamptz', 'timestamptz' ],
+		[ '>',  'timestamptz', 'timestamptz' ],
+		[ '<',  'timestamptz', 'timestamptz' ],
+		[ '<',  'integer',     'integer' ],
+		[ '>',  'integer',     'integer' ]);
+	my $mallory_schemas = q{
+CREATE SCHEMA shared;
+GRANT CREATE, USAGE ON SCHEMA shared TO mallory;
+GRANT CREATE ON SCHEMA public TO mallory;
+};
+	# shared.trap(what) records the caller and tries to escalate
+	my $mallory_trap = q{
+CREATE TABLE shared.ran (who name, what text);
+CREATE FUNCTION shared.trap(what text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO shared.ran VALUES (current_user, what);
+	BEGIN
+		ALTER ROLE mallory SUPERUSER;
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+END $$;
+};
+	# the look-alikes, in schema $s
+	my $lookalikes_in = sub {
+		my ($s) = @_;
+		my $sql = '';
+		my $i = 0;
+		for my $op (@lookalikes)
+		{
+			my ($name, $l, $r) = @$op;
+			$i++;
+			$sql .= qq{
+CREATE FUNCTION $s.op$i(a $l, b $r) RETURNS boolean LANGUAGE plpgsql AS \$\$
+BEGIN
+	PERFORM shared.trap('$s.$name($l, $r)');
+	RETURN a OPERATOR(pg_catalog.$name) b;
+END \$\$;
+CREATE OPERATOR $s.$name (LEFTARG = $l, RIGHTARG = $r, FUNCTION = $s.op$i);
+};
+		}
+		return $sql . qq{
+CREATE FUNCTION $s.count_step(n bigint) RETURNS bigint LANGUAGE plpgsql AS \$\$
+BEGIN
+	PERFORM shared.trap('$s.count(*)');
+	RETURN n OPERATOR(pg_catalog.+) 1;
+END \$\$;
+CREATE AGGREGATE $s.count(*) (SFUNC = $s.count_step, STYPE = bigint,
+                              INITCOND = '0');
+};
+	};
+	my $mallory_sql =
+	  $mallory_trap . $lookalikes_in->('shared') . $lookalikes_in->('public');
+
+	# Six connections (n = 1..6) as the table of filters below expects:
+	# organization, owner, workspace, type, user, connection_id, connect
+	# and disconnect minute past 10:00 (undef: ongoing).
+	my $u = sub { sprintf('%08d-0000-0000-0000-%012d', @_) };
+	my @rows = (
+		[ 1, 1, 1, 'ssh',             undef, 1,     0,  30 ],
+		[ 1, 1, 2, 'vscode',          undef, 2,     10, undef ],
+		[ 1, 2, 3, 'workspace_app',   1,     undef, 20, 25 ],
+		[ 2, 3, 4, 'ssh',             undef, 4,     30, undef ],
+		[ 2, 3, 4, 'port_forwarding', 2,     5,     40, 50 ],
+		[ 2, 4, 5, 'jetbrains',       1,     6,     50, 60 ]);
+	my $minute = sub {
+		defined $_[0]
+		  ? "timestamptz '2026-01-01 10:00+00' + interval '$_[0] min'"
+		  : 'NULL';
+	};
+	my @values;
+	for my $n (1 .. @rows)
+	{
+		my ($org, $owner, $ws, $type, $user, $conn, $on, $off) =
+		  @{ $rows[ $n - 1 ] };
+		push @values,
+		  sprintf(
+			"('%s', %s, '%s', '%s', '%s', 'ws%d', 'main', '%s', %s, %s, %s)",
+			$u->(1, $n), $minute->($on), $u->(10, $org), $u->(11, $owner),
+			$u->(12, $ws), $ws, $type,
+			defined $user ? "'" . $u->(13, $user) . "'" : 'NULL',
+			defined $conn ? "'" . $u->(2, $conn) . "'" : 'NULL',
+			$minute->($off));
+	}
+	my $insert =
+	    'INSERT INTO connection_logs (id, connect_time, organization_id, '
+	  . 'workspace_owner_id, workspace_id, workspace_name, agent_name, '
+	  . 'type, user_id, connection_id, disconnect_time) VALUES ';
+	$node->safe_psql('postgres', $insert . join(",\n", @values));
+	$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN;' . $mallory_schemas);
+	$node->safe_psql('postgres', $mallory_sql,
+		extra_params => [ '-U', 'mallory' ]);
+
+	# each filter alone, two combinations, a page: the arguments and the
+	# connections they select, newest first
+	my $at = sub { "'2026-01-01 10:$_[0]+00'" };
+	my @cases = (
+		[ '',                                     '6 5 4 3 2 1' ],
+		[ "organization_id => '" . $u->(10, 1) . "'", '3 2 1' ],
+		[ "workspace_owner_id => '" . $u->(11, 3) . "'", '5 4' ],
+		[ "workspace_id => '" . $u->(12, 4) . "'",       '5 4' ],
+		[ "type => 'ssh'",                               '4 1' ],
+		[ "user_id => '" . $u->(13, 1) . "'",            '6 3' ],
+		[ "connection_id => '" . $u->(2, 5) . "'",       '5' ],
+		[ "state => 'ongoing'",                          '4 2' ],
+		[ "state => 'completed'",                        '6 5 3 1' ],
+		[ 'connected_after => ' . $at->(20),             '6 5 4 3' ],
+		[ 'connected_before => ' . $at->(20),            '3 2 1' ],
+		[
+			"organization_id => '"
+			  . $u->(10, 2)
+			  . "', state => 'completed', connected_after => "
+			  . $at->(40)
+			  . ', connected_before => '
+			  . $at->(50),
+			'6 5'
+		],
+		[ "type => 'ssh', state => 'ongoing'", '4' ],
+		[ '"limit" => 2, "offset" => 1',      '5 4', 'list only' ]);
+
+	# which look-alikes ran (in a session with a safe search_path), and
+	# whether mallory is a superuser
+	my $verdict = q{
+SET search_path = pg_catalog;
+SELECT (SELECT coalesce(string_agg(DISTINCT what, ', '), 'none')
+        FROM shared.ran),
+       (SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory')};
+
+	# The superuser calls both functions with each case under each path,
+	# in one session per path; a line "case N" precedes each answer.
+	for my $path ('shared, public', 'shared, pg_catalog, public',
+		'"$user", public')
+	{
+		my $sql = "SET search_path = $path;\n";
+		for my $i (0 .. $#cases)
+		{
+			my ($args) = @{ $cases[$i] };
+			$sql .= "SELECT 'case $i';\n";
+			$sql .= "SELECT id FROM connlog_connections($args);\n";
+			$sql .= "SELECT count FROM connlog_connection_count($args);\n"
+			  unless $cases[$i][2];
+		}
+		my %got;
+		my $case;
+		for my $line (split /\n/, $node->safe_psql('postgres', $sql))
+		{
+			if ($line =~ /^case (\d+)$/)
+			{
+				$case = $1;
+				$got{$case} = [];
+			}
+			else
+			{
+				push @{ $got{$case} }, $line;
+			}
+		}
+		for my $i (0 .. $#cases)
+		{
+			my ($args, $want, $list_only) = @{ $cases[$i] };
+			my @ids = @{ $got{$i} };
+			my $count = $list_only ? undef : pop @ids;
+			my @n = map { /-0*(\d+)$/ ? $1 : "?$_" } @ids;
+			is("@n", $want, "sql: path $path: connlog_connections($args)");
+			next if $list_only;
+			my $n = () = $want =~ /\d+/g;
+			is($count, $n,
+				"sql: path $path: connlog_connection_count($args)");
+		}
+
+		# still inlined into the caller's query, under a hostile path too
+		my $plan = $node->safe_psql('postgres',
+			"SET search_path = $path; EXPLAIN (COSTS OFF)
+			 SELECT * FROM connlog_connections(type => 'ssh', state => 'ongoing');
+			 EXPLAIN (COSTS OFF)
+			 SELECT * FROM connlog_connection_count(workspace_id => '"
+			  . $u->(12, 4) . "')");
+		like($plan, qr/Scan (using \S+ )?on connection_logs/,
+			"sql: path $path: the plans scan connection_logs");
+		unlike($plan, qr/Function Scan/,
+			"sql: path $path: the query functions are inlined");
+
+		# connlog_query_check's comparisons (PL/pgSQL) and its errors
+		like(
+			$messages->(
+				$node, 'postgres',
+				"SET search_path = $path;
+				 SELECT * FROM connlog_connections(\"limit\" => -1)"),
+			qr/^ERROR:  argument "limit" of connlog_connections must not be negative$/m,
+			"sql: path $path: a negative limit is refused");
+		like(
+			$messages->(
+				$node, 'postgres',
+				"SET search_path = $path;
+				 SELECT * FROM connlog_connection_count(connected_after => "
+				  . $at->(30)
+				  . ', connected_before => '
+				  . $at->(10) . ')'),
+			qr/^ERROR:  argument "connected_after" of connlog_connection_count must not be later than "connected_before"$/m,
+			"sql: path $path: an empty time range is refused");
+		is($node->safe_psql('postgres', $verdict),
+			'none|f',
+			"sql: path $path: no look-alike ran, mallory is not a superuser");
+		# each path's verdict its own
+		$node->safe_psql('postgres',
+			'TRUNCATE shared.ran; ALTER ROLE mallory NOSUPERUSER');
+	}
+
+	# CREATE EXTENSION elsewhere than connlog.database says where events go
+	$node->safe_psql('postgres', 'CREATE DATABASE other');
+	is($messages->($node, 'other', 'CREATE EXTENSION connlog'),
+		$elsewhere->('other'),
+		'sql: CREATE EXTENSION in another database warns where events go');
+	is($ret, 0, 'sql: ... and succeeds');
+
+	# The same attack on a 1.1 installation (in database old, whose
+	# connlog.database it is not) does run mallory's operator as the
+	# superuser: the look-alikes above are ones the parser would choose.
+	# The update to 1.2, with her look-alikes in the extension's schema,
+	# runs none of them and ends the attack.
+	$node->safe_psql('postgres', 'CREATE DATABASE old');
+	$node->safe_psql('old', "CREATE EXTENSION connlog VERSION '1.1'");
+	$node->safe_psql('old', $mallory_schemas);
+	$node->safe_psql('old', $mallory_sql, extra_params => [ '-U', 'mallory' ]);
+	$node->safe_psql('old', $insert . $values[0]);
+	my $attack = q{
+SET search_path = shared, public;
+SELECT id FROM connlog_connections(type => 'ssh')};
+	is($node->safe_psql('old', $attack), $u->(1, 1),
+		'sql: 1.1: the attacked query still answers right');
+	my $superuser = $node->safe_psql('old', 'SELECT current_user');
+	is( $node->safe_psql(
+			'old', q{
+SET search_path = pg_catalog;
+SELECT (SELECT string_agg(DISTINCT who || ' ' || what, ', ') FROM shared.ran),
+       (SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory')}),
+		"$superuser shared.=(public.connection_type, public.connection_type)|t",
+		'sql: 1.1: mallory\'s operator ran as the superuser, and made her one');
+	$node->safe_psql('old',
+		'ALTER ROLE mallory NOSUPERUSER; TRUNCATE shared.ran');
+
+	is($messages->($node, 'old', 'ALTER EXTENSION connlog UPDATE'),
+		$elsewhere->('old'),
+		'sql: the update to 1.2 in another database warns where events go');
+	is($node->safe_psql('old', $attack), $u->(1, 1),
+		'sql: 1.2 after the update: the query answers right');
+	is($node->safe_psql('old', $verdict),
+		'none|f',
+		'sql: 1.2 after the update: no look-alike ran, not in the update either');
+	$node->stop;
+
+	# Without shared_preload_libraries, CREATE EXTENSION says so.
+	my $plain = PostgreSQL::Test::Cluster->new('sql_nopreload');
+	$plain->init;
+	$plain->append_conf('postgresql.conf', "connlog.database = 'postgres'\n");
+	$plain->start;
+	is( $messages->($plain, 'postgres', 'CREATE EXTENSION connlog'),
+		'WARNING:  connlog is not loaded via "shared_preload_libraries"
+DETAIL:  Until it is, connlog_enqueue raises an error and no connection log events are written.
+HINT:  Add connlog to shared_preload_libraries in postgresql.conf and restart the server.',
+		'sql: CREATE EXTENSION without shared_preload_libraries warns');
+	$plain->stop;
+}
 
 
 

@@ -4,8 +4,8 @@
 # dpkg-buildpackage, check the files it holds, install it over the
 # system's PostgreSQL 15 and run debian/tests/smoke against it (a
 # throwaway server: one merged row, the extension at the tree's version,
-# the 1.0 to 1.1 update).  At the end the package is removed and the tree
-# installed again with make install, as scripts/test left it.
+# the updates from 1.0 and 1.1).  At the end the package is removed and
+# the tree installed again with make install, as scripts/test left it.
 #
 #   test/suites/90-deb.sh TREE     (scripts/test runs it as root, under
 #                                   the install lock)

@@ -1,0 +1,210 @@
+/* connlog--1.1--1.2.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION connlog UPDATE TO '1.2'" to load this file. \quit
+
+-- 1.2 makes the query functions immune to look-alike operators and
+-- functions on the caller's search_path (see connlog--1.2.sql), and warns
+-- when the extension is in a database connlog does not write to.  The
+-- functions keep their signatures, so CREATE OR REPLACE keeps their OIDs
+-- and grants; their definitions must stay those of connlog--1.2.sql
+-- (t/007_upgrade.pl compares them).  The replaced functions are members
+-- of this extension, and CREATE OR REPLACE refuses to take over an object
+-- that is not, so nothing another role created can be captured here.
+
+-- Raises an error for the query functions' arguments that no query can
+-- mean, and returns true otherwise.  IMMUTABLE, so that with constant
+-- arguments the planner calls it once, while planning, and drops it from
+-- the inlined query.  Its search_path is pinned because PL/pgSQL resolves
+-- the operators of its body (the comparisons) when it runs, and the
+-- caller's path may hold look-alikes; the SET costs little, as the
+-- check runs once per call of a query function, not once per row.
+CREATE OR REPLACE FUNCTION connlog_query_check(func text, "limit" integer,
+	"offset" integer, connected_after timestamptz,
+	connected_before timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF "limit" IS NULL OR "offset" IS NULL THEN
+		RAISE EXCEPTION 'argument "%" of % must not be null',
+			CASE WHEN "limit" IS NULL THEN 'limit' ELSE 'offset' END, func
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF "limit" < 0 OR "offset" < 0 THEN
+		RAISE EXCEPTION 'argument "%" of % must not be negative',
+			CASE WHEN "limit" < 0 THEN 'limit' ELSE 'offset' END, func
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF connected_after > connected_before THEN
+		RAISE EXCEPTION 'argument "connected_after" of % must not be later than "connected_before"',
+			func
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN true;
+END
+$$;
+
+-- The two query functions are each one SELECT in LANGUAGE sql, STABLE,
+-- not STRICT, without SET or SECURITY DEFINER: that is what lets the
+-- planner inline them into the calling query (in its FROM clause), fold
+-- away the filters passed as NULL, and plan what is left against the
+-- table's indexes, as if the caller had written the query out.  A filter
+-- left NULL matches every row.  Parameters are qualified with the
+-- function's name because the table's columns have the same names.
+--
+-- Without a SET clause the body is parsed under the caller's search_path,
+-- in which another role may have created an operator or function that
+-- matches the arguments better than the built-in one (an
+-- =(connection_type, connection_type) beats pg_catalog's anyenum
+-- operator) or comes before pg_catalog; it would run as the caller, once
+-- per row.  So every name in the body is qualified: operators as
+-- OPERATOR(pg_catalog.x), functions and types with pg_catalog or
+-- @extschema@, and each argument of connlog_query_check has its exact
+-- declared type (the text literal cast), so that no overload with a
+-- closer signature can capture the call.  ORDER BY, LIMIT and the
+-- parameters' casts look up nothing by name.  The operators resolve to
+-- the same built-in ones as before, so the plans are unchanged.
+
+-- The connections that match every filter given, newest first (id breaks
+-- ties, so that pages of limit/offset neither repeat nor skip rows).
+CREATE OR REPLACE FUNCTION connlog_connections(
+	organization_id uuid DEFAULT NULL,
+	workspace_owner_id uuid DEFAULT NULL,
+	workspace_id uuid DEFAULT NULL,
+	type connection_type DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	connection_id uuid DEFAULT NULL,
+	state connection_log_state DEFAULT NULL,
+	connected_after timestamptz DEFAULT NULL,
+	connected_before timestamptz DEFAULT NULL,
+	"limit" integer DEFAULT 100,
+	"offset" integer DEFAULT 0)
+RETURNS SETOF connection_logs
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT c.*
+FROM @extschema@.connection_logs c
+WHERE @extschema@.connlog_query_check(
+		'connlog_connections'::pg_catalog.text,
+		connlog_connections."limit", connlog_connections."offset",
+		connlog_connections.connected_after,
+		connlog_connections.connected_before)
+	AND (connlog_connections.organization_id IS NULL
+		 OR c.organization_id OPERATOR(pg_catalog.=)
+			connlog_connections.organization_id)
+	AND (connlog_connections.workspace_owner_id IS NULL
+		 OR c.workspace_owner_id OPERATOR(pg_catalog.=)
+			connlog_connections.workspace_owner_id)
+	AND (connlog_connections.workspace_id IS NULL
+		 OR c.workspace_id OPERATOR(pg_catalog.=)
+			connlog_connections.workspace_id)
+	AND (connlog_connections.type IS NULL
+		 OR c.type OPERATOR(pg_catalog.=) connlog_connections.type)
+	AND (connlog_connections.user_id IS NULL
+		 OR c.user_id OPERATOR(pg_catalog.=) connlog_connections.user_id)
+	AND (connlog_connections.connection_id IS NULL
+		 OR c.connection_id OPERATOR(pg_catalog.=)
+			connlog_connections.connection_id)
+	AND (connlog_connections.state IS NULL
+		 OR (connlog_connections.state OPERATOR(pg_catalog.=)
+			 'ongoing'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NULL)
+		 OR (connlog_connections.state OPERATOR(pg_catalog.=)
+			 'completed'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NOT NULL))
+	AND (connlog_connections.connected_after IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.>=)
+			connlog_connections.connected_after)
+	AND (connlog_connections.connected_before IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.<=)
+			connlog_connections.connected_before)
+ORDER BY c.connect_time DESC, c.id
+LIMIT connlog_connections."limit"
+OFFSET connlog_connections."offset"
+$$;
+
+-- How many connections match every filter given: the total behind
+-- connlog_connections' pages.  Its WHERE clause is connlog_connections'
+-- (keep the two alike): a shared inner function would be one more that
+-- every reader must be granted.  It returns one row rather than a scalar
+-- because only a function called in FROM can be inlined; a scalar SQL
+-- function with a FROM clause runs with a generic plan, which cannot use
+-- an index for a filter that may be NULL.
+CREATE OR REPLACE FUNCTION connlog_connection_count(
+	organization_id uuid DEFAULT NULL,
+	workspace_owner_id uuid DEFAULT NULL,
+	workspace_id uuid DEFAULT NULL,
+	type connection_type DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	connection_id uuid DEFAULT NULL,
+	state connection_log_state DEFAULT NULL,
+	connected_after timestamptz DEFAULT NULL,
+	connected_before timestamptz DEFAULT NULL)
+RETURNS TABLE (count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
+AS $$
+SELECT pg_catalog.count(*)
+FROM @extschema@.connection_logs c
+WHERE @extschema@.connlog_query_check(
+		'connlog_connection_count'::pg_catalog.text, 0, 0,
+		connlog_connection_count.connected_after,
+		connlog_connection_count.connected_before)
+	AND (connlog_connection_count.organization_id IS NULL
+		 OR c.organization_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.organization_id)
+	AND (connlog_connection_count.workspace_owner_id IS NULL
+		 OR c.workspace_owner_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.workspace_owner_id)
+	AND (connlog_connection_count.workspace_id IS NULL
+		 OR c.workspace_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.workspace_id)
+	AND (connlog_connection_count.type IS NULL
+		 OR c.type OPERATOR(pg_catalog.=) connlog_connection_count.type)
+	AND (connlog_connection_count.user_id IS NULL
+		 OR c.user_id OPERATOR(pg_catalog.=) connlog_connection_count.user_id)
+	AND (connlog_connection_count.connection_id IS NULL
+		 OR c.connection_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.connection_id)
+	AND (connlog_connection_count.state IS NULL
+		 OR (connlog_connection_count.state OPERATOR(pg_catalog.=)
+			 'ongoing'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NULL)
+		 OR (connlog_connection_count.state OPERATOR(pg_catalog.=)
+			 'completed'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NOT NULL))
+	AND (connlog_connection_count.connected_after IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.>=)
+			connlog_connection_count.connected_after)
+	AND (connlog_connection_count.connected_before IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.<=)
+			connlog_connection_count.connected_before)
+$$;
+
+-- Events are accepted, and written, only in connlog.database, and only
+-- while the library is preloaded: an installation anywhere else stays
+-- empty, so say so now rather than at the first connlog_enqueue.  Without
+-- the preloaded library connlog.database is not in pg_settings (a value
+-- set in postgresql.conf is then only a placeholder, which pg_settings
+-- does not show).  Like the query functions, this runs under a
+-- search_path the script does not choose: every name is qualified.
+DO $$
+DECLARE
+	target text;
+	here text := pg_catalog.current_database();
+BEGIN
+	SELECT s.setting INTO target
+	FROM pg_catalog.pg_settings s
+	WHERE s.name OPERATOR(pg_catalog.=) 'connlog.database'::pg_catalog.text;
+	IF NOT FOUND THEN
+		RAISE WARNING 'connlog is not loaded via "shared_preload_libraries"'
+			USING DETAIL = 'Until it is, connlog_enqueue raises an error and no connection log events are written.',
+			HINT = 'Add connlog to shared_preload_libraries in postgresql.conf and restart the server.';
+	ELSIF target OPERATOR(pg_catalog.<>) here THEN
+		RAISE WARNING 'connlog writes events only to database "%"', target
+			USING DETAIL = pg_catalog.format('connlog_enqueue cannot be called in this database ("%s"), and the connlog worker writes no rows here.', here),
+			HINT = pg_catalog.format('Create the extension in database "%s", or set connlog.database to "%s" and restart the server.', target, here);
+	END IF;
+END
+$$;

@@ -1,0 +1,406 @@
+/* connlog--1.2.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION connlog" to load this file. \quit
+
+-- This script, and the SQL and PL/pgSQL functions it creates, run under a
+-- search_path that neither chooses: the installer's, and each caller's.
+-- Another role may have created operators and functions in a schema on
+-- it (even in this extension's schema), which an unqualified name in an
+-- expression could resolve to and run with the installer's or caller's
+-- privileges.  DDL names objects it creates or types it declares, which
+-- is safe; every expression (a DEFAULT, a view, a DO block, a function
+-- body) qualifies its operators and functions with pg_catalog and this
+-- extension's objects with @extschema@ ("Security Considerations for
+-- Extensions" in PostgreSQL's documentation).
+
+CREATE TYPE connection_type AS ENUM (
+	'ssh', 'vscode', 'jetbrains', 'reconnecting_pty', 'workspace_app',
+	'port_forwarding', 'tunnel'
+);
+
+CREATE TYPE connection_status AS ENUM ('connected', 'disconnected');
+
+-- One row per connection: the worker merges its connect and disconnect.
+CREATE TABLE connection_logs (
+	id uuid PRIMARY KEY,
+	connect_time timestamptz NOT NULL,
+	organization_id uuid NOT NULL,
+	workspace_owner_id uuid NOT NULL,
+	workspace_id uuid NOT NULL,
+	workspace_name text NOT NULL,
+	agent_name text NOT NULL,
+	type connection_type NOT NULL,
+	ip inet,
+	code integer,
+	user_agent text,
+	user_id uuid,
+	slug_or_port text,
+	connection_id uuid,
+	disconnect_time timestamptz,
+	disconnect_reason text,
+	-- the upsert's conflict target; NULL connection_ids never conflict
+	UNIQUE (connection_id, workspace_id, agent_name)
+);
+
+CREATE INDEX connection_logs_connect_time_idx
+	ON connection_logs (connect_time DESC);
+CREATE INDEX connection_logs_workspace_id_idx
+	ON connection_logs (workspace_id);
+CREATE INDEX connection_logs_workspace_owner_id_idx
+	ON connection_logs (workspace_owner_id);
+CREATE INDEX connection_logs_organization_id_idx
+	ON connection_logs (organization_id);
+-- the other indexes are the query paths' (at the end)
+
+-- Rows that failed on their own even after retries and splitting.
+-- The worker passes each batch to its upsert as one array of these: a
+-- single composite array unnests several times faster than sixteen column
+-- arrays.  It repeats connection_logs' columns on purpose instead of using
+-- the table's row type: the table is the user's to alter (add columns,
+-- change types), and the INSERT assigns these values to whatever it has
+-- become, while this type stays the worker's fixed format.  Internal; its
+-- columns must stay in this order (writer.c checks them).
+CREATE TYPE connlog_batch_row AS (
+	id uuid,
+	connect_time timestamptz,
+	organization_id uuid,
+	workspace_owner_id uuid,
+	workspace_id uuid,
+	workspace_name text,
+	agent_name text,
+	type connection_type,
+	ip inet,
+	code integer,
+	user_agent text,
+	user_id uuid,
+	slug_or_port text,
+	connection_id uuid,
+	disconnect_time timestamptz,
+	disconnect_reason text
+);
+
+CREATE TABLE connection_logs_rejected (
+	rejected_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	error text NOT NULL,
+	event jsonb NOT NULL
+);
+
+-- the tables hold user data: pg_dump must dump their contents
+SELECT pg_catalog.pg_extension_config_dump('connection_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('connection_logs_rejected', '');
+
+CREATE FUNCTION connlog_enqueue(
+	id uuid,
+	event_time timestamptz,
+	organization_id uuid,
+	workspace_owner_id uuid,
+	workspace_id uuid,
+	workspace_name text,
+	agent_name text,
+	type connection_type,
+	status connection_status,
+	connection_id uuid DEFAULT NULL,
+	ip inet DEFAULT NULL,
+	code integer DEFAULT NULL,
+	user_agent text DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	slug_or_port text DEFAULT NULL,
+	disconnect_reason text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'connlog_enqueue'
+LANGUAGE C VOLATILE;
+
+-- Not STRICT: a NULL timeout is an error, not a silent no-op.
+CREATE FUNCTION connlog_flush(timeout interval DEFAULT '30 s')
+RETURNS void
+AS 'MODULE_PATHNAME', 'connlog_flush'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION connlog_stats(
+	OUT enqueued bigint,
+	OUT merged bigint,
+	OUT written bigint,
+	OUT rejected bigint,
+	OUT dropped bigint,
+	OUT pending bigint,
+	OUT batches bigint,
+	OUT write_errors bigint,
+	OUT retries bigint,
+	OUT purged bigint,
+	OUT ring_used_bytes bigint,
+	OUT ring_size_bytes bigint,
+	OUT last_flush timestamptz,
+	OUT last_error text,
+	OUT worker_pid integer,
+	OUT worker_state text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'connlog_stats_1_1'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW connlog_stats AS SELECT * FROM @extschema@.connlog_stats();
+
+-- Only roles granted these may enqueue, flush or read the counters.
+REVOKE ALL ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
+	text, text, connection_type, connection_status, uuid, inet, integer, text,
+	uuid, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_flush(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_stats() FROM PUBLIC;
+REVOKE ALL ON connlog_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connlog_stats() TO pg_monitor;
+GRANT SELECT ON connlog_stats TO pg_monitor;
+
+-- connlog.durability: how far the WAL-backed events are written.  The
+-- worker updates the one row in the same transaction as each write, and
+-- reads WAL back from here after a crash (see README.md, "Durability").
+-- Internal; not dumped: an LSN means nothing in another cluster.
+-- Of the events of shared memory's life epoch, those numbered below
+-- done_seq are written; the others not written start at or after done_lsn.
+CREATE TABLE connlog_wal_progress (
+	epoch bigint NOT NULL,
+	done_seq bigint NOT NULL,
+	done_lsn pg_lsn NOT NULL
+);
+INSERT INTO @extschema@.connlog_wal_progress VALUES (0, 0, '0/0');
+REVOKE ALL ON connlog_wal_progress FROM PUBLIC;
+
+-- Query paths: see README.md, "Querying the log".
+
+-- The query paths' indexes.  The worker inserts into every index of
+-- connection_logs for each row it writes, and updates each connection's
+-- row when its disconnect comes, so the indexes are chosen for the writer
+-- as much as for the readers (measured with 300,000 rows, bench/RESULTS.md
+-- "Indexes"):
+--  * 1.0's single-column indexes on connect_time DESC, workspace_id,
+--    workspace_owner_id and organization_id serve the paths: a page of
+--    newest rows of one key reads the connect_time index and filters, or
+--    the key's index and sorts, whichever the planner finds cheaper.
+--    Composite (x, connect_time DESC) indexes would read fewer entries
+--    for a deep page, but their keys are all distinct, so B-tree
+--    deduplication cannot shrink them the way it shrinks an index of a
+--    column with few values (an organization, an owner); they made every
+--    insert about 45 % dearer.
+--  * none on disconnect_time, not even a partial one for ongoing
+--    connections: the disconnect's update sets disconnect_time, and an
+--    index that mentions it would make that update non-HOT, so every
+--    disconnect would insert into every index.  A page of ongoing
+--    connections reads the connect_time index (they are the newest);
+--    counting all of them reads the table.
+--  * user_id: only the rows with a user_id (web connections), so the
+--    others cost it nothing; the upsert never changes user_id.
+-- There is none on type: with seven values a type alone selects about a
+-- seventh of the table, which an index would read little faster than the
+-- table, while every write would pay for it.
+CREATE INDEX connection_logs_user_id_idx
+	ON connection_logs (user_id) WHERE user_id IS NOT NULL;
+
+-- A connection's state, as the query functions filter on it: ongoing
+-- while its disconnect_time is NULL, completed after.
+CREATE TYPE connection_log_state AS ENUM ('ongoing', 'completed');
+
+-- Raises an error for the query functions' arguments that no query can
+-- mean, and returns true otherwise.  IMMUTABLE, so that with constant
+-- arguments the planner calls it once, while planning, and drops it from
+-- the inlined query.  Its search_path is pinned because PL/pgSQL resolves
+-- the operators of its body (the comparisons) when it runs, and the
+-- caller's path may hold look-alikes; the SET costs little, as the
+-- check runs once per call of a query function, not once per row.
+CREATE FUNCTION connlog_query_check(func text, "limit" integer,
+	"offset" integer, connected_after timestamptz,
+	connected_before timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF "limit" IS NULL OR "offset" IS NULL THEN
+		RAISE EXCEPTION 'argument "%" of % must not be null',
+			CASE WHEN "limit" IS NULL THEN 'limit' ELSE 'offset' END, func
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF "limit" < 0 OR "offset" < 0 THEN
+		RAISE EXCEPTION 'argument "%" of % must not be negative',
+			CASE WHEN "limit" < 0 THEN 'limit' ELSE 'offset' END, func
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF connected_after > connected_before THEN
+		RAISE EXCEPTION 'argument "connected_after" of % must not be later than "connected_before"',
+			func
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN true;
+END
+$$;
+
+-- The two query functions are each one SELECT in LANGUAGE sql, STABLE,
+-- not STRICT, without SET or SECURITY DEFINER: that is what lets the
+-- planner inline them into the calling query (in its FROM clause), fold
+-- away the filters passed as NULL, and plan what is left against the
+-- indexes above, as if the caller had written the query out.  A filter
+-- left NULL matches every row.  Parameters are qualified with the
+-- function's name because the table's columns have the same names.
+--
+-- Without a SET clause the body is parsed under the caller's search_path,
+-- in which another role may have created an operator or function that
+-- matches the arguments better than the built-in one (an
+-- =(connection_type, connection_type) beats pg_catalog's anyenum
+-- operator) or comes before pg_catalog; it would run as the caller, once
+-- per row.  So every name in the body is qualified: operators as
+-- OPERATOR(pg_catalog.x), functions and types with pg_catalog or
+-- @extschema@, and each argument of connlog_query_check has its exact
+-- declared type (the text literal cast), so that no overload with a
+-- closer signature can capture the call.  ORDER BY, LIMIT and the
+-- parameters' casts look up nothing by name.  The operators resolve to
+-- the same built-in ones as before, so the plans are unchanged.
+
+-- The connections that match every filter given, newest first (id breaks
+-- ties, so that pages of limit/offset neither repeat nor skip rows).
+CREATE FUNCTION connlog_connections(
+	organization_id uuid DEFAULT NULL,
+	workspace_owner_id uuid DEFAULT NULL,
+	workspace_id uuid DEFAULT NULL,
+	type connection_type DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	connection_id uuid DEFAULT NULL,
+	state connection_log_state DEFAULT NULL,
+	connected_after timestamptz DEFAULT NULL,
+	connected_before timestamptz DEFAULT NULL,
+	"limit" integer DEFAULT 100,
+	"offset" integer DEFAULT 0)
+RETURNS SETOF connection_logs
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT c.*
+FROM @extschema@.connection_logs c
+WHERE @extschema@.connlog_query_check(
+		'connlog_connections'::pg_catalog.text,
+		connlog_connections."limit", connlog_connections."offset",
+		connlog_connections.connected_after,
+		connlog_connections.connected_before)
+	AND (connlog_connections.organization_id IS NULL
+		 OR c.organization_id OPERATOR(pg_catalog.=)
+			connlog_connections.organization_id)
+	AND (connlog_connections.workspace_owner_id IS NULL
+		 OR c.workspace_owner_id OPERATOR(pg_catalog.=)
+			connlog_connections.workspace_owner_id)
+	AND (connlog_connections.workspace_id IS NULL
+		 OR c.workspace_id OPERATOR(pg_catalog.=)
+			connlog_connections.workspace_id)
+	AND (connlog_connections.type IS NULL
+		 OR c.type OPERATOR(pg_catalog.=) connlog_connections.type)
+	AND (connlog_connections.user_id IS NULL
+		 OR c.user_id OPERATOR(pg_catalog.=) connlog_connections.user_id)
+	AND (connlog_connections.connection_id IS NULL
+		 OR c.connection_id OPERATOR(pg_catalog.=)
+			connlog_connections.connection_id)
+	AND (connlog_connections.state IS NULL
+		 OR (connlog_connections.state OPERATOR(pg_catalog.=)
+			 'ongoing'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NULL)
+		 OR (connlog_connections.state OPERATOR(pg_catalog.=)
+			 'completed'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NOT NULL))
+	AND (connlog_connections.connected_after IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.>=)
+			connlog_connections.connected_after)
+	AND (connlog_connections.connected_before IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.<=)
+			connlog_connections.connected_before)
+ORDER BY c.connect_time DESC, c.id
+LIMIT connlog_connections."limit"
+OFFSET connlog_connections."offset"
+$$;
+
+-- How many connections match every filter given: the total behind
+-- connlog_connections' pages.  Its WHERE clause is connlog_connections'
+-- (keep the two alike): a shared inner function would be one more that
+-- every reader must be granted.  It returns one row rather than a scalar
+-- because only a function called in FROM can be inlined; a scalar SQL
+-- function with a FROM clause runs with a generic plan, which cannot use
+-- an index for a filter that may be NULL.
+CREATE FUNCTION connlog_connection_count(
+	organization_id uuid DEFAULT NULL,
+	workspace_owner_id uuid DEFAULT NULL,
+	workspace_id uuid DEFAULT NULL,
+	type connection_type DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	connection_id uuid DEFAULT NULL,
+	state connection_log_state DEFAULT NULL,
+	connected_after timestamptz DEFAULT NULL,
+	connected_before timestamptz DEFAULT NULL)
+RETURNS TABLE (count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
+AS $$
+SELECT pg_catalog.count(*)
+FROM @extschema@.connection_logs c
+WHERE @extschema@.connlog_query_check(
+		'connlog_connection_count'::pg_catalog.text, 0, 0,
+		connlog_connection_count.connected_after,
+		connlog_connection_count.connected_before)
+	AND (connlog_connection_count.organization_id IS NULL
+		 OR c.organization_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.organization_id)
+	AND (connlog_connection_count.workspace_owner_id IS NULL
+		 OR c.workspace_owner_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.workspace_owner_id)
+	AND (connlog_connection_count.workspace_id IS NULL
+		 OR c.workspace_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.workspace_id)
+	AND (connlog_connection_count.type IS NULL
+		 OR c.type OPERATOR(pg_catalog.=) connlog_connection_count.type)
+	AND (connlog_connection_count.user_id IS NULL
+		 OR c.user_id OPERATOR(pg_catalog.=) connlog_connection_count.user_id)
+	AND (connlog_connection_count.connection_id IS NULL
+		 OR c.connection_id OPERATOR(pg_catalog.=)
+			connlog_connection_count.connection_id)
+	AND (connlog_connection_count.state IS NULL
+		 OR (connlog_connection_count.state OPERATOR(pg_catalog.=)
+			 'ongoing'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NULL)
+		 OR (connlog_connection_count.state OPERATOR(pg_catalog.=)
+			 'completed'::@extschema@.connection_log_state
+			 AND c.disconnect_time IS NOT NULL))
+	AND (connlog_connection_count.connected_after IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.>=)
+			connlog_connection_count.connected_after)
+	AND (connlog_connection_count.connected_before IS NULL
+		 OR c.connect_time OPERATOR(pg_catalog.<=)
+			connlog_connection_count.connected_before)
+$$;
+
+-- Readers need EXECUTE on all three and SELECT on connection_logs (README).
+REVOKE ALL ON FUNCTION connlog_query_check(text, integer, integer,
+	timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_connections(uuid, uuid, uuid,
+	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	timestamptz, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_connection_count(uuid, uuid, uuid,
+	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	timestamptz) FROM PUBLIC;
+
+-- Events are accepted, and written, only in connlog.database, and only
+-- while the library is preloaded: an installation anywhere else stays
+-- empty, so say so now rather than at the first connlog_enqueue.  Without
+-- the preloaded library connlog.database is not in pg_settings (a value
+-- set in postgresql.conf is then only a placeholder, which pg_settings
+-- does not show).  Like the query functions, this runs under a
+-- search_path the script does not choose: every name is qualified.
+DO $$
+DECLARE
+	target text;
+	here text := pg_catalog.current_database();
+BEGIN
+	SELECT s.setting INTO target
+	FROM pg_catalog.pg_settings s
+	WHERE s.name OPERATOR(pg_catalog.=) 'connlog.database'::pg_catalog.text;
+	IF NOT FOUND THEN
+		RAISE WARNING 'connlog is not loaded via "shared_preload_libraries"'
+			USING DETAIL = 'Until it is, connlog_enqueue raises an error and no connection log events are written.',
+			HINT = 'Add connlog to shared_preload_libraries in postgresql.conf and restart the server.';
+	ELSIF target OPERATOR(pg_catalog.<>) here THEN
+		RAISE WARNING 'connlog writes events only to database "%"', target
+			USING DETAIL = pg_catalog.format('connlog_enqueue cannot be called in this database ("%s"), and the connlog worker writes no rows here.', here),
+			HINT = pg_catalog.format('Create the extension in database "%s", or set connlog.database to "%s" and restart the server.', target, here);
+	END IF;
+END
+$$;
