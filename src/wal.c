@@ -367,6 +367,11 @@ record_mac(const char *msg, uint32 len, uint8 *mac)
  * about that long, plus the writer's own time to write it.  With flush
  * the enqueue flushes its record itself, after which the commit finds
  * nothing to wake the writer for.
+ *
+ * The MAC is computed here, after the ring has taken the event, since it
+ * covers seq.  Should it fail (pg_hmac fails only for want of memory), the
+ * event is in the ring without a WAL record, as after a crash between the
+ * two: it is written, but not durable.
  */
 XLogRecPtr
 connlog_wal_insert(char *msg, uint64 seq, uint32 len)
