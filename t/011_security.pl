@@ -150,6 +150,47 @@ FROM pg_roles r WHERE rolname = 'mallory'};
 	$node->backup('wal_bk');
 	is(slurp_file($node->backup_dir . '/wal_bk/connlog_wal.key'),
 		$key, 'wal: pg_basebackup copies the key file');
+
+	# A changed key: records written under the old one are not verifiable,
+	# so they are counted and logged, never written.
+	$node->safe_psql('postgres',
+		'SET connlog.durability = flush; SELECT pair(n) FROM generate_series(201, 210) n'
+	);
+	unlink($node->data_dir . '/connlog_wal.key') or die "unlink: $!";
+	$offset = -s $node->logfile;
+	$node->stop('immediate');
+	$node->start;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
+	) or die 'no worker after the restart';
+	$node->safe_psql('postgres', 'SELECT connlog_flush()');
+	isnt(slurp_file($node->data_dir . '/connlog_wal.key'),
+		$key, 'wal: a deleted key file is made again, with a new key');
+	ok( $node->log_contains(
+			qr/WARNING:  connlog ignored 20 WAL records with prefix "connlog" .*\n.*DETAIL:  20 records have no valid MAC\./,
+			$offset),
+		'wal: the 20 events written under the old key are counted and logged');
+	is($node->safe_psql('postgres', 'SELECT rows_between(201, 210)'),
+		'0', 'wal: ... and not written');
+	is($node->safe_psql('postgres', 'SELECT enqueued FROM connlog_stats'),
+		'0', 'wal: ... nor counted as enqueued');
+
+	# A key file that cannot be read is left alone, and wal and flush are
+	# refused until it is fixed.
+	chmod(0000, $node->data_dir . '/connlog_wal.key') or die "chmod: $!";
+	$offset = -s $node->logfile;
+	$node->restart;
+	ok( $node->log_contains(
+			qr/WARNING:  could not open file "connlog_wal.key": Permission denied/,
+			$offset),
+		'wal: an unreadable key file is reported at start');
+	my ($ret, $stdout, $stderr) = $node->psql('postgres',
+		'SET connlog.durability = wal; SELECT ev(300)');
+	like(
+		$stderr,
+		qr/ERROR:  connlog has no key for its WAL records/,
+		'wal: without a key, connlog.durability = wal is refused');
+	chmod(0600, $node->data_dir . '/connlog_wal.key') or die "chmod: $!";
 	$node->stop;
 }
 
