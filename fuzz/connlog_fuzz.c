@@ -9,7 +9,9 @@
  * Then as a script that builds events from small pools of keys (so that
  * merges are common), now and then deliberately malformed or oversized.
  * Each event must round-trip through cl_encode()/cl_decode() or be
- * rejected as the model predicts.  The valid ones go into small batches,
+ * rejected as the model predicts, and every event that decodes must be
+ * refused by cl_event_refused() exactly when a model of connlog_enqueue's
+ * rules says so.  The valid ones go into small batches,
  * cut where the script says or when full.  The model is the table itself:
  * rows upserted one at a time the way writer.c's upsert does.  Each
  * batch's entries must be the rows its events make upserted one by one
@@ -100,6 +102,45 @@ event_equal(const ClEvent *a, const ClEvent *b)
 		text_equal(a->disconnect_reason, b->disconnect_reason);
 }
 
+/* a text connlog_enqueue could have been given: no NUL byte */
+static bool
+model_text_ok(ClText t, bool optional)
+{
+	for (uint16 i = 0; i < t.len; i++)
+		if (t.data[i] == '\0')
+			return false;
+	return !optional || t.len > 0;
+}
+
+static bool
+model_uuid_set(const uint8 *u)
+{
+	for (int i = 0; i < 16; i++)
+		if (u[i] != 0)
+			return true;
+	return false;
+}
+
+/*
+ * The model of cl_event_refused(): would connlog_enqueue have made this
+ * decoded event?  Its time is a finite timestamptz, optional fields are
+ * present only with a value (a UUID other than nil, a text not empty), no
+ * text holds a NUL byte.
+ */
+static bool
+model_enqueue_accepts(const ClEvent *ev)
+{
+	return ev->event_time >= CL_MIN_EVENT_TIME &&
+		ev->event_time < CL_END_EVENT_TIME &&
+		(!(ev->flags & CL_HAS_CONNECTION_ID) || model_uuid_set(ev->connection_id)) &&
+		(!(ev->flags & CL_HAS_USER_ID) || model_uuid_set(ev->user_id)) &&
+		(!(ev->flags & CL_HAS_USER_AGENT) || model_text_ok(ev->user_agent, true)) &&
+		(!(ev->flags & CL_HAS_SLUG_OR_PORT) || model_text_ok(ev->slug_or_port, true)) &&
+		(!(ev->flags & CL_HAS_REASON) || model_text_ok(ev->disconnect_reason, true)) &&
+		model_text_ok(ev->workspace_name, false) &&
+		model_text_ok(ev->agent_name, false);
+}
+
 /*
  * Decode untrusted bytes.  Whatever decodes must be canonical (encoding
  * it again gives the same bytes back), and cl_batch_add() must accept
@@ -121,6 +162,7 @@ decode_raw(const void *data, size_t len, ClBatch *b)
 		CHECK(cl_encode(&ev, len, again) == len);
 		CHECK(memcmp(again, rec, len) == 0);
 		free(again);
+		CHECK((cl_event_refused(&ev) == NULL) == model_enqueue_accepts(&ev));
 	}
 	if (b != NULL)
 	{
@@ -521,6 +563,7 @@ run_script(const uint8 *data, size_t size)
 		if (valid)
 		{
 			CHECK(event_equal(&ev, &dec));
+			CHECK((cl_event_refused(&dec) == NULL) == model_enqueue_accepts(&dec));
 			probe_damaged(rec, len, &s);
 		}
 		free(rec);

@@ -242,6 +242,27 @@ main(void)
 		cl_batch_free(b);
 	}
 
+	/* what connlog_enqueue never makes, though the ring could hold it */
+	{
+		ClEvent		ok = mk(1, 1, 0, 10, "a");
+		ClEvent		bad[6];
+
+		bad[0] = mk(1, 1, 0, CL_END_EVENT_TIME, "a");	/* infinity's side */
+		bad[1] = mk(1, 1, 0, CL_MIN_EVENT_TIME - 1, "a");
+		bad[2] = mk(1, 0, 0, 10, "a");	/* nil connection_id */
+		bad[3] = with_agent(mk(1, 1, 0, 10, "a"), "");
+		bad[4] = mk(1, 1, 0, 10, "a");
+		bad[4].workspace_name.data = "w\0s";
+		bad[4].workspace_name.len = 3;
+		bad[5] = with_reason(mk(1, 1, 1, 10, "a"), "");
+		CHECK(cl_event_refused(&ok) == NULL);
+		ok.event_time = CL_MIN_EVENT_TIME;
+		CHECK(cl_event_refused(&ok) == NULL);
+		for (int i = 0; i < 6; i++)
+			CHECK(cl_event_refused(&bad[i]) != NULL &&
+				  !model_enqueue_accepts(&bad[i]));
+	}
+
 	/* pseudo-random scripts from a fixed seed (xorshift64) */
 	for (int i = 0; i < NSCRIPTS; i++)
 	{
@@ -257,6 +278,6 @@ main(void)
 		LLVMFuzzerTestOneInput(script, len);
 	}
 
-	printf("selftest: 7 merge cases and %d scripts passed\n", NSCRIPTS);
+	printf("selftest: 7 merge cases, 8 refusal cases and %d scripts passed\n", NSCRIPTS);
 	return 0;
 }

@@ -257,6 +257,52 @@ cl_decode(const char *rec, size_t len, ClEvent *ev)
 	return c.p == c.end;
 }
 
+static bool
+uuid_is_nil(const uint8 *uuid)
+{
+	static const uint8 nil[16] = {0};
+
+	return memcmp(uuid, nil, 16) == 0;
+}
+
+/* An optional text field connlog_enqueue stores: not empty, no NUL byte */
+static bool
+text_storable(ClText t)
+{
+	return t.len > 0 && memchr(t.data, '\0', t.len) == NULL;
+}
+
+/*
+ * Would connlog_enqueue have accepted the event cl_decode() made of a
+ * record?  cl_decode() accepts what the ring may hold; this adds what
+ * enqueue itself guarantees of an event, so that one read back from
+ * outside the ring (WAL, see wal.c) is held to the same rules: a finite
+ * event_time in timestamptz's range, optional fields present only with a
+ * value (a non-nil UUID, a non-empty text), no NUL byte in any text.
+ * Whether the texts are valid in the database's encoding is for the
+ * caller to check.  Returns NULL if the event is acceptable, else what is
+ * wrong with it (a static string).
+ */
+const char *
+cl_event_refused(const ClEvent *ev)
+{
+	if (ev->event_time < CL_MIN_EVENT_TIME ||
+		ev->event_time >= CL_END_EVENT_TIME)
+		return "event_time is not a finite timestamp";
+	if ((ev->flags & CL_HAS_CONNECTION_ID) && uuid_is_nil(ev->connection_id))
+		return "connection_id is the nil UUID";
+	if ((ev->flags & CL_HAS_USER_ID) && uuid_is_nil(ev->user_id))
+		return "user_id is the nil UUID";
+	if (((ev->flags & CL_HAS_USER_AGENT) && !text_storable(ev->user_agent)) ||
+		((ev->flags & CL_HAS_SLUG_OR_PORT) && !text_storable(ev->slug_or_port)) ||
+		((ev->flags & CL_HAS_REASON) && !text_storable(ev->disconnect_reason)))
+		return "an optional text field is empty or contains a NUL byte";
+	if (memchr(ev->workspace_name.data, '\0', ev->workspace_name.len) != NULL ||
+		memchr(ev->agent_name.data, '\0', ev->agent_name.len) != NULL)
+		return "a text field contains a NUL byte";
+	return NULL;
+}
+
 /* ---------------------------------------------------------------------
  * Batches
  * ---------------------------------------------------------------------

@@ -87,6 +87,13 @@ typedef uint64_t uint64;
 /* Marks "no disconnect time" in a merged entry */
 #define CL_NO_TIME				INT64_MIN
 
+/*
+ * The range of a finite timestamptz: PostgreSQL's MIN_TIMESTAMP and
+ * END_TIMESTAMP (datatype/timestamp.h; wal.c checks they still match).
+ */
+#define CL_MIN_EVENT_TIME		INT64_C(-211813488000000000)
+#define CL_END_EVENT_TIME		INT64_C(9223371331200000000)
+
 extern const char *const connlog_type_labels[CL_NUM_TYPES];
 extern const char *const connlog_status_labels[2];
 
@@ -181,6 +188,7 @@ extern size_t cl_encoded_size(const ClEvent *ev);
 extern size_t cl_encode(const ClEvent *ev, size_t len, char *buf);
 extern bool cl_decode(const char *rec, size_t len, ClEvent *ev);
 extern uint32 cl_record_length(const char *rec);
+extern const char *cl_event_refused(const ClEvent *ev);
 
 extern ClBatch *cl_batch_create(int capacity);
 extern void cl_batch_reset(ClBatch *b, uint64 seq_start);

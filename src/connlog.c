@@ -212,6 +212,8 @@ connlog_shmem_startup(void)
 	connlog_shared->worker_registered = worker_registered;
 	crash_mem_pending = crash_wal_pending = 0;
 	LWLockRelease(AddinShmemInitLock);
+	if (!IsUnderPostmaster)
+		connlog_wal_load_key();
 
 	/*
 	 * Registered after the shared memory itself, so it runs before that is

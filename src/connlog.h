@@ -58,8 +58,16 @@ typedef struct ConnlogProgress
 #define CONNLOG_SLOT_NAME		"connlog"
 /* with wal, producers wake the WAL writer at most this often (see wal.c) */
 #define CONNLOG_WAL_WAKE_MS		10
-/* a WAL record's payload: epoch and seq (uint64 each), then the record */
-#define CONNLOG_WAL_HEADER_SIZE	(2 * sizeof(uint64))
+/* the per-cluster key of the records' MACs, in the data directory */
+#define CONNLOG_WAL_KEY_FILE	"connlog_wal.key"
+/* bytes of a record's MAC: HMAC-SHA-256, truncated */
+#define CONNLOG_WAL_MAC_SIZE	16
+/*
+ * A WAL record's payload: epoch and seq (uint64 each), the MAC of those
+ * and the record, then the record
+ */
+#define CONNLOG_WAL_HEADER_SIZE	(2 * sizeof(uint64) + CONNLOG_WAL_MAC_SIZE)
+extern void connlog_wal_load_key(void);
 extern XLogRecPtr connlog_wal_insert(char *msg, uint64 seq, uint32 len);
 extern void connlog_wal_check_enqueue(void);
 extern char *connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,

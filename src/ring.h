@@ -20,6 +20,9 @@
 
 #define CONNLOG_LAST_ERROR_LEN	256
 
+/* bytes of the key of connlog.durability's WAL records (see wal.c) */
+#define CONNLOG_WAL_KEY_SIZE	32
+
 /* Event counters; see README.md for what each one means */
 typedef struct ConnlogCounters
 {
@@ -98,6 +101,8 @@ typedef struct ConnlogShared
 									 * writer (a TimestampTz) */
 	uint64		crash_mem_pending;	/* set at reinitialization after a */
 	uint64		crash_wal_pending;	/* crash: what the old ring held */
+	bool		wal_key_valid;	/* wal_key was loaded (wal.c) */
+	uint8		wal_key[CONNLOG_WAL_KEY_SIZE];	/* the records' MAC key */
 
 	ConnlogCounters counters;
 

@@ -12,17 +12,66 @@
  *
  * The record is a non-transactional logical message
  * (LogLogicalMessage("connlog", payload, len, false)) whose payload is the
- * epoch and sequence number below (8 bytes each) and the event's ring
- * record (batch.h).  Not a custom resource manager: a record
- * of an unknown custom rmgr makes recovery FATAL ("resource manager with
- * ID ... not registered") once the library leaves
- * shared_preload_libraries, and redo would run in the startup process,
- * where the ring cannot be refilled safely anyway.  Logical messages have
- * a built-in no-op redo, so a server without connlog (or a standby)
- * replays them and ignores them.  LogLogicalMessage does not check
- * wal_level (message.c in 15 has no such test): the messages are written
- * at wal_level replica too; logical decoding is not needed.  A standby
- * replays them as no-ops; connlog_enqueue is refused there anyway.
+ * epoch and sequence number below (8 bytes each), a MAC, and the event's
+ * ring record (batch.h).  LogLogicalMessage does not check wal_level
+ * (message.c in 15 has no such test): the messages are written at
+ * wal_level replica too; logical decoding is not needed.
+ *
+ * Only connlog may write what replay turns into rows.  Replay writes as
+ * the worker's role, by default a superuser, into an audit table; but
+ * pg_logical_emit_message() is executable by PUBLIC, so any role can put
+ * a message with prefix "connlog" and any payload into WAL.  Two ways to
+ * tell connlog's records from those:
+ *
+ *	- a custom WAL resource manager, whose records SQL cannot write.  But
+ *	  a record of an unregistered custom rmgr makes recovery FATAL
+ *	  ("resource manager with ID ... not registered"), so once such records
+ *	  exist the server cannot start without the library in
+ *	  shared_preload_libraries, and neither can a standby that replays
+ *	  them; redo would also run in the startup process, where the ring
+ *	  cannot be refilled safely.
+ *	- logical messages carrying a MAC under a key only the server has.
+ *	  Logical messages have a built-in no-op redo, so a server without
+ *	  connlog, or a standby, replays and ignores them.  This is what
+ *	  connlog does.
+ *
+ * The key: CONNLOG_WAL_KEY_SIZE (32) bytes from pg_strong_random in the
+ * file CONNLOG_WAL_KEY_FILE in the data directory, created by the
+ * postmaster when it is missing (mode pg_file_create_mode; written to a
+ * temporary file, synced and durably renamed, so a crash leaves either no
+ * file or the whole key) and loaded into shared memory whenever the
+ * postmaster makes it.  Being in the data directory, it is copied with the
+ * data by pg_basebackup and pg_rewind, so a standby, once promoted, can
+ * verify and replay the primary's records; and it is readable only by
+ * those who can read the data directory anyway: the OS user, superusers
+ * and pg_read_server_files (pg_read_binary_file).  A key file that exists
+ * but cannot be read is never replaced (that would orphan the records
+ * written under it): connlog then refuses wal and flush and replays
+ * nothing until it is fixed.  A key that changed (the file deleted and
+ * made again) leaves the records written under the old one unverifiable:
+ * they are counted and logged, never written.
+ *
+ * The MAC is HMAC-SHA-256 (common/hmac.h) of the epoch, the sequence
+ * number and the ring record, truncated to CONNLOG_WAL_MAC_SIZE (16)
+ * bytes: a forger has a 2^-128 chance per record and no oracle (a guess
+ * is tested only at the next replay, whose answer is a count in the log).
+ * The epoch and sequence number are covered because replay decides by
+ * them what is written already.  The MAC cannot stop a genuine record
+ * from being emitted again by someone who could read it from WAL (a
+ * replication or superuser role): that writes its event twice at most,
+ * and a connection's row is idempotent.  It costs one HMAC per event at
+ * enqueue and at replay (bench/RESULTS.md, "The records' MAC").
+ *
+ * A verified record is still held to what connlog_enqueue checks before it
+ * becomes a row (event_refused: batch.c's cl_event_refused and the
+ * database encoding): the MAC proves who wrote the bytes, not that they
+ * are an event enqueue would accept, and the worker writes them as a
+ * superuser.  Every "connlog" record that fails either test is counted,
+ * not written and not counted as enqueued; the replay logs one WARNING
+ * with the counts.
+ *
+ * A standby replays the records as no-ops; connlog_enqueue is refused
+ * there anyway.
  *
  * Order and progress.  A producer stores the event in the ring first and
  * writes its WAL record after it has released the ring lock, so that
@@ -77,7 +126,7 @@
  *
  * Measured (bench/durability, 2 cores, 8 clients; bench/RESULTS.md
  * "Durability"): see README.md, "Durability".  A custom rmgr would cost
- * the same insert and is ruled out for the reason above.
+ * the same insert and is ruled out for the reasons above.
  *
  * The checkpoint window.  Crash recovery starts at the last checkpoint's
  * redo pointer, but connlog does not rely on recovery to see its records:
@@ -111,7 +160,12 @@
 #include "access/xlog_internal.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
+#include "common/file_perm.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "replication/message.h"
 #include "replication/slot.h"
@@ -125,6 +179,173 @@
 #include "ring.h"
 
 static uint32 wait_event_slot;
+
+/* batch.c, which makes no server calls, has timestamptz's range built in */
+StaticAssertDecl(CL_MIN_EVENT_TIME == MIN_TIMESTAMP &&
+				 CL_END_EVENT_TIME == END_TIMESTAMP,
+				 "CL_MIN_EVENT_TIME and CL_END_EVENT_TIME must match timestamptz's range");
+
+#define KEY_TEMP_FILE	CONNLOG_WAL_KEY_FILE ".tmp"
+#define KEY_DETAIL		"Until it is fixed and the server restarted, connlog.durability = wal and flush are refused and connlog replays no WAL record."
+
+/* ---------------------------------------------------------------------
+ * The key (postmaster)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Make a new key and store it in the key file, durably: written to a
+ * temporary file, which is synced and renamed into place (durable_rename
+ * syncs the directory too).  False, with a WARNING, if that fails.
+ */
+static bool
+create_key(uint8 *key)
+{
+	int			fd;
+
+	if (!pg_strong_random(key, CONNLOG_WAL_KEY_SIZE))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random key for connlog's WAL records"),
+				 errdetail(KEY_DETAIL)));
+		return false;
+	}
+	fd = OpenTransientFilePerm(KEY_TEMP_FILE,
+							   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
+							   pg_file_create_mode);
+	if (fd < 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", KEY_TEMP_FILE),
+				 errdetail(KEY_DETAIL)));
+		return false;
+	}
+	errno = 0;
+	if (write(fd, key, CONNLOG_WAL_KEY_SIZE) != CONNLOG_WAL_KEY_SIZE)
+	{
+		/* if write didn't set errno, assume the problem is no disk space */
+		if (errno == 0)
+			errno = ENOSPC;
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", KEY_TEMP_FILE),
+				 errdetail(KEY_DETAIL)));
+		CloseTransientFile(fd);
+		return false;
+	}
+	if (pg_fsync(fd) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", KEY_TEMP_FILE),
+				 errdetail(KEY_DETAIL)));
+		CloseTransientFile(fd);
+		return false;
+	}
+	if (CloseTransientFile(fd) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", KEY_TEMP_FILE),
+				 errdetail(KEY_DETAIL)));
+		return false;
+	}
+	if (durable_rename(KEY_TEMP_FILE, CONNLOG_WAL_KEY_FILE, WARNING) != 0)
+		return false;
+	ereport(LOG,
+			(errmsg("connlog created the key of its WAL records in file \"%s\"",
+					CONNLOG_WAL_KEY_FILE)));
+	return true;
+}
+
+/*
+ * Called by the postmaster whenever it makes shared memory: load the key
+ * from the key file in the data directory (the working directory), or
+ * create the file if it does not exist.  A file that exists but cannot be
+ * read, or has the wrong size, is left alone: a new key would make every
+ * record written under the old one unverifiable.  Without a key the server
+ * runs, but nothing WAL-backed (KEY_DETAIL).
+ */
+void
+connlog_wal_load_key(void)
+{
+	ConnlogShared *s = connlog_shared;
+	struct stat st;
+	int			fd;
+	int			r;
+
+	s->wal_key_valid = false;
+	fd = OpenTransientFile(CONNLOG_WAL_KEY_FILE, O_RDONLY | PG_BINARY);
+	if (fd < 0 && errno == ENOENT)
+	{
+		s->wal_key_valid = create_key(s->wal_key);
+		return;
+	}
+	if (fd < 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
+				 errdetail(KEY_DETAIL)));
+		return;
+	}
+	if (fstat(fd, &st) != 0)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
+				 errdetail(KEY_DETAIL)));
+	else if (st.st_size != CONNLOG_WAL_KEY_SIZE)
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("file \"%s\" has %lld bytes, connlog expects %d",
+						CONNLOG_WAL_KEY_FILE, (long long) st.st_size,
+						CONNLOG_WAL_KEY_SIZE),
+				 errdetail(KEY_DETAIL)));
+	else if ((r = read(fd, s->wal_key, CONNLOG_WAL_KEY_SIZE)) != CONNLOG_WAL_KEY_SIZE)
+	{
+		if (r < 0)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
+					 errdetail(KEY_DETAIL)));
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("could not read file \"%s\": read %d of %d",
+							CONNLOG_WAL_KEY_FILE, r, CONNLOG_WAL_KEY_SIZE),
+					 errdetail(KEY_DETAIL)));
+	}
+	else
+		s->wal_key_valid = true;
+	CloseTransientFile(fd);
+}
+
+/*
+ * The MAC of the WAL record at msg (see the layout in connlog.h) whose
+ * ring record has len bytes: HMAC-SHA-256 under the cluster's key of the
+ * epoch, the sequence number and the ring record, truncated to
+ * CONNLOG_WAL_MAC_SIZE bytes.
+ */
+static void
+record_mac(const char *msg, uint32 len, uint8 *mac)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	uint8		full[PG_SHA256_DIGEST_LENGTH];
+
+	if (pg_hmac_init(ctx, connlog_shared->wal_key, CONNLOG_WAL_KEY_SIZE) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) msg, 2 * sizeof(uint64)) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) msg + CONNLOG_WAL_HEADER_SIZE,
+					   len) < 0 ||
+		pg_hmac_final(ctx, full, sizeof(full)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute the MAC of a connlog WAL record: %s",
+						pg_hmac_error(ctx))));
+	pg_hmac_free(ctx);
+	memcpy(mac, full, CONNLOG_WAL_MAC_SIZE);
+}
 
 /*
  * Write the WAL record of the event the ring numbered seq, whose record of
@@ -146,6 +367,11 @@ static uint32 wait_event_slot;
  * about that long, plus the writer's own time to write it.  With flush
  * the enqueue flushes its record itself, after which the commit finds
  * nothing to wake the writer for.
+ *
+ * The MAC is computed here, after the ring has taken the event, since it
+ * covers seq.  Should it fail (pg_hmac fails only for want of memory), the
+ * event is in the ring without a WAL record, as after a crash between the
+ * two: it is written, but not durable.
  */
 XLogRecPtr
 connlog_wal_insert(char *msg, uint64 seq, uint32 len)
@@ -156,6 +382,7 @@ connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 
 	memcpy(msg, &s->epoch, sizeof(s->epoch));
 	memcpy(msg + sizeof(s->epoch), &seq, sizeof(seq));
+	record_mac(msg, len, (uint8 *) msg + 2 * sizeof(uint64));
 	end = connlog_log_message(CONNLOG_WAL_PREFIX, msg,
 							  CONNLOG_WAL_HEADER_SIZE + len);
 	if (connlog_durability == CL_DURABILITY_WAL)
@@ -190,6 +417,13 @@ connlog_wal_check_enqueue(void)
 				 errdetail("The WAL of connlog's events is kept by the replication slot \"%s\".",
 						   CONNLOG_SLOT_NAME),
 				 errhint("Change those settings, or set connlog.durability to \"memory\".")));
+	if (!s->wal_key_valid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("connlog has no key for its WAL records"),
+				 errdetail("The postmaster could not read or create file \"%s\" in the data directory; the server log says why.",
+						   CONNLOG_WAL_KEY_FILE),
+				 errhint("Fix that and restart the server, or set connlog.durability to \"memory\".")));
 	if (pg_atomic_read_u32(&s->slot_ready) != 0)
 		return;
 
@@ -339,6 +573,56 @@ connlog_wal_slot_advance(XLogRecPtr lsn, char **error)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Did connlog_wal_insert write this logical message: is it
+ * non-transactional, of a size it writes, and does its MAC verify?
+ * Compared in constant time, though a forger learns nothing from timing
+ * anyway: each guess takes a restart, and the replay's only answer is a
+ * count in the log.
+ */
+static bool
+record_verified(const xl_logical_message *m)
+{
+	const char *payload = m->message + m->prefix_size;
+	uint8		mac[CONNLOG_WAL_MAC_SIZE];
+
+	if (m->transactional || !connlog_shared->wal_key_valid ||
+		m->message_size < CONNLOG_WAL_HEADER_SIZE + CL_RECORD_FIXED_SIZE ||
+		m->message_size > CONNLOG_WAL_HEADER_SIZE + CL_MAX_RECORD)
+		return false;
+	record_mac(payload, m->message_size - CONNLOG_WAL_HEADER_SIZE, mac);
+	return timingsafe_bcmp(mac, payload + 2 * sizeof(uint64),
+						   CONNLOG_WAL_MAC_SIZE) == 0;
+}
+
+/*
+ * Would connlog_enqueue have accepted the event of this ring record?  The
+ * MAC says connlog wrote it, but replay writes as a superuser what a key
+ * once leaked or a bug could make anything, so it holds the event to
+ * enqueue's rules again: batch.c's, and the texts valid in the database's
+ * encoding (the worker's database is the only one enqueue accepts events
+ * in).  NULL if it would, else why not.
+ */
+static const char *
+event_refused(const char *rec, uint32 len)
+{
+	ClEvent		ev;
+	const char *why;
+	const ClText *texts[] = {&ev.workspace_name, &ev.agent_name,
+	&ev.user_agent, &ev.slug_or_port, &ev.disconnect_reason};
+
+	if (!cl_decode(rec, len, &ev))
+		return "the record is malformed";
+	if ((why = cl_event_refused(&ev)) != NULL)
+		return why;
+	for (int i = 0; i < lengthof(texts); i++)
+		if (texts[i]->len > 0 &&
+			!pg_verify_mbstr(GetDatabaseEncoding(), texts[i]->data,
+							 texts[i]->len, true))
+			return "a text field is not valid in the database encoding";
+	return NULL;
+}
+
 /* The first segment still in pg_wal, of any timeline; 0 if none. */
 static XLogSegNo
 oldest_segment(void)
@@ -384,6 +668,10 @@ connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
 	StringInfoData out;
 	XLogReaderState *volatile xr = NULL;
 	XLogRecPtr	start = from;
+	volatile uint64 nunverified = 0;
+	volatile uint64 ninvalid = 0;
+	const char *volatile first_refusal = NULL;
+	const char *why;
 
 	initStringInfo(&out);
 	*nrecords = *nskipped = 0;
@@ -445,33 +733,40 @@ connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
 					(XLogRecGetInfo(xr) & ~XLR_INFO_MASK) == XLOG_LOGICAL_MESSAGE)
 				{
 					xl_logical_message *m = (xl_logical_message *) XLogRecGetData(xr);
+					const char *payload = m->message + m->prefix_size;
+					uint32		len = m->message_size - CONNLOG_WAL_HEADER_SIZE;
+					uint64		epoch;
+					uint64		seq;
 
-					if (!m->transactional &&
-						m->prefix_size == sizeof(CONNLOG_WAL_PREFIX) &&
+					if (m->prefix_size != sizeof(CONNLOG_WAL_PREFIX) ||
 						memcmp(m->message, CONNLOG_WAL_PREFIX,
-							   sizeof(CONNLOG_WAL_PREFIX)) == 0 &&
-						m->message_size >= CONNLOG_WAL_HEADER_SIZE + CL_RECORD_FIXED_SIZE &&
-						m->message_size <= CONNLOG_WAL_HEADER_SIZE + CL_MAX_RECORD)
+							   sizeof(CONNLOG_WAL_PREFIX)) != 0)
+						continue;	/* not connlog's */
+					if (!record_verified(m))
 					{
-						const char *payload = m->message + m->prefix_size;
-						uint64		epoch;
-						uint64		seq;
+						nunverified++;
+						continue;
+					}
+					memcpy(&epoch, payload, sizeof(epoch));
+					memcpy(&seq, payload + sizeof(epoch), sizeof(seq));
+					if ((epoch == done->epoch && seq < done->seq) ||
+						(epoch == connlog_shared->epoch && seq >= ring_tail_seq))
+						(*nskipped)++;	/* written, or the ring has it */
+					else if ((why = event_refused(payload + CONNLOG_WAL_HEADER_SIZE,
+												  len)) != NULL)
+					{
+						if (ninvalid++ == 0)
+							first_refusal = why;
+					}
+					else
+					{
+						MemoryContext old = MemoryContextSwitchTo(caller_cxt);
 
-						memcpy(&epoch, payload, sizeof(epoch));
-						memcpy(&seq, payload + sizeof(epoch), sizeof(seq));
-						if ((epoch == done->epoch && seq < done->seq) ||
-							(epoch == connlog_shared->epoch && seq >= ring_tail_seq))
-							(*nskipped)++;	/* written, or the ring has it */
-						else
-						{
-							MemoryContext old = MemoryContextSwitchTo(caller_cxt);
-
-							appendBinaryStringInfo(&out,
-												   payload + CONNLOG_WAL_HEADER_SIZE,
-												   m->message_size - CONNLOG_WAL_HEADER_SIZE);
-							MemoryContextSwitchTo(old);
-							(*nrecords)++;
-						}
+						appendBinaryStringInfo(&out,
+											   payload + CONNLOG_WAL_HEADER_SIZE,
+											   len);
+						MemoryContextSwitchTo(old);
+						(*nrecords)++;
 					}
 				}
 			}
@@ -498,6 +793,20 @@ connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller_cxt);
+	if (nunverified + ninvalid > 0)
+		ereport(WARNING,
+				(errmsg("connlog ignored %llu WAL records with prefix \"%s\" between %X/%X and %X/%X",
+						(unsigned long long) (nunverified + ninvalid),
+						CONNLOG_WAL_PREFIX, LSN_FORMAT_ARGS(from),
+						LSN_FORMAT_ARGS(*last_end)),
+				 ninvalid == 0 ?
+				 errdetail("%llu records have no valid MAC.",
+						   (unsigned long long) nunverified) :
+				 errdetail("%llu records have no valid MAC; %llu have a valid MAC but hold an event connlog_enqueue refuses (the first: %s).",
+						   (unsigned long long) nunverified,
+						   (unsigned long long) ninvalid, first_refusal),
+				 errhint("Any role can write such records with pg_logical_emit_message(); connlog writes only the events connlog_enqueue accepted, and it cannot verify records written under a key other than the one in file \"%s\".",
+						 CONNLOG_WAL_KEY_FILE)));
 	*nbytes = out.len;
 	return out.data;
 }
