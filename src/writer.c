@@ -72,8 +72,9 @@
  * the members it uses in every mode its statements take (the plan cache
  * then takes in no invalidation of its own before the plan runs), and if
  * any plan has been invalidated it prepares them all afresh, with the
- * checks above, instead of letting the plan cache re-analyse them; each
- * freshly prepared statement must reference members only.
+ * checks above, instead of letting the plan cache re-analyse them; a
+ * freshly prepared statement that references anything but the member
+ * under a member's name is refused as well.
  *
  * Before preparing, the statements' privileges are checked for the role
  * the worker runs as (connlog.role), so a missing GRANT is reported by name
@@ -486,12 +487,16 @@ check_privileges(Oid nspoid, const char *nspname)
 }
 
 /*
- * Prepare and keep one statement, which must reference members of the
- * extension only: the tables were checked by name just before, and this
- * catches a name that came to mean something else while it was parsed.
+ * Prepare and keep one statement.  Its tables were checked by name just
+ * before; should a name have come to mean something else while the
+ * statement was parsed (its schema renamed and the name taken, say), the
+ * statement would reference a relation of that name in a schema of that
+ * name that is not the member, which is refused here.  Other relations
+ * the rewriter brings in (a column default's sequence, a policy's table)
+ * are the table owner's and pass.
  */
 static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
+keep_plan(const char *nspname, const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 	ListCell   *lc;
@@ -507,19 +512,16 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 		foreach(rc, source->relationOids)
 		{
 			Oid			relid = lfirst_oid(rc);
-			bool		member = false;
+			char	   *relname = get_rel_name(relid);
+			char	   *relnsp = get_namespace_name(get_rel_namespace(relid));
 
+			if (relname == NULL || relnsp == NULL ||
+				strcmp(relnsp, nspname) != 0)
+				continue;
 			for (int m = 0; m < NUM_MEMBERS; m++)
-				member |= relid == member_relids[m];
-			if (!member)
-			{
-				char	   *nsp = get_namespace_name(get_rel_namespace(relid));
-				char	   *rel = get_rel_name(relid);
-
-				if (nsp == NULL || rel == NULL)
-					elog(ERROR, "cache lookup failed for relation %u", relid);
-				report_not_member(nsp, rel);
-			}
+				if (strcmp(relname, member_names[m]) == 0 &&
+					relid != member_relids[m])
+					report_not_member(nspname, relname);
 		}
 	}
 	SPI_keepplan(plan);
@@ -569,20 +571,23 @@ prepare_plans(void)
 	check_privileges(nspoid, nspname);
 	find_row_type(extoid, nspoid, nspname);
 
-	upsert_plan = keep_plan(psprintf(upsert_sql, schema, ""), 1,
+	upsert_plan = keep_plan(nspname, psprintf(upsert_sql, schema, ""), 1,
 							&row_array_typid);
-	upsert_replay_plan = keep_plan(psprintf(upsert_sql, schema,
+	upsert_replay_plan = keep_plan(nspname,
+								   psprintf(upsert_sql, schema,
 											psprintf(replay_filter, schema)),
 								   1, &row_array_typid);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
-		progress_read_plan = keep_plan(psprintf("SELECT epoch, done_seq, done_lsn FROM %s.connlog_wal_progress",
+		progress_read_plan = keep_plan(nspname, psprintf("SELECT epoch, done_seq, done_lsn FROM %s.connlog_wal_progress",
 												schema), 0, NULL);
-		progress_write_plan = keep_plan(psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3",
+		progress_write_plan = keep_plan(nspname, psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3",
 												 schema), 3, progress_types);
 	}
-	reject_plan = keep_plan(psprintf(reject_sql, schema), 2, argtypes);
-	purge_plan = keep_plan(psprintf(purge_sql, schema), 2, purge_types);
+	reject_plan = keep_plan(nspname, psprintf(reject_sql, schema), 2,
+							argtypes);
+	purge_plan = keep_plan(nspname, psprintf(purge_sql, schema), 2,
+						   purge_types);
 	plan_extoid = extoid;
 	plan_version = MemoryContextStrdup(TopMemoryContext, version);
 	return true;
@@ -602,11 +607,25 @@ plans_valid(void)
 }
 
 /*
- * Make the statements ready to run on the members in uses (USES_x):
- * prepared, the members locked, and no plan invalidated, which the plan
- * cache would re-analyse by name.  Call it right before running them,
- * after anything that may read the catalogs.  Returns false if the
- * extension is not installed.
+ * May the statements run on the members in uses (USES_x) as they are
+ * prepared?  Locks those members, then checks that no plan has been
+ * invalidated, which the plan cache would re-analyse by name.
+ */
+static bool
+plans_current(int uses)
+{
+	for (int m = 0; m < NUM_MEMBERS; m++)
+		if ((uses & (1 << m)) && OidIsValid(member_relids[m]))
+			lock_member(member_relids[m]);
+	return plans_valid();
+}
+
+/*
+ * Make the statements ready to run on the members in uses: prepared for
+ * the installed extension and version, and current.  Call it right before
+ * running them; whatever reads the catalogs in between may take in
+ * invalidations, so check plans_current() again after it.  Returns false
+ * if the extension is not installed.
  */
 static bool
 use_plans(int uses)
@@ -615,10 +634,7 @@ use_plans(int uses)
 	{
 		if (!prepare_plans())
 			return false;
-		for (int m = 0; m < NUM_MEMBERS; m++)
-			if ((uses & (1 << m)) && OidIsValid(member_relids[m]))
-				lock_member(member_relids[m]);
-		if (plans_valid())
+		if (plans_current(uses))
 			return true;
 		if (attempt == 2)
 			ereport(ERROR,
@@ -826,7 +842,8 @@ store_progress(const ConnlogProgress *progress)
 	if (progress == NULL || progress_write_plan == NULL)
 		return;
 	/* a statement run before this one may have taken in invalidations */
-	if (!use_plans(USES_PROGRESS) || progress_write_plan == NULL)
+	if (!plans_current(USES_PROGRESS) &&
+		(!use_plans(USES_PROGRESS) || progress_write_plan == NULL))
 		elog(ERROR, "connlog_wal_progress disappeared during the transaction");
 	values[0] = Int64GetDatum((int64) progress->epoch);
 	values[1] = Int64GetDatum((int64) progress->seq);
@@ -918,7 +935,8 @@ upsert_fn(void *arg)
 	build_upsert_args(a);
 	MemoryContextSwitchTo(old);
 	/* building the rows may have read the catalogs: check again */
-	if (!use_plans(USES_LOGS | USES_PROGRESS))
+	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
+		!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
 	rc = SPI_execute_plan(a->batch->replayed ? upsert_replay_plan : upsert_plan,
 						  &a->rows, NULL, false, 0);
