@@ -48,12 +48,18 @@
  *	- row_security = on: off makes a statement on a table with policies
  *	  fail for a role subject to them.
  *	- transform_null_equals = off, standard_conforming_strings = on: the
- *	  statements mean what they say in the default dialect.
+ *	  statements mean what they say in the default dialect;
+ *	  quote_all_identifiers = off: last_error names tables the same way
+ *	  in every database.
+ *	- jit = off: compiling costs far more than these short statements
+ *	  take, and a database's jit_above_cost = 0 would add tens of
+ *	  milliseconds to every write.
  *
  * Settings that only change how fast the statements run (planner costs
- * and enable_* switches, work_mem, jit, plan_cache_mode) or how soon a
- * commit is durable (synchronous_commit) are left alone, so the worker's
- * role can still be tuned; they cannot change which rows are written.
+ * and enable_* switches, work_mem, plan_cache_mode) or how soon a commit
+ * is durable (synchronous_commit) are left alone, so the worker's role can
+ * still be tuned: a database owner can make the worker slower with them,
+ * never make it run or write anything else.
  * TimeZone and DateStyle change only how connection_logs_rejected's JSON
  * spells a time, not the instant.  local_preload_libraries is never
  * loaded by a background worker.
@@ -725,12 +731,13 @@ connlog_writer_set_timeout(int timeout_ms)
  * The settings the worker's session chooses for itself, whatever the
  * database's and roles' ALTER ... SET say; the header says why each.
  */
-static const struct
+typedef struct SessionSetting
 {
 	const char *name;
 	const char *value;
-}			session_settings[] =
-{
+} SessionSetting;
+
+static const SessionSetting session_settings[] = {
 	{"search_path", "pg_catalog, pg_temp"},
 	{"default_transaction_read_only", "off"},
 	{"default_transaction_isolation", "read committed"},
@@ -749,6 +756,8 @@ static const struct
 	{"row_security", "on"},
 	{"transform_null_equals", "off"},
 	{"standard_conforming_strings", "on"},
+	{"quote_all_identifiers", "off"},
+	{"jit", "off"},
 };
 
 /*

@@ -138,6 +138,8 @@ ALTER DATABASE app SET exit_on_error = on;
 ALTER DATABASE app SET row_security = off;
 ALTER DATABASE app SET transform_null_equals = on;
 ALTER DATABASE app SET standard_conforming_strings = off;
+ALTER DATABASE app SET quote_all_identifiers = on;
+ALTER DATABASE app SET jit_above_cost = 0;
 });
 
 	# the test's own sessions take the defaults back as a client may
@@ -145,7 +147,8 @@ ALTER DATABASE app SET standard_conforming_strings = off;
 	  role=none default_transaction_read_only=off statement_timeout=0
 	  lock_timeout=0 idle_in_transaction_session_timeout=0
 	  idle_session_timeout=0 exit_on_error=off row_security=on
-	  transform_null_equals=off standard_conforming_strings=on);
+	  transform_null_equals=off standard_conforming_strings=on
+	  quote_all_identifiers=off jit_above_cost=100000);
 
 	my $offset = restart_and_write($node, 'app', 'database settings');
 
