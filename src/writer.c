@@ -71,7 +71,9 @@
  * must be ordinary tables that belong to it, and so must the types
  * connlog_batch_row and connection_type.  Anything else under those names
  * (a view another role created where a member is missing, say) is an
- * error that names it, and nothing is prepared.  A prepared statement
+ * error that names it, and nothing is prepared; the worker then holds the
+ * events, as for a missing extension, whether it finds this when it starts
+ * or when a write prepares the statements again.  A prepared statement
  * names its tables, and the plan cache would look those names up again
  * whenever the plan is invalidated, which a schema rename or a member
  * dropped and replaced does.  So before each statement the worker locks
@@ -132,6 +134,7 @@
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -535,33 +538,19 @@ keep_plan(const char *nspname, const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
- * Find the extension and prepare the statements for its schema, unless
- * they are prepared for this extension and version already.  Runs inside
- * a transaction with SPI connected.  Returns false if the extension is not
- * installed.
+ * Check the members of extension extoid, in schema nspoid, at version, and
+ * prepare the statements for them.  Runs inside a transaction with SPI
+ * connected.
  */
-static bool
-prepare_plans(void)
+static void
+build_plans(Oid extoid, Oid nspoid, const char *version)
 {
-	Oid			extoid;
-	Oid			nspoid;
-	char	   *version;
 	char	   *nspname;
 	const char *schema;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
 	Oid			progress_types[3] = {INT8OID, INT8OID, PG_LSNOID};
 
-	if (!find_extension(&extoid, &nspoid, &version))
-	{
-		forget_plans();
-		return false;
-	}
-	if (extoid == plan_extoid && strcmp(version, plan_version) == 0 &&
-		upsert_plan != NULL)
-		return true;
-
-	forget_plans();
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
 		elog(ERROR, "cache lookup failed for schema %u", nspoid);
@@ -596,6 +585,83 @@ prepare_plans(void)
 						   purge_types);
 	plan_extoid = extoid;
 	plan_version = MemoryContextStrdup(TopMemoryContext, version);
+}
+
+/*
+ * build_plans() for a statement on the events: a broken extension (a
+ * member missing, a look-alike, a table without the columns connlog
+ * writes) is not the events' fault, so it is reported as a missing one,
+ * which makes the worker keep them and call connlog_check_target(), whose
+ * error says what is wrong.  Broken means SQLSTATE class 42 (an object
+ * missing or not what the statements need), except 42501, and 55000 (not
+ * a member).  Any other error is raised as it is: a missing privilege,
+ * which the worker also holds the events for and counts as a refused
+ * write, and whatever is about the moment rather than the objects (a
+ * cancel, a lock timeout, memory).
+ */
+static bool
+build_plans_or_hold(Oid extoid, Oid nspoid, const char *version)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool built = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		build_plans(extoid, nspoid, version);
+		ReleaseCurrentSubTransaction();
+		built = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		forget_plans();
+		if (edata->sqlerrcode != ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE &&
+			(ERRCODE_TO_CATEGORY(edata->sqlerrcode) !=
+			 ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
+			 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE))
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return built;
+}
+
+/*
+ * Find the extension and prepare the statements for its schema, unless
+ * they are prepared for this extension and version already.  Runs inside
+ * a transaction with SPI connected.  Returns false if the extension is not
+ * installed, or if it is broken and hold_if_broken is set.
+ */
+static bool
+prepare_plans(bool hold_if_broken)
+{
+	Oid			extoid;
+	Oid			nspoid;
+	char	   *version;
+
+	if (!find_extension(&extoid, &nspoid, &version))
+	{
+		forget_plans();
+		return false;
+	}
+	if (extoid == plan_extoid && strcmp(version, plan_version) == 0 &&
+		upsert_plan != NULL)
+		return true;
+
+	forget_plans();
+	if (hold_if_broken)
+		return build_plans_or_hold(extoid, nspoid, version);
+	build_plans(extoid, nspoid, version);
 	return true;
 }
 
@@ -631,14 +697,14 @@ plans_current(int uses)
  * the installed extension and version, and current.  Call it right before
  * running them; whatever reads the catalogs in between may take in
  * invalidations, so check plans_current() again after it.  Returns false
- * if the extension is not installed.
+ * if the extension is not installed or broken.
  */
 static bool
 use_plans(int uses)
 {
 	for (int attempt = 0;; attempt++)
 	{
-		if (!prepare_plans())
+		if (!prepare_plans(true))
 			return false;
 		if (plans_current(uses))
 			return true;
@@ -784,7 +850,7 @@ connlog_writer_init_session(void)
 static bool
 check_fn(void *arg)
 {
-	return prepare_plans();
+	return prepare_plans(false);
 }
 
 /* Is the extension there?  Prepares the statements if it is. */
@@ -850,10 +916,16 @@ store_progress(const ConnlogProgress *progress)
 
 	if (progress == NULL || progress_write_plan == NULL)
 		return;
-	/* a statement run before this one may have taken in invalidations */
+	/*
+	 * The statement run before this one may have taken in invalidations.
+	 * It has run, so a broken extension can no longer be reported as a
+	 * missing one: fail the transaction, and let the retry find out.
+	 */
 	if (!plans_current(USES_PROGRESS) &&
 		(!use_plans(USES_PROGRESS) || progress_write_plan == NULL))
-		elog(ERROR, "connlog_wal_progress disappeared during the transaction");
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("connlog's tables changed while it was writing")));
 	values[0] = Int64GetDatum((int64) progress->epoch);
 	values[1] = Int64GetDatum((int64) progress->seq);
 	values[2] = LSNGetDatum(progress->lsn);

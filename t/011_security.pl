@@ -253,36 +253,13 @@ GRANT ALL ON shared.connlog_wal_progress TO PUBLIC;
 	nothing_ran($node, 'postgres', 'mallory', $offset, '1.0');
 
 	# At 1.1, a superuser takes connlog_wal_progress out of the extension
-	# and drops it; mallory's view takes its name.
-	$node->safe_psql(
-		'postgres', q{
-DROP VIEW shared.connlog_wal_progress;
-ALTER EXTENSION connlog UPDATE TO '1.1';
+	# and drops it; mallory's view takes its name.  Then the operator puts
+	# the member back.
+	my $drop = q{
 ALTER EXTENSION connlog DROP TABLE shared.connlog_wal_progress;
 DROP TABLE shared.connlog_wal_progress;
-});
-	$node->safe_psql('postgres', $view);
-	$offset = -s $node->logfile;
-	$node->restart;
-	$node->poll_query_until('postgres',
-		"SELECT worker_state = 'cannot prepare statements' FROM connlog_stats")
-	  or die 'the worker never said it cannot prepare its statements';
-	is( $node->safe_psql('postgres', 'SELECT last_error FROM connlog_stats'),
-		'relation "shared.connlog_wal_progress" is not a member of extension connlog (SQLSTATE 55000)',
-		'1.1, member dropped: last_error names the look-alike');
-	$node->safe_psql('postgres', 'SELECT pair(n) FROM generate_series(21, 25) n');
-	my ($ret, $stdout, $stderr) =
-	  $node->psql('postgres', "SELECT connlog_flush('1 s')");
-	like($stderr, qr/connlog_flush timed out/,
-		'1.1, member dropped: nothing is written');
-	is( $node->safe_psql(
-			'postgres', 'SELECT rejected, dropped, pending FROM connlog_stats'),
-		'0|0|10',
-		'1.1, member dropped: the events wait in the ring');
-
-	# the operator puts the member back: the waiting events are written
-	$node->safe_psql(
-		'postgres', q{
+};
+	my $restore = q{
 DROP VIEW shared.connlog_wal_progress;
 CREATE TABLE shared.connlog_wal_progress (
 	epoch bigint NOT NULL, done_seq bigint NOT NULL, done_lsn pg_lsn NOT NULL);
@@ -290,9 +267,47 @@ INSERT INTO shared.connlog_wal_progress VALUES (0, 0, '0/0');
 REVOKE ALL ON shared.connlog_wal_progress FROM PUBLIC;
 ALTER EXTENSION connlog ADD TABLE shared.connlog_wal_progress;
 SELECT connlog_flush();
-});
-	is($node->safe_psql('postgres', 'SELECT good_pairs(21, 25)'),
-		'5', 'member restored: the waiting events are written');
+};
+	my $error =
+	  'relation "shared.connlog_wal_progress" is not a member of extension connlog (SQLSTATE 55000)';
+	$node->safe_psql('postgres',
+		"DROP VIEW shared.connlog_wal_progress;\n"
+		  . "ALTER EXTENSION connlog UPDATE TO '1.1';\n$drop");
+	$node->safe_psql('postgres', $view);
+
+	# found by a worker that starts, or one that runs: either holds the
+	# events, and says why
+	for my $when ('at start', 'while running')
+	{
+		my $lo = $when eq 'at start' ? 21 : 26;
+		if ($when eq 'at start')
+		{
+			$node->restart;
+		}
+		else
+		{
+			$node->safe_psql('postgres', $drop);
+			$node->safe_psql('postgres', $view);
+		}
+		$node->safe_psql('postgres',
+			"SELECT pair(n) FROM generate_series($lo, $lo + 4) n");
+		$node->poll_query_until('postgres',
+			"SELECT worker_state = 'cannot prepare statements' FROM connlog_stats"
+		) or die "$when: the worker never said it cannot prepare its statements";
+		is($node->safe_psql('postgres', 'SELECT last_error FROM connlog_stats'),
+			$error, "1.1, member dropped $when: last_error names the look-alike");
+		my ($ret, $stdout, $stderr) =
+		  $node->psql('postgres', "SELECT connlog_flush('1 s')");
+		like($stderr, qr/connlog_flush timed out/,
+			"1.1, member dropped $when: nothing is written");
+		is( $node->safe_psql(
+				'postgres', 'SELECT rejected, dropped, pending FROM connlog_stats'),
+			'0|0|10',
+			"1.1, member dropped $when: the events wait, none rejected or dropped");
+		$node->safe_psql('postgres', $restore);
+		is($node->safe_psql('postgres', "SELECT good_pairs($lo, $lo + 4)"),
+			'5', "1.1, member dropped $when: once restored, the events are written");
+	}
 	nothing_ran($node, 'postgres', 'mallory', $offset, '1.1, member dropped');
 	$node->stop;
 }
