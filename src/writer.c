@@ -27,7 +27,9 @@
  * run or make them fail:
  *
  *	- search_path = pg_catalog, pg_temp: no other role's schema is
- *	  searched; the statements qualify everything anyway.
+ *	  searched; the statements qualify everything anyway.  A trigger or
+ *	  default an operator adds to connection_logs runs with it too, so it
+ *	  must qualify its names (or set its own search_path).
  *	- session_authorization = the role the worker connected as, role =
  *	  none: a superuser worker would otherwise become whichever role a
  *	  database setting names.
@@ -59,10 +61,10 @@
  * and enable_* switches, work_mem, plan_cache_mode) or how soon a commit
  * is durable (synchronous_commit) are left alone, so the worker's role can
  * still be tuned: a database owner can make the worker slower with them,
- * never make it run or write anything else.
- * TimeZone and DateStyle change only how connection_logs_rejected's JSON
- * spells a time, not the instant.  local_preload_libraries is never
- * loaded by a background worker.
+ * never make it run or write anything else.  TimeZone and DateStyle
+ * change only how connection_logs_rejected's JSON spells a time, not the
+ * instant.  local_preload_libraries is never loaded by a background
+ * worker.
  *
  * Its own objects.  Every object the statements use is the extension's
  * member, found through pg_depend, never merely by name: the extension
