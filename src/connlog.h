@@ -108,5 +108,6 @@ extern ConnlogWriteStatus connlog_write_purge(TimestampTz cutoff, int limit,
 											  uint64 *deleted, char **error);
 extern void connlog_log_event(const ClEvent *ev);
 extern void connlog_writer_set_timeout(int timeout_ms);
+extern void connlog_writer_init_session(void);
 
 #endif							/* CONNLOG_H */

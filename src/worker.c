@@ -1312,6 +1312,7 @@ connlog_worker_main(Datum main_arg)
 										 connlog_role[0] != '\0' ? connlog_role : NULL,
 										 0);
 	connlog_ring_set_connecting(false);
+	connlog_writer_init_session();
 	pgstat_report_appname("connlog worker");
 
 	orphans = connlog_ring_orphans();

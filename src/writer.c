@@ -8,11 +8,83 @@
  * message for connlog_stats.last_error, and the transaction rolled back so
  * the worker can carry on.
  *
- * The statements are built once per extension OID, from the schema found
- * in pg_extension, with every name schema-qualified and every value a
- * parameter; SPI_keepplan() keeps them across transactions.  After any
- * failure the plans are dropped and prepared afresh, so a table that was
- * altered or recreated is picked up.
+ * The statements are built once per extension OID and version, with every
+ * name schema-qualified, every operator and function qualified with
+ * pg_catalog, and every value a parameter; SPI_keepplan() keeps them
+ * across transactions.  After any failure the plans are dropped and
+ * prepared afresh, so a table that was altered or recreated is picked up.
+ *
+ * The worker runs as a superuser by default, in a database whose owner,
+ * and roles with CREATE on the extension's schema, need not be trusted.
+ * Two things keep what it executes out of their hands:
+ *
+ * Its own settings.  At connection the database's and roles' ALTER ...
+ * SET values have been applied (pg_db_role_setting, including ALTER ROLE
+ * ALL IN DATABASE, which a database owner may run).
+ * connlog_writer_init_session() overrides, with PGC_S_OVERRIDE, which
+ * outranks those sources and the configuration file and is also what
+ * RESET returns to, each setting that could change what the statements
+ * run or make them fail:
+ *
+ *	- search_path = pg_catalog, pg_temp: no other role's schema is
+ *	  searched; the statements qualify everything anyway.  A trigger or
+ *	  default an operator adds to connection_logs runs with it too, so it
+ *	  must qualify its names (or set its own search_path).
+ *	- session_authorization = the role the worker connected as, role =
+ *	  none: a superuser worker would otherwise become whichever role a
+ *	  database setting names.
+ *	- default_transaction_read_only = off, default_transaction_isolation =
+ *	  read committed, default_transaction_deferrable = off: a read-only
+ *	  transaction refuses every write, and under repeatable read or
+ *	  serializable the upsert fails whenever a row it updates changed
+ *	  concurrently.
+ *	- statement_timeout, lock_timeout, idle_in_transaction_session_timeout,
+ *	  idle_session_timeout (and transaction_timeout from 17) = 0: the
+ *	  worker waits for its locks, bounds its own statements at shutdown
+ *	  (connlog_writer_set_timeout), and is never idle in a transaction; a
+ *	  tiny timeout would fail every write.
+ *	- exit_on_error = off: it would turn every caught error into FATAL,
+ *	  ending the worker with the batches it holds.
+ *	- session_replication_role = origin: replica would skip the table's
+ *	  triggers and foreign keys.
+ *	- row_security = on: off makes a statement on a table with policies
+ *	  fail for a role subject to them.
+ *	- transform_null_equals = off, standard_conforming_strings = on: the
+ *	  statements mean what they say in the default dialect;
+ *	  quote_all_identifiers = off: last_error names tables the same way
+ *	  in every database.
+ *	- jit = off: compiling costs far more than these short statements
+ *	  take, and a database's jit_above_cost = 0 would add tens of
+ *	  milliseconds to every write.
+ *
+ * Settings that only change how fast the statements run (planner costs
+ * and enable_* switches, work_mem, plan_cache_mode) or how soon a commit
+ * is durable (synchronous_commit) are left alone, so the worker's role can
+ * still be tuned: a database owner can make the worker slower with them,
+ * never make it run or write anything else.  TimeZone and DateStyle
+ * change only how connection_logs_rejected's JSON spells a time, not the
+ * instant.  local_preload_libraries is never loaded by a background
+ * worker.
+ *
+ * Its own objects.  Every object the statements use is the extension's
+ * member, found through pg_depend, never merely by name: the extension
+ * comes from pg_extension (scanned, not queried), connection_logs,
+ * connection_logs_rejected and, from version 1.1 on, connlog_wal_progress
+ * must be ordinary tables that belong to it, and so must the types
+ * connlog_batch_row and connection_type.  Anything else under those names
+ * (a view another role created where a member is missing, say) is an
+ * error that names it, and nothing is prepared; the worker then holds the
+ * events, as for a missing extension, whether it finds this when it starts
+ * or when a write prepares the statements again.  A prepared statement
+ * names its tables, and the plan cache would look those names up again
+ * whenever the plan is invalidated, which a schema rename or a member
+ * dropped and replaced does.  So before each statement the worker locks
+ * the members it uses in every mode its statements take (the plan cache
+ * then takes in no invalidation of its own before the plan runs), and if
+ * any plan has been invalidated it prepares them all afresh, with the
+ * checks above, instead of letting the plan cache re-analyse them; a
+ * freshly prepared statement that references anything but the member
+ * under a member's name is refused as well.
  *
  * Before preparing, the statements' privileges are checked for the role
  * the worker runs as (connlog.role), so a missing GRANT is reported by name
@@ -35,27 +107,36 @@
 
 #include <sys/socket.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inet.h"
 #include "utils/json.h"
 #include "utils/pg_lsn.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -96,6 +177,26 @@ static const Oid row_types[UPSERT_NCOLS] = {
 	TIMESTAMPTZOID, TEXTOID
 };
 
+/*
+ * The extension's tables that the statements use, in the order of
+ * member_names; a statement says which it uses as a mask of 1 << MEMBER_x.
+ */
+enum
+{
+	MEMBER_LOGS,
+	MEMBER_REJECTED,
+	MEMBER_PROGRESS,
+	NUM_MEMBERS
+};
+
+#define USES_LOGS		(1 << MEMBER_LOGS)
+#define USES_REJECTED	(1 << MEMBER_REJECTED)
+#define USES_PROGRESS	(1 << MEMBER_PROGRESS)
+
+static const char *const member_names[NUM_MEMBERS] = {
+	"connection_logs", "connection_logs_rejected", "connlog_wal_progress"
+};
+
 static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr reject_plan = NULL;
 static SPIPlanPtr purge_plan = NULL;
@@ -103,6 +204,8 @@ static SPIPlanPtr upsert_replay_plan = NULL;
 static SPIPlanPtr progress_read_plan = NULL;	/* NULL: no such table (1.0) */
 static SPIPlanPtr progress_write_plan = NULL;
 static Oid	plan_extoid = InvalidOid;
+static char *plan_version = NULL;	/* extversion, in TopMemoryContext */
+static Oid	member_relids[NUM_MEMBERS]; /* InvalidOid: not in this version */
 static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
@@ -158,31 +261,134 @@ static const char *const reject_sql =
 static void
 forget_plans(void)
 {
-	if (upsert_plan != NULL)
-		SPI_freeplan(upsert_plan);
-	if (reject_plan != NULL)
-		SPI_freeplan(reject_plan);
-	if (purge_plan != NULL)
-		SPI_freeplan(purge_plan);
-	if (upsert_replay_plan != NULL)
-		SPI_freeplan(upsert_replay_plan);
-	if (progress_read_plan != NULL)
-		SPI_freeplan(progress_read_plan);
-	if (progress_write_plan != NULL)
-		SPI_freeplan(progress_write_plan);
-	upsert_plan = reject_plan = purge_plan = NULL;
-	upsert_replay_plan = progress_read_plan = progress_write_plan = NULL;
+	SPIPlanPtr *plans[] = {&upsert_plan, &reject_plan, &purge_plan,
+	&upsert_replay_plan, &progress_read_plan, &progress_write_plan};
+
+	for (int i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i] != NULL)
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
 	plan_extoid = InvalidOid;
+	if (plan_version != NULL)
+		pfree(plan_version);
+	plan_version = NULL;
+	memset(member_relids, 0, sizeof(member_relids));
 }
 
 /*
- * Look up connlog_batch_row in the extension's schema, check that it has
- * the columns build_upsert_args() fills, and find the OIDs of the
- * connection_type labels.  A label that is missing is left InvalidOid and
- * fails only the events that carry it, as casting the label would.
+ * Read connlog's pg_extension row: its OID, schema and version (palloc'd).
+ * A scan of the catalog, not a query, so no operator of anyone's is run.
+ * Returns false if the extension is not installed.
+ */
+static bool
+find_extension(Oid *extoid, Oid *nspoid, char **version)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("connlog"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	found = HeapTupleIsValid(tup);
+	if (found)
+	{
+		Form_pg_extension ext = (Form_pg_extension) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		v = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		*extoid = ext->oid;
+		*nspoid = ext->extnamespace;
+		*version = isnull ? pstrdup("") : TextDatumGetCString(v);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The locks a statement takes on a member: AccessShareLock (read),
+ * RowShareLock (FOR UPDATE) and RowExclusiveLock (written).  Taken in
+ * advance, they leave the plan cache nothing to lock, and so no
+ * invalidation to take in, between the validity check in use_plans() and
+ * the statement.  They conflict with nothing RowExclusiveLock alone does
+ * not conflict with.
  */
 static void
-find_row_type(Oid nspoid, const char *nspname)
+lock_member(Oid relid)
+{
+	LockRelationOid(relid, AccessShareLock);
+	LockRelationOid(relid, RowShareLock);
+	LockRelationOid(relid, RowExclusiveLock);
+}
+
+static void
+report_not_member(const char *nspname, const char *relname)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("relation \"%s.%s\" is not a member of extension connlog",
+					nspname, relname),
+			 errdetail("connlog uses only the extension's own objects.")));
+}
+
+/*
+ * The ordinary table nspname.relname, which must be a member of extension
+ * extoid; locked.
+ */
+static Oid
+find_member_table(Oid extoid, Oid nspoid, const char *nspname,
+				  const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, nspoid);
+
+	if (OidIsValid(relid))
+	{
+		/* the lock takes in invalidations: look again under it */
+		lock_member(relid);
+		if (get_relname_relid(relname, nspoid) != relid)
+			relid = InvalidOid;
+	}
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", nspname, relname)));
+	if (getExtensionOfObject(RelationRelationId, relid) != extoid)
+		report_not_member(nspname, relname);
+	if (get_rel_relkind(relid) != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation \"%s.%s\" is not a table", nspname, relname)));
+	return relid;
+}
+
+/* Raise an error unless type typid is a member of extension extoid. */
+static void
+check_member_type(Oid extoid, Oid typid)
+{
+	if (getExtensionOfObject(TypeRelationId, typid) != extoid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("type %s is not a member of extension connlog",
+						format_type_be_qualified(typid)),
+				 errdetail("connlog uses only the extension's own objects.")));
+}
+
+/*
+ * Look up connlog_batch_row in the extension's schema, check that it and
+ * its connection_type are the extension's and that it has the columns
+ * build_upsert_args() fills, and find the OIDs of the connection_type
+ * labels.  A label that is missing is left InvalidOid and fails only the
+ * events that carry it, as casting the label would.
+ */
+static void
+find_row_type(Oid extoid, Oid nspoid, const char *nspname)
 {
 	TupleDesc	desc;
 	Oid			enum_typid = InvalidOid;
@@ -198,6 +404,7 @@ find_row_type(Oid nspoid, const char *nspname)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("type \"%s.connlog_batch_row\" does not exist",
 						nspname)));
+	check_member_type(extoid, row_typid);
 
 	desc = lookup_rowtype_tupdesc(row_typid, -1);
 	ok = desc->natts == UPSERT_NCOLS;
@@ -219,6 +426,7 @@ find_row_type(Oid nspoid, const char *nspname)
 				 errmsg("type \"%s.connlog_batch_row\" does not have the columns connlog writes",
 						nspname),
 				 errhint("Reinstall the extension.")));
+	check_member_type(extoid, enum_typid);
 
 	for (int i = 0; i < CL_NUM_TYPES; i++)
 		type_label_oids[i] =
@@ -229,27 +437,23 @@ find_row_type(Oid nspoid, const char *nspname)
 
 /* Append "PRIVS on table schema.rel" to missing if the role lacks any. */
 static void
-check_table_privileges(StringInfo missing, Oid roleid, Oid nspoid,
-					   const char *nspname, const char *relname,
-					   const AclMode *modes, const char *const *names,
-					   int nmodes)
+check_table_privileges(StringInfo missing, Oid roleid, const char *nspname,
+					   int member, const AclMode *modes,
+					   const char *const *names, int nmodes)
 {
-	Oid			relid = get_relname_relid(relname, nspoid);
 	StringInfoData privs;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.%s\" does not exist", nspname, relname)));
 	initStringInfo(&privs);
 	for (int i = 0; i < nmodes; i++)
-		if (pg_class_aclcheck(relid, roleid, modes[i]) != ACLCHECK_OK)
+		if (pg_class_aclcheck(member_relids[member], roleid,
+							  modes[i]) != ACLCHECK_OK)
 			appendStringInfo(&privs, "%s%s", privs.len > 0 ? ", " : "",
 							 names[i]);
 	if (privs.len > 0)
 		appendStringInfo(missing, "%s%s on table %s.%s",
 						 missing->len > 0 ? " and " : "", privs.data,
-						 quote_identifier(nspname), quote_identifier(relname));
+						 quote_identifier(nspname),
+						 quote_identifier(member_names[member]));
 	pfree(privs.data);
 }
 
@@ -279,17 +483,13 @@ check_privileges(Oid nspoid, const char *nspname)
 						GetUserNameFromId(roleid, false),
 						quote_identifier(nspname))));
 	initStringInfo(&missing);
-	check_table_privileges(&missing, roleid, nspoid, nspname,
-						   "connection_logs", log_modes, log_names,
-						   lengthof(log_modes));
-	check_table_privileges(&missing, roleid, nspoid, nspname,
-						   "connection_logs_rejected", rej_modes, rej_names,
-						   lengthof(rej_modes));
-	/* connlog.durability's progress, which version 1.0 does not have */
-	if (OidIsValid(get_relname_relid("connlog_wal_progress", nspoid)))
-		check_table_privileges(&missing, roleid, nspoid, nspname,
-							   "connlog_wal_progress", prog_modes, prog_names,
-							   lengthof(prog_modes));
+	check_table_privileges(&missing, roleid, nspname, MEMBER_LOGS,
+						   log_modes, log_names, lengthof(log_modes));
+	check_table_privileges(&missing, roleid, nspname, MEMBER_REJECTED,
+						   rej_modes, rej_names, lengthof(rej_modes));
+	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
+		check_table_privileges(&missing, roleid, nspname, MEMBER_PROGRESS,
+							   prog_modes, prog_names, lengthof(prog_modes));
 	if (missing.len > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -298,94 +498,224 @@ check_privileges(Oid nspoid, const char *nspname)
 }
 
 /*
- * Find the extension and prepare the statements for its schema.  Runs
- * inside a transaction with SPI connected.  Returns false if the extension
- * is not installed.
+ * Prepare and keep one statement.  Its tables were checked by name just
+ * before; should a name have come to mean something else while the
+ * statement was parsed (its schema renamed and the name taken, say), the
+ * statement would reference a relation of that name in a schema of that
+ * name that is not the member, which is refused here.  Other relations
+ * the rewriter brings in (a column default's sequence, a policy's table)
+ * are the table owner's and pass.
+ */
+static SPIPlanPtr
+keep_plan(const char *nspname, const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	ListCell   *lc;
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *source = (CachedPlanSource *) lfirst(lc);
+		ListCell   *rc;
+
+		foreach(rc, source->relationOids)
+		{
+			Oid			relid = lfirst_oid(rc);
+			char	   *relname = get_rel_name(relid);
+			char	   *relnsp = get_namespace_name(get_rel_namespace(relid));
+
+			if (relname == NULL || relnsp == NULL ||
+				strcmp(relnsp, nspname) != 0)
+				continue;
+			for (int m = 0; m < NUM_MEMBERS; m++)
+				if (strcmp(relname, member_names[m]) == 0 &&
+					relid != member_relids[m])
+					report_not_member(nspname, relname);
+		}
+	}
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/*
+ * Check the members of extension extoid, in schema nspoid, at version, and
+ * prepare the statements for them.  Runs inside a transaction with SPI
+ * connected.
+ */
+static void
+build_plans(Oid extoid, Oid nspoid, const char *version)
+{
+	char	   *nspname;
+	const char *schema;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
+	Oid			progress_types[3] = {INT8OID, INT8OID, PG_LSNOID};
+
+	nspname = get_namespace_name(nspoid);
+	if (nspname == NULL)
+		elog(ERROR, "cache lookup failed for schema %u", nspoid);
+	schema = quote_identifier(nspname);
+	for (int m = 0; m < NUM_MEMBERS; m++)
+	{
+		/* connlog.durability's progress, which version 1.0 does not have */
+		if (m == MEMBER_PROGRESS && strcmp(version, "1.0") == 0)
+			continue;
+		member_relids[m] = find_member_table(extoid, nspoid, nspname,
+											 member_names[m]);
+	}
+	check_privileges(nspoid, nspname);
+	find_row_type(extoid, nspoid, nspname);
+
+	upsert_plan = keep_plan(nspname, psprintf(upsert_sql, schema, ""), 1,
+							&row_array_typid);
+	upsert_replay_plan = keep_plan(nspname,
+								   psprintf(upsert_sql, schema,
+											psprintf(replay_filter, schema)),
+								   1, &row_array_typid);
+	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
+	{
+		progress_read_plan = keep_plan(nspname, psprintf("SELECT epoch, done_seq, done_lsn FROM %s.connlog_wal_progress",
+												schema), 0, NULL);
+		progress_write_plan = keep_plan(nspname, psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3",
+												 schema), 3, progress_types);
+	}
+	reject_plan = keep_plan(nspname, psprintf(reject_sql, schema), 2,
+							argtypes);
+	purge_plan = keep_plan(nspname, psprintf(purge_sql, schema), 2,
+						   purge_types);
+	plan_extoid = extoid;
+	plan_version = MemoryContextStrdup(TopMemoryContext, version);
+}
+
+/*
+ * build_plans() for a statement on the events: a broken extension (a
+ * member missing, a look-alike, a table without the columns connlog
+ * writes) is not the events' fault, so it is reported as a missing one,
+ * which makes the worker keep them and call connlog_check_target(), whose
+ * error says what is wrong.  Broken means SQLSTATE class 42 (an object
+ * missing or not what the statements need), except 42501, and 55000 (not
+ * a member).  Any other error is raised as it is: a missing privilege,
+ * which the worker also holds the events for and counts as a refused
+ * write, and whatever is about the moment rather than the objects (a
+ * cancel, a lock timeout, memory).
  */
 static bool
-prepare_plans(void)
+build_plans_or_hold(Oid extoid, Oid nspoid, const char *version)
 {
-	Oid			extoid = get_extension_oid("connlog", true);
-	char	   *schema;
-	Oid			nspoid;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	bool		isnull;
-	Datum		nsp;
-	Oid			nspargs[1] = {OIDOID};
-	Datum		nspvals[1];
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool built = false;
 
-	if (!OidIsValid(extoid))
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		build_plans(extoid, nspoid, version);
+		ReleaseCurrentSubTransaction();
+		built = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		forget_plans();
+		if (edata->sqlerrcode != ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE &&
+			(ERRCODE_TO_CATEGORY(edata->sqlerrcode) !=
+			 ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
+			 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE))
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return built;
+}
+
+/*
+ * Find the extension and prepare the statements for its schema, unless
+ * they are prepared for this extension and version already.  Runs inside
+ * a transaction with SPI connected.  Returns false if the extension is not
+ * installed, or if it is broken and hold_if_broken is set.
+ */
+static bool
+prepare_plans(bool hold_if_broken)
+{
+	Oid			extoid;
+	Oid			nspoid;
+	char	   *version;
+
+	if (!find_extension(&extoid, &nspoid, &version))
 	{
 		forget_plans();
 		return false;
 	}
-	if (extoid == plan_extoid && upsert_plan != NULL)
+	if (extoid == plan_extoid && strcmp(version, plan_version) == 0 &&
+		upsert_plan != NULL)
 		return true;
 
 	forget_plans();
-	nspvals[0] = ObjectIdGetDatum(extoid);
-	if (SPI_execute_with_args("SELECT n.nspname, n.oid FROM pg_catalog.pg_extension e "
-							  "JOIN pg_catalog.pg_namespace n "
-							  "ON n.oid = e.extnamespace WHERE e.oid = $1",
-							  1, nspargs, nspvals, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not find the schema of extension connlog");
-	nsp = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-						&isnull);
-	schema = pstrdup(quote_identifier(NameStr(*DatumGetName(nsp))));
-	nspoid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 2,
-											&isnull));
-	check_privileges(nspoid, NameStr(*DatumGetName(nsp)));
-	find_row_type(nspoid, NameStr(*DatumGetName(nsp)));
-
-	upsert_plan = SPI_prepare(psprintf(upsert_sql, schema, ""), 1,
-							  &row_array_typid);
-	if (upsert_plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(upsert_plan);
-	upsert_replay_plan = SPI_prepare(psprintf(upsert_sql, schema,
-											  psprintf(replay_filter, schema)),
-									 1, &row_array_typid);
-	if (upsert_replay_plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(upsert_replay_plan);
-	/* connlog.durability's progress; version 1.0 does not have the table */
-	if (OidIsValid(get_relname_relid("connlog_wal_progress", nspoid)))
-	{
-		Oid			progress_types[3] = {INT8OID, INT8OID, PG_LSNOID};
-
-		progress_read_plan = SPI_prepare(psprintf("SELECT epoch, done_seq, done_lsn FROM %s.connlog_wal_progress",
-												  schema), 0, NULL);
-		if (progress_read_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(progress_read_plan);
-		progress_write_plan = SPI_prepare(psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3",
-												   schema), 3, progress_types);
-		if (progress_write_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(progress_write_plan);
-	}
-	reject_plan = SPI_prepare(psprintf(reject_sql, schema), 2, argtypes);
-	if (reject_plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(reject_plan);
-	{
-		Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
-
-		purge_plan = SPI_prepare(psprintf(purge_sql, schema), 2, purge_types);
-		if (purge_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(purge_plan);
-	}
-	plan_extoid = extoid;
+	if (hold_if_broken)
+		return build_plans_or_hold(extoid, nspoid, version);
+	build_plans(extoid, nspoid, version);
 	return true;
+}
+
+/* Is every kept statement's query tree still valid? */
+static bool
+plans_valid(void)
+{
+	SPIPlanPtr	plans[] = {upsert_plan, reject_plan, purge_plan,
+	upsert_replay_plan, progress_read_plan, progress_write_plan};
+
+	for (int i = 0; i < lengthof(plans); i++)
+		if (plans[i] != NULL && !SPI_plan_is_valid(plans[i]))
+			return false;
+	return true;
+}
+
+/*
+ * May the statements run on the members in uses (USES_x) as they are
+ * prepared?  Locks those members, then checks that no plan has been
+ * invalidated, which the plan cache would re-analyse by name.
+ */
+static bool
+plans_current(int uses)
+{
+	for (int m = 0; m < NUM_MEMBERS; m++)
+		if ((uses & (1 << m)) && OidIsValid(member_relids[m]))
+			lock_member(member_relids[m]);
+	return plans_valid();
+}
+
+/*
+ * Make the statements ready to run on the members in uses: prepared for
+ * the installed extension and version, and current.  Call it right before
+ * running them; whatever reads the catalogs in between may take in
+ * invalidations, so check plans_current() again after it.  Returns false
+ * if the extension is not installed or broken.
+ */
+static bool
+use_plans(int uses)
+{
+	for (int attempt = 0;; attempt++)
+	{
+		if (!prepare_plans(true))
+			return false;
+		if (plans_current(uses))
+			return true;
+		if (attempt == 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("connlog's tables kept changing while its statements were prepared")));
+		forget_plans();
+	}
 }
 
 /*
@@ -465,10 +795,64 @@ connlog_writer_set_timeout(int timeout_ms)
 	statement_timeout_ms = Max(timeout_ms, 0);
 }
 
+/*
+ * The settings the worker's session chooses for itself, whatever the
+ * database's and roles' ALTER ... SET say; the header says why each.
+ */
+typedef struct SessionSetting
+{
+	const char *name;
+	const char *value;
+} SessionSetting;
+
+static const SessionSetting session_settings[] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_deferrable", "off"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "0"},
+	{"idle_in_transaction_session_timeout", "0"},
+#if PG_VERSION_NUM >= 140000
+	{"idle_session_timeout", "0"},
+#endif
+#if PG_VERSION_NUM >= 170000
+	{"transaction_timeout", "0"},
+#endif
+	{"exit_on_error", "off"},
+	{"session_replication_role", "origin"},
+	{"row_security", "on"},
+	{"transform_null_equals", "off"},
+	{"standard_conforming_strings", "on"},
+	{"quote_all_identifiers", "off"},
+	{"jit", "off"},
+};
+
+/*
+ * Called once, right after the worker has connected to its database.
+ * PGC_S_OVERRIDE outranks every source ALTER DATABASE and ALTER ROLE
+ * write, and the configuration file; PGC_SUSET lets it set the settings
+ * only superusers may, whatever role the worker runs as.
+ */
+void
+connlog_writer_init_session(void)
+{
+	StartTransactionCommand();
+	/* the role the worker connected as, then no SET ROLE on top of it */
+	SetConfigOption("session_authorization",
+					GetUserNameFromId(GetAuthenticatedUserId(), false),
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	for (int i = 0; i < lengthof(session_settings); i++)
+		SetConfigOption(session_settings[i].name, session_settings[i].value,
+						PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
+}
+
 static bool
 check_fn(void *arg)
 {
-	return prepare_plans();
+	return prepare_plans(false);
 }
 
 /* Is the extension there?  Prepares the statements if it is. */
@@ -534,6 +918,16 @@ store_progress(const ConnlogProgress *progress)
 
 	if (progress == NULL || progress_write_plan == NULL)
 		return;
+	/*
+	 * The statement run before this one may have taken in invalidations.
+	 * It has run, so a broken extension can no longer be reported as a
+	 * missing one: fail the transaction, and let the retry find out.
+	 */
+	if (!plans_current(USES_PROGRESS) &&
+		(!use_plans(USES_PROGRESS) || progress_write_plan == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("connlog's tables changed while it was writing")));
 	values[0] = Int64GetDatum((int64) progress->epoch);
 	values[1] = Int64GetDatum((int64) progress->seq);
 	values[2] = LSNGetDatum(progress->lsn);
@@ -617,12 +1011,16 @@ upsert_fn(void *arg)
 	MemoryContext old;
 	int			rc;
 
-	if (!prepare_plans())
+	if (!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
 	/* the arrays outlive SPI's memory: they are freed with write_cxt */
 	old = MemoryContextSwitchTo(write_cxt);
 	build_upsert_args(a);
 	MemoryContextSwitchTo(old);
+	/* building the rows may have read the catalogs: check again */
+	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
+		!use_plans(USES_LOGS | USES_PROGRESS))
+		return false;
 	rc = SPI_execute_plan(a->batch->replayed ? upsert_replay_plan : upsert_plan,
 						  &a->rows, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -781,7 +1179,7 @@ reject_fn(void *arg)
 	Datum		values[2];
 	int			rc;
 
-	if (!prepare_plans())
+	if (!use_plans(USES_REJECTED | USES_PROGRESS))
 		return false;
 	cl_batch_entry_event(a->batch, e, &ev);
 	values[0] = CStringGetTextDatum(a->reason);
@@ -819,7 +1217,7 @@ purge_fn(void *arg)
 	Datum		values[2];
 	int			rc;
 
-	if (!prepare_plans())
+	if (!use_plans(USES_LOGS))
 		return false;
 	values[0] = TimestampTzGetDatum(a->cutoff);
 	values[1] = Int32GetDatum(a->limit);
@@ -863,7 +1261,7 @@ progress_read_fn(void *arg)
 	ProgressArgs *a = arg;
 	int			rc;
 
-	if (!prepare_plans())
+	if (!use_plans(USES_PROGRESS))
 		return false;
 	memset(&a->progress, 0, sizeof(a->progress));
 	if (progress_read_plan == NULL)
@@ -911,7 +1309,7 @@ progress_write_fn(void *arg)
 {
 	ProgressArgs *a = arg;
 
-	if (!prepare_plans())
+	if (!use_plans(USES_PROGRESS))
 		return false;
 	store_progress(&a->progress);
 	return true;

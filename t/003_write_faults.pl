@@ -151,12 +151,14 @@ $node->safe_psql(
 CREATE SEQUENCE stmt_seq;
 CREATE TABLE fail_budget (n int);
 INSERT INTO fail_budget VALUES (0);
--- sequences are not transactional: each failed attempt uses one up
+-- sequences are not transactional: each failed attempt uses one up; the
+-- names are qualified, as the worker's search_path is pg_catalog, pg_temp
 CREATE FUNCTION fail_first_n() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE s bigint := nextval('stmt_seq');
+DECLARE s bigint := nextval('public.stmt_seq');
 BEGIN
-  IF s <= (SELECT n FROM fail_budget) THEN
-    RAISE EXCEPTION 'injected failure % of %', s, (SELECT n FROM fail_budget)
+  IF s <= (SELECT n FROM public.fail_budget) THEN
+    RAISE EXCEPTION 'injected failure % of %', s,
+      (SELECT n FROM public.fail_budget)
       USING ERRCODE = 'serialization_failure';
   END IF;
   RETURN NULL;
