@@ -427,7 +427,8 @@ shutdown_budget(void)
 
 	if (!shutting_down)
 		return true;
-	left_ms = (long) ((shutdown_deadline - GetCurrentTimestamp()) / 1000);
+	/* rounded up, so that a statement it cancels ends past the deadline */
+	left_ms = (long) ((shutdown_deadline - GetCurrentTimestamp() + 999) / 1000);
 	if (left_ms <= 0)
 		return false;
 	connlog_writer_set_timeout((int) left_ms);
