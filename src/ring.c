@@ -39,13 +39,12 @@
  *	  and sets CL_RING_DONE_FLAG in them without it too.  It takes lock
  *	  exclusively only to advance tail; a successor reads the flags after
  *	  taking lock, which its predecessor took last when it detached.
- *	- taken_seq is an atomic only the worker writes.
+ *	- taken_seq is an atomic only the worker writes; producers read it
+ *	  to count the events it has not read yet.
 	- The counters are atomics updated without the lock.  Each event's
  *	  enqueued increment happens before any increment of its outcome
  *	  (merged, written, rejected, dropped), and readers read the outcomes
- *	  first, so enqueued - outcomes (pending) is never negative.  Events
- *	  dropped for a full ring are counted under lock, so that a worker
- *	  holding lock exclusively sees counters that add up exactly.
+ *	  first, so enqueued - outcomes (pending) is never negative.
  *	- done_seq and flush_requested are atomics; only the worker advances
  *	  done_seq, and flush_requested is set by anyone, cleared by the worker.
  *	- worker_state is an atomic only the worker (and its exit callback)
@@ -198,10 +197,11 @@ prefault(ConnlogShared *s, uint32 len)
  * CHECK_FOR_INTERRUPTS), CL_PUT_ERROR gives up at once, and CL_PUT_DROP
  * counts the event as enqueued and dropped.
  *
- * The worker is woken when the events waiting reach wake_events (a full
- * batch) or the ring passes half full.  Waking only on those crossings,
- * not on every event above them, keeps the hot path free of signals even
- * while the worker cannot drain (say, while the extension is missing).
+ * The worker is woken when the events it has not read yet (those from
+ * taken_seq on) reach wake_events (a full batch) or the ring passes half
+ * full.  Waking only on those crossings, not on every event above them,
+ * keeps the hot path free of signals even while the worker cannot drain
+ * (say, while the extension is missing).
  *
  * With wal, the ring entry gets CL_RING_WAL_FLAG and the event's LSN
  * floor, last_floor (see the locking rules), and *seq returns
@@ -243,7 +243,8 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 			s->head += need;
 			s->head_seq++;
 			pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
-			if (s->head_seq - s->tail_seq == (uint64) wake_events ||
+			if (s->head_seq - pg_atomic_read_u64(&s->taken_seq) ==
+				(uint64) wake_events ||
 				(below_half && (s->head - s->tail) * 2 > s->size))
 				wake = s->worker_latch;
 			result = CL_PUT_STORED;
