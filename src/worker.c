@@ -502,12 +502,51 @@ reject_entry(ClBatch *b, int i, const char *error)
 	return true;
 }
 
+/* A web event's row: no connection_id, so it never merges (batch.c) */
+static inline bool
+is_web(const ClEntry *e)
+{
+	return (e->flags & CL_HAS_CONNECTION_ID) == 0;
+}
+
+/*
+ * Put b's web events first, keeping the order within each kind.  A web
+ * event whose id exists is the poison row to expect (a connection row
+ * merges into its existing row instead), so a batch that meets one fails
+ * before it has inserted much: the rows a failing statement inserted cost
+ * index cleanup later, far more than the statement itself.  And the split
+ * cuts between the two kinds first (write_range).  Only for a batch that
+ * takes no more events: the merge table refers to entries by position.
+ */
+static void
+web_events_first(ClBatch *b)
+{
+	ClEntry    *sorted;
+	int			nweb = 0;
+	int			next = 0;
+
+	for (int i = 0; i < b->nentries; i++)
+		if (is_web(&b->entries[i]))
+			nweb++;
+	if (nweb == 0 || nweb == b->nentries)
+		return;
+	sorted = palloc(sizeof(ClEntry) * b->nentries);
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < b->nentries; i++)
+			if (is_web(&b->entries[i]) == (pass == 0))
+				sorted[next++] = b->entries[i];
+	memcpy(b->entries, sorted, sizeof(ClEntry) * b->nentries);
+	pfree(sorted);
+}
+
 /*
  * Write the entries of [start, start + n) of b that have no outcome yet,
  * halving the range on each failure until a failing row stands alone, and
  * store that row in connection_logs_rejected.  failed is the error of a
  * write of exactly this range that just failed, NULL if it was not tried.
- * A row that fails is found in about 2 log2(n) statements.
+ * A row that fails is found in about 2 log2(n) statements; a web event
+ * among connection rows in about 4, since a range holding both kinds is
+ * cut between them (see web_events_first).
  *
  * Returns false if it stops first: at a transient error (a lock timeout
  * must not reject good rows), a missing extension, or when the worker
@@ -518,6 +557,7 @@ static bool
 write_range(ClBatch *b, int start, int n, const char *failed)
 {
 	int			pending = 0;
+	int			half = n / 2;
 
 	for (int i = start; i < start + n; i++)
 		if (b->entries[i].outcome == OUTCOME_PENDING)
@@ -562,8 +602,14 @@ write_range(ClBatch *b, int start, int n, const char *failed)
 	}
 	if (n == 1)
 		return reject_entry(b, start, failed);
-	return write_range(b, start, n / 2, NULL) &&
-		write_range(b, start + n / 2, n - n / 2, NULL);
+	if (is_web(&b->entries[start]) && !is_web(&b->entries[start + n - 1]))
+	{
+		half = 1;
+		while (is_web(&b->entries[start + half]))
+			half++;
+	}
+	return write_range(b, start, half, NULL) &&
+		write_range(b, start + half, n - half, NULL);
 }
 
 /* Publish how far every event is accounted for, for connlog_flush(). */
@@ -774,6 +820,8 @@ write_batch(ClBatch *b, bool retry)
 		batch_accounted(b);
 		return true;
 	}
+	if (!retry)
+		web_events_first(b);
 	progress = next_progress(b, &progbuf);
 	st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
 	if (st == CL_WRITE_MISSING)

@@ -489,8 +489,13 @@ run_statement(write_fn fn, void *arg, const char *activity,
 						  unpack_sql_state(edata->sqlerrcode));
 		status = error_status(edata->sqlerrcode);
 		FreeErrorData(edata);
-		/* the plans may be what failed: prepare them afresh next time */
-		forget_plans();
+		/*
+		 * The plans may be what failed: prepare them afresh next time.  Not
+		 * after an error of the rows (a duplicate id, say), which a split
+		 * meets once per level: preparing costs more than the statement.
+		 */
+		if (status != CL_WRITE_BAD_DATA)
+			forget_plans();
 	}
 	PG_END_TRY();
 	if (statement_timeout_ms > 0)
