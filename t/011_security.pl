@@ -64,6 +64,24 @@ SELECT connlog_flush();
 		return $node->query_hash('postgres',
 			'SELECT __COLUMNS__ FROM connlog_stats', @names);
 	};
+	my $wait_for_lock = sub {
+		$node->poll_query_until(
+			'postgres', q{
+SELECT wait_event_type = 'Lock' FROM pg_stat_activity
+WHERE backend_type = 'connlog worker'})
+		  or die 'the worker does not wait for the lock';
+	};
+	# pg_terminate_backend on the worker; returns the log offset from before
+	my $terminate_worker = sub {
+		my $old_pid =
+		  $node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats');
+		my $offset = -s $node->logfile;
+		$node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)");
+		$node->poll_query_until('postgres',
+			"SELECT worker_pid NOT IN (0, $old_pid) FROM connlog_stats")
+		  or die 'no new worker';
+		return $offset;
+	};
 
 	# 1. Ten web events whose id exists (23505), one every 50 pairs: each
 	# is rejected by splitting its batch at once.  With retry_interval 1h a
@@ -112,13 +130,7 @@ FROM connection_logs_rejected}),
 	$node->poll_query_until('postgres',
 		"SELECT worker_state = 'missing privileges' FROM connlog_stats")
 	  or die 'the worker never noticed the missing privilege';
-	my $old_pid =
-	  $node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats');
-	$log_offset = -s $node->logfile;
-	$node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)");
-	$node->poll_query_until('postgres',
-		"SELECT worker_pid NOT IN (0, $old_pid) FROM connlog_stats")
-	  or die 'no new worker';
+	$log_offset = $terminate_worker->();
 	$node->safe_psql('postgres',
 		'GRANT INSERT ON connection_logs TO connlog_writer');
 	$node->safe_psql('postgres', 'SELECT connlog_flush()');
@@ -150,11 +162,7 @@ FROM connection_logs_rejected}),
 		$node->safe_psql('postgres',
 			"SET connlog.durability = $mode; SELECT pair(n) FROM generate_series($lo, $hi) n"
 		);
-		$node->poll_query_until(
-			'postgres', q{
-SELECT wait_event_type = 'Lock' FROM pg_stat_activity
-WHERE backend_type = 'connlog worker'})
-		  or die 'the worker does not wait for the lock';
+		$wait_for_lock->();
 		$log_offset = -s $node->logfile;
 		$node->restart;
 		$node->safe_psql('postgres', "COMMIT PREPARED 'lock'");
@@ -185,6 +193,60 @@ WHERE backend_type = 'connlog worker'})
 			"$mode: nothing is logged as dropped or lost");
 		$lo += 100;
 	}
+
+	# 4. Told to exit in the middle of a split, with part of the batch
+	# written and its rejected row waiting for a lock: the successor writes
+	# the batch again, and no event is counted twice.
+	my $rejected0 = $node->safe_psql('postgres',
+		'SELECT count(*) FROM connection_logs_rejected');
+	$node->safe_psql(
+		'postgres', q{
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.workspace_name = 'poison' THEN
+    RAISE EXCEPTION 'refusing a poisoned workspace' USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON connection_logs
+  FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+BEGIN;
+LOCK TABLE connection_logs_rejected IN ACCESS EXCLUSIVE MODE;
+PREPARE TRANSACTION 'rejected';
+});
+	$s0 = $stats->();
+	$node->safe_psql('postgres',
+		"SELECT pair(n, CASE n WHEN 5020 THEN 'poison' ELSE 'dev' END) FROM generate_series(5001, 5020) n"
+	);
+	$wait_for_lock->();
+	ok( $node->safe_psql('postgres', 'SELECT rows_between(5001, 5019)') > 0,
+		'split: part of the batch is written when the worker is told to exit'
+	);
+	$log_offset = $terminate_worker->();
+	$node->safe_psql('postgres', "COMMIT PREPARED 'rejected'");
+	$node->safe_psql('postgres', 'SELECT connlog_flush()');
+	$s = $stats->();
+	is( join(' ',
+			(map { "$_=" . ($s->{$_} - $s0->{$_}) }
+				  qw(enqueued dropped pending)),
+			'outcomes='
+			  . ($s->{written} + $s->{merged} + $s->{rejected} -
+				  $s0->{written} - $s0->{merged} - $s0->{rejected})),
+		'enqueued=40 dropped=0 pending=0 outcomes=40',
+		'split: each of the 40 events has one outcome, counted once');
+	is( $node->safe_psql(
+			'postgres', qq{
+SELECT good_pairs(5001, 5019), rows_between(5001, 5020),
+       count(*) - $rejected0,
+       count(DISTINCT event->>'id') FILTER (WHERE event->>'workspace_name' = 'poison')
+FROM connection_logs_rejected}),
+		($s->{rejected} - $s0->{rejected}) == 1 ? '19|19|1|1' : '19|19|2|2',
+		'split: the 19 good pairs written once, the poisoned one rejected once'
+	);
+	ok( $node->log_contains(
+			qr/WARNING:  connlog worker is exiting with \d+ events not written\n[^\n]*DETAIL:  connlog.shutdown_timeout expired\./,
+			$log_offset),
+		'split: the exiting worker says why it leaves the batch');
 
 	$node->stop;
 }
