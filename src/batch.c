@@ -363,6 +363,10 @@ cl_batch_reset(ClBatch *b, uint64 seq_start)
 	b->lsn_floor = 0;
 	b->nwal = 0;
 	b->replayed = false;
+	b->pos_start = b->pos_end = 0;
+	b->ndropped = 0;
+	b->rewrite = false;
+	b->splitting = false;
 	b->attempts = 0;
 	b->next_attempt = 0;
 	memset(b->slots, -1, sizeof(int32) * b->nslots);
@@ -501,6 +505,7 @@ cl_batch_add(ClBatch *b, const char *rec, size_t len)
 	e->reason_off = 0;
 	e->code = 0;
 	e->hash = hash;
+	e->outcome = 0;
 	if (ev.flags & CL_HAS_CONNECTION_ID)
 		b->slots[slot] = b->nentries;
 	b->nentries++;

@@ -152,6 +152,7 @@ typedef struct ClEntry
 	uint32		reason_off;		/* ... and its offset in the arena */
 	int32		code;			/* merged-in code */
 	uint32		hash;			/* of the conflict key */
+	uint8		outcome;		/* the worker's: what became of the row */
 } ClEntry;
 
 /*
@@ -179,7 +180,12 @@ typedef struct ClBatch
 								 * 0 if the batch has none */
 	uint64		nwal;			/* WAL-backed events added */
 	bool		replayed;		/* holds events read back from WAL */
-	/* retry bookkeeping, owned by the worker */
+	/* ring and retry bookkeeping, owned by the worker (see worker.c) */
+	uint64		pos_start;		/* the ring bytes of its events */
+	uint64		pos_end;
+	uint64		ndropped;		/* events discarded as malformed */
+	bool		rewrite;		/* some rows may have been written already */
+	bool		splitting;		/* being written in parts */
 	int			attempts;
 	int64		next_attempt;
 } ClBatch;

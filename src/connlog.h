@@ -70,8 +70,8 @@ typedef struct ConnlogProgress
 extern void connlog_wal_load_key(void);
 extern XLogRecPtr connlog_wal_insert(char *msg, uint64 seq, uint32 len);
 extern void connlog_wal_check_enqueue(void);
-extern char *connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
-								XLogRecPtr upto, XLogRecPtr *last_end,
+extern char *connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
+								XLogRecPtr *last_end,
 								uint64 *nrecords, uint64 *nskipped,
 								size_t *nbytes);
 extern bool connlog_wal_slot_exists(void);
@@ -86,7 +86,9 @@ extern volatile sig_atomic_t connlog_in_statement;
 typedef enum ConnlogWriteStatus
 {
 	CL_WRITE_OK,
-	CL_WRITE_FAILED,
+	CL_WRITE_FAILED,			/* an error of no class below */
+	CL_WRITE_TRANSIENT,			/* an error the next attempt may not meet */
+	CL_WRITE_BAD_DATA,			/* an error some row itself causes */
 	CL_WRITE_MISSING,			/* extension not installed in the database */
 	CL_WRITE_DENIED				/* connlog.role lacks a privilege (42501) */
 } ConnlogWriteStatus;

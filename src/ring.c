@@ -10,6 +10,21 @@
  * holds head - tail bytes and a position is count % size.  head_seq and
  * tail_seq number the events the same way.
  *
+ * The ring frees an event only once it is accounted for: written,
+ * rejected or dropped by a committed decision of the worker.  The worker
+ * reads with a cursor of its own, keeps what it read in its batches, and
+ * moves tail only past events that are accounted for.  So an event the
+ * worker holds when it exits (pg_terminate_backend, an ERROR, an expired
+ * shutdown_timeout) is still in the ring for its successor, and a ring
+ * full of held events is back-pressure on producers (connlog.overflow),
+ * never a loss.  Batches are accounted for out of order (one waits in the
+ * retry queue while newer ones are written), so an event accounted for
+ * while an older one is still held gets CL_RING_DONE_FLAG in its length
+ * word; tail then passes over it later, and a successor, which starts
+ * reading at tail, skips it.  taken_seq tells a successor which of the
+ * events it finds there a predecessor had read, and so may have written
+ * in part (worker.c says what follows from that).
+ *
  * Locking rules:
  *	- lock (an LWLock of the "connlog" tranche) protects head, tail,
  *	  head_seq, tail_seq, worker_latch, worker_pid, connecting and
@@ -20,14 +35,16 @@
  *	  cheaper than any scheme that reserves and then publishes.
  *	- The bytes in [tail, head) belong to the worker, the only consumer: no
  *	  producer writes there, and the lock release that published head also
- *	  published the bytes, so the worker copies them out without the lock.
- *	  It then takes lock exclusively only to advance tail.
- *	- The counters are atomics updated without the lock.  Each event's
+ *	  published the bytes, so the worker copies them out without the lock,
+ *	  and sets CL_RING_DONE_FLAG in them without it too.  It takes lock
+ *	  exclusively only to advance tail; a successor reads the flags after
+ *	  taking lock, which its predecessor took last when it detached.
+ *	- taken_seq is an atomic only the worker writes; producers read it
+ *	  to count the events it has not read yet.
+	- The counters are atomics updated without the lock.  Each event's
  *	  enqueued increment happens before any increment of its outcome
  *	  (merged, written, rejected, dropped), and readers read the outcomes
- *	  first, so enqueued - outcomes (pending) is never negative.  Events
- *	  dropped for a full ring are counted under lock, so that a worker
- *	  holding lock exclusively sees counters that add up exactly.
+ *	  first, so enqueued - outcomes (pending) is never negative.
  *	- done_seq and flush_requested are atomics; only the worker advances
  *	  done_seq, and flush_requested is set by anyone, cleared by the worker.
  *	- worker_state is an atomic only the worker (and its exit callback)
@@ -91,6 +108,7 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	s->size = (uint64) ring_size_kb * 1024;
 	s->head = s->tail = 0;
 	s->head_seq = s->tail_seq = 0;
+	pg_atomic_init_u64(&s->taken_seq, 0);
 	s->worker_latch = NULL;
 	s->worker_pid = 0;
 	s->connecting = false;
@@ -179,10 +197,11 @@ prefault(ConnlogShared *s, uint32 len)
  * CHECK_FOR_INTERRUPTS), CL_PUT_ERROR gives up at once, and CL_PUT_DROP
  * counts the event as enqueued and dropped.
  *
- * The worker is woken when the events waiting reach wake_events (a full
- * batch) or the ring passes half full.  Waking only on those crossings,
- * not on every event above them, keeps the hot path free of signals even
- * while the worker cannot drain (say, while the extension is missing).
+ * The worker is woken when the events it has not read yet (those from
+ * taken_seq on) reach wake_events (a full batch) or the ring passes half
+ * full.  Waking only on those crossings, not on every event above them,
+ * keeps the hot path free of signals even while the worker cannot drain
+ * (say, while the extension is missing).
  *
  * With wal, the ring entry gets CL_RING_WAL_FLAG and the event's LSN
  * floor, last_floor (see the locking rules), and *seq returns
@@ -224,7 +243,8 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 			s->head += need;
 			s->head_seq++;
 			pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
-			if (s->head_seq - s->tail_seq == (uint64) wake_events ||
+			if (s->head_seq - pg_atomic_read_u64(&s->taken_seq) ==
+				(uint64) wake_events ||
 				(below_half && (s->head - s->tail) * 2 > s->size))
 				wake = s->worker_latch;
 			result = CL_PUT_STORED;
@@ -325,15 +345,14 @@ connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
 }
 
 /*
- * The LSN floor of the oldest WAL-backed event in the ring, or
- * InvalidXLogRecPtr if it holds none; *tail_seq and *insert_lsn get the
- * ring's oldest sequence number and the WAL insert position as of the same
- * moment, and last_floor is raised to that position, as in
- * connlog_ring_snapshot().  Only the worker calls this, before it consumes
- * anything (at start, to bound its replay of WAL).
+ * The LSN floor of the oldest WAL-backed event in the ring that is not
+ * accounted for, or InvalidXLogRecPtr if it holds none; *insert_lsn gets
+ * the WAL insert position as of the same moment, and last_floor is raised
+ * to that position, as in connlog_ring_snapshot().  Only the worker calls
+ * this, before it reads anything (at start, to bound its replay of WAL).
  */
 XLogRecPtr
-connlog_ring_first_wal_floor(uint64 *tail_seq, XLogRecPtr *insert_lsn)
+connlog_ring_first_wal_floor(XLogRecPtr *insert_lsn)
 {
 	ConnlogShared *s = connlog_shared;
 	XLogRecPtr	first = InvalidXLogRecPtr;
@@ -341,26 +360,51 @@ connlog_ring_first_wal_floor(uint64 *tail_seq, XLogRecPtr *insert_lsn)
 	LWLockAcquire(s->lock, LW_SHARED);
 	for (uint64 pos = s->tail; pos < s->head;)
 	{
+		uint32		word;
 		uint32		len;
 
-		connlog_ring_read(pos, (char *) &len, sizeof(len));
-		if (len & CL_RING_WAL_FLAG)
+		connlog_ring_read(pos, (char *) &word, sizeof(word));
+		len = word & CL_RING_LEN_MASK;
+		if (len < CL_RECORD_FIXED_SIZE)
+			break;				/* corrupt: the worker's drain says so */
+		if ((word & CL_RING_WAL_FLAG) && !(word & CL_RING_DONE_FLAG))
 		{
-			len &= ~CL_RING_WAL_FLAG;
 			connlog_ring_read(pos + len, (char *) &first, sizeof(first));
 			break;
 		}
-		if (len < CL_RECORD_FIXED_SIZE)
-			break;				/* corrupt: the worker's drain says so */
-		pos += len;
+		pos += len + ((word & CL_RING_WAL_FLAG) ? CL_RING_LSN_SIZE : 0);
 	}
-	*tail_seq = s->tail_seq;
 	*insert_lsn = raise_floor(s);
 	LWLockRelease(s->lock);
 	return first;
 }
 
-/* The worker has consumed everything before tail; let producers in. */
+/*
+ * The worker has accounted for the events in [from, to) while an older
+ * one is still held: flag them, so that a successor skips them.  Without
+ * the lock: see the locking rules.
+ */
+void
+connlog_ring_mark_done(uint64 from, uint64 to)
+{
+	for (uint64 pos = from; pos < to;)
+	{
+		uint32		word;
+
+		connlog_ring_read(pos, (char *) &word, sizeof(word));
+		if ((word & CL_RING_LEN_MASK) < CL_RECORD_FIXED_SIZE)
+			break;				/* corrupt: the worker has counted it */
+		if (!(word & CL_RING_DONE_FLAG))
+		{
+			word |= CL_RING_DONE_FLAG;
+			ring_write(connlog_shared, pos, (const char *) &word, sizeof(word));
+		}
+		pos += (word & CL_RING_LEN_MASK) +
+			((word & CL_RING_WAL_FLAG) ? CL_RING_LSN_SIZE : 0);
+	}
+}
+
+/* The worker has accounted for everything before tail; let producers in. */
 void
 connlog_ring_release(uint64 tail, uint64 tail_seq)
 {
@@ -423,31 +467,21 @@ connlog_ring_set_connecting(bool connecting)
 }
 
 /*
- * Events that left the ring but were never accounted for: a previous
- * worker died holding them in its private memory.  Only the worker calls
- * this, before it consumes anything, so the outcome counters cannot move
- * under it, and the lock freezes enqueued, dropped and the ring.
+ * A worker starts: where to read from (*tail, *tail_seq), and how far its
+ * predecessors read (the return value).  Nothing before tail is held by
+ * anyone, so that is also how far every event is accounted for.
  */
 uint64
-connlog_ring_orphans(void)
+connlog_ring_resume(uint64 *tail, uint64 *tail_seq)
 {
 	ConnlogShared *s = connlog_shared;
-	ConnlogCounters *c = &s->counters;
-	uint64		accounted;
-	int64		orphans;
 
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	accounted = pg_atomic_read_u64(&c->merged) +
-		pg_atomic_read_u64(&c->written) +
-		pg_atomic_read_u64(&c->rejected) +
-		pg_atomic_read_u64(&c->dropped);
-	orphans = (int64) (pg_atomic_read_u64(&c->enqueued) - accounted -
-					   (s->head_seq - s->tail_seq));
-	if (orphans > 0)
-		pg_atomic_fetch_add_u64(&c->dropped, (uint64) orphans);
-	pg_atomic_write_u64(&s->done_seq, s->tail_seq);
+	LWLockAcquire(s->lock, LW_SHARED);
+	*tail = s->tail;
+	*tail_seq = s->tail_seq;
 	LWLockRelease(s->lock);
-	return orphans > 0 ? (uint64) orphans : 0;
+	pg_atomic_write_u64(&s->done_seq, *tail_seq);
+	return Max(pg_atomic_read_u64(&s->taken_seq), *tail_seq);
 }
 
 /* Publish progress and wake connlog_flush() callers. */

@@ -51,6 +51,13 @@ typedef struct ConnlogCounters
 #define CL_RING_LSN_SIZE		sizeof(XLogRecPtr)
 
 /*
+ * Set by the worker in the length word of an event it has accounted for
+ * while an older one is still held (see ring.c): a successor skips it.
+ */
+#define CL_RING_DONE_FLAG		0x40000000U
+#define CL_RING_LEN_MASK		(~(CL_RING_WAL_FLAG | CL_RING_DONE_FLAG))
+
+/*
  * What the worker is doing, for connlog_stats.worker_state and for the
  * ring-full error to say why the ring is not draining.
  */
@@ -76,9 +83,10 @@ typedef struct ConnlogShared
 	LWLock	   *lock;			/* see ring.c */
 	uint64		size;			/* bytes in data[] */
 	uint64		head;			/* next byte to write (monotonic) */
-	uint64		tail;			/* oldest byte not yet consumed */
+	uint64		tail;			/* oldest byte not yet accounted for */
 	uint64		head_seq;		/* sequence number of the next event */
 	uint64		tail_seq;		/* sequence number of the oldest event */
+	pg_atomic_uint64 taken_seq; /* a worker has read the events below it */
 	Latch	   *worker_latch;	/* NULL while no worker runs */
 	pid_t		worker_pid;
 	bool		connecting;		/* worker is connecting to its database */
@@ -165,14 +173,14 @@ extern void connlog_ring_wake_worker(void);
 /* the worker (the only consumer) */
 extern uint64 connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq,
 									uint64 *head_seq, XLogRecPtr *insert_lsn);
-extern XLogRecPtr connlog_ring_first_wal_floor(uint64 *tail_seq,
-											   XLogRecPtr *insert_lsn);
+extern XLogRecPtr connlog_ring_first_wal_floor(XLogRecPtr *insert_lsn);
 extern void connlog_ring_read(uint64 pos, char *dst, uint32 len);
+extern void connlog_ring_mark_done(uint64 from, uint64 to);
 extern void connlog_ring_release(uint64 tail, uint64 tail_seq);
 extern bool connlog_ring_attach_worker(void);
 extern void connlog_ring_set_connecting(bool connecting);
 extern void connlog_ring_detach_worker(int code, Datum arg);
-extern uint64 connlog_ring_orphans(void);
+extern uint64 connlog_ring_resume(uint64 *tail, uint64 *tail_seq);
 extern void connlog_ring_set_done(uint64 done_seq);
 extern void connlog_ring_note_flush(const char *error);
 extern void connlog_ring_clear_error(void);

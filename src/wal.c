@@ -102,9 +102,11 @@
  * Replay.  When the worker starts (after a crash restart, and after any
  * other start too) it reads WAL from done_lsn up to the insert position
  * with an XLogReader over local WAL, picks the "connlog" logical messages,
- * leaves out those of epoch numbered below done_seq (written) and those of
- * the current epoch numbered at or above the ring's oldest (the ring holds
- * them), and writes the rest before it drains the ring.  Until the
+ * leaves out those of epoch numbered below done_seq (written) and all
+ * those of the current epoch (the ring frees an event only once it is
+ * accounted for, ring.c: so each of this life's events is either
+ * accounted for or still in the ring), and writes the rest before it
+ * drains the ring.  Until the
  * replayed batches are written the stored progress stays as it was read,
  * since their events are not numbered in this epoch.  So after a crash an
  * event is written again only if its batch was written while an older one
@@ -112,11 +114,9 @@
  * failed batch being split): connection rows are idempotent, web events
  * are skipped when their id exists, a rejected row may be stored twice.
  * Replayed events count in enqueued (the counters started from zero with
- * the new shared memory), so the accounting identity holds.  The events a
- * worker that died without a crash restart held are counted as dropped,
- * as before, and those of them that were WAL-backed are replayed and
- * counted again (enqueued, then written), except one whose producer had
- * not written its WAL record yet when the new worker read WAL.
+ * the new shared memory) when their batch is accounted for, so the
+ * accounting identity holds, and a worker that exits before that and
+ * replays them again does not count them twice.
  *
  * What a crash loses.  An event is in the ring before its WAL record
  * exists: a crash between the two (a few microseconds) loses it, and with
@@ -649,19 +649,18 @@ oldest_segment(void)
 /*
  * Read the "connlog" messages of the WAL records that start at or after
  * done->lsn and end at or before upto, leaving out the events done says
- * are written and those of this life numbered ring_tail_seq or more (the
- * ring holds them, or will).  Returns the others' ring records back to
- * back, palloc'd in the caller's context; *nrecords and *nbytes say how
- * many, *nskipped how many were left out, and *last_end is the end of the
- * last WAL record read (done->lsn if none): no connlog message ending at
- * or before it was missed.  WAL that
+ * are written and all those of this life (see "Replay" above).  Returns
+ * the others' ring records back to back, palloc'd in the caller's context;
+ * *nrecords and *nbytes say how many, *nskipped how many were left out,
+ * and *last_end is the end of the last WAL record read (done->lsn if
+ * none): no connlog message ending at or before it was missed.  WAL that
  * is gone is skipped with a WARNING saying how much; an error while
  * reading ends the replay with a WARNING.
  */
 char *
-connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
-				   XLogRecPtr upto, XLogRecPtr *last_end,
-				   uint64 *nrecords, uint64 *nskipped, size_t *nbytes)
+connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
+				   XLogRecPtr *last_end, uint64 *nrecords, uint64 *nskipped,
+				   size_t *nbytes)
 {
 	XLogRecPtr	from = done->lsn;
 	MemoryContext caller_cxt = CurrentMemoryContext;
@@ -750,7 +749,7 @@ connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
 					memcpy(&epoch, payload, sizeof(epoch));
 					memcpy(&seq, payload + sizeof(epoch), sizeof(seq));
 					if ((epoch == done->epoch && seq < done->seq) ||
-						(epoch == connlog_shared->epoch && seq >= ring_tail_seq))
+						epoch == connlog_shared->epoch)
 						(*nskipped)++;	/* written, or the ring has it */
 					else if ((why = event_refused(payload + CONNLOG_WAL_HEADER_SIZE,
 												  len)) != NULL)

@@ -18,9 +18,14 @@
  *	  connlog_flush() asks; retry failed batches from a bounded queue, and
  *	  stop draining the ring while that queue is full, so back-pressure
  *	  reaches the producers (connlog.overflow) instead of losing batches.
- *	- a batch that still fails after max_retries is split in halves until
- *	  each failing row stands alone; that row goes to
- *	  connection_logs_rejected, and only if even that fails is it dropped.
+ *	- a batch that fails for its rows' fault (a data exception or an
+ *	  integrity violation, see writer.c) is split in halves at once until
+ *	  each failing row stands alone; other failures are retried first,
+ *	  max_retries times.  The failing row goes to connection_logs_rejected,
+ *	  and only if even that fails is it dropped.  A transient error (a lock
+ *	  timeout, say) in the middle of a split rejects nothing: the batch
+ *	  goes back to the retry queue, and its next attempt goes on with the
+ *	  rows that have no outcome yet.
  *	- on SIGTERM (shutdown, or pg_terminate_backend) cancel the statement
  *	  in progress, if any, and write everything enqueued so far, bounded by
  *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
@@ -41,9 +46,25 @@
  * The worker publishes what it is doing in connlog_stats.worker_state; the
  * ring-full error reads it to say why the ring is not draining.
  *
- * Events taken from the ring live in this process's memory until they are
- * accounted for; connlog_ring_orphans() makes a successor count any that
- * a dead predecessor still held as dropped.
+ * Nothing is lost or dropped when the worker exits, whenever that is
+ * (pg_terminate_backend, an ERROR that ends it, shutdown_timeout expiring
+ * with a batch half written): the ring frees an event only once its
+ * outcome is decided and committed (ring.c), so whatever this worker
+ * holds is still in the ring for its successor, which starts reading at
+ * the ring's tail and skips the events flagged as accounted for.  Each
+ * event's outcome (written, rejected, dropped, merged) is counted once:
+ * a batch's outcomes are counted all at once, when the last of its rows
+ * has one, in the same step that frees or flags its events in the ring
+ * (batch_accounted).  A successor may thus write again rows its
+ * predecessor wrote before it exited with their batch not yet accounted
+ * for (a batch half split, say): it writes every batch holding events a
+ * predecessor had read (taken_before) the way it writes events read back
+ * from WAL, so a connection row merges into itself under the upsert and a
+ * web event whose id exists is skipped (counted as written, its row being
+ * there).  What remains: a row its predecessor had stored in
+ * connection_logs_rejected may be stored there a second time, and a web
+ * event in such a batch whose id another event already used is skipped
+ * rather than rejected.
  *
  * connlog.durability (wal.c): before it drains the ring, the worker reads
  * back from WAL the WAL-backed events that no committed write accounted
@@ -89,8 +110,23 @@ static MemoryContext batch_cxt;
 static ClBatch *cur;			/* the batch being filled */
 static ClBatch *retryq[MAX_RETRY_QUEUE];	/* failed batches, oldest first */
 static int	nretry;
-static uint64 consumed_seq;		/* ring tail_seq as this worker left it */
 static char *recbuf;			/* one record copied out of the ring */
+
+/*
+ * The ring (see ring.c): this worker reads from read_pos (event read_seq)
+ * on; released_pos is the tail it last set; the events below taken_before
+ * had been read by a predecessor when this worker started.
+ */
+static uint64 read_pos;
+static uint64 read_seq;
+static uint64 released_pos;
+static uint64 taken_before;
+
+/* ClEntry.outcome */
+#define OUTCOME_PENDING		0
+#define OUTCOME_WRITTEN		1
+#define OUTCOME_REJECTED	2
+#define OUTCOME_DROPPED		3
 
 /*
  * connlog.durability (see wal.c).  wal_active: the slot exists, so the
@@ -187,7 +223,8 @@ new_batch(void)
 	ClBatch    *b = cl_batch_create(connlog_batch_size);
 
 	MemoryContextSwitchTo(old);
-	cl_batch_reset(b, consumed_seq);
+	cl_batch_reset(b, read_seq);
+	b->pos_start = b->pos_end = read_pos;
 	return b;
 }
 
@@ -201,33 +238,87 @@ reset_current(void)
 		cur = new_batch();
 	}
 	else
-		cl_batch_reset(cur, consumed_seq);
+	{
+		cl_batch_reset(cur, read_seq);
+		cur->pos_start = cur->pos_end = read_pos;
+	}
+}
+
+/* Entries [start, start + n) of b that have none get outcome. */
+static void
+set_outcome(ClBatch *b, int start, int n, uint8 outcome)
+{
+	for (int i = start; i < start + n; i++)
+		if (b->entries[i].outcome == OUTCOME_PENDING)
+			b->entries[i].outcome = outcome;
+}
+
+/* An upsert of entries [start, start + n) committed. */
+static void
+rows_written(ClBatch *b, int start, int n)
+{
+	connlog_count(&counters()->batches, 1);
+	set_outcome(b, start, n, OUTCOME_WRITTEN);
+	connlog_ring_note_flush(NULL);
 }
 
 /*
- * Account for entries [start, start + n): each entry's first event gets
- * outcome (written, rejected or dropped) and the others folded into it
- * count as merged.
+ * Every entry of b has its outcome: count the outcomes of all its events
+ * at once, and flag its events in the ring if an older batch is still
+ * held (if none is, tail passes them as soon as b is gone; see ring.c).
+ * The caller then lets go of b and calls release_ring().  Counting only
+ * here is what counts each event once: a batch whose worker exits half
+ * way through is counted by the successor that writes it again.
  */
-static uint64
-account(const ClBatch *b, int start, int n, pg_atomic_uint64 *outcome)
+static void
+batch_accounted(const ClBatch *b)
 {
+	uint64		n[4] = {0, 0, 0, 0};
 	uint64		events = 0;
 
-	for (int i = start; i < start + n; i++)
+	/* events read back from WAL count as enqueued once, here, too */
+	if (b->replayed)
+	{
+		connlog_count(&counters()->enqueued, b->nevents + b->ndropped);
+		connlog_count(&counters()->wal_enqueued, b->nwal);
+	}
+	for (int i = 0; i < b->nentries; i++)
+	{
+		Assert(b->entries[i].outcome != OUTCOME_PENDING);
+		n[b->entries[i].outcome]++;
 		events += b->entries[i].nevents;
-	connlog_count(outcome, n);
-	connlog_count(&counters()->merged, events - n);
-	return events;
+	}
+	connlog_count(&counters()->written, n[OUTCOME_WRITTEN]);
+	connlog_count(&counters()->rejected, n[OUTCOME_REJECTED]);
+	connlog_count(&counters()->dropped, n[OUTCOME_DROPPED] + b->ndropped);
+	connlog_count(&counters()->merged, events - b->nentries);
+	connlog_count(&counters()->wal_accounted, b->nwal);
+	if (b->pos_start != released_pos)
+		connlog_ring_mark_done(b->pos_start, b->pos_end);
 }
 
-/* An upsert of entries [start, start + n) succeeded. */
+/* Move the ring's tail up to the oldest event a batch still holds. */
 static void
-account_written(const ClBatch *b, int start, int n)
+release_ring(void)
 {
-	connlog_count(&counters()->batches, 1);
-	account(b, start, n, &counters()->written);
-	connlog_ring_note_flush(NULL);
+	uint64		pos = read_pos;
+	uint64		seq = read_seq;
+
+	for (int i = -1; i < nretry; i++)
+	{
+		const ClBatch *b = i < 0 ? cur : retryq[i];
+
+		if (b->pos_end > b->pos_start && b->pos_start < pos)
+		{
+			pos = b->pos_start;
+			seq = b->seq_start;
+		}
+	}
+	if (pos != released_pos)
+	{
+		connlog_ring_release(pos, seq);
+		released_pos = pos;
+	}
 }
 
 /*
@@ -240,7 +331,7 @@ compute_done(const ClBatch *exclude, ConnlogProgress *p)
 	bool		replayed = false;
 
 	p->epoch = connlog_shared->epoch;
-	p->seq = consumed_seq;
+	p->seq = read_seq;
 	p->lsn = consumed_lsn;
 	/* cur, then the retry queue */
 	for (int i = -1; i < nretry; i++)
@@ -314,13 +405,6 @@ progress_committed(const ConnlogProgress *progress)
 	}
 }
 
-/* Every event of b is accounted for: its WAL-backed ones too. */
-static void
-batch_accounted(const ClBatch *b)
-{
-	connlog_count(&counters()->wal_accounted, b->nwal);
-}
-
 static void
 report_failure(const char *error, int nrows, const char *what)
 {
@@ -343,7 +427,8 @@ shutdown_budget(void)
 
 	if (!shutting_down)
 		return true;
-	left_ms = (long) ((shutdown_deadline - GetCurrentTimestamp()) / 1000);
+	/* rounded up, so that a statement it cancels ends past the deadline */
+	left_ms = (long) ((shutdown_deadline - GetCurrentTimestamp() + 999) / 1000);
 	if (left_ms <= 0)
 		return false;
 	connlog_writer_set_timeout((int) left_ms);
@@ -351,75 +436,136 @@ shutdown_budget(void)
 }
 
 static void
-drop_entries(const ClBatch *b, int start, int n, const char *why)
+drop_entry(ClBatch *b, int i, const char *why)
 {
-	uint64		events = account(b, start, n, &counters()->dropped);
-
+	set_outcome(b, i, 1, OUTCOME_DROPPED);
 	ereport(WARNING,
 			(errmsg("connlog dropped %llu connection log events",
-					(unsigned long long) events),
+					(unsigned long long) b->entries[i].nevents),
 			 errdetail("%s", why)));
 }
 
-/* Store one row that fails on its own in connection_logs_rejected. */
-static void
-reject_entry(const ClBatch *b, int i, const char *error)
+/* why a write that met a transient error stopped */
+#define TRANSIENT_DETAIL \
+	"The error may be temporary: what is not written yet will be retried."
+
+/*
+ * Store entry i of b, a row that fails on its own, in
+ * connection_logs_rejected.  Returns false if that has to wait (see
+ * write_range()).
+ */
+static bool
+reject_entry(ClBatch *b, int i, const char *error)
 {
 	char	   *err2;
 
-	if (!shutdown_budget())
-	{
-		drop_entries(b, i, 1, "shutdown_timeout expired before it was stored");
-		return;
-	}
 	for (;;)
 	{
 		ConnlogProgress progbuf;
-		ConnlogProgress *progress = next_progress(NULL, &progbuf);
-		ConnlogWriteStatus st = connlog_write_rejected(b, i, error, progress,
-													   &err2);
+		ConnlogProgress *progress;
+		ConnlogWriteStatus st;
 
-		if (st != CL_WRITE_DENIED)
+		if (!shutdown_budget())
+			return false;
+		progress = next_progress(NULL, &progbuf);
+		st = connlog_write_rejected(b, i, error, progress, &err2);
+		if (st == CL_WRITE_OK)
 		{
-			if (st == CL_WRITE_OK)
-			{
-				progress_committed(progress);
-				break;
-			}
-			drop_entries(b, i, 1,
-						 psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
-								  error,
-								  err2 ? err2 : "extension connlog is not installed"));
-			return;
+			progress_committed(progress);
+			break;
 		}
-		if (!wait_until_writable(err2))
+		if (st == CL_WRITE_DENIED)
 		{
-			drop_entries(b, i, 1, "connlog.role lacks a privilege and the worker is exiting");
-			return;
+			if (!wait_until_writable(err2))
+				return false;
+			continue;
 		}
+		if (st == CL_WRITE_MISSING)
+		{
+			cannot_write = true;
+			return false;
+		}
+		if (st == CL_WRITE_TRANSIENT)
+		{
+			report_failure(err2, 1, TRANSIENT_DETAIL);
+			return false;
+		}
+		drop_entry(b, i,
+				   psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
+							error, err2));
+		return true;
 	}
-	account(b, i, 1, &counters()->rejected);
+	set_outcome(b, i, 1, OUTCOME_REJECTED);
 	ereport(LOG,
 			(errmsg("connlog stored a connection log event in connection_logs_rejected"),
 			 errdetail("The upsert failed: %s", error)));
+	return true;
+}
+
+/* A web event's row: no connection_id, so it never merges (batch.c) */
+static inline bool
+is_web(const ClEntry *e)
+{
+	return (e->flags & CL_HAS_CONNECTION_ID) == 0;
 }
 
 /*
- * A batch failed for good: write what can be written by halving it, and
- * reject the single rows that still fail.
+ * Put b's web events first, keeping the order within each kind.  A web
+ * event whose id exists is the poison row to expect (a connection row
+ * merges into its existing row instead), so a batch that meets one fails
+ * before it has inserted much: the rows a failing statement inserted cost
+ * index cleanup later, far more than the statement itself.  And the split
+ * cuts between the two kinds first (write_range).  Only for a batch that
+ * takes no more events: the merge table refers to entries by position.
  */
 static void
-salvage(const ClBatch *b, int start, int n, const char *error)
+web_events_first(ClBatch *b)
 {
-	if (n == 1)
-	{
-		reject_entry(b, start, error);
+	ClEntry    *sorted;
+	int			nweb = 0;
+	int			next = 0;
+
+	for (int i = 0; i < b->nentries; i++)
+		if (is_web(&b->entries[i]))
+			nweb++;
+	if (nweb == 0 || nweb == b->nentries)
 		return;
-	}
-	for (int part = 0; part < 2; part++)
+	sorted = palloc(sizeof(ClEntry) * b->nentries);
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < b->nentries; i++)
+			if (is_web(&b->entries[i]) == (pass == 0))
+				sorted[next++] = b->entries[i];
+	memcpy(b->entries, sorted, sizeof(ClEntry) * b->nentries);
+	pfree(sorted);
+}
+
+/*
+ * Write the entries of [start, start + n) of b that have no outcome yet,
+ * halving the range on each failure until a failing row stands alone, and
+ * store that row in connection_logs_rejected.  failed is the error of a
+ * write of exactly this range that just failed, NULL if it was not tried.
+ * A row that fails is found in about 2 log2(n) statements; a web event
+ * among connection rows in about 4, since a range holding both kinds is
+ * cut between them (see web_events_first).
+ *
+ * Returns false if it stops first: at a transient error (a lock timeout
+ * must not reject good rows), a missing extension, or when the worker
+ * exits.  The outcomes so far stay in b's entries, and the next attempt
+ * goes on from there.
+ */
+static bool
+write_range(ClBatch *b, int start, int n, const char *failed)
+{
+	int			pending = 0;
+	int			half = n / 2;
+
+	for (int i = start; i < start + n; i++)
+		if (b->entries[i].outcome == OUTCOME_PENDING)
+			pending++;
+	if (pending == 0)
+		return true;
+	while (failed == NULL && pending == n)
 	{
-		int			s = part == 0 ? start : start + n / 2;
-		int			m = part == 0 ? n / 2 : n - n / 2;
 		char	   *err;
 		ConnlogWriteStatus st;
 		ConnlogProgress progbuf;
@@ -427,41 +573,50 @@ salvage(const ClBatch *b, int start, int n, const char *error)
 
 		CHECK_FOR_INTERRUPTS();
 		if (!shutdown_budget())
-		{
-			drop_entries(b, s, m, "shutdown_timeout expired before they were written");
-			continue;
-		}
+			return false;
 		/* b stays held until every part of it is: it keeps progress back */
 		progress = next_progress(NULL, &progbuf);
-		st = connlog_write_upsert(b, s, m, progress, &err);
-		if (st == CL_WRITE_DENIED)
+		st = connlog_write_upsert(b, start, n, progress, &err);
+		switch (st)
 		{
-			if (wait_until_writable(err))
-			{
-				part--;			/* the same half again */
-				continue;
-			}
-			drop_entries(b, s, m, "connlog.role lacks a privilege and the worker is exiting");
-			continue;
+			case CL_WRITE_OK:
+				progress_committed(progress);
+				rows_written(b, start, n);
+				return true;
+			case CL_WRITE_DENIED:
+				if (!wait_until_writable(err))
+					return false;
+				break;			/* the same range again */
+			case CL_WRITE_MISSING:
+				cannot_write = true;
+				return false;
+			case CL_WRITE_TRANSIENT:
+				report_failure(err, n, TRANSIENT_DETAIL);
+				return false;
+			case CL_WRITE_FAILED:
+			case CL_WRITE_BAD_DATA:
+				connlog_count(&counters()->write_errors, 1);
+				failed = err;
+				break;
 		}
-		if (st == CL_WRITE_OK)
-		{
-			progress_committed(progress);
-			account_written(b, s, m);
-			continue;
-		}
-		if (err == NULL)
-			err = pstrdup("extension connlog is not installed");
-		connlog_count(&counters()->write_errors, 1);
-		salvage(b, s, m, err);
 	}
+	if (n == 1)
+		return reject_entry(b, start, failed);
+	if (is_web(&b->entries[start]) && !is_web(&b->entries[start + n - 1]))
+	{
+		half = 1;
+		while (is_web(&b->entries[start + half]))
+			half++;
+	}
+	return write_range(b, start, half, NULL) &&
+		write_range(b, start + half, n - half, NULL);
 }
 
 /* Publish how far every event is accounted for, for connlog_flush(). */
 static void
 publish_done(void)
 {
-	uint64		done = consumed_seq;
+	uint64		done = read_seq;
 
 	if (cur->seq_end > cur->seq_start)
 		done = cur->seq_start;
@@ -546,7 +701,7 @@ check_target(void)
 		return;
 	}
 	cannot_write = true;
-	if (st == CL_WRITE_FAILED || st == CL_WRITE_DENIED)
+	if (st != CL_WRITE_MISSING)
 	{
 		/* not a missing extension but a broken one, or a missing GRANT */
 		blocked_state = st == CL_WRITE_DENIED ?
@@ -592,8 +747,8 @@ note_denied(const char *error)
 }
 
 /*
- * A write inside salvage() was refused for a privilege.  Those rows live
- * only in this stack frame, so wait here, looking again every
+ * A write inside write_range() was refused for a privilege.  Wait here
+ * (the split's position lives only in its stack frames), looking again every
  * flush_interval, until the privilege is back.  Returns false if the
  * worker must exit first.
  */
@@ -635,61 +790,94 @@ remove_retry(int i)
 }
 
 /*
- * Write cur.  If that fails, move it to the retry queue (or, with
- * max_retries = 0 or during shutdown, salvage it at once) and start afresh.
+ * Write b: cur, or a batch from the retry queue when retry.  A failure
+ * that is the rows' fault (CL_WRITE_BAD_DATA) splits b at once; other
+ * failures are retried max_retries times first (not at all during
+ * shutdown).  Returns true once every event of b is accounted for, false
+ * if b must wait for a retry.
  */
-static void
-write_current(void)
+static bool
+write_batch(ClBatch *b, bool retry)
 {
 	char	   *error;
 	ConnlogWriteStatus st;
 	ConnlogProgress progbuf;
 	ConnlogProgress *progress;
 
-	if (cur->nentries == 0)
+	if (b->nentries == 0)
 	{
-		batch_accounted(cur);
-		reset_current();
-		return;
+		batch_accounted(b);
+		return true;
 	}
 	if (!shutdown_budget())
+		return false;
+	if (b->splitting)
 	{
-		drop_entries(cur, 0, cur->nentries,
-					 "shutdown_timeout expired before they were written");
-		batch_accounted(cur);
-		reset_current();
-		return;
+		/* a transient error stopped its split: go on from there */
+		connlog_count(&counters()->retries, 1);
+		if (!write_range(b, 0, b->nentries, NULL))
+			return false;
+		batch_accounted(b);
+		return true;
 	}
-	progress = next_progress(cur, &progbuf);
-	st = connlog_write_upsert(cur, 0, cur->nentries, progress, &error);
+	if (!retry)
+		web_events_first(b);
+	progress = next_progress(b, &progbuf);
+	st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
+	if (st == CL_WRITE_MISSING)
+	{
+		cannot_write = true;
+		return false;
+	}
+	if (st == CL_WRITE_DENIED)
+	{
+		/* not the batch's fault: it keeps its place and its retries */
+		note_denied(error);
+		return false;
+	}
+	if (retry)
+		connlog_count(&counters()->retries, 1);
 	if (st == CL_WRITE_OK)
 	{
 		progress_committed(progress);
-		account_written(cur, 0, cur->nentries);
-		batch_accounted(cur);
-		reset_current();
-		return;
+		rows_written(b, 0, b->nentries);
+		batch_accounted(b);
+		return true;
 	}
-	if (st == CL_WRITE_MISSING)
-		cannot_write = true;
-	else if (st == CL_WRITE_DENIED)
-		note_denied(error);
+	if (retry)
+		b->attempts++;
+	if (st != CL_WRITE_BAD_DATA && !shutting_down &&
+		b->attempts < connlog_max_retries)
+	{
+		report_failure(error, b->nentries,
+					   retry ? psprintf("Retry %d of %d.", b->attempts,
+										connlog_max_retries) :
+					   "The batch will be retried.");
+		return false;
+	}
+	report_failure(error, b->nentries,
+				   "The rows that fail on their own go to connection_logs_rejected.");
+	if (!write_range(b, 0, b->nentries, error))
+	{
+		b->splitting = true;
+		return false;
+	}
+	batch_accounted(b);
+	return true;
+}
+
+/* Write cur; if it has to wait, move it to the retry queue. */
+static void
+write_current(void)
+{
+	if (write_batch(cur, false))
+		reset_current();
 	else
 	{
-		report_failure(error, cur->nentries,
-					   shutting_down || connlog_max_retries == 0 ?
-					   "The rows that fail on their own go to connection_logs_rejected." :
-					   "The batch will be retried.");
-		if (shutting_down || connlog_max_retries == 0)
-		{
-			salvage(cur, 0, cur->nentries, error);
-			batch_accounted(cur);
-			reset_current();
-			return;
-		}
+		retry_later(cur);
+		cur = new_batch();
 	}
-	retry_later(cur);
-	cur = new_batch();
+	release_ring();
 }
 
 /* Retry the queued batches that are due. */
@@ -701,57 +889,22 @@ run_retries(TimestampTz now)
 	while (i < nretry && !cannot_write)
 	{
 		ClBatch    *b = retryq[i];
-		char	   *error;
-		ConnlogWriteStatus st;
-		ConnlogProgress progbuf;
-		ConnlogProgress *progress;
 
 		if (b->next_attempt > now && !shutting_down)
 		{
 			i++;
 			continue;
 		}
-		if (!shutdown_budget())
+		if (write_batch(b, true))
 		{
-			drop_entries(b, 0, b->nentries,
-						 "shutdown_timeout expired before they were written");
-			batch_accounted(b);
 			remove_retry(i);
+			release_ring();
 			continue;
 		}
-		progress = next_progress(b, &progbuf);
-		st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
-		if (st == CL_WRITE_MISSING)
+		if (cannot_write)
 		{
-			cannot_write = true;
-			break;
-		}
-		if (st == CL_WRITE_DENIED)
-		{
-			/* not the batch's fault: it keeps its place and its retries */
-			note_denied(error);
 			b->next_attempt = now;
 			break;
-		}
-		connlog_count(&counters()->retries, 1);
-		if (st == CL_WRITE_OK)
-		{
-			progress_committed(progress);
-			account_written(b, 0, b->nentries);
-			batch_accounted(b);
-			remove_retry(i);
-			continue;
-		}
-		b->attempts++;
-		report_failure(error, b->nentries,
-					   psprintf("Retry %d of %d.", b->attempts,
-								connlog_max_retries));
-		if (b->attempts >= connlog_max_retries || shutting_down)
-		{
-			salvage(b, 0, b->nentries, error);
-			batch_accounted(b);
-			remove_retry(i);
-			continue;
 		}
 		b->next_attempt = now + (TimestampTz) connlog_retry_interval_ms * 1000;
 		i++;
@@ -759,8 +912,10 @@ run_retries(TimestampTz now)
 }
 
 /*
- * Move events from the ring into cur until it is full or the ring is
- * empty.  Returns true if cur is full.
+ * Read events from the ring into cur until it is full or the ring is
+ * empty, skipping those already accounted for (see ring.c).  Returns true
+ * if cur should be written now: it is full, or the events this worker
+ * holds fill more than half of the ring, which producers wait on.
  */
 static bool
 fill_current(void)
@@ -771,20 +926,24 @@ fill_current(void)
 	XLogRecPtr	insert_lsn;
 	uint64		head = connlog_ring_snapshot(&tail, &tail_seq, &head_seq,
 											 &insert_lsn);
-	uint64		pos = tail;
-	uint64		seq = tail_seq;
+	uint64		pos = read_pos;
+	uint64		seq = read_seq;
 
 	if (cur->seq_end == cur->seq_start)
+	{
 		cur->seq_start = cur->seq_end = seq;
+		cur->pos_start = cur->pos_end = pos;
+	}
 	while (pos < head && !cl_batch_full(cur))
 	{
+		uint32		word;
 		uint32		len;
 		bool		walrec;
 		uint32		size;
 
-		connlog_ring_read(pos, (char *) &len, sizeof(len));
-		walrec = (len & CL_RING_WAL_FLAG) != 0;
-		len &= ~CL_RING_WAL_FLAG;
+		connlog_ring_read(pos, (char *) &word, sizeof(word));
+		walrec = (word & CL_RING_WAL_FLAG) != 0;
+		len = word & CL_RING_LEN_MASK;
 		size = len + (walrec ? CL_RING_LSN_SIZE : 0);
 		if (len < CL_RECORD_FIXED_SIZE || len > CL_MAX_RECORD ||
 			size > head - pos)
@@ -798,32 +957,41 @@ fill_current(void)
 			seq = head_seq;
 			break;
 		}
-		connlog_ring_read(pos, recbuf, len);
 		if (walrec)
 		{
 			XLogRecPtr	floor;
 
-			/* the record as batch.c knows it, without the ring's flag */
-			memcpy(recbuf, &len, sizeof(len));
 			connlog_ring_read(pos + len, (char *) &floor, sizeof(floor));
-			if (cur->nwal == 0)
-				cur->lsn_floor = floor;
-			cur->nwal++;
+			if (!(word & CL_RING_DONE_FLAG))
+			{
+				if (cur->nwal == 0)
+					cur->lsn_floor = floor;
+				cur->nwal++;
+			}
 			/* floors never decrease in ring order: the rest start here or later */
 			consumed_lsn = Max(consumed_lsn, floor);
 		}
-		if (!cl_batch_add(cur, recbuf, len))
+		if (!(word & CL_RING_DONE_FLAG))
 		{
-			ereport(WARNING,
-					(errmsg("connlog discarded a malformed event record")));
-			connlog_count(&counters()->dropped, 1);
-		}
-		else if (connlog_log_events)
-		{
-			ClEvent		ev;
+			connlog_ring_read(pos, recbuf, len);
+			/* the record as batch.c knows it, without the ring's flags */
+			memcpy(recbuf, &len, sizeof(len));
+			/* a predecessor may have written it: see the file header */
+			if (seq < taken_before)
+				cur->rewrite = true;
+			if (!cl_batch_add(cur, recbuf, len))
+			{
+				ereport(WARNING,
+						(errmsg("connlog discarded a malformed event record")));
+				cur->ndropped++;
+			}
+			else if (connlog_log_events)
+			{
+				ClEvent		ev;
 
-			(void) cl_decode(recbuf, len, &ev);
-			connlog_log_event(&ev);
+				(void) cl_decode(recbuf, len, &ev);
+				connlog_log_event(&ev);
+			}
 		}
 		pos += size;
 		seq++;
@@ -832,10 +1000,13 @@ fill_current(void)
 	if (pos == head && wal_active)
 		consumed_lsn = Max(consumed_lsn, insert_lsn);
 	cur->seq_end = seq;
-	if (pos != tail)
-		connlog_ring_release(pos, seq);
-	consumed_seq = seq;
-	return cl_batch_full(cur);
+	cur->pos_end = pos;
+	read_pos = pos;
+	read_seq = seq;
+	if (seq > taken_before)
+		pg_atomic_write_u64(&connlog_shared->taken_seq, seq);
+	return cl_batch_full(cur) ||
+		(cur->nentries > 0 && (read_pos - released_pos) * 2 > connlog_shared->size);
 }
 
 /* Drain the ring into batches and write the full ones. */
@@ -927,10 +1098,34 @@ log_counters(const char *why)
 					(unsigned long long) st.pending)));
 }
 
+/* Why the worker exits with events not written, for shutdown_drain() */
+static const char *
+exit_reason(void)
+{
+	if (cannot_write)
+	{
+		switch (blocked_state)
+		{
+			case CL_STATE_NO_PRIVILEGE:
+				return "connlog.role lacks a privilege that connlog's statements need.";
+			case CL_STATE_BROKEN:
+				return "connlog could not prepare its statements.";
+			default:
+				return "Extension connlog is not installed in the database.";
+		}
+	}
+	if (GetCurrentTimestamp() >= shutdown_deadline)
+		return "connlog.shutdown_timeout expired.";
+	return "Writing them failed with an error that may be temporary.";
+}
+
 /*
  * SIGTERM: write everything enqueued before now, within shutdown_timeout.
- * What the deadline leaves in the ring stays there for the next worker
- * (after pg_terminate_backend) and is lost if the server is stopping.
+ * What is not written then, the batches this worker holds included, stays
+ * in the ring, accounted for by no one (see ring.c): the next worker
+ * writes it after pg_terminate_backend, and if the server is stopping,
+ * the postmaster logs how many events are lost and how many will be read
+ * back from WAL.
  */
 static void
 shutdown_drain(void)
@@ -952,25 +1147,24 @@ shutdown_drain(void)
 	if (!cannot_write)
 	{
 		run_retries(GetCurrentTimestamp());
-		while (!cannot_write && consumed_seq < target && shutdown_budget())
+		while (!cannot_write && read_seq < target &&
+			   nretry < connlog_retry_queue_size && shutdown_budget())
 		{
 			fill_current();
 			write_current();
 		}
-		write_current();
+		if (nretry < connlog_retry_queue_size)
+			write_current();
 	}
 	publish_done();
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
-	if (consumed_seq < target || nretry > 0)
+	if (tail_seq < target)
 		ereport(WARNING,
 				(errmsg("connlog worker is exiting with %llu events not written",
 						(unsigned long long) (head_seq - tail_seq)),
-				 errdetail("%s",
-						   cannot_write ?
-						   "Extension connlog is not installed in the database." :
-						   "connlog.shutdown_timeout expired."),
-				 errhint("The events stay in shared memory for the next worker, but are lost if the server is stopping.")));
+				 errdetail("%s", exit_reason()),
+				 errhint("The events stay in shared memory for the next worker.  If the server is stopping, those not backed by WAL are lost.")));
 	else if (head_seq > tail_seq)
 		ereport(LOG,
 				(errmsg("connlog worker is exiting; %llu events enqueued since it was told to are left for the next worker",
@@ -1096,7 +1290,9 @@ set_wal_active(void)
 
 /*
  * Feed events read back from WAL into batches, writing each batch that
- * fills.  They count as enqueued (and WAL-backed) like new events.
+ * fills.  They count as enqueued (and WAL-backed) like new events, once
+ * their batch is accounted for: a worker that exits before then reads
+ * them back again.
  */
 static void
 feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
@@ -1104,8 +1300,6 @@ feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
 {
 	size_t		off = 0;
 
-	connlog_count(&counters()->enqueued, nrecords);
-	connlog_count(&counters()->wal_enqueued, nrecords);
 	while (off + sizeof(uint32) <= nbytes)
 	{
 		uint32		len = cl_record_length(data + off);
@@ -1116,11 +1310,12 @@ feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
 			cur->lsn_floor = floor;
 		cur->nwal++;
 		cur->replayed = true;
+		cur->rewrite = true;
 		if (!cl_batch_add(cur, data + off, len))
 		{
 			ereport(WARNING,
 					(errmsg("connlog discarded a malformed event record read from WAL")));
-			connlog_count(&counters()->dropped, 1);
+			cur->ndropped++;
 		}
 		off += len;
 		if (cl_batch_full(cur))
@@ -1141,7 +1336,6 @@ replay_wal(void)
 	XLogRecPtr	first;
 	XLogRecPtr	insert_lsn;
 	XLogRecPtr	last_end;
-	uint64		tail_seq;
 	uint64		nrecords = 0;
 	uint64		nskipped = 0;
 	size_t		nbytes = 0;
@@ -1166,7 +1360,7 @@ replay_wal(void)
 	}
 	stored = replay_from = done;
 	slot_done = done.lsn;
-	first = connlog_ring_first_wal_floor(&tail_seq, &insert_lsn);
+	first = connlog_ring_first_wal_floor(&insert_lsn);
 
 	if (!XLogRecPtrIsInvalid(done.lsn))
 	{
@@ -1177,7 +1371,7 @@ replay_wal(void)
 							CONNLOG_SLOT_NAME, error)));
 		last_end = done.lsn;
 		if (done.lsn < insert_lsn)
-			data = connlog_wal_replay(&done, tail_seq, insert_lsn, &last_end,
+			data = connlog_wal_replay(&done, insert_lsn, &last_end,
 									  &nrecords, &nskipped, &nbytes);
 
 		/*
@@ -1207,7 +1401,7 @@ replay_wal(void)
 		 * extension was created afresh).  No WAL-backed event can be in the
 		 * ring yet: producers wait for slot_ready, which is set below.
 		 */
-		ConnlogProgress p = {s->epoch, consumed_seq, insert_lsn};
+		ConnlogProgress p = {s->epoch, read_seq, insert_lsn};
 
 		consumed_lsn = insert_lsn;
 		if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
@@ -1277,7 +1471,7 @@ ensure_slot(void)
 	consumed_lsn = Max(consumed_lsn, insert_lsn);
 	if (XLogRecPtrIsInvalid(stored.lsn))
 	{
-		ConnlogProgress p = {connlog_shared->epoch, consumed_seq, insert_lsn};
+		ConnlogProgress p = {connlog_shared->epoch, read_seq, insert_lsn};
 
 		if (connlog_write_progress(&p, &error) != CL_WRITE_OK)
 		{
@@ -1294,9 +1488,6 @@ ensure_slot(void)
 void
 connlog_worker_main(Datum main_arg)
 {
-	uint64		orphans;
-	uint64		tail,
-				head_seq;
 	TimestampTz last_flush;		/* start of the current flush interval */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1315,12 +1506,6 @@ connlog_worker_main(Datum main_arg)
 	connlog_writer_init_session();
 	pgstat_report_appname("connlog worker");
 
-	orphans = connlog_ring_orphans();
-	if (orphans > 0)
-		ereport(WARNING,
-				(errmsg("connlog counted %llu events as dropped: the previous worker exited without writing them",
-						(unsigned long long) orphans)));
-
 #ifdef __GLIBC__
 
 	/*
@@ -1337,7 +1522,8 @@ connlog_worker_main(Datum main_arg)
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "connlog batches",
 									  ALLOCSET_DEFAULT_SIZES);
 	recbuf = MemoryContextAlloc(batch_cxt, CL_MAX_RECORD);
-	(void) connlog_ring_snapshot(&tail, &consumed_seq, &head_seq, NULL);
+	taken_before = connlog_ring_resume(&read_pos, &read_seq);
+	released_pos = read_pos;
 	cur = new_batch();
 
 	ereport(LOG,

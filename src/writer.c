@@ -92,6 +92,23 @@
  * any statement is reported as CL_WRITE_DENIED, which the worker treats
  * like a missing extension: it keeps the events and looks again.
  *
+ * Other errors are classified by SQLSTATE (error_status), because what the
+ * worker should do next depends on whose fault the error is.  Data
+ * exceptions (class 22), integrity violations (23) and program limits
+ * (54: a row too large to index, say) are CL_WRITE_BAD_DATA: some row of
+ * the statement will fail the same way every time, so retrying the whole
+ * batch is pointless and the worker splits it at once to find that row.
+ * CL_WRITE_TRANSIENT covers errors that say nothing about the rows and
+ * may be gone at the next attempt: transaction rollback (40:
+ * serialization failure, deadlock), lock not available and object in use
+ * (55P03, 55006), operator intervention (57, query canceled included:
+ * statement_timeout), insufficient resources (53), system errors (58),
+ * connection exceptions (08), invalid transaction state (25: a read-only
+ * transaction, an idle-in-transaction timeout) and snapshot too old
+ * (72000).  The worker retries those and never rejects a row for one.
+ * Anything else (a missing table or column, a trigger's own error) is
+ * CL_WRITE_FAILED: retried max_retries times, then split.
+ *
  * A batch goes to the upsert as one array of the extension's composite
  * type connlog_batch_row, built here tuple by tuple.  That costs the
  * server one tuplestore row per event, where sixteen column arrays under
@@ -718,11 +735,44 @@ use_plans(int uses)
 	}
 }
 
+/* What an error with SQLSTATE sqlerrcode means for the worker (see above) */
+static ConnlogWriteStatus
+error_status(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_DATA_EXCEPTION:
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:
+		case ERRCODE_PROGRAM_LIMIT_EXCEEDED:
+			return CL_WRITE_BAD_DATA;
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_SYSTEM_ERROR:
+		case ERRCODE_CONNECTION_EXCEPTION:
+		case ERRCODE_INVALID_TRANSACTION_STATE:
+		case ERRCODE_SNAPSHOT_TOO_OLD:
+			return CL_WRITE_TRANSIENT;
+		default:
+			break;
+	}
+	switch (sqlerrcode)
+	{
+		case ERRCODE_INSUFFICIENT_PRIVILEGE:
+			return CL_WRITE_DENIED;
+		case ERRCODE_LOCK_NOT_AVAILABLE:
+		case ERRCODE_OBJECT_IN_USE:
+			return CL_WRITE_TRANSIENT;
+		default:
+			return CL_WRITE_FAILED;
+	}
+}
+
 /*
  * Run one statement in a transaction of its own.  fn runs with SPI
  * connected and returns false if the extension is missing.  Errors are
- * caught and returned as "message (SQLSTATE xxxxx)" in *error, allocated
- * in the caller's memory context.
+ * caught, classified by their SQLSTATE, and returned as "message (SQLSTATE
+ * xxxxx)" in *error, allocated in the caller's memory context.
  */
 typedef bool (*write_fn) (void *arg);
 
@@ -767,11 +817,15 @@ run_statement(write_fn fn, void *arg, const char *activity,
 		AbortCurrentTransaction();
 		*error = psprintf("%s (SQLSTATE %s)", edata->message,
 						  unpack_sql_state(edata->sqlerrcode));
-		status = edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
-			CL_WRITE_DENIED : CL_WRITE_FAILED;
+		status = error_status(edata->sqlerrcode);
 		FreeErrorData(edata);
-		/* the plans may be what failed: prepare them afresh next time */
-		forget_plans();
+		/*
+		 * The plans may be what failed: prepare them afresh next time.  Not
+		 * after an error of the rows (a duplicate id, say), which a split
+		 * meets once per level: preparing costs more than the statement.
+		 */
+		if (status != CL_WRITE_BAD_DATA)
+			forget_plans();
 	}
 	PG_END_TRY();
 	if (statement_timeout_ms > 0)
@@ -1021,7 +1075,7 @@ upsert_fn(void *arg)
 	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
 		!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
-	rc = SPI_execute_plan(a->batch->replayed ? upsert_replay_plan : upsert_plan,
+	rc = SPI_execute_plan(a->batch->rewrite ? upsert_replay_plan : upsert_plan,
 						  &a->rows, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "connlog upsert failed: %s", SPI_result_code_string(rc));

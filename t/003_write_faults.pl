@@ -188,9 +188,10 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(1001, 1200)'),
 	'200', 'every row written with its connect and disconnect time');
 ok(identity_holds(), 'accounting identity holds');
 
-# 8. max_retries takes effect on reload: at 1, the batch is salvaged after
-# one retry; the salvage's first half meets the third failure and is halved
-# again.  Everything is still written, in three statements.
+# 8. max_retries takes effect on reload: at 1, the batch is split after
+# one retry; the split's first half meets the third failure, a transient
+# one (40001), which rejects nothing: the batch goes back to the retry
+# queue, and its next attempt writes it whole.
 set_conf('connlog.max_retries' => '1');
 $node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
 $s0 = flush_pairs(1201, 1400);
@@ -198,8 +199,9 @@ is( moved(
 		$s0,
 		qw(enqueued written merged rejected dropped pending batches write_errors retries)
 	),
-	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=3 write_errors=3 retries=1',
-	'max_retries 1 after reload: one retry, then halves and quarters written');
+	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=1 write_errors=3 retries=2',
+	'max_retries 1 after reload: one retry, a split stopped by a transient error, then all written'
+);
 is($node->safe_psql('postgres', 'SELECT good_pairs(1201, 1400)'),
 	'200', 'every row written with its connect and disconnect time');
 ok(identity_holds(), 'accounting identity holds');
@@ -380,8 +382,9 @@ is( $node->safe_psql(
 
 ###########################################################################
 # Told to exit while its write waits for a lock: the worker cancels that
-# write, tries it once more within shutdown_timeout, drops (and logs) what
-# still cannot be written, and is gone in time for its successor.
+# write, tries it once more within shutdown_timeout, leaves what still
+# cannot be written in the ring (and logs why), and is gone in time for its
+# successor, which writes it.
 ###########################################################################
 set_conf('connlog.shutdown_timeout' => '1s', 'connlog.flush_interval' => '200ms');
 $s0 = stats();
@@ -406,13 +409,16 @@ WHERE backend_type = 'connlog worker' AND pid <> $old_pid}),
 $holder->query_safe('COMMIT');
 $holder->quit;
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
-is( moved($s0, qw(enqueued written dropped pending)),
-	'enqueued=20 written=0 dropped=10 pending=0',
-	'the 10 rows it could not write within shutdown_timeout are dropped');
+is( moved($s0, qw(enqueued written merged dropped pending)),
+	'enqueued=20 written=10 merged=10 dropped=0 pending=0',
+	'the 10 rows it could not write within shutdown_timeout are written by its successor'
+);
 ok( $node->log_contains(
-		qr/WARNING:  connlog dropped \d+ connection log events\n[^\n]*DETAIL:  shutdown_timeout expired before they were written/,
+		qr/WARNING:  connlog worker is exiting with 20 events not written\n[^\n]*DETAIL:  connlog.shutdown_timeout expired\./,
 		$log_offset),
-	'the server log says why they were dropped');
+	'the server log says why they were left for the next worker');
+ok(!$node->log_contains(qr/connlog dropped/, $log_offset),
+	'nothing is logged as dropped');
 ok(identity_holds(), 'accounting identity holds');
 
 $node->stop;
