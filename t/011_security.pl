@@ -977,6 +977,12 @@ BEGIN
 END $$;
 CREATE TRIGGER refuse_poison BEFORE INSERT ON connection_logs
   FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+});
+	# the trigger makes the worker prepare its statements again, which
+	# reads every member: let it do so before the rejected table is locked
+	$node->safe_psql('postgres', 'SELECT pair(5000); SELECT connlog_flush()');
+	$node->safe_psql(
+		'postgres', q{
 BEGIN;
 LOCK TABLE connection_logs_rejected IN ACCESS EXCLUSIVE MODE;
 PREPARE TRANSACTION 'rejected';
