@@ -112,7 +112,7 @@
  * event is written again only if its batch was written while an older one
  * was still held (a failed batch waiting for its retry, or halves of a
  * failed batch being split): connection rows are idempotent, web events
- * are skipped when their id exists, a rejected row may be stored twice.
+ * are skipped when their row exists, a rejected row may be stored twice.
  * Replayed events count in enqueued (the counters started from zero with
  * the new shared memory) when their batch is accounted for, so the
  * accounting identity holds, and a worker that exits before that and

@@ -60,11 +60,10 @@
  * for (a batch half split, say): it writes every batch holding events a
  * predecessor had read (taken_before) the way it writes events read back
  * from WAL, so a connection row merges into itself under the upsert and a
- * web event whose id exists is skipped (counted as written, its row being
- * there).  What remains: a row its predecessor had stored in
- * connection_logs_rejected may be stored there a second time, and a web
- * event in such a batch whose id another event already used is skipped
- * rather than rejected.
+ * web event whose row exists is skipped (counted as written, its row
+ * being there; writer.c says how the row is recognised).  What remains: a
+ * row its predecessor had stored in connection_logs_rejected may be stored
+ * there a second time.
  *
  * connlog.durability (wal.c): before it drains the ring, the worker reads
  * back from WAL the WAL-backed events that no committed write accounted

@@ -262,14 +262,19 @@ static const char *const purge_sql =
 "FOR UPDATE SKIP LOCKED))";
 
 /*
- * Events read back from WAL (wal.c) may have been written before the crash
- * that made the worker read them: a web event (no connection_id) then
- * already has its row, under its id.  Skip it rather than fail on the
- * primary key; connection rows are idempotent under the upsert above.
+ * Events read back from WAL (wal.c), or taken again from the ring after a
+ * worker exited in the middle of a batch, may have been written already:
+ * a web event (no connection_id) then has its row, under its id.  Skip it
+ * rather than fail on the primary key, but only when the row is that
+ * event (same id, time and workspace): a different event that reuses the
+ * id still fails and goes to connection_logs_rejected, as it would have
+ * the first time.  Connection rows are idempotent under the upsert above.
  */
 static const char *const replay_filter =
 "WHERE u.connection_id IS NOT NULL OR NOT EXISTS "
-"(SELECT 1 FROM %1$s.connection_logs x WHERE x.id OPERATOR(pg_catalog.=) u.id) ";
+"(SELECT 1 FROM %1$s.connection_logs x WHERE x.id OPERATOR(pg_catalog.=) u.id "
+"AND x.connect_time OPERATOR(pg_catalog.=) u.connect_time "
+"AND x.workspace_id OPERATOR(pg_catalog.=) u.workspace_id) ";
 
 static const char *const reject_sql =
 "INSERT INTO %1$s.connection_logs_rejected (rejected_at, error, event) "

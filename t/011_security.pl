@@ -1021,6 +1021,45 @@ FROM connection_logs_rejected}),
 			$log_offset),
 		'split: the exiting worker says why it leaves the batch');
 
+	# 5. Read back from WAL after a crash, a web event whose row is there
+	# already (the same id, time and workspace) is skipped, while another
+	# event that reuses an existing id is rejected, as it would have been
+	# the first time.
+	$node->safe_psql('postgres', 'DROP TRIGGER refuse_poison ON connection_logs');
+	$node->safe_psql(
+		'postgres', q{
+BEGIN;
+LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE;
+PREPARE TRANSACTION 'webreplay';
+});
+	$node->safe_psql(
+		'postgres', q{
+SET connlog.durability = flush;
+SELECT web(3);
+SELECT connlog_enqueue(
+  id => uid(5, 4), event_time => t0(9999), organization_id => uid(10, 0),
+  workspace_owner_id => uid(11, 0), workspace_id => uid(12, 0),
+  workspace_name => 'reused', agent_name => 'main', type => 'workspace_app',
+  status => 'connected');
+});
+	$node->stop('immediate');
+	$node->start;
+	$node->safe_psql('postgres', "COMMIT PREPARED 'webreplay'");
+	$node->safe_psql('postgres', 'SELECT connlog_flush()');
+	is( $node->safe_psql(
+			'postgres',
+			'SELECT enqueued, written, rejected, dropped, pending FROM connlog_stats'),
+		'2|1|1|0|0',
+		'replay: the two web events read back from WAL have one outcome each');
+	is( $node->safe_psql(
+			'postgres', q{
+SELECT (SELECT count(*) FROM connection_logs WHERE id IN (uid(5, 3), uid(5, 4))),
+       (SELECT count(*) FROM connection_logs WHERE workspace_name = 'reused'),
+       (SELECT count(*) FROM connection_logs_rejected
+        WHERE event->>'workspace_name' = 'reused' AND error LIKE '%(SQLSTATE 23505)')}),
+		'2|0|1',
+		'replay: the event already written is skipped, the one reusing an id is rejected');
+
 	$node->stop;
 }
 
