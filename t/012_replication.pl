@@ -130,6 +130,25 @@ like(
 	"event 12: the server's own WARNING says which wait it canceled");
 $session->quit;
 
+# A terminated waiter: its session ends, the event is kept all the same;
+# connlog's WARNING goes to the server log only, since the server's own
+# stopped output to the client.
+my $offset = -s $primary->logfile;
+($session, $pid) = waiting_producer(13);
+$primary->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$primary->wait_for_log(
+	qr/WARNING:  connlog event is kept locally but might not have been replicated to the synchronous standby/,
+	$offset);
+ok( $primary->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+	'event 13: a terminated waiter logs the WARNING and its session ends');
+$session->{run}->finish;    # psql exits when its connection is lost
+like(
+	$session->{stderr},
+	qr/WARNING:  canceling the wait for synchronous replication and terminating connection due to administrator command/,
+	"event 13: the terminated waiter's client gets the server's WARNING");
+
 ###########################################################################
 # (d) synchronous_commit = local or off: no wait, the standby still down.
 ###########################################################################
@@ -147,8 +166,10 @@ $standby->start;
 $primary->safe_psql('postgres', 'SELECT connlog_flush()');
 is($primary->safe_psql('postgres', "SELECT rows_between(1, $n)"),
 	$n, 'every event enqueued in (a) and (d) is written');
-is($primary->safe_psql('postgres', 'SELECT rows_between(11, 12)'),
-	'2', 'the events that waited, and the one whose wait was canceled, are written');
+is($primary->safe_psql('postgres', 'SELECT rows_between(11, 13)'),
+	'3',
+	'the events that waited, and those whose wait was canceled or whose session was terminated, are written'
+);
 
 $primary->stop;
 $standby->stop;
