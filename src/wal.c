@@ -446,29 +446,39 @@ connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 }
 
 /*
- * Is WAL up to lsn confirmed by the synchronous standbys at the level of
- * queue mode, or is no synchronous standby defined (so that nothing is to
- * be waited for)?  The same test SyncRepWaitForLSN makes before it queues.
- * Which flag says "defined" changed in 15.13 (sync_standbys_status, with
- * SYNC_STANDBY_INIT for "not read from the setting yet": then the
- * backend's own synchronous_standby_names decides, as in syncrep.c).
+ * Are synchronous standbys defined, as SyncRepWaitForLSN decides it?  The
+ * flag changed in 15.13: sync_standbys_status, whose SYNC_STANDBY_INIT
+ * says whether the checkpointer has read synchronous_standby_names yet
+ * (until it has, the backend's own setting decides, as in syncrep.c).
+ * Read without SyncRepLock the answer may be stale, as in syncrep.c's
+ * own first test.
+ */
+static bool
+sync_standbys_defined(void)
+{
+	volatile WalSndCtlData *ctl = WalSndCtl;
+
+#ifdef SYNC_STANDBY_DEFINED
+	if ((ctl->sync_standbys_status & SYNC_STANDBY_INIT) == 0)
+		return SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+	return (ctl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+#else
+	return ctl->sync_standbys_defined;
+#endif
+}
+
+/*
+ * After a wait for synchronous replication: have the synchronous standbys
+ * confirmed WAL up to lsn at the level of queue mode, or is none defined
+ * any more (which released the wait)?
  */
 static bool
 syncrep_done(XLogRecPtr lsn, int mode)
 {
-	bool		defined;
 	bool		done;
 
 	LWLockAcquire(SyncRepLock, LW_SHARED);
-#ifdef SYNC_STANDBY_DEFINED
-	if (WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT)
-		defined = (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
-	else
-		defined = SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
-#else
-	defined = WalSndCtl->sync_standbys_defined;
-#endif
-	done = !defined || lsn <= WalSndCtl->lsn[mode];
+	done = !sync_standbys_defined() || lsn <= WalSndCtl->lsn[mode];
 	LWLockRelease(SyncRepLock);
 	return done;
 }
@@ -510,7 +520,8 @@ connlog_wal_flush(XLogRecPtr end)
 		default:
 			return;				/* off and local: the local flush is all */
 	}
-	if (!SyncRepRequested() || syncrep_done(end, mode))
+	/* SyncRepWaitForLSN's own first test, so that its absence costs no lock */
+	if (!SyncRepRequested() || !sync_standbys_defined())
 		return;
 
 	errcallback.callback = syncrep_wait_context;
