@@ -678,7 +678,7 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 				XLogRecPtr	end = connlog_wal_insert(msg, seq, (uint32) len);
 
 				if (connlog_durability == CL_DURABILITY_FLUSH)
-					XLogFlush(end);
+					connlog_wal_flush(end);
 			}
 			break;
 		case CL_PUT_DROPPED:

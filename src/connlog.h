@@ -69,6 +69,7 @@ typedef struct ConnlogProgress
 #define CONNLOG_WAL_HEADER_SIZE	(2 * sizeof(uint64) + CONNLOG_WAL_MAC_SIZE)
 extern void connlog_wal_load_key(void);
 extern XLogRecPtr connlog_wal_insert(char *msg, uint64 seq, uint32 len);
+extern void connlog_wal_flush(XLogRecPtr end);
 extern void connlog_wal_check_enqueue(void);
 extern char *connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 								XLogRecPtr *last_end,

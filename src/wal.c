@@ -8,7 +8,8 @@
  * crash restart loses what the ring and the worker held.  wal writes one
  * WAL record per event as well, without waiting; flush also waits until
  * that record is flushed (XLogFlush, which group-commits: one fdatasync
- * serves every backend waiting behind it).
+ * serves every backend waiting behind it), and then for the synchronous
+ * standbys as a commit would (below, "Synchronous replication").
  *
  * The record is a non-transactional logical message
  * (LogLogicalMessage("connlog", payload, len, false)) whose payload is the
@@ -144,6 +145,48 @@
  * only marks it dirty: the checkpointer saves it, and after a crash the
  * slot on disk is older, which keeps more WAL, never less.
  *
+ * Synchronous replication.  After its local flush a commit waits for
+ * the synchronous standbys as its session's synchronous_commit asks:
+ * remote_write, on (remote flush) or remote_apply; local and off do not
+ * wait.  A flush-mode enqueue must do the same for its record, or an event
+ * its caller was told is safe may exist on one machine only: the record is
+ * non-transactional and assigns no xid, so the enqueue's transaction has no
+ * commit record and its commit waits for nothing.  connlog_wal_flush calls
+ * the server's SyncRepWaitForLSN rather than waiting on its own: the wait
+ * queue, the walsenders' wakeups and the reaction to changed
+ * synchronous_standby_names are all static in syncrep.c, and a copy would
+ * have to poll.  It calls it as RecordTransactionCommit does, with
+ * interrupts held (SyncRepWaitForLSN asserts that: a cancel or die must end
+ * the wait, never throw out of it with the process still queued) and with
+ * commit = true, because with false it caps the wait at remote flush and
+ * remote_apply would not be honoured.  The standby reports the replay of a
+ * logical message although, unlike a commit record under remote_apply, it
+ * does not ask for that feedback: the startup process makes the WAL
+ * receiver reply whenever it has replayed all it received and waits for
+ * more (WaitForWALToBecomeAvailable), and a busy standby replies with each
+ * flush anyway.
+ *
+ * A cancel (pg_cancel_backend, statement_timeout) ends the wait, and
+ * SyncRepWaitForLSN reports a WARNING whose detail says that "the
+ * transaction has already committed locally": not connlog's situation,
+ * and not connlog's to reword.  So connlog gives that WARNING an error
+ * context naming the record, and once the wait is over checks, as
+ * syncrep.c does before it queues, whether the synchronous standbys have
+ * confirmed the record (WalSndCtl->lsn of the mode) or none is defined any
+ * more (emptying synchronous_standby_names releases every waiter, and a
+ * commit released so gets no WARNING either).  If neither, it adds its own
+ * WARNING: the event is kept locally and will be written, but its record
+ * may not be on the standby.  The enqueue then returns normally, as a
+ * commit does: the event is in the ring and in flushed local WAL and
+ * cannot be taken back.  A die (pg_terminate_backend, a fast shutdown)
+ * or the postmaster's death ends the wait the same way, except that
+ * SyncRepWaitForLSN has then stopped output to the client after its own
+ * WARNING (connlog's goes to the server log only) and leaves
+ * ProcDiePending set: the CHECK_FOR_INTERRUPTS after RESUME_INTERRUPTS
+ * ends the session before connlog_enqueue returns.  That event is still
+ * written, as a terminated commit stays committed; its caller got no
+ * success, only the WARNING.
+ *
  * Where this cannot help: a promoted standby has no slot (slots are not
  * replicated) and may lack the WAL after done_lsn; the worker then warns
  * with the number of bytes it had to skip, and goes on.  With the library
@@ -169,8 +212,11 @@
 #include "miscadmin.h"
 #include "replication/message.h"
 #include "replication/slot.h"
+#include "replication/syncrep.h"
+#include "replication/walsender_private.h"
 #include "storage/condition_variable.h"
 #include "storage/fd.h"
+#include "storage/lwlock.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -397,6 +443,104 @@ connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 			XLogSetAsyncXactLSN(end);
 	}
 	return end;
+}
+
+/*
+ * Are synchronous standbys defined, as SyncRepWaitForLSN decides it?  The
+ * flag changed in 15.13: sync_standbys_status, whose SYNC_STANDBY_INIT
+ * says whether the checkpointer has read synchronous_standby_names yet
+ * (until it has, the backend's own setting decides, as in syncrep.c).
+ * Read without SyncRepLock the answer may be stale, as in syncrep.c's
+ * own first test.
+ */
+static bool
+sync_standbys_defined(void)
+{
+	volatile WalSndCtlData *ctl = WalSndCtl;
+
+#ifdef SYNC_STANDBY_DEFINED
+	if ((ctl->sync_standbys_status & SYNC_STANDBY_INIT) == 0)
+		return SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+	return (ctl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+#else
+	return ctl->sync_standbys_defined;
+#endif
+}
+
+/*
+ * After a wait for synchronous replication: have the synchronous standbys
+ * confirmed WAL up to lsn at the level of queue mode, or is none defined
+ * any more (which released the wait)?
+ */
+static bool
+syncrep_done(XLogRecPtr lsn, int mode)
+{
+	bool		done;
+
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	done = !sync_standbys_defined() || lsn <= WalSndCtl->lsn[mode];
+	LWLockRelease(SyncRepLock);
+	return done;
+}
+
+static void
+syncrep_wait_context(void *arg)
+{
+	XLogRecPtr	lsn = *(XLogRecPtr *) arg;
+
+	errcontext("waiting for the synchronous standby to confirm the WAL record of a connlog event, which ends at %X/%X",
+			   LSN_FORMAT_ARGS(lsn));
+}
+
+/*
+ * connlog.durability = flush: flush the event's WAL record, which ends at
+ * end, and wait for the synchronous standbys as a commit in this session
+ * would (see "Synchronous replication" above).  Returns normally, with a
+ * WARNING, if the wait is canceled; a terminated backend exits afterwards.
+ */
+void
+connlog_wal_flush(XLogRecPtr end)
+{
+	ErrorContextCallback errcallback;
+	int			mode;
+
+	XLogFlush(end);
+
+	switch (synchronous_commit)
+	{
+		case SYNCHRONOUS_COMMIT_REMOTE_WRITE:
+			mode = SYNC_REP_WAIT_WRITE;
+			break;
+		case SYNCHRONOUS_COMMIT_REMOTE_FLUSH:
+			mode = SYNC_REP_WAIT_FLUSH;
+			break;
+		case SYNCHRONOUS_COMMIT_REMOTE_APPLY:
+			mode = SYNC_REP_WAIT_APPLY;
+			break;
+		default:
+			return;				/* off and local: the local flush is all */
+	}
+	/* SyncRepWaitForLSN's own first test, so that its absence costs no lock */
+	if (!SyncRepRequested() || !sync_standbys_defined())
+		return;
+
+	errcallback.callback = syncrep_wait_context;
+	errcallback.arg = &end;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	HOLD_INTERRUPTS();
+	SyncRepWaitForLSN(end, true);
+	error_context_stack = errcallback.previous;
+
+	if (!syncrep_done(end, mode))
+		ereport(WARNING,
+				(errcode(ProcDiePending ? ERRCODE_ADMIN_SHUTDOWN : ERRCODE_WARNING),
+				 errmsg("connlog event is kept locally but might not have been replicated to the synchronous standby"),
+				 errdetail("The wait for synchronous replication of its WAL record, which ends at %X/%X, was canceled; the event will be written.",
+						   LSN_FORMAT_ARGS(end))));
+	RESUME_INTERRUPTS();
+	/* a die the wait gave up for ends the session now */
+	CHECK_FOR_INTERRUPTS();
 }
 
 /*
