@@ -28,3 +28,27 @@ endif
 # --enable-depend; without this a changed struct in a header would leave
 # objects built against the old one.
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
+
+# Formatting, as PostgreSQL's pgindent formats the server (scripts/pgindent;
+# needs Debian's pg-bsd-indent, installed here when missing):
+#   make indent        update scripts/typedefs.list, then rewrite the C
+#                      sources that differ from pgindent's output
+#   make indent-check  change nothing; fail, printing the differences, if
+#                      `make indent` would change anything
+#   make typedefs      only update scripts/typedefs.list
+NEED_INDENT = bash -c '. $(srcdir)/scripts/lib.sh && need_packages pg-bsd-indent'
+
+.PHONY: indent indent-check typedefs
+indent: typedefs
+	@$(NEED_INDENT)
+	$(srcdir)/scripts/pgindent
+
+indent-check:
+	@$(NEED_INDENT)
+	@ok=1; \
+	$(srcdir)/scripts/find_typedefs --check || ok=0; \
+	$(srcdir)/scripts/pgindent --check || ok=0; \
+	test $$ok = 1
+
+typedefs:
+	$(srcdir)/scripts/find_typedefs --write
