@@ -24,18 +24,7 @@
  *	  before, as no interval was infinite.
  *	- CONNLOG_WAIT_EVENT(): named wait events (WaitEventExtensionNew, 17);
  *	  "Extension" before.
- *	- BGWORKER_BYPASS_ROLELOGINCHECK (17): CONNLOG_HAVE_BYPASS_ROLELOGINCHECK
- *	  and CONNLOG_BYPASS_ROLELOGINCHECK, the flag or 0.  Before 17 a worker
- *	  cannot connect as a NOLOGIN role at all.
- *	- PG_MODULE_MAGIC_EXT() (18): plain PG_MODULE_MAGIC before.
- *
- * With CONNLOG_COMPAT_WAL defined before the first #include of this file,
- * also the WAL-writing APIs:
- *
- *	- XLogRegisterData() and XLogRegisterBufData() take a const void * from
- *	  18 on (char * before; the length was an int before 16).
- *	- RegisterCustomRmgr() (15, CONNLOG_HAVE_CUSTOM_RMGR): 15 takes a
- *	  RmgrData *, later releases a const RmgrData *.
+ *	- LogLogicalMessage() (17 added a flush argument): connlog_log_message().
  *
  * Differences that need nothing here: postmaster/interrupt.h is 13's, and
  * so the floor; pgstat_report_activity() and pgstat_report_appname() moved
@@ -56,7 +45,6 @@
 
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
-#include "postmaster/bgworker.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -114,59 +102,6 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 #else
 #define CONNLOG_WAIT_EVENT(var, name) ((void) (var), PG_WAIT_EXTENSION)
 #endif
-
-/*
- * 17 added a BackgroundWorkerInitializeConnection() flag that skips the
- * rolcanlogin check, so a worker can run as a NOLOGIN role.  Before 17
- * such a connection fails; pass CONNLOG_BYPASS_ROLELOGINCHECK (0 there)
- * and test CONNLOG_HAVE_BYPASS_ROLELOGINCHECK to say so beforehand.
- */
-#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
-#define CONNLOG_HAVE_BYPASS_ROLELOGINCHECK 1
-#define CONNLOG_BYPASS_ROLELOGINCHECK BGWORKER_BYPASS_ROLELOGINCHECK
-#else
-#define CONNLOG_BYPASS_ROLELOGINCHECK 0
-#endif
-
-/* 18 lets the module magic carry a name and version; ignored before */
-#ifndef PG_MODULE_MAGIC_EXT
-#define PG_MODULE_MAGIC_EXT(...) PG_MODULE_MAGIC
-#endif
-
-#ifdef CONNLOG_COMPAT_WAL
-
-/*
- * The WAL APIs, for a source file that writes WAL records.  The headers
- * come first: the macros below rename functions they declare.
- */
-#include "access/xloginsert.h"
-#if PG_VERSION_NUM >= 150000
-#include "access/xlog_internal.h"
-#endif
-
-/*
- * 18 made the data arguments const void *; before, char * (and an int
- * length before 16, which a record's data never comes near).
- */
-#if PG_VERSION_NUM < 180000
-#define XLogRegisterData(data, len) \
-	XLogRegisterData((char *) (data), (len))
-#define XLogRegisterBufData(block_id, data, len) \
-	XLogRegisterBufData((block_id), (char *) (data), (len))
-#endif
-
-/*
- * Custom resource managers are 15's.  15 takes a RmgrData *, later
- * releases a const RmgrData *; the cast suits both, so callers may pass
- * either.
- */
-#if PG_VERSION_NUM >= 150000
-#define CONNLOG_HAVE_CUSTOM_RMGR 1
-#define RegisterCustomRmgr(rmid, rmgr) \
-	RegisterCustomRmgr((rmid), (RmgrData *) (rmgr))
-#endif
-
-#endif							/* CONNLOG_COMPAT_WAL */
 
 /*
  * 17 gave LogLogicalMessage() a flush argument (connlog.durability, in
