@@ -69,7 +69,8 @@
  * connlog.durability (wal.c): before it drains the ring, the worker reads
  * back from WAL the WAL-backed events that no committed write accounted
  * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
- * with every write.
+ * with every write; as it exits, it also stores how many WAL-backed
+ * events it leaves unwritten (store_exit_progress; wal.c, "pg_upgrade").
  *
  *-------------------------------------------------------------------------
  */
