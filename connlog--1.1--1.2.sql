@@ -182,6 +182,11 @@ WHERE @extschema@.connlog_query_check(
 			connlog_connection_count.connected_before)
 $$;
 
+-- How many WAL-backed events were not written when the worker last
+-- exited, so that a cluster made by pg_upgrade, which keeps this row but
+-- not the WAL, can say what it lost (see connlog--1.2.sql).
+ALTER TABLE connlog_wal_progress ADD COLUMN pending_at_exit bigint;
+
 -- Events are accepted, and written, only in connlog.database, and only
 -- while the library is preloaded: an installation anywhere else stays
 -- empty, so say so now rather than at the first connlog_enqueue.  Without

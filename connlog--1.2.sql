@@ -156,10 +156,15 @@ GRANT SELECT ON connlog_stats TO pg_monitor;
 -- Internal; not dumped: an LSN means nothing in another cluster.
 -- Of the events of shared memory's life epoch, those numbered below
 -- done_seq are written; the others not written start at or after done_lsn.
+-- pending_at_exit: how many of those others there were when the worker
+-- that stored the row exited; NULL while a worker runs.  pg_upgrade keeps
+-- the row but not the WAL: the new cluster's worker reports that number
+-- as lost (see src/wal.c, "pg_upgrade").
 CREATE TABLE connlog_wal_progress (
 	epoch bigint NOT NULL,
 	done_seq bigint NOT NULL,
-	done_lsn pg_lsn NOT NULL
+	done_lsn pg_lsn NOT NULL,
+	pending_at_exit bigint
 );
 INSERT INTO @extschema@.connlog_wal_progress VALUES (0, 0, '0/0');
 REVOKE ALL ON connlog_wal_progress FROM PUBLIC;

@@ -193,7 +193,9 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 				 errdetail("%s",
 						   code != 0 ?
 						   "Shared memory is being reinitialized after a crash; the worker reads the events back from WAL.  With connlog.durability = wal, those whose WAL had not been written when the crash came are lost: the worker logs how many." :
-						   "The server is shutting down; the worker reads the events back from WAL when it starts again.")));
+						   "The server is shutting down; the worker reads the events back from WAL when it starts again."),
+				 code != 0 ? 0 :
+				 errhint("pg_upgrade does not keep WAL: to upgrade without losing them, start the server again and stop it once connlog_stats shows nothing pending.")));
 	if (code != 0)
 	{
 		crash_mem_pending = mem_pending;
@@ -212,7 +214,8 @@ connlog_shmem_startup(void)
 	connlog_shared->worker_registered = worker_registered;
 	crash_mem_pending = crash_wal_pending = 0;
 	LWLockRelease(AddinShmemInitLock);
-	if (!IsUnderPostmaster)
+	/* nothing WAL-backed happens in binary-upgrade mode: see _PG_init */
+	if (!IsUnderPostmaster && !IsBinaryUpgrade)
 		connlog_wal_load_key();
 
 	/*
@@ -346,6 +349,17 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = connlog_shmem_startup;
 
+	/*
+	 * pg_upgrade starts both the old and the new server with -b.  The
+	 * worker must not write into a cluster being upgraded (it would replay
+	 * WAL into the old one while its schema is dumped, and write into the
+	 * new one before its data files are copied in), and no one enqueues
+	 * there; without a worker, connlog_enqueue refuses events.  See
+	 * wal.c, "pg_upgrade".
+	 */
+	if (IsBinaryUpgrade)
+		return;
+
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -374,6 +388,10 @@ static void
 require_worker(void)
 {
 	require_shared_memory();
+	if (IsBinaryUpgrade)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("connlog does not accept events in binary-upgrade mode")));
 	if (!connlog_shared->worker_registered)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

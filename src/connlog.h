@@ -51,6 +51,9 @@ typedef struct ConnlogProgress
 	uint64		epoch;
 	uint64		seq;
 	XLogRecPtr	lsn;
+	/* stored by an exiting worker: how many of those were not written */
+	bool		at_exit;
+	uint64		pending;
 } ConnlogProgress;
 
 /* wal.c */

@@ -189,10 +189,51 @@
  *
  * Where this cannot help: a promoted standby has no slot (slots are not
  * replicated) and may lack the WAL after done_lsn; the worker then warns
- * with the number of bytes it had to skip, and goes on.  With the library
+ * with the number of bytes it had to skip (or, if the row counts them, the
+ * number of events lost, see below), and goes on.  With the library
  * removed from shared_preload_libraries the server starts normally, but
  * the slot keeps WAL from done_lsn forever: drop it with
  * pg_drop_replication_slot('connlog').
+ *
+ * pg_upgrade.  It starts the old and the new server with -b
+ * (IsBinaryUpgrade), and copies the old cluster's relation files into the
+ * new one, but none of its WAL, its slots (PostgreSQL 15 copies none) or
+ * the key file.  In binary-upgrade mode connlog registers no worker and
+ * loads no key (connlog.c): nothing may write into a cluster being
+ * upgraded, and replaying the old server's WAL there while pg_dump reads
+ * its schema would write rows behind pg_upgrade's back.  So WAL-backed
+ * events that the old server's last worker did not write are gone once
+ * pg_upgrade has run; the worker cannot prevent that, since nothing tells
+ * it an upgrade follows the shutdown, so it makes the loss loud and exact:
+ *
+ *	- at exit (shutdown_drain; any exit, since any may be the last) the
+ *	  worker stores with the progress pending_at_exit, the WAL-backed
+ *	  events not written: those of the ring not accounted for and those
+ *	  read back from WAL it still holds.  Its next write stores NULL
+ *	  there again, so a non-NULL count is always one an exiting worker
+ *	  stored.  A clean shutdown that leaves some also logs, from the
+ *	  postmaster, how many, with a hint that pg_upgrade loses them.
+ *	- the new cluster's first worker reads the copied row: done_lsn is an
+ *	  LSN of the old cluster, below the new cluster's WAL (pg_upgrade
+ *	  starts it at a later segment with pg_resetwal), there is no slot,
+ *	  and the epoch is the old one's.  It creates the slot (at done_lsn,
+ *	  which keeps nothing that is not there), finds the WAL from done_lsn
+ *	  gone, and reads the new cluster's WAL after it, which holds no
+ *	  connlog record of the old cluster.  report_gone() then says how many
+ *	  events pending_at_exit counted and were not read back: a WARNING
+ *	  if any, otherwise one LOG line, so a clean upgrade with nothing
+ *	  pending warns about nothing.  Without a count (a 1.1 row, or a
+ *	  worker that could not store it at exit, which it warned about) all
+ *	  it can say is how many bytes of WAL are missing.  Having read
+ *	  nothing back, the worker stores this life's progress at once, so
+ *	  the old row is not reported on again at the next start.
+ *
+ * The count is exact when nothing is enqueued after the worker's last
+ * write (in a fast shutdown a backend may still enqueue before it exits),
+ * and counts a batch half written as pending, as the postmaster does.
+ * README.md, "Upgrading", tells what to do first: stop the server once
+ * connlog_stats shows nothing pending, or start it again to let the
+ * worker write what its log says is left.
  *
  *-------------------------------------------------------------------------
  */
@@ -791,6 +832,39 @@ oldest_segment(void)
 }
 
 /*
+ * WAL from done->lsn to gone_to is not here, and nrecords events were read
+ * back from what is.  If the worker that stored done counted its events
+ * left unwritten, say how many of them are lost (none: nothing to report
+ * but a LOG line); else all that is known is how much WAL is missing.  See
+ * "pg_upgrade" above.
+ */
+static void
+report_gone(const ConnlogProgress *done, XLogRecPtr gone_to, uint64 nrecords)
+{
+	if (!done->at_exit)
+		ereport(WARNING,
+				(errmsg("connlog cannot replay %llu bytes of WAL from %X/%X to %X/%X: it was removed",
+						(unsigned long long) (gone_to - done->lsn),
+						LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to)),
+				 errdetail("WAL-backed events in that range that were not written yet are lost."),
+				 errhint("This happens after a standby is promoted (replication slots are not copied to standbys), after pg_upgrade (which does not keep WAL), or when replication slot \"%s\" was dropped.",
+						 CONNLOG_SLOT_NAME)));
+	else if (done->pending > nrecords)
+		ereport(WARNING,
+				(errmsg("connlog lost %llu WAL-backed events that were not written when its worker last exited",
+						(unsigned long long) (done->pending - nrecords)),
+				 errdetail("connlog_wal_progress says %llu WAL-backed events were not written yet, in WAL from %X/%X on; that WAL is not in this cluster up to %X/%X, and %llu of the events were read back.",
+						   (unsigned long long) done->pending,
+						   LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to),
+						   (unsigned long long) nrecords),
+				 errhint("pg_upgrade does not keep WAL, and a promoted standby may not have it.  Before pg_upgrade, start the old server and let connlog write its events.")));
+	else
+		ereport(LOG,
+				(errmsg("connlog has no WAL from %X/%X to %X/%X, where connlog_wal_progress points, and no event was left unwritten there",
+						LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to))));
+}
+
+/*
  * Read the "connlog" messages of the WAL records that start at or after
  * done->lsn and end at or before upto, leaving out the events done says
  * are written and all those of this life (see "Replay" above).  Returns
@@ -798,8 +872,8 @@ oldest_segment(void)
  * *nrecords and *nbytes say how many, *nskipped how many were left out,
  * and *last_end is the end of the last WAL record read (done->lsn if
  * none): no connlog message ending at or before it was missed.  WAL that
- * is gone is skipped with a WARNING saying how much; an error while
- * reading ends the replay with a WARNING.
+ * is gone is skipped and reported (report_gone); an error while reading
+ * ends the replay with a WARNING.
  */
 char *
 connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
@@ -814,6 +888,7 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 	volatile uint64 nunverified = 0;
 	volatile uint64 ninvalid = 0;
 	const char *volatile first_refusal = NULL;
+	volatile XLogRecPtr gone_to = InvalidXLogRecPtr;
 	const char *why;
 
 	initStringInfo(&out);
@@ -833,16 +908,9 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 		XLByteToSeg(from, fromseg, wal_segment_size);
 		if (oldest != 0 && fromseg < oldest)
 		{
+			/* reported below, once the count of what was read is known */
 			XLogSegNoOffsetToRecPtr(oldest, 0, wal_segment_size, start);
-			ereport(WARNING,
-					(errmsg("connlog cannot replay %llu bytes of WAL from %X/%X to %X/%X: it was removed",
-							(unsigned long long) (Min(start, upto) - from),
-							LSN_FORMAT_ARGS(from),
-							LSN_FORMAT_ARGS(Min(start, upto))),
-					 errdetail("WAL-backed events in that range that were not written yet are lost."),
-					 errhint("This happens after a standby is promoted (replication slots are not copied to standbys) or when replication slot \"%s\" was dropped.",
-							 CONNLOG_SLOT_NAME)));
-			*last_end = Min(start, upto);
+			gone_to = *last_end = Min(start, upto);
 		}
 		if (start < upto)
 		{
@@ -936,6 +1004,8 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller_cxt);
+	if (!XLogRecPtrIsInvalid(gone_to))
+		report_gone(done, gone_to, *nrecords);
 	if (nunverified + ninvalid > 0)
 		ereport(WARNING,
 				(errmsg("connlog ignored %llu WAL records with prefix \"%s\" between %X/%X and %X/%X",

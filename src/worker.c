@@ -68,7 +68,8 @@
  * connlog.durability (wal.c): before it drains the ring, the worker reads
  * back from WAL the WAL-backed events that no committed write accounted
  * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
- * with every write.
+ * with every write; as it exits, it also stores how many WAL-backed
+ * events it leaves unwritten (store_exit_progress; wal.c, "pg_upgrade").
  *
  *-------------------------------------------------------------------------
  */
@@ -104,6 +105,7 @@
 #include "ring.h"
 
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
+#define EXIT_PROGRESS_TIMEOUT_MS	1000	/* see store_exit_progress() */
 
 static MemoryContext batch_cxt;
 static ClBatch *cur;			/* the batch being filled */
@@ -332,6 +334,8 @@ compute_done(const ClBatch *exclude, ConnlogProgress *p)
 	p->epoch = connlog_shared->epoch;
 	p->seq = read_seq;
 	p->lsn = consumed_lsn;
+	p->at_exit = false;
+	p->pending = 0;
 	/* cur, then the retry queue */
 	for (int i = -1; i < nretry; i++)
 	{
@@ -1119,6 +1123,50 @@ exit_reason(void)
 }
 
 /*
+ * connlog.durability: store, with the progress, how many WAL-backed events
+ * are not written as this worker exits: those of the ring not accounted
+ * for (a batch half written counts whole, as the postmaster counts it)
+ * and those read back from WAL that it holds.  A cluster that has the row
+ * but not the WAL (pg_upgrade) reports that many as lost (wal.c).
+ */
+static void
+store_exit_progress(void)
+{
+	ConnlogStats st;
+	ConnlogCounters *c = counters();
+	ConnlogProgress p;
+	int64		n;
+	char	   *error;
+
+	if (!wal_active)
+		return;
+	connlog_ring_stats(&st);
+	n = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
+				 pg_atomic_read_u64(&c->wal_accounted));
+	n = Max(0, Min(n, (int64) st.pending));
+	for (int i = -1; i < nretry; i++)
+	{
+		const ClBatch *b = i < 0 ? cur : retryq[i];
+
+		if (b->replayed)
+			n += b->nwal;
+	}
+	if (next_progress(NULL, &p) == NULL)
+		p = stored;
+	p.at_exit = true;
+	p.pending = (uint64) n;
+	/* one row's UPDATE, not bounded by what is left of shutdown_timeout */
+	connlog_writer_set_timeout(EXIT_PROGRESS_TIMEOUT_MS);
+	if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
+		progress_committed(&p);
+	else
+		ereport(WARNING,
+				(errmsg("connlog could not store in connlog_wal_progress how many WAL-backed events it leaves unwritten: %s",
+						error ? error : "extension connlog is not installed"),
+				 errdetail("A cluster made from this one by pg_upgrade cannot tell how many such events it lost.")));
+}
+
+/*
  * SIGTERM: write everything enqueued before now, within shutdown_timeout.
  * What is not written then, the batches this worker holds included, stays
  * in the ring, accounted for by no one (see ring.c): the next worker
@@ -1156,6 +1204,7 @@ shutdown_drain(void)
 			write_current();
 	}
 	publish_done();
+	store_exit_progress();
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (tail_seq < target)
@@ -1391,6 +1440,20 @@ replay_wal(void)
 					 nskipped > 0 ?
 					 errdetail("%llu events in that WAL were left out: written already, or still in the ring.",
 							   (unsigned long long) nskipped) : 0));
+		}
+
+		/*
+		 * Nothing read back is held: store this life's progress now, so
+		 * that a row an exiting worker (or another cluster, see wal.c's
+		 * "pg_upgrade") stored is not read, and reported on, again.
+		 */
+		if (nrecords == 0)
+		{
+			ConnlogProgress p;
+
+			if (next_progress(NULL, &p) != NULL &&
+				connlog_write_progress(&p, &error) == CL_WRITE_OK)
+				progress_committed(&p);
 		}
 	}
 	else if (st == CL_WRITE_OK && connlog_wal_slot_exists())

@@ -573,7 +573,8 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	const char *schema;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
-	Oid			progress_types[3] = {INT8OID, INT8OID, PG_LSNOID};
+	Oid			progress_types[4] = {INT8OID, INT8OID, PG_LSNOID, INT8OID};
+	bool		has_pending;
 
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
@@ -598,10 +599,15 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 								   1, &row_array_typid);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
-		progress_read_plan = keep_plan(nspname, psprintf("SELECT epoch, done_seq, done_lsn FROM %s.connlog_wal_progress",
-												schema), 0, NULL);
-		progress_write_plan = keep_plan(nspname, psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3",
-												 schema), 3, progress_types);
+		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
+		has_pending = strcmp(version, "1.1") != 0;
+		progress_read_plan = keep_plan(nspname, psprintf("SELECT epoch, done_seq, done_lsn, %s FROM %s.connlog_wal_progress",
+														 has_pending ? "pending_at_exit" : "NULL::pg_catalog.int8",
+														 schema), 0, NULL);
+		progress_write_plan = keep_plan(nspname, psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3%s",
+														  schema,
+														  has_pending ? ", pending_at_exit = $4" : ""),
+										has_pending ? 4 : 3, progress_types);
 	}
 	reject_plan = keep_plan(nspname, psprintf(reject_sql, schema), 2,
 							argtypes);
@@ -967,12 +973,14 @@ typedef struct UpsertArgs
 /*
  * connlog.durability: store the progress in the transaction that makes it
  * true (see wal.c).  NULL: nothing to store.  The epoch is stored as the
- * bigint with the same bits.
+ * bigint with the same bits; pending_at_exit is NULL unless an exiting
+ * worker stores it (a 1.1 plan has no fourth parameter and ignores it).
  */
 static void
 store_progress(const ConnlogProgress *progress)
 {
-	Datum		values[3];
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			rc;
 
 	if (progress == NULL || progress_write_plan == NULL)
@@ -990,7 +998,10 @@ store_progress(const ConnlogProgress *progress)
 	values[0] = Int64GetDatum((int64) progress->epoch);
 	values[1] = Int64GetDatum((int64) progress->seq);
 	values[2] = LSNGetDatum(progress->lsn);
-	rc = SPI_execute_plan(progress_write_plan, values, NULL, false, 0);
+	values[3] = Int64GetDatum((int64) progress->pending);
+	if (!progress->at_exit)
+		nulls[3] = 'n';
+	rc = SPI_execute_plan(progress_write_plan, values, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "connlog progress update failed: %s",
 			 SPI_result_code_string(rc));
@@ -1333,16 +1344,22 @@ progress_read_fn(void *arg)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull[3];
-		Datum		d[3];
+		bool		isnull[4];
+		Datum		d[4];
 
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < 4; i++)
 			d[i] = SPI_getbinval(tup, desc, i + 1, &isnull[i]);
 		if (!isnull[0] && !isnull[1] && !isnull[2])
 		{
 			a->progress.epoch = (uint64) DatumGetInt64(d[0]);
 			a->progress.seq = (uint64) DatumGetInt64(d[1]);
 			a->progress.lsn = DatumGetLSN(d[2]);
+			/* a negative count is not one connlog stored */
+			if (!isnull[3] && DatumGetInt64(d[3]) >= 0)
+			{
+				a->progress.at_exit = true;
+				a->progress.pending = (uint64) DatumGetInt64(d[3]);
+			}
 		}
 	}
 	return true;
