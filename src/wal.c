@@ -144,9 +144,11 @@
  * only marks it dirty: the checkpointer saves it, and after a crash the
  * slot on disk is older, which keeps more WAL, never less.
  *
- * Where this cannot help: a promoted standby has no slot (slots are not
- * replicated) and may lack the WAL after done_lsn; the worker then warns
- * with the number of bytes it had to skip, and goes on.  With the library
+ * Where this cannot help: slots are not replicated, so a standby keeps
+ * the WAL after done_lsn only through a slot of its own, which standby.c
+ * keeps; a promoted standby without it (hot_standby = off, or promoted
+ * before its keeper made the slot) may lack that WAL.  The worker then
+ * warns with the number of bytes it had to skip, and goes on.  With the library
  * removed from shared_preload_libraries the server starts normally, but
  * the slot keeps WAL from done_lsn forever: drop it with
  * pg_drop_replication_slot('connlog').
@@ -624,8 +626,8 @@ event_refused(const char *rec, uint32 len)
 }
 
 /* The first segment still in pg_wal, of any timeline; 0 if none. */
-static XLogSegNo
-oldest_segment(void)
+XLogSegNo
+connlog_wal_oldest_segment(void)
 {
 	DIR		   *dir = AllocateDir(XLOGDIR);
 	struct dirent *de;
@@ -683,7 +685,7 @@ connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
 	StartTransactionCommand();
 	PG_TRY();
 	{
-		XLogSegNo	oldest = oldest_segment();
+		XLogSegNo	oldest = connlog_wal_oldest_segment();
 		XLogSegNo	fromseg;
 		XLogRecPtr	first;
 
@@ -697,7 +699,7 @@ connlog_wal_replay(const ConnlogProgress *done, uint64 ring_tail_seq,
 							LSN_FORMAT_ARGS(from),
 							LSN_FORMAT_ARGS(Min(start, upto))),
 					 errdetail("WAL-backed events in that range that were not written yet are lost."),
-					 errhint("This happens after a standby is promoted (replication slots are not copied to standbys) or when replication slot \"%s\" was dropped.",
+					 errhint("This happens when a standby whose connlog keeper did not hold replication slot \"%s\" is promoted (see README.md, \"Durability\"), or when the slot was dropped.",
 							 CONNLOG_SLOT_NAME)));
 			*last_end = Min(start, upto);
 		}
