@@ -178,9 +178,9 @@ keep_turn(void)
 		XLByteToSeg(done.lsn, segno, wal_segment_size);
 		if (oldest != 0 && segno < oldest)
 			ereport(WARNING,
-					(errmsg("the WAL from %X/%X on, which connlog's replication slot on this standby is to keep, is partly gone",
+					(errmsg("this standby has no WAL from %X/%X, where connlog's replication slot starts, to the start of its oldest WAL segment",
 							LSN_FORMAT_ARGS(done.lsn)),
-					 errdetail("Events the primary had not written before the standby's oldest WAL are lost if this standby is promoted before the primary writes them."),
+					 errdetail("Events in that range that the primary has not written yet are lost if this standby is promoted before the primary writes them; a standby made by a base backup has no WAL from before the backup."),
 					 errhint("Run SELECT connlog_flush() on the primary before taking a base backup, and set wal_keep_size on the standby.")));
 	}
 	else if (!connlog_wal_slot_advance(done.lsn, &error))
