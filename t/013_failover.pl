@@ -13,6 +13,7 @@
 use strict;
 use warnings;
 use File::Copy;
+use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -158,10 +159,21 @@ ok($nb->wait_for_log(qr/connlog standby keeper exits: the server was promoted/,
 # pg_rewind needs a clean shutdown: crash recovery in single-user mode,
 # where no background worker runs, so nothing is written on the old
 # timeline.
-my ($out, $err) = ('', '');
-IPC::Run::run([ 'postgres', '--single', '-D', $na->data_dir, 'postgres' ],
-	'<', \'', '>', \$out, '2>', \$err)
-  or die "single-user mode failed: $err";
+# The killed postmaster's children may still be exiting: until they are
+# gone the lock file or the shared memory refuses a new server, so poll.
+my ($out, $err);
+for (my $tries = 0;; $tries++)
+{
+	($out, $err) = ('', '');
+	last
+	  if IPC::Run::run(
+		[ 'postgres', '--single', '-D', $na->data_dir, 'postgres' ],
+		'<', \'', '>', \$out, '2>', \$err);
+	die "single-user mode failed: $err"
+	  if $tries > 10 * $PostgreSQL::Test::Utils::timeout_default
+	  || $err !~ /already exists|still in use/;
+	usleep(100_000);
+}
 # pg_rewind copies the configuration of the source: keep a's own
 my $conf = $na->data_dir . '/postgresql.conf';
 my $keep = $na->basedir . '/postgresql.conf.keep';
