@@ -187,8 +187,12 @@ command_ok(
 move($keep, $conf) or die $!;
 $na->append_conf('postgresql.conf', "synchronous_standby_names = ''\n");
 $na->enable_streaming($nb);
+my $aoffset = -s $na->logfile;
 $na->start;
 wait_for_keeper($nb, $na, 'rewind');
+ok( $na->log_contains(
+		qr/LOG:  connlog created replication slot "connlog"/, $aoffset),
+	'rewind: pg_rewind removed the old slot; the keeper made it anew');
 is(rows($na, 10001, 15000), '5000 5000 5000',
 	'rewind: the rewound standby has each row once');
 is(rows($nb, 1, 2), '2 2 2', 'rewind: the first two rows are there once');
