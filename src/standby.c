@@ -45,10 +45,12 @@
  *	  the primary writes them.  And from recovery start until the keeper
  *	  has read the progress (once the standby is consistent and accepts
  *	  connections, plus a connection and a query), a restartpoint may
- *	  remove WAL after done_lsn.  The keeper warns when it creates the
- *	  slot at an LSN whose segment is gone.  SELECT connlog_flush() on the
- *	  primary before pg_basebackup, and wal_keep_size on the standby,
- *	  close both.
+ *	  remove WAL after done_lsn.  SELECT connlog_flush() on the primary
+ *	  before pg_basebackup, and wal_keep_size on the standby, close both.
+ *	  The keeper warns when it creates the slot at an LSN whose segment is
+ *	  gone, which it cannot tell from a gap with no unwritten event in it:
+ *	  a base backup starts in a new segment, and done_lsn stays where the
+ *	  last event was until the next one comes.
  *	- hot_standby = off: no connections, so no keeper.  The standby then
  *	  removes WAL as before, and a promotion loses the events the primary
  *	  had not written whose WAL is gone (the worker's "cannot replay"
@@ -181,7 +183,7 @@ keep_turn(void)
 					(errmsg("this standby has no WAL from %X/%X, where connlog's replication slot starts, to the start of its oldest WAL segment",
 							LSN_FORMAT_ARGS(done.lsn)),
 					 errdetail("Events in that range that the primary has not written yet are lost if this standby is promoted before the primary writes them; a standby made by a base backup has no WAL from before the backup."),
-					 errhint("Run SELECT connlog_flush() on the primary before taking a base backup, and set wal_keep_size on the standby.")));
+					 errhint("Nothing is missing if the primary had written every event enqueued before the base backup started (SELECT connlog_flush() there before pg_basebackup); wal_keep_size on the standby covers the time until the slot exists.")));
 	}
 	else if (!connlog_wal_slot_advance(done.lsn, &error))
 	{
