@@ -42,6 +42,7 @@
 #include "compat.h"
 #include "connlog.h"
 #include "ring.h"
+#include "standby.h"
 
 PG_MODULE_MAGIC;
 
@@ -371,6 +372,9 @@ _PG_init(void)
 	strlcpy(worker.bgw_name, "connlog worker", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "connlog worker", BGW_MAXLEN);
 	register_worker(&worker);
+
+	/* a hot standby's keeper of the WAL the primary's worker needs */
+	connlog_standby_register();
 }
 
 static void

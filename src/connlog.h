@@ -78,6 +78,7 @@ extern char *connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 								XLogRecPtr *last_end,
 								uint64 *nrecords, uint64 *nskipped,
 								size_t *nbytes);
+extern XLogSegNo connlog_wal_oldest_segment(void);
 extern bool connlog_wal_slot_exists(void);
 extern bool connlog_wal_slot_create(XLogRecPtr restart_lsn, char **error);
 extern bool connlog_wal_slot_advance(XLogRecPtr lsn, char **error);

@@ -187,12 +187,14 @@
  * written, as a terminated commit stays committed; its caller got no
  * success, only the WARNING.
  *
- * Where this cannot help: a promoted standby has no slot (slots are not
- * replicated) and may lack the WAL after done_lsn; the worker then warns
- * with the number of bytes it had to skip (or, if the row counts them, the
- * number of events lost, see below), and goes on.  With the library
- * removed from shared_preload_libraries the server starts normally, but
- * the slot keeps WAL from done_lsn forever: drop it with
+ * Where this cannot help: slots are not replicated, so a standby keeps
+ * the WAL after done_lsn only through a slot of its own, which standby.c
+ * keeps; a promoted standby without it (hot_standby = off, or promoted
+ * before its keeper made the slot) may lack that WAL.  The worker then
+ * warns with the number of bytes it had to skip (or, if the row counts
+ * them, the number of events lost, see below), and goes on.  With the
+ * library removed from shared_preload_libraries the server starts
+ * normally, but the slot keeps WAL from done_lsn forever: drop it with
  * pg_drop_replication_slot('connlog').
  *
  * pg_upgrade.  It starts the old and the new server with -b
@@ -809,8 +811,8 @@ event_refused(const char *rec, uint32 len)
 }
 
 /* The first segment still in pg_wal, of any timeline; 0 if none. */
-static XLogSegNo
-oldest_segment(void)
+XLogSegNo
+connlog_wal_oldest_segment(void)
 {
 	DIR		   *dir = AllocateDir(XLOGDIR);
 	struct dirent *de;
@@ -847,7 +849,7 @@ report_gone(const ConnlogProgress *done, XLogRecPtr gone_to, uint64 nrecords)
 						(unsigned long long) (gone_to - done->lsn),
 						LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to)),
 				 errdetail("WAL-backed events in that range that were not written yet are lost."),
-				 errhint("This happens after a standby is promoted (replication slots are not copied to standbys), after pg_upgrade (which does not keep WAL), or when replication slot \"%s\" was dropped.",
+				 errhint("This happens when a standby whose connlog keeper did not hold replication slot \"%s\" is promoted (see README.md, \"Durability\"), after pg_upgrade (which does not keep WAL), or when the slot was dropped.",
 						 CONNLOG_SLOT_NAME)));
 	else if (done->pending > nrecords)
 		ereport(WARNING,
@@ -901,7 +903,7 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 	StartTransactionCommand();
 	PG_TRY();
 	{
-		XLogSegNo	oldest = oldest_segment();
+		XLogSegNo	oldest = connlog_wal_oldest_segment();
 		XLogSegNo	fromseg;
 		XLogRecPtr	first;
 

@@ -1,0 +1,14 @@
+/*-------------------------------------------------------------------------
+ *
+ * standby.h
+ *		The standby's keeper of the WAL the primary's worker still needs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONNLOG_STANDBY_H
+#define CONNLOG_STANDBY_H
+
+extern void connlog_standby_register(void);
+extern PGDLLEXPORT void connlog_standby_main(Datum main_arg);
+
+#endif							/* CONNLOG_STANDBY_H */
