@@ -686,6 +686,8 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 		if (MyReplicationSlot != NULL)
 			ReplicationSlotRelease();
 		AbortCurrentTransaction();
+		/* the abort left TopMemoryContext current */
+		MemoryContextSwitchTo(caller_cxt);
 		*error = psprintf("%s", edata->message);
 		FreeErrorData(edata);
 		ok = false;

@@ -71,6 +71,24 @@
  * with every write; as it exits, it also stores how many WAL-backed
  * events it leaves unwritten (store_exit_progress; wal.c, "pg_upgrade").
  *
+ * Memory.  The worker runs for months, so nothing it allocates along the
+ * way may accumulate.  As in pg_cron's launcher, each turn of its loop runs
+ * in a memory context of its own that is emptied at the start of the next
+ * turn, so whatever a turn allocates and does not free (an error message, a
+ * psprintf'd detail, what the server's own functions leave behind) is gone
+ * by then, on every path, including paths added later.  A turn may write
+ * many batches (a drain of a full ring, a replay, the drain at shutdown),
+ * so each batch's write runs in a context of its own, emptied after it, and
+ * a log_events line in one emptied after the line (writer.c): what a turn
+ * holds is bounded by one batch, not by how much it writes.  What must
+ * outlive a turn lives in long-lived contexts of its own: the batches (the
+ * current one and the retry queue), and the messages remembered so that a
+ * lasting condition is logged once.  Code that starts and ends a
+ * transaction itself must switch back to the context it was called in,
+ * since a commit or an abort leaves TopMemoryContext current and whatever
+ * is allocated there stays for good; the loop checks (in assert-enabled
+ * builds) that every turn ends in turn_cxt.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -107,7 +125,18 @@
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
 #define EXIT_PROGRESS_TIMEOUT_MS	1000	/* see store_exit_progress() */
 
+/*
+ * Memory (see "Memory" in the file header).  turn_cxt is the current
+ * context during each turn of the worker's loop and is emptied at the start
+ * of the next; batch_write_cxt is the current one while one batch is
+ * written, emptied after it.  What outlives them: batch_cxt holds the
+ * batches (cur and the retry queue) and recbuf; remembered_cxt the
+ * messages remembered so that a lasting condition is logged once.
+ */
+static MemoryContext turn_cxt;
+static MemoryContext batch_write_cxt;
 static MemoryContext batch_cxt;
+static MemoryContext remembered_cxt;
 static ClBatch *cur;			/* the batch being filled */
 static ClBatch *retryq[MAX_RETRY_QUEUE];	/* failed batches, oldest first */
 static int	nretry;
@@ -167,6 +196,20 @@ static TimestampTz shutdown_deadline;
 static uint32 wait_event_main;
 
 static bool wait_until_writable(const char *error);
+
+/*
+ * Start a turn of a loop in turn_cxt, emptied of what the last turn left
+ * there.  Every path must end its turn in turn_cxt; should one not, the
+ * turns that follow still start there instead of allocating wherever that
+ * path left them.
+ */
+static void
+begin_turn(void)
+{
+	Assert(CurrentMemoryContext == turn_cxt);
+	MemoryContextSwitchTo(turn_cxt);
+	MemoryContextReset(turn_cxt);
+}
 
 /*
  * Signals.  SIGTERM asks for shutdown_drain(); arriving while a statement
@@ -404,7 +447,7 @@ progress_committed(const ConnlogProgress *progress)
 				 errdetail("The slot keeps more WAL than needed until this is fixed.")));
 		if (slot_error_logged != NULL)
 			pfree(slot_error_logged);
-		slot_error_logged = MemoryContextStrdup(TopMemoryContext, error);
+		slot_error_logged = MemoryContextStrdup(remembered_cxt, error);
 	}
 }
 
@@ -666,7 +709,7 @@ is_news(char **last, const char *message)
 	if (*last != NULL)
 		pfree(*last);
 	*last = message != NULL ?
-		MemoryContextStrdup(TopMemoryContext, message) : NULL;
+		MemoryContextStrdup(remembered_cxt, message) : NULL;
 	return message != NULL;
 }
 
@@ -715,6 +758,8 @@ check_target(void)
 					"connlog could not prepare its statements",
 					error);
 		missing_logged = true;
+		/* called every flush_interval while a write waits for a privilege */
+		pfree(error);
 		return;
 	}
 	blocked_state = CL_STATE_NO_EXTENSION;
@@ -800,7 +845,7 @@ remove_retry(int i)
  * if b must wait for a retry.
  */
 static bool
-write_batch(ClBatch *b, bool retry)
+write_batch_internal(ClBatch *b, bool retry)
 {
 	char	   *error;
 	ConnlogWriteStatus st;
@@ -867,6 +912,22 @@ write_batch(ClBatch *b, bool retry)
 	}
 	batch_accounted(b);
 	return true;
+}
+
+/*
+ * write_batch_internal() in batch_write_cxt, emptied after it: what one
+ * batch's write leaves behind (its errors, a split's) is gone before the
+ * next batch.
+ */
+static bool
+write_batch(ClBatch *b, bool retry)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch_write_cxt);
+	bool		done = write_batch_internal(b, retry);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(batch_write_cxt);
+	return done;
 }
 
 /* Write cur; if it has to wait, move it to the retry queue. */
@@ -1266,12 +1327,14 @@ wait_for_database(void)
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("connlog worker");
+	MemoryContextSwitchTo(turn_cxt);
 	for (;;)
 	{
 		bool		canlogin = true;
 		ConnlogWorkerState state;
 		char	   *why;
 
+		begin_turn();
 		CHECK_FOR_INTERRUPTS();
 		reload_config();
 		if (ShutdownRequestPending)
@@ -1288,6 +1351,7 @@ wait_for_database(void)
 		else
 			state = CL_STATE_STARTING;
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(turn_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		if (state == CL_STATE_STARTING)
@@ -1557,6 +1621,17 @@ connlog_worker_main(Datum main_arg)
 	pqsignal(SIGINT, handle_sigint);
 	BackgroundWorkerUnblockSignals();
 
+	turn_cxt = AllocSetContextCreate(TopMemoryContext, "connlog worker turn",
+									 ALLOCSET_DEFAULT_SIZES);
+	batch_write_cxt = AllocSetContextCreate(TopMemoryContext,
+											"connlog batch write",
+											ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "connlog batches",
+									  ALLOCSET_DEFAULT_SIZES);
+	remembered_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "connlog remembered messages",
+										   ALLOCSET_SMALL_SIZES);
+
 	if (connlog_ring_attach_worker())
 		wait_for_database();
 
@@ -1581,8 +1656,6 @@ connlog_worker_main(Datum main_arg)
 	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
 #endif
 
-	batch_cxt = AllocSetContextCreate(TopMemoryContext, "connlog batches",
-									  ALLOCSET_DEFAULT_SIZES);
 	recbuf = MemoryContextAlloc(batch_cxt, CL_MAX_RECORD);
 	taken_before = connlog_ring_resume(&read_pos, &read_seq);
 	released_pos = read_pos;
@@ -1591,6 +1664,7 @@ connlog_worker_main(Datum main_arg)
 	ereport(LOG,
 			(errmsg("connlog worker started for database \"%s\"",
 					connlog_database)));
+	MemoryContextSwitchTo(turn_cxt);
 	check_target();
 	last_flush = GetCurrentTimestamp();
 
@@ -1601,6 +1675,7 @@ connlog_worker_main(Datum main_arg)
 		TimestampTz next_flush;
 		bool		flush_now;
 
+		begin_turn();
 		CHECK_FOR_INTERRUPTS();
 		reload_config();
 

@@ -227,6 +227,7 @@ static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
 static MemoryContext write_cxt = NULL;
+static MemoryContext log_events_cxt = NULL;
 static int	statement_timeout_ms = 0;	/* 0: statements are not bounded */
 
 /*
@@ -826,6 +827,8 @@ run_statement(write_fn fn, void *arg, const char *activity,
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		/* the abort left TopMemoryContext current */
+		MemoryContextSwitchTo(caller_cxt);
 		*error = psprintf("%s (SQLSTATE %s)", edata->message,
 						  unpack_sql_state(edata->sqlerrcode));
 		status = error_status(edata->sqlerrcode);
@@ -1220,16 +1223,27 @@ event_json(const ClEvent *ev, const ClEntry *e)
 	return buf.data;
 }
 
-/* connlog.log_events: one structured line per event, like coder's slog */
+/*
+ * connlog.log_events: one structured line per event, like coder's slog.
+ * Building the line leaves pieces behind (each field's text, the datums
+ * they are made from), and the worker logs events by the batch, so each
+ * line is built in a context of its own, emptied once it is logged.
+ */
 void
 connlog_log_event(const ClEvent *ev)
 {
-	char	   *json = event_json(ev, NULL);
+	MemoryContext old;
 
+	if (log_events_cxt == NULL)
+		log_events_cxt = AllocSetContextCreate(TopMemoryContext,
+											   "connlog log_events",
+											   ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(log_events_cxt);
 	ereport(LOG,
-			(errmsg("connection_log %s", json),
+			(errmsg("connection_log %s", event_json(ev, NULL)),
 			 errhidestmt(true)));
-	pfree(json);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(log_events_cxt);
 }
 
 typedef struct RejectArgs
