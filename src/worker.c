@@ -894,6 +894,19 @@ write_batch_internal(ClBatch *b, bool retry)
 	}
 	if (retry)
 		b->attempts++;
+
+	/*
+	 * A transient error (a lock or statement timeout, a serialization
+	 * failure) is never the rows' fault: the batch is retried however often
+	 * it takes, and never split, since a split would reject good rows for
+	 * it.  Exiting, the worker leaves the batch in the ring for its
+	 * successor.
+	 */
+	if (st == CL_WRITE_TRANSIENT)
+	{
+		report_failure(error, b->nentries, TRANSIENT_DETAIL);
+		return false;
+	}
 	if (st != CL_WRITE_BAD_DATA && !shutting_down &&
 		b->attempts < connlog_max_retries)
 	{

@@ -188,10 +188,9 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(1001, 1200)'),
 	'200', 'every row written with its connect and disconnect time');
 ok(identity_holds(), 'accounting identity holds');
 
-# 8. max_retries takes effect on reload: at 1, the batch is split after
-# one retry; the split's first half meets the third failure, a transient
-# one (40001), which rejects nothing: the batch goes back to the retry
-# queue, and its next attempt writes it whole.
+# 8. max_retries, reloaded to 1, does not bound transient errors (40001):
+# they are never the rows' fault, so the batch is retried past it, never
+# split, and rejects nothing; its fourth attempt writes it whole.
 set_conf('connlog.max_retries' => '1');
 $node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
 $s0 = flush_pairs(1201, 1400);
@@ -199,8 +198,8 @@ is( moved(
 		$s0,
 		qw(enqueued written merged rejected dropped pending batches write_errors retries)
 	),
-	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=1 write_errors=3 retries=2',
-	'max_retries 1 after reload: one retry, a split stopped by a transient error, then all written'
+	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=1 write_errors=3 retries=3',
+	'max_retries 1 after reload: transient errors retried past it, no split, then all written'
 );
 is($node->safe_psql('postgres', 'SELECT good_pairs(1201, 1400)'),
 	'200', 'every row written with its connect and disconnect time');
