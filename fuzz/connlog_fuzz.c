@@ -48,8 +48,8 @@ int			LLVMFuzzerTestOneInput(const uint8 *data, size_t size);
  * first or last byte, and the nil UUID, which an absent connection_id
  * decodes to but must still never match.
  */
-static const uint8 conn_pool[4][16] = {{0}, {1}, {[15] = 1}, {1, [15] = 1}};
-static const uint8 ws_pool[2][16] = {{7}, {7, [15] = 7}};
+static const uint8 conn_pool[4][16] = {{0}, {1}, {[15] = 1}, {1,[15] = 1}};
+static const uint8 ws_pool[2][16] = {{7}, {7,[15] = 7}};
 static const char *const agent_pool[4] = {"", "a", "ab", "main"};
 
 /* Source of text bytes; big enough for any length a script can pick */
@@ -230,7 +230,7 @@ gen_event(Script *s, uint32 serial, ClEvent *ev)
 	{
 		ev->flags |= CL_HAS_CONNECTION_ID;
 		memcpy(ev->connection_id,
-			   offpool ? (uint8 *) pattern + next(s) : conn_pool[(key >> 2) & 3],
+		   offpool ? (uint8 *) pattern + next(s) : conn_pool[(key >> 2) & 3],
 			   16);
 	}
 	ev->status = mode & 1;
@@ -244,7 +244,7 @@ gen_event(Script *s, uint32 serial, ClEvent *ev)
 		ev->event_time = (int64) t;
 	}
 	else
-		ev->event_time = 1000 + (next(s) & 15);	/* ties are common */
+		ev->event_time = 1000 + (next(s) & 15); /* ties are common */
 
 	ev->flags |= opt & CL_HAS_ALL & ~CL_HAS_CONNECTION_ID;
 	if (ev->flags & CL_HAS_USER_ID)

@@ -155,8 +155,8 @@ main(void)
 	}
 
 	/*
-	 * whatever the statuses and times, the first event is the base; code
-	 * and reason are each the first non-NULL one, an empty reason included
+	 * whatever the statuses and times, the first event is the base; code and
+	 * reason are each the first non-NULL one, an empty reason included
 	 */
 	{
 		ClEvent		ev[] = {mk(1, 1, 0, 30, ""),
@@ -195,12 +195,12 @@ main(void)
 	}
 
 	/*
-	 * batch boundaries do not matter: connect and disconnect in one batch,
-	 * or in two whose rows meet in the (model) table, make the same row
+	 * batch boundaries do not matter: connect and disconnect in one batch, or
+	 * in two whose rows meet in the (model) table, make the same row
 	 */
 	{
 		ClEvent		ev[] = {with_agent(mk(1, 0, 0, 10, "a"), "ssh/1"),
-			with_code(with_reason(mk(2, 0, 1, 20, "a"), "closed"), 3)};
+		with_code(with_reason(mk(2, 0, 1, 20, "a"), "closed"), 3)};
 		ClBatch    *two[2];
 
 		b = build(ev, 2);

@@ -294,8 +294,8 @@ cl_event_refused(const ClEvent *ev)
 	if ((ev->flags & CL_HAS_USER_ID) && uuid_is_nil(ev->user_id))
 		return "user_id is the nil UUID";
 	if (((ev->flags & CL_HAS_USER_AGENT) && !text_storable(ev->user_agent)) ||
-		((ev->flags & CL_HAS_SLUG_OR_PORT) && !text_storable(ev->slug_or_port)) ||
-		((ev->flags & CL_HAS_REASON) && !text_storable(ev->disconnect_reason)))
+	((ev->flags & CL_HAS_SLUG_OR_PORT) && !text_storable(ev->slug_or_port)) ||
+	  ((ev->flags & CL_HAS_REASON) && !text_storable(ev->disconnect_reason)))
 		return "an optional text field is empty or contains a NUL byte";
 	if (memchr(ev->workspace_name.data, '\0', ev->workspace_name.len) != NULL ||
 		memchr(ev->agent_name.data, '\0', ev->agent_name.len) != NULL)

@@ -176,8 +176,8 @@ typedef struct ClBatch
 	uint64		seq_start;
 	uint64		seq_end;
 	/* connlog.durability bookkeeping, owned by the worker (see wal.c) */
-	uint64		lsn_floor;		/* no WAL event of the batch ends before it;
-								 * 0 if the batch has none */
+	uint64		lsn_floor;		/* no WAL event of the batch ends before it; 0
+								 * if the batch has none */
 	uint64		nwal;			/* WAL-backed events added */
 	bool		replayed;		/* holds events read back from WAL */
 	/* ring and retry bookkeeping, owned by the worker (see worker.c) */

@@ -171,8 +171,8 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 
 	/*
 	 * WAL-backed events not accounted for yet: the worker adds a batch's
-	 * WAL-backed events to wal_accounted once the whole batch is, so this
-	 * may count a batch that was half written as pending (it is replayed).
+	 * WAL-backed events to wal_accounted once the whole batch is, so this may
+	 * count a batch that was half written as pending (it is replayed).
 	 */
 	wal_pending = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
 						   pg_atomic_read_u64(&c->wal_accounted));
@@ -185,7 +185,7 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 						(unsigned long long) mem_pending),
 				 errdetail("%s",
 						   code != 0 ?
-						   "Shared memory is being reinitialized after a crash." :
+					  "Shared memory is being reinitialized after a crash." :
 						   "The server is shutting down.")));
 	if (wal_pending > 0)
 		ereport(LOG,
@@ -221,8 +221,8 @@ connlog_shmem_startup(void)
 
 	/*
 	 * Registered after the shared memory itself, so it runs before that is
-	 * detached; shmem_exit() forgets it, and each reinitialization comes
-	 * back here.
+	 * detached; shmem_exit() forgets it, and each reinitialization comes back
+	 * here.
 	 */
 	if (!IsUnderPostmaster)
 		on_shmem_exit(connlog_postmaster_shmem_exit, (Datum) 0);
@@ -249,8 +249,8 @@ register_worker(BackgroundWorker *worker)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("connlog could not register its background worker"),
 				 errdetail("connlog_enqueue refuses every event while no worker can write them."),
-				 errhint("Raise max_worker_processes (now %d) and restart the server.",
-						 max_worker_processes)));
+		errhint("Raise max_worker_processes (now %d) and restart the server.",
+				max_worker_processes)));
 }
 
 void
@@ -260,8 +260,7 @@ _PG_init(void)
 
 	/*
 	 * The ring lives in shared memory sized at server start, so there is
-	 * nothing to do when loaded any other way; the SQL functions then say
-	 * so.
+	 * nothing to do when loaded any other way; the SQL functions then say so.
 	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -271,11 +270,11 @@ _PG_init(void)
 							   NULL, &connlog_database, "postgres",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("connlog.role",
-							   "Role the connlog worker writes as; empty means the bootstrap superuser.",
+	"Role the connlog worker writes as; empty means the bootstrap superuser.",
 							   NULL, &connlog_role, "",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.ring_size",
-							"Size of the shared-memory ring that holds enqueued events.",
+				"Size of the shared-memory ring that holds enqueued events.",
 							NULL, &connlog_ring_size_kb, 16384, 64,
 							4 * 1024 * 1024,
 							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
@@ -289,7 +288,7 @@ _PG_init(void)
 							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.max_retries",
-							"Times a failed batch is retried before it is split.",
+					   "Times a failed batch is retried before it is split.",
 							NULL, &connlog_max_retries, 3, 0, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.retry_interval",
@@ -302,7 +301,7 @@ _PG_init(void)
 							NULL, &connlog_retry_queue_size, 10, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.shutdown_timeout",
-							"Time the worker spends writing the ring's contents when told to exit.",
+	 "Time the worker spends writing the ring's contents when told to exit.",
 							NULL, &connlog_shutdown_timeout_ms, 10000, 0,
 							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -312,12 +311,12 @@ _PG_init(void)
 							INT_MAX, PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomEnumVariable("connlog.overflow",
-							 "What connlog_enqueue does when the ring is full: wait, error or drop.",
+	 "What connlog_enqueue does when the ring is full: wait, error or drop.",
 							 NULL, &connlog_overflow, CL_PUT_WAIT,
 							 overflow_options, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("connlog.log_events",
-							 "Also writes every event to the server log as one JSON line.",
+			   "Also writes every event to the server log as one JSON line.",
 							 NULL, &connlog_log_events, false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.retention",
@@ -325,8 +324,8 @@ _PG_init(void)
 							NULL, &connlog_retention_s, 0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.purge_batch_size",
-							"Rows deleted per transaction when applying connlog.retention.",
-							NULL, &connlog_purge_batch_size, 10000, 1, 1000000,
+			 "Rows deleted per transaction when applying connlog.retention.",
+						  NULL, &connlog_purge_batch_size, 10000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.purge_interval",
 							"Time between two runs of connlog.retention.",
@@ -351,12 +350,12 @@ _PG_init(void)
 	shmem_startup_hook = connlog_shmem_startup;
 
 	/*
-	 * pg_upgrade starts both the old and the new server with -b.  The
-	 * worker must not write into a cluster being upgraded (it would replay
-	 * WAL into the old one while its schema is dumped, and write into the
-	 * new one before its data files are copied in), and no one enqueues
-	 * there; without a worker, connlog_enqueue refuses events.  See
-	 * wal.c, "pg_upgrade".
+	 * pg_upgrade starts both the old and the new server with -b.  The worker
+	 * must not write into a cluster being upgraded (it would replay WAL into
+	 * the old one while its schema is dumped, and write into the new one
+	 * before its data files are copied in), and no one enqueues there;
+	 * without a worker, connlog_enqueue refuses events.  See wal.c,
+	 * "pg_upgrade".
 	 */
 	if (IsBinaryUpgrade)
 		return;
@@ -383,7 +382,7 @@ require_shared_memory(void)
 	if (connlog_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("connlog must be loaded via \"shared_preload_libraries\""),
+		   errmsg("connlog must be loaded via \"shared_preload_libraries\""),
 				 errhint("Add connlog to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
@@ -395,14 +394,14 @@ require_worker(void)
 	if (IsBinaryUpgrade)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("connlog does not accept events in binary-upgrade mode")));
+		   errmsg("connlog does not accept events in binary-upgrade mode")));
 	if (!connlog_shared->worker_registered)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("connlog worker is not registered"),
 				 errdetail("The server could not register the connlog background worker at startup, so no event would be written."),
-				 errhint("Raise max_worker_processes (now %d) and restart the server.",
-						 max_worker_processes)));
+		errhint("Raise max_worker_processes (now %d) and restart the server.",
+				max_worker_processes)));
 }
 
 /*
@@ -420,7 +419,7 @@ check_can_enqueue(void)
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot enqueue connection log events during recovery"),
+			  errmsg("cannot enqueue connection log events during recovery"),
 				 errhint("Call connlog_enqueue on the primary server.")));
 	if (database_ok < 0)
 	{
@@ -431,8 +430,8 @@ check_can_enqueue(void)
 	if (!database_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("connlog_enqueue can only be called in database \"%s\"",
-						connlog_database),
+			  errmsg("connlog_enqueue can only be called in database \"%s\"",
+					 connlog_database),
 				 errdetail("The connlog worker writes to the database named by connlog.database; this is database \"%s\".",
 						   get_database_name(MyDatabaseId))));
 }
@@ -471,7 +470,7 @@ enum_index(Oid value, const char *const *labels, int nlabels)
 	if (index < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("connlog does not know the enum value \"%s\"", label)));
+			  errmsg("connlog does not know the enum value \"%s\"", label)));
 	ReleaseSysCache(tup);
 	if (ncache < lengthof(cache))
 	{
@@ -593,6 +592,7 @@ Datum
 connlog_enqueue(PG_FUNCTION_ARGS)
 {
 	ClEvent		ev;
+
 	/* room for the WAL record's header before the ring record */
 	char		buf[CONNLOG_WAL_HEADER_SIZE + 1024];
 	char	   *msg = buf;
@@ -606,15 +606,15 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("argument \"%s\" of connlog_enqueue must not be null",
-							arg_names[i])));
+				errmsg("argument \"%s\" of connlog_enqueue must not be null",
+					   arg_names[i])));
 
 	memset(&ev, 0, sizeof(ev));
 	ev.event_time = PG_GETARG_TIMESTAMPTZ(ARG_EVENT_TIME);
 	if (TIMESTAMP_NOT_FINITE(ev.event_time))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"event_time\" of connlog_enqueue must be finite")));
+		errmsg("argument \"event_time\" of connlog_enqueue must be finite")));
 	get_uuid(fcinfo, ARG_ID, ev.id);
 	get_uuid(fcinfo, ARG_ORGANIZATION_ID, ev.organization_id);
 	get_uuid(fcinfo, ARG_WORKSPACE_OWNER_ID, ev.workspace_owner_id);
@@ -721,7 +721,7 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 						 connlog_overflow == CL_PUT_WAIT ?
 						 errdetail("%s No space came free within connlog.enqueue_timeout (%d ms).",
 								   detail, connlog_enqueue_timeout_ms) :
-						 errdetail("%s connlog.overflow is \"error\".", detail),
+					  errdetail("%s connlog.overflow is \"error\".", detail),
 						 errhint("%s", hint)));
 			}
 	}
@@ -750,7 +750,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"timeout\" of connlog_flush must not be null"),
+			errmsg("argument \"timeout\" of connlog_flush must not be null"),
 				 errhint("Omit the argument to wait up to 30 seconds.")));
 	timeout = PG_GETARG_INTERVAL_P(0);
 	s = connlog_shared;
@@ -785,8 +785,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 		/*
 		 * No worker.  One that ran before is being restarted by the
 		 * postmaster, so wait for it like for a busy one.  If none has run
-		 * since startup, allow a moment for the first to start before
-		 * saying it is not running (on a standby it never will).
+		 * since startup, allow a moment for the first to start before saying
+		 * it is not running (on a standby it never will).
 		 */
 		if (pid == 0 && !seen &&
 			waited_us >= Min(timeout_us, FLUSH_WORKER_GRACE_MS * INT64CONST(1000)))
@@ -814,10 +814,10 @@ connlog_flush(PG_FUNCTION_ARGS)
 					 pid == 0 ?
 					 errdetail("The connlog worker is restarting.") :
 					 errdetail("%llu events enqueued before the call are not written yet.%s%s",
-							   (unsigned long long) (target - pg_atomic_read_u64(&s->done_seq)),
-							   why != NULL ? " " : "", why != NULL ? why : ""),
+			(unsigned long long) (target - pg_atomic_read_u64(&s->done_seq)),
+							 why != NULL ? " " : "", why != NULL ? why : ""),
 					 errhint("%s", hint != NULL ? hint :
-							 "See connlog_stats.last_error and the server log.")));
+					   "See connlog_stats.last_error and the server log.")));
 		}
 		if (pid != 0 && pg_atomic_read_u32(&s->flush_requested) == 0)
 		{
@@ -826,8 +826,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 			connlog_ring_wake_worker();
 		}
 		(void) ConditionVariableTimedSleep(&s->flush_cv, 100,
-										   CONNLOG_WAIT_EVENT(wait_event_flush,
-															  "ConnlogFlush"));
+										 CONNLOG_WAIT_EVENT(wait_event_flush,
+															"ConnlogFlush"));
 	}
 	ConditionVariableCancelSleep();
 	PG_RETURN_VOID();

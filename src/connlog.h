@@ -100,11 +100,11 @@ typedef enum ConnlogWriteStatus
 
 extern ConnlogWriteStatus connlog_write_upsert(const ClBatch *b, int start,
 											   int n,
-											   const ConnlogProgress *progress,
+											 const ConnlogProgress *progress,
 											   char **error);
 extern ConnlogWriteStatus connlog_write_rejected(const ClBatch *b, int i,
 												 const char *reason,
-												 const ConnlogProgress *progress,
+											 const ConnlogProgress *progress,
 												 char **error);
 extern ConnlogWriteStatus connlog_read_progress(ConnlogProgress *done,
 												char **error);

@@ -126,6 +126,7 @@ note_problem(const char *message, const char *error)
 		return;
 	}
 	text = psprintf("%s: %s", message, error);
+
 	if (logged != NULL && strcmp(logged, text) == 0)
 	{
 		pfree(text);
@@ -207,7 +208,7 @@ connlog_standby_main(Datum main_arg)
 		proc_exit(0);
 
 	BackgroundWorkerInitializeConnection(connlog_database,
-										 connlog_role[0] != '\0' ? connlog_role : NULL,
+							   connlog_role[0] != '\0' ? connlog_role : NULL,
 										 0);
 	connlog_writer_init_session();
 	pgstat_report_appname("connlog standby keeper");
@@ -227,7 +228,7 @@ connlog_standby_main(Datum main_arg)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 KEEPER_INTERVAL_MS,
-						 CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby"));
+					CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby"));
 		ResetLatch(MyLatch);
 	}
 
@@ -265,6 +266,6 @@ connlog_standby_register(void)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("connlog could not register its standby keeper"),
 				 errdetail("As a standby, this server does not keep the WAL of the events the primary has not written; a promotion may lose them."),
-				 errhint("Raise max_worker_processes (now %d) and restart the server.",
-						 max_worker_processes)));
+		errhint("Raise max_worker_processes (now %d) and restart the server.",
+				max_worker_processes)));
 }

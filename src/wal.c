@@ -272,7 +272,7 @@ static uint32 wait_event_slot;
 /* batch.c, which makes no server calls, has timestamptz's range built in */
 StaticAssertDecl(CL_MIN_EVENT_TIME == MIN_TIMESTAMP &&
 				 CL_END_EVENT_TIME == END_TIMESTAMP,
-				 "CL_MIN_EVENT_TIME and CL_END_EVENT_TIME must match timestamptz's range");
+   "CL_MIN_EVENT_TIME and CL_END_EVENT_TIME must match timestamptz's range");
 
 #define KEY_TEMP_FILE	CONNLOG_WAL_KEY_FILE ".tmp"
 #define KEY_DETAIL		"Until it is fixed and the server restarted, connlog.durability = wal and flush are refused and connlog replays no WAL record."
@@ -296,7 +296,7 @@ create_key(uint8 *key)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random key for connlog's WAL records"),
+		 errmsg("could not generate a random key for connlog's WAL records"),
 				 errdetail(KEY_DETAIL)));
 		return false;
 	}
@@ -344,8 +344,8 @@ create_key(uint8 *key)
 	if (durable_rename(KEY_TEMP_FILE, CONNLOG_WAL_KEY_FILE, WARNING) != 0)
 		return false;
 	ereport(LOG,
-			(errmsg("connlog created the key of its WAL records in file \"%s\"",
-					CONNLOG_WAL_KEY_FILE)));
+		 (errmsg("connlog created the key of its WAL records in file \"%s\"",
+				 CONNLOG_WAL_KEY_FILE)));
 	return true;
 }
 
@@ -376,14 +376,14 @@ connlog_wal_load_key(void)
 	{
 		ereport(WARNING,
 				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
+			  errmsg("could not open file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
 				 errdetail(KEY_DETAIL)));
 		return;
 	}
 	if (fstat(fd, &st) != 0)
 		ereport(WARNING,
 				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
+			  errmsg("could not stat file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
 				 errdetail(KEY_DETAIL)));
 	else if (st.st_size != CONNLOG_WAL_KEY_SIZE)
 		ereport(WARNING,
@@ -397,7 +397,7 @@ connlog_wal_load_key(void)
 		if (r < 0)
 			ereport(WARNING,
 					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
+			  errmsg("could not read file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
 					 errdetail(KEY_DETAIL)));
 		else
 			ereport(WARNING,
@@ -430,8 +430,8 @@ record_mac(const char *msg, uint32 len, uint8 *mac)
 		pg_hmac_final(ctx, full, sizeof(full)) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute the MAC of a connlog WAL record: %s",
-						pg_hmac_error(ctx))));
+			  errmsg("could not compute the MAC of a connlog WAL record: %s",
+					 pg_hmac_error(ctx))));
 	pg_hmac_free(ctx);
 	memcpy(mac, full, CONNLOG_WAL_MAC_SIZE);
 }
@@ -577,10 +577,10 @@ connlog_wal_flush(XLogRecPtr end)
 
 	if (!syncrep_done(end, mode))
 		ereport(WARNING,
-				(errcode(ProcDiePending ? ERRCODE_ADMIN_SHUTDOWN : ERRCODE_WARNING),
-				 errmsg("connlog event is kept locally but might not have been replicated to the synchronous standby"),
-				 errdetail("The wait for synchronous replication of its WAL record, which ends at %X/%X, was canceled; the event will be written.",
-						   LSN_FORMAT_ARGS(end))));
+		 (errcode(ProcDiePending ? ERRCODE_ADMIN_SHUTDOWN : ERRCODE_WARNING),
+		  errmsg("connlog event is kept locally but might not have been replicated to the synchronous standby"),
+		  errdetail("The wait for synchronous replication of its WAL record, which ends at %X/%X, was canceled; the event will be written.",
+					LSN_FORMAT_ARGS(end))));
 	RESUME_INTERRUPTS();
 	/* a die the wait gave up for ends the session now */
 	CHECK_FOR_INTERRUPTS();
@@ -600,7 +600,7 @@ connlog_wal_check_enqueue(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("connlog.durability = \"%s\" requires wal_level replica or logical and max_replication_slots of at least 1",
-						connlog_durability == CL_DURABILITY_FLUSH ? "flush" : "wal"),
+				connlog_durability == CL_DURABILITY_FLUSH ? "flush" : "wal"),
 				 errdetail("The WAL of connlog's events is kept by the replication slot \"%s\".",
 						   CONNLOG_SLOT_NAME),
 				 errhint("Change those settings, or set connlog.durability to \"memory\".")));
@@ -634,13 +634,13 @@ connlog_wal_check_enqueue(void)
 							   CONNLOG_SLOT_NAME) :
 					 errdetail("The connlog worker has not created the slot \"%s\" within connlog.enqueue_timeout (%d ms): %s",
 							   CONNLOG_SLOT_NAME, connlog_enqueue_timeout_ms,
-							   st.last_error[0] ? st.last_error : "it is busy"),
+							st.last_error[0] ? st.last_error : "it is busy"),
 					 errhint("See connlog_stats.last_error and the server log, or set connlog.durability to \"memory\".")));
 		}
 		pg_atomic_write_u32(&s->slot_wanted, 1);
 		connlog_ring_wake_worker();
 		(void) ConditionVariableTimedSleep(&s->space_cv,
-										   Min(100, connlog_enqueue_timeout_ms - elapsed_ms),
+						   Min(100, connlog_enqueue_timeout_ms - elapsed_ms),
 										   CONNLOG_WAIT_EVENT(wait_event_slot,
 															  "ConnlogSlot"));
 	}
@@ -719,8 +719,8 @@ connlog_wal_slot_create(XLogRecPtr restart_lsn, char **error)
 	ereport(LOG,
 			(errmsg("connlog created replication slot \"%s\" to keep the WAL of events not written yet",
 					CONNLOG_SLOT_NAME),
-			 errdetail("It keeps WAL from %X/%X on; connlog advances it as it writes.",
-					   LSN_FORMAT_ARGS(restart_lsn))));
+	errdetail("It keeps WAL from %X/%X on; connlog advances it as it writes.",
+			  LSN_FORMAT_ARGS(restart_lsn))));
 	return true;
 }
 
@@ -859,13 +859,13 @@ report_gone(const ConnlogProgress *done, XLogRecPtr gone_to, uint64 nrecords)
 						(unsigned long long) (done->pending - nrecords)),
 				 errdetail("connlog_wal_progress says %llu WAL-backed events were not written yet, in WAL from %X/%X on; that WAL is not in this cluster up to %X/%X, and %llu of the events were read back.",
 						   (unsigned long long) done->pending,
-						   LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to),
+						LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to),
 						   (unsigned long long) nrecords),
 				 errhint("pg_upgrade does not keep WAL, and a promoted standby may not have it.  Before pg_upgrade, start the old server and let connlog write its events.")));
 	else
 		ereport(LOG,
 				(errmsg("connlog has no WAL from %X/%X to %X/%X, where connlog_wal_progress points, and no event was left unwritten there",
-						LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to))));
+					 LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to))));
 }
 
 /*
@@ -899,7 +899,10 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 	*nrecords = *nskipped = 0;
 	*last_end = from;
 
-	/* WAL up to upto may still sit in the WAL buffers (connlog.durability = wal) */
+	/*
+	 * WAL up to upto may still sit in the WAL buffers (connlog.durability =
+	 * wal)
+	 */
 	XLogFlush(upto);
 
 	StartTransactionCommand();
@@ -919,10 +922,10 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 		if (start < upto)
 		{
 			xr = XLogReaderAllocate(wal_segment_size, NULL,
-									XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
-											   .segment_open = &wal_segment_open,
-											   .segment_close = &wal_segment_close),
-									palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate)));
+					   XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
+								  .segment_open = &wal_segment_open,
+								  .segment_close = &wal_segment_close),
+							palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate)));
 			if (xr == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -937,15 +940,15 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 				{
 					if (errormsg != NULL)
 						ereport(WARNING,
-								(errmsg("connlog stopped replaying WAL at %X/%X: %s",
-										LSN_FORMAT_ARGS(xr->EndRecPtr), errormsg)));
+						(errmsg("connlog stopped replaying WAL at %X/%X: %s",
+								LSN_FORMAT_ARGS(xr->EndRecPtr), errormsg)));
 					break;
 				}
 				if (xr->EndRecPtr > upto)
 					break;
 				*last_end = xr->EndRecPtr;
 				if (XLogRecGetRmid(xr) == RM_LOGICALMSG_ID &&
-					(XLogRecGetInfo(xr) & ~XLR_INFO_MASK) == XLOG_LOGICAL_MESSAGE)
+				(XLogRecGetInfo(xr) & ~XLR_INFO_MASK) == XLOG_LOGICAL_MESSAGE)
 				{
 					xl_logical_message *m = (xl_logical_message *) XLogRecGetData(xr);
 					const char *payload = m->message + m->prefix_size;
@@ -978,7 +981,7 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 						MemoryContext old = MemoryContextSwitchTo(caller_cxt);
 
 						appendBinaryStringInfo(&out,
-											   payload + CONNLOG_WAL_HEADER_SIZE,
+										   payload + CONNLOG_WAL_HEADER_SIZE,
 											   len);
 						MemoryContextSwitchTo(old);
 						(*nrecords)++;

@@ -442,9 +442,9 @@ progress_committed(const ConnlogProgress *progress)
 	if (slot_error_logged == NULL || strcmp(slot_error_logged, error) != 0)
 	{
 		ereport(WARNING,
-				(errmsg("connlog could not advance replication slot \"%s\": %s",
-						CONNLOG_SLOT_NAME, error),
-				 errdetail("The slot keeps more WAL than needed until this is fixed.")));
+			 (errmsg("connlog could not advance replication slot \"%s\": %s",
+					 CONNLOG_SLOT_NAME, error),
+			  errdetail("The slot keeps more WAL than needed until this is fixed.")));
 		if (slot_error_logged != NULL)
 			pfree(slot_error_logged);
 		slot_error_logged = MemoryContextStrdup(remembered_cxt, error);
@@ -768,11 +768,11 @@ check_target(void)
 		connlog_ring_note_flush(psprintf("extension connlog is not installed in database \"%s\"",
 										 connlog_database));
 		ereport(LOG,
-				(errmsg("extension connlog is not installed in database \"%s\"",
-						connlog_database),
-				 errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
-				 errhint("Run CREATE EXTENSION connlog in database \"%s\".",
-						 connlog_database)));
+			 (errmsg("extension connlog is not installed in database \"%s\"",
+					 connlog_database),
+			  errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
+			  errhint("Run CREATE EXTENSION connlog in database \"%s\".",
+					  connlog_database)));
 		missing_logged = true;
 	}
 }
@@ -898,9 +898,8 @@ write_batch_internal(ClBatch *b, bool retry)
 	/*
 	 * A transient error (a lock or statement timeout, a serialization
 	 * failure) is never the rows' fault: the batch is retried however often
-	 * it takes, and never split, since a split would reject good rows for
-	 * it.  Exiting, the worker leaves the batch in the ring for its
-	 * successor.
+	 * it takes, and never split, since a split would reject good rows for it.
+	 * Exiting, the worker leaves the batch in the ring for its successor.
 	 */
 	if (st == CL_WRITE_TRANSIENT)
 	{
@@ -917,7 +916,7 @@ write_batch_internal(ClBatch *b, bool retry)
 		return false;
 	}
 	report_failure(error, b->nentries,
-				   "The rows that fail on their own go to connection_logs_rejected.");
+		  "The rows that fail on their own go to connection_logs_rejected.");
 	if (!write_range(b, 0, b->nentries, error))
 	{
 		b->splitting = true;
@@ -1045,7 +1044,11 @@ fill_current(void)
 					cur->lsn_floor = floor;
 				cur->nwal++;
 			}
-			/* floors never decrease in ring order: the rest start here or later */
+
+			/*
+			 * floors never decrease in ring order: the rest start here or
+			 * later
+			 */
 			consumed_lsn = Max(consumed_lsn, floor);
 		}
 		if (!(word & CL_RING_DONE_FLAG))
@@ -1059,7 +1062,7 @@ fill_current(void)
 			if (!cl_batch_add(cur, recbuf, len))
 			{
 				ereport(WARNING,
-						(errmsg("connlog discarded a malformed event record")));
+					 (errmsg("connlog discarded a malformed event record")));
 				cur->ndropped++;
 			}
 			else if (connlog_log_events)
@@ -1283,10 +1286,10 @@ shutdown_drain(void)
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (tail_seq < target)
 		ereport(WARNING,
-				(errmsg("connlog worker is exiting with %llu events not written",
-						(unsigned long long) (head_seq - tail_seq)),
-				 errdetail("%s", exit_reason()),
-				 errhint("The events stay in shared memory for the next worker.  If the server is stopping, those not backed by WAL are lost.")));
+			(errmsg("connlog worker is exiting with %llu events not written",
+					(unsigned long long) (head_seq - tail_seq)),
+			 errdetail("%s", exit_reason()),
+			 errhint("The events stay in shared memory for the next worker.  If the server is stopping, those not backed by WAL are lost.")));
 	else if (head_seq > tail_seq)
 		ereport(LOG,
 				(errmsg("connlog worker is exiting; %llu events enqueued since it was told to are left for the next worker",
@@ -1357,7 +1360,7 @@ wait_for_database(void)
 		if (!shared_catalog_has(DatabaseRelationId, connlog_database, NULL))
 			state = CL_STATE_NO_DATABASE;
 		else if (connlog_role[0] != '\0' &&
-				 !shared_catalog_has(AuthIdRelationId, connlog_role, &canlogin))
+			  !shared_catalog_has(AuthIdRelationId, connlog_role, &canlogin))
 			state = CL_STATE_NO_ROLE;
 		else if (!canlogin)
 			state = CL_STATE_ROLE_NOLOGIN;
@@ -1370,8 +1373,8 @@ wait_for_database(void)
 		if (state == CL_STATE_STARTING)
 		{
 			ereport(LOG,
-					(errmsg("connlog worker restarting to connect to database \"%s\"",
-							connlog_database)));
+			(errmsg("connlog worker restarting to connect to database \"%s\"",
+					connlog_database)));
 			connlog_ring_set_connecting(false);
 			proc_exit(1);
 		}
@@ -1388,8 +1391,8 @@ wait_for_database(void)
 					(errmsg("connlog worker is waiting: %s", why),
 					 errdetail("Events stay in the ring until then; connlog looks again every connlog.flush_interval."),
 					 state == CL_STATE_ROLE_NOLOGIN ?
-					 errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
-							 quote_identifier(connlog_role)) : 0));
+				  errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
+						  quote_identifier(connlog_role)) : 0));
 			logged = state;
 		}
 		pfree(why);
@@ -1479,8 +1482,8 @@ replay_wal(void)
 	if (st != CL_WRITE_OK)
 	{
 		ereport(WARNING,
-				(errmsg("connlog could not read connlog_wal_progress: %s", error),
-				 errdetail("WAL-backed events that were not written before the worker started are not replayed.")));
+		   (errmsg("connlog could not read connlog_wal_progress: %s", error),
+			errdetail("WAL-backed events that were not written before the worker started are not replayed.")));
 		memset(&done, 0, sizeof(done));
 	}
 	stored = replay_from = done;
@@ -1492,8 +1495,8 @@ replay_wal(void)
 		if (!connlog_wal_slot_exists() &&
 			!connlog_wal_slot_create(done.lsn, &error))
 			ereport(WARNING,
-					(errmsg("connlog could not create replication slot \"%s\": %s",
-							CONNLOG_SLOT_NAME, error)));
+			  (errmsg("connlog could not create replication slot \"%s\": %s",
+					  CONNLOG_SLOT_NAME, error)));
 		last_end = done.lsn;
 		if (done.lsn < insert_lsn)
 			data = connlog_wal_replay(&done, insert_lsn, &last_end,
@@ -1513,15 +1516,15 @@ replay_wal(void)
 			ereport(LOG,
 					(errmsg("connlog replayed %llu events from WAL between %X/%X and %X/%X",
 							(unsigned long long) nrecords,
-							LSN_FORMAT_ARGS(done.lsn), LSN_FORMAT_ARGS(last_end)),
+					   LSN_FORMAT_ARGS(done.lsn), LSN_FORMAT_ARGS(last_end)),
 					 nskipped > 0 ?
 					 errdetail("%llu events in that WAL were left out: written already, or still in the ring.",
 							   (unsigned long long) nskipped) : 0));
 		}
 
 		/*
-		 * Nothing read back is held: store this life's progress now, so
-		 * that a row an exiting worker (or another cluster, see wal.c's
+		 * Nothing read back is held: store this life's progress now, so that
+		 * a row an exiting worker (or another cluster, see wal.c's
 		 * "pg_upgrade") stored is not read, and reported on, again.
 		 */
 		if (nrecords == 0)
@@ -1556,7 +1559,7 @@ replay_wal(void)
 		if (s->crash_wal_pending > nrecords)
 			ereport(WARNING,
 					(errmsg("connlog lost %llu WAL-backed events whose WAL had not been written when the server crashed",
-							(unsigned long long) (s->crash_wal_pending - nrecords)),
+					 (unsigned long long) (s->crash_wal_pending - nrecords)),
 					 errdetail("%llu WAL-backed events were not written yet at the crash; %llu were read back from WAL.",
 							   (unsigned long long) s->crash_wal_pending,
 							   (unsigned long long) nrecords)));
@@ -1650,7 +1653,7 @@ connlog_worker_main(Datum main_arg)
 
 	connlog_ring_set_connecting(true);
 	BackgroundWorkerInitializeConnection(connlog_database,
-										 connlog_role[0] != '\0' ? connlog_role : NULL,
+							   connlog_role[0] != '\0' ? connlog_role : NULL,
 										 0);
 	connlog_ring_set_connecting(false);
 	connlog_writer_init_session();
@@ -1660,10 +1663,10 @@ connlog_worker_main(Datum main_arg)
 
 	/*
 	 * Every batch allocates and frees the same large chunks: the row array
-	 * and the executor's bigger memory blocks.  glibc gives chunks this
-	 * size their own mmap(), so each batch would fault its memory in afresh
-	 * (zeroed pages, several percent of the worker's CPU).  Keep them in
-	 * the heap and reuse them instead; this process only.
+	 * and the executor's bigger memory blocks.  glibc gives chunks this size
+	 * their own mmap(), so each batch would fault its memory in afresh
+	 * (zeroed pages, several percent of the worker's CPU).  Keep them in the
+	 * heap and reuse them instead; this process only.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);

@@ -381,13 +381,13 @@ find_member_table(Oid extoid, Oid nspoid, const char *nspname,
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.%s\" does not exist", nspname, relname)));
+			 errmsg("relation \"%s.%s\" does not exist", nspname, relname)));
 	if (getExtensionOfObject(RelationRelationId, relid) != extoid)
 		report_not_member(nspname, relname);
 	if (get_rel_relkind(relid) != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation \"%s.%s\" is not a table", nspname, relname)));
+			 errmsg("relation \"%s.%s\" is not a table", nspname, relname)));
 	return relid;
 }
 
@@ -400,7 +400,7 @@ check_member_type(Oid extoid, Oid typid)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("type %s is not a member of extension connlog",
 						format_type_be_qualified(typid)),
-				 errdetail("connlog uses only the extension's own objects.")));
+			   errdetail("connlog uses only the extension's own objects.")));
 }
 
 /*
@@ -603,11 +603,11 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
 		has_pending = strcmp(version, "1.1") != 0;
 		progress_read_plan = keep_plan(nspname, psprintf("SELECT epoch, done_seq, done_lsn, %s FROM %s.connlog_wal_progress",
-														 has_pending ? "pending_at_exit" : "NULL::pg_catalog.int8",
+				   has_pending ? "pending_at_exit" : "NULL::pg_catalog.int8",
 														 schema), 0, NULL);
 		progress_write_plan = keep_plan(nspname, psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3%s",
 														  schema,
-														  has_pending ? ", pending_at_exit = $4" : ""),
+								has_pending ? ", pending_at_exit = $4" : ""),
 										has_pending ? 4 : 3, progress_types);
 	}
 	reject_plan = keep_plan(nspname, psprintf(reject_sql, schema), 2,
@@ -833,6 +833,7 @@ run_statement(write_fn fn, void *arg, const char *activity,
 						  unpack_sql_state(edata->sqlerrcode));
 		status = error_status(edata->sqlerrcode);
 		FreeErrorData(edata);
+
 		/*
 		 * The plans may be what failed: prepare them afresh next time.  Not
 		 * after an error of the rows (a duplicate id, say), which a split
@@ -988,10 +989,11 @@ store_progress(const ConnlogProgress *progress)
 
 	if (progress == NULL || progress_write_plan == NULL)
 		return;
+
 	/*
-	 * The statement run before this one may have taken in invalidations.
-	 * It has run, so a broken extension can no longer be reported as a
-	 * missing one: fail the transaction, and let the retry find out.
+	 * The statement run before this one may have taken in invalidations. It
+	 * has run, so a broken extension can no longer be reported as a missing
+	 * one: fail the transaction, and let the retry find out.
 	 */
 	if (!plans_current(USES_PROGRESS) &&
 		(!use_plans(USES_PROGRESS) || progress_write_plan == NULL))
@@ -1030,8 +1032,8 @@ build_upsert_args(UpsertArgs *a)
 		if (!OidIsValid(type_label_oids[ev.type]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid input value for enum connection_type: \"%s\"",
-							connlog_type_labels[ev.type])));
+			   errmsg("invalid input value for enum connection_type: \"%s\"",
+					  connlog_type_labels[ev.type])));
 		memset(null, 0, sizeof(null));
 		v[COL_ID] = uuid_datum(ev.id);
 		v[COL_CONNECT_TIME] = TimestampTzGetDatum(e->connect_time);
@@ -1195,7 +1197,7 @@ event_json(const ClEvent *ev, const ClEntry *e)
 	{
 		json_key(&buf, "ip");
 		escape_json(&buf, DatumGetCString(DirectFunctionCall1(inet_out,
-															  inet_datum(ev))));
+														   inet_datum(ev))));
 	}
 	if (ev->flags & CL_HAS_CODE)
 	{
