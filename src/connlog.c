@@ -229,35 +229,35 @@ connlog_shmem_startup(void)
 }
 
 /*
- * Register the worker.  RegisterBackgroundWorker() only logs, at LOG, when
+ * Register a background worker of this library; returns whether the
+ * postmaster took it.  RegisterBackgroundWorker() only logs, at LOG, when
  * it refuses (max_worker_processes is exhausted by the libraries loaded
- * before this one), and returns nothing.  An unregistered worker would let
- * connlog_enqueue accept events that nobody writes until the ring fills,
- * so tell from the postmaster's list whether the worker made it in: a
- * registration puts it at the list's head.  Without it connlog_enqueue
- * refuses every event (check_can_enqueue) and the log says why at once.
+ * before this one), and returns nothing; a registration puts the worker at
+ * the head of the postmaster's list, so that tells.
  */
-static void
-register_worker(BackgroundWorker *worker)
+static bool
+register_worker(const char *function, const char *name,
+				BgWorkerStartTime start_time, int restart_time)
 {
+	BackgroundWorker worker;
 	slist_node *head = BackgroundWorkerList.head.next;
 
-	RegisterBackgroundWorker(worker);
-	worker_registered = BackgroundWorkerList.head.next != head;
-	if (!worker_registered)
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("connlog could not register its background worker"),
-				 errdetail("connlog_enqueue refuses every event while no worker can write them."),
-		errhint("Raise max_worker_processes (now %d) and restart the server.",
-				max_worker_processes)));
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = start_time;
+	worker.bgw_restart_time = restart_time;
+	strlcpy(worker.bgw_library_name, "connlog", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+	return BackgroundWorkerList.head.next != head;
 }
 
 void
 _PG_init(void)
 {
-	BackgroundWorker worker;
-
 	/*
 	 * The ring lives in shared memory sized at server start, so there is
 	 * nothing to do when loaded any other way; the SQL functions then say so.
@@ -360,20 +360,37 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	/* a standby must not write: start only once recovery has finished */
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	strlcpy(worker.bgw_library_name, "connlog", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "connlog_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "connlog worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "connlog worker", BGW_MAXLEN);
-	register_worker(&worker);
+	/*
+	 * A standby must not write: start only once recovery has finished.  An
+	 * unregistered worker would let connlog_enqueue accept events that nobody
+	 * writes until the ring fills: without it connlog_enqueue refuses every
+	 * event (check_can_enqueue), and the log says why at once.
+	 */
+	worker_registered = register_worker("connlog_worker_main",
+										"connlog worker",
+										BgWorkerStart_RecoveryFinished, 1);
+	if (!worker_registered)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("connlog could not register its background worker"),
+				 errdetail("connlog_enqueue refuses every event while no worker can write them."),
+		errhint("Raise max_worker_processes (now %d) and restart the server.",
+				max_worker_processes)));
 
-	/* a hot standby's keeper of the WAL the primary's worker needs */
-	connlog_standby_register();
+	/*
+	 * A hot standby's keeper of the WAL the primary's worker needs (see
+	 * standby.c); a connection refused (database or role missing) is retried
+	 * slowly.  Without it the server runs as before, but as a standby it
+	 * keeps nothing for connlog: say so.
+	 */
+	if (!register_worker("connlog_standby_main", "connlog standby keeper",
+						 BgWorkerStart_ConsistentState, 10))
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("connlog could not register its standby keeper"),
+				 errdetail("As a standby, this server does not keep the WAL of the events the primary has not written; a promotion may lose them."),
+		errhint("Raise max_worker_processes (now %d) and restart the server.",
+				max_worker_processes)));
 }
 
 static void

@@ -88,7 +88,6 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/bgworker_internals.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -238,34 +237,4 @@ connlog_standby_main(Datum main_arg)
 				(errmsg("connlog standby keeper exits: the server was promoted, and its worker keeps replication slot \"%s\" now",
 						CONNLOG_SLOT_NAME)));
 	proc_exit(RecoveryInProgress() ? 1 : 0);
-}
-
-/*
- * Called from _PG_init.  Without the keeper the server runs as before, but
- * as a standby it keeps nothing for connlog: say so.
- */
-void
-connlog_standby_register(void)
-{
-	BackgroundWorker worker;
-	slist_node *head = BackgroundWorkerList.head.next;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	/* a connection refused (database or role missing) is retried slowly */
-	worker.bgw_restart_time = 10;
-	strlcpy(worker.bgw_library_name, "connlog", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "connlog_standby_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "connlog standby keeper", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "connlog standby keeper", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-	if (BackgroundWorkerList.head.next == head)
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("connlog could not register its standby keeper"),
-				 errdetail("As a standby, this server does not keep the WAL of the events the primary has not written; a promotion may lose them."),
-		errhint("Raise max_worker_processes (now %d) and restart the server.",
-				max_worker_processes)));
 }

@@ -8,7 +8,6 @@
 #ifndef CONNLOG_STANDBY_H
 #define CONNLOG_STANDBY_H
 
-extern void connlog_standby_register(void);
 extern PGDLLEXPORT void connlog_standby_main(Datum main_arg);
 
 #endif							/* CONNLOG_STANDBY_H */
