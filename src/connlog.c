@@ -38,6 +38,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "utils/varlena.h"
 
 #include "compat.h"
 #include "connlog.h"
@@ -51,6 +52,7 @@ void		_PG_init(void);
 /* GUCs */
 char	   *connlog_database = NULL;
 char	   *connlog_role = NULL;
+char	   *connlog_table = NULL;
 int			connlog_ring_size_kb = 16384;
 int			connlog_batch_size = 1000;
 int			connlog_flush_interval_ms = 5000;
@@ -255,6 +257,51 @@ register_worker(const char *function, const char *name,
 	return BackgroundWorkerList.head.next != head;
 }
 
+/*
+ * connlog.table: empty, or a schema-qualified table name.  The worker's
+ * search_path is pg_catalog, so an unqualified name could only mean a
+ * system table; say so at once rather than when the worker looks.
+ */
+static bool
+check_table(char **newval, void **extra, GucSource source)
+{
+	char	   *schema;
+	char	   *relname;
+
+	if ((*newval)[0] == '\0')
+		return true;
+	if (!connlog_table_name(*newval, &schema, &relname))
+	{
+		GUC_check_errdetail("The value must be a schema-qualified table name, such as \"public.connection_logs\".");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Split connlog.table's value into its schema and table names, as SQL
+ * would (quotes, case folding).  Returns false unless it is exactly a
+ * schema and a table.  The names are palloc'd.
+ */
+bool
+connlog_table_name(const char *value, char **schema, char **relname)
+{
+	char	   *copy = pstrdup(value);
+	List	   *names;
+	bool		ok;
+
+	ok = SplitIdentifierString(copy, '.', &names) &&
+		list_length(names) == 2;
+	if (ok)
+	{
+		*schema = pstrdup(linitial(names));
+		*relname = pstrdup(lsecond(names));
+	}
+	list_free(names);
+	pfree(copy);
+	return ok;
+}
+
 void
 _PG_init(void)
 {
@@ -273,6 +320,11 @@ _PG_init(void)
 	"Role the connlog worker writes as; empty means the bootstrap superuser.",
 							   NULL, &connlog_role, "",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("connlog.table",
+					 "Table the connlog worker writes connection rows into.",
+							   "Empty means the extension's own connection_logs; otherwise a schema-qualified table name.",
+							   &connlog_table, "",
+							   PGC_SIGHUP, 0, check_table, NULL, NULL);
 	DefineCustomIntVariable("connlog.ring_size",
 				"Size of the shared-memory ring that holds enqueued events.",
 							NULL, &connlog_ring_size_kb, 16384, 64,

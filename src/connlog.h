@@ -17,6 +17,7 @@
 /* GUCs, defined in connlog.c */
 extern char *connlog_database;
 extern char *connlog_role;
+extern char *connlog_table;
 extern int	connlog_ring_size_kb;
 extern int	connlog_batch_size;
 extern int	connlog_flush_interval_ms;
@@ -31,6 +32,9 @@ extern int	connlog_retention_s;
 extern int	connlog_purge_batch_size;
 extern int	connlog_purge_interval_ms;
 extern int	connlog_durability;
+
+extern bool connlog_table_name(const char *value, char **schema,
+							   char **relname);
 
 /* connlog.durability */
 typedef enum ConnlogDurability

@@ -1154,7 +1154,7 @@ purge_step(TimestampTz now)
 							error),
 					 errdetail("Events are still written; connlog tries again every connlog.purge_interval."),
 					 st == CL_WRITE_DENIED ?
-					 errhint("Grant DELETE on connection_logs to the role connlog writes as.") : 0));
+					 errhint("Grant DELETE on connection_logs, or on the table connlog.table names, to the role connlog writes as.") : 0));
 	}
 	purge_running = false;
 	next_purge = now + (TimestampTz) connlog_purge_interval_ms * 1000;

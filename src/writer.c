@@ -86,6 +86,36 @@
  * freshly prepared statement that references anything but the member
  * under a member's name is refused as well.
  *
+ * connlog.table.  When it names a table, the rows go there instead of
+ * into connection_logs (connection_logs_rejected and connlog_wal_progress
+ * stay the extension's).  That table is the application's: not a member,
+ * owned by a role that need not be trusted with the worker's privileges,
+ * and free to carry triggers, defaults, policies and index expressions its
+ * owner wrote.  So:
+ *
+ *	- it is looked up by its schema-qualified name, locked, and checked
+ *	  each time the statements are prepared (find_rows_table): every
+ *	  column connlog_batch_row has, by name, writable, taking the value
+ *	  by assignment as the INSERT will; no other column that is NOT NULL
+ *	  without a default (every row would fail, and be rejected); and a
+ *	  unique, immediate, non-partial index on exactly (connection_id,
+ *	  workspace_id, agent_name) for ON CONFLICT.  A failed check holds the
+ *	  events like a broken extension, with an error that names the table
+ *	  and what it lacks.  A statement prepared for it that references
+ *	  another relation under its name is refused, as for a member.
+ *	- the upsert and the retention DELETE on it run as the table's owner,
+ *	  in a security-restricted operation (begin_as_owner), as VACUUM and
+ *	  REFRESH MATERIALIZED VIEW run a table's index functions: whatever
+ *	  code the table runs, it runs with its owner's privileges, never with
+ *	  the worker's, and settings it changes are undone.  The worker's role
+ *	  must still hold the privileges itself (check_privileges; DELETE when
+ *	  it purges), so that connlog writes only where an administrator
+ *	  granted it; the owner's are checked by the statement.
+ *	- a changed setting (a reload) is seen at the next statement: the
+ *	  plans remember the value they were prepared for.  A batch is not
+ *	  bound to a table; one waiting for a retry, or half split, is written
+ *	  to whichever table the setting names when it is next attempted.
+ *
  * Before preparing, the statements' privileges are checked for the role
  * the worker runs as (connlog.role), so a missing GRANT is reported by name
  * instead of surfacing as failed rows; an error with SQLSTATE 42501 from
@@ -129,15 +159,19 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_relation.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -223,6 +257,15 @@ static SPIPlanPtr progress_write_plan = NULL;
 static Oid	plan_extoid = InvalidOid;
 static char *plan_version = NULL;	/* extversion, in TopMemoryContext */
 static Oid	member_relids[NUM_MEMBERS]; /* InvalidOid: not in this version */
+
+/* connlog.table the plans were built for, in TopMemoryContext */
+static char *plan_table = NULL;
+
+/* the table the rows go to, quoted and qualified, in TopMemoryContext */
+static char *rows_table = NULL;
+
+/* connlog.table's owner, whom its statements run as; InvalidOid: unset */
+static Oid	rows_owner = InvalidOid;
 static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
@@ -231,12 +274,13 @@ static MemoryContext log_events_cxt = NULL;
 static int	statement_timeout_ms = 0;	/* 0: statements are not bounded */
 
 /*
- * The upsert.  %1$s is the quoted schema; $1 is a connlog_batch_row[].
+ * The upsert.  %1$s is the table, quoted and qualified; $1 is a
+ * connlog_batch_row[].
  * Merging in the batch guarantees that no conflict key appears twice in one
  * statement, which ON CONFLICT DO UPDATE would refuse.
  */
 static const char *const upsert_sql =
-"INSERT INTO %1$s.connection_logs AS c (id, connect_time, organization_id, "
+"INSERT INTO %1$s AS c (id, connect_time, organization_id, "
 "workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
 "code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
 "disconnect_reason) "
@@ -257,8 +301,8 @@ static const char *const upsert_sql =
  * worker's event writes wait behind it.
  */
 static const char *const purge_sql =
-"DELETE FROM %1$s.connection_logs WHERE ctid OPERATOR(pg_catalog.=) "
-"ANY (ARRAY(SELECT ctid FROM %1$s.connection_logs "
+"DELETE FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) "
+"ANY (ARRAY(SELECT ctid FROM %1$s "
 "WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2 "
 "FOR UPDATE SKIP LOCKED))";
 
@@ -273,12 +317,12 @@ static const char *const purge_sql =
  */
 static const char *const replay_filter =
 "WHERE u.connection_id IS NOT NULL OR NOT EXISTS "
-"(SELECT 1 FROM %1$s.connection_logs x WHERE x.id OPERATOR(pg_catalog.=) u.id "
+"(SELECT 1 FROM %1$s x WHERE x.id OPERATOR(pg_catalog.=) u.id "
 "AND x.connect_time OPERATOR(pg_catalog.=) u.connect_time "
 "AND x.workspace_id OPERATOR(pg_catalog.=) u.workspace_id) ";
 
 static const char *const reject_sql =
-"INSERT INTO %1$s.connection_logs_rejected (rejected_at, error, event) "
+"INSERT INTO %1$s (rejected_at, error, event) "
 "VALUES (pg_catalog.now(), $1, $2::pg_catalog.jsonb)";
 
 static void
@@ -297,6 +341,13 @@ forget_plans(void)
 	if (plan_version != NULL)
 		pfree(plan_version);
 	plan_version = NULL;
+	if (plan_table != NULL)
+		pfree(plan_table);
+	plan_table = NULL;
+	if (rows_table != NULL)
+		pfree(rows_table);
+	rows_table = NULL;
+	rows_owner = InvalidOid;
 	memset(member_relids, 0, sizeof(member_relids));
 }
 
@@ -362,12 +413,11 @@ report_not_member(const char *nspname, const char *relname)
 }
 
 /*
- * The ordinary table nspname.relname, which must be a member of extension
- * extoid; locked.
+ * The relation relname in schema nspoid, locked as the statements lock it;
+ * InvalidOid if there is none.
  */
 static Oid
-find_member_table(Oid extoid, Oid nspoid, const char *nspname,
-				  const char *relname)
+lookup_locked(Oid nspoid, const char *relname)
 {
 	Oid			relid = get_relname_relid(relname, nspoid);
 
@@ -378,6 +428,19 @@ find_member_table(Oid extoid, Oid nspoid, const char *nspname,
 		if (get_relname_relid(relname, nspoid) != relid)
 			relid = InvalidOid;
 	}
+	return relid;
+}
+
+/*
+ * The ordinary table nspname.relname, which must be a member of extension
+ * extoid; locked.
+ */
+static Oid
+find_member_table(Oid extoid, Oid nspoid, const char *nspname,
+				  const char *relname)
+{
+	Oid			relid = lookup_locked(nspoid, relname);
+
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -458,34 +521,177 @@ find_row_type(Oid extoid, Oid nspoid, const char *nspname)
 							CStringGetDatum(connlog_type_labels[i]));
 }
 
-/* Append "PRIVS on table schema.rel" to missing if the role lacks any. */
+/*
+ * connlog.table: every column the upsert writes (connlog_batch_row's) must
+ * exist in rel, be one an INSERT may give a value, and take the value by
+ * assignment, as the INSERT will; and no other column may need a value
+ * connlog does not give (NOT NULL without a default would fail every row,
+ * which would then all be rejected).
+ */
 static void
-check_table_privileges(StringInfo missing, Oid roleid, const char *nspname,
-					   int member, const AclMode *modes,
+check_rows_columns(Relation rel, const char *name)
+{
+	TupleDesc	row_desc = lookup_rowtype_tupdesc(row_typid, -1);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int c = 0; c < row_desc->natts; c++)
+	{
+		Form_pg_attribute src = TupleDescAttr(row_desc, c);
+		const char *col = NameStr(src->attname);
+		AttrNumber	attnum = attnameAttNum(rel, col, false);
+		Form_pg_attribute att;
+		Oid			srctype = src->atttypid;
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table %s has no column \"%s\"", name, col)));
+		att = TupleDescAttr(desc, attnum - 1);
+		if (att->attgenerated != '\0' ||
+			att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+					 errmsg("column \"%s\" of table %s cannot be written",
+							col, name),
+					 errdetail("It is a generated column or an identity column GENERATED ALWAYS.")));
+		if (!can_coerce_type(1, &srctype, &att->atttypid, COERCION_ASSIGNMENT))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table %s is of type %s, which connlog cannot assign its %s values to",
+							col, name, format_type_be(att->atttypid),
+							format_type_be(srctype))));
+	}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		written = false;
+
+		if (att->attisdropped || !att->attnotnull || att->atthasdef ||
+			att->attidentity != '\0' || att->attgenerated != '\0')
+			continue;
+		for (int c = 0; c < row_desc->natts && !written; c++)
+			written = namestrcmp(&att->attname,
+						  NameStr(TupleDescAttr(row_desc, c)->attname)) == 0;
+		if (!written)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+			errmsg("column \"%s\" of table %s is NOT NULL and has no default",
+				   NameStr(att->attname), name),
+					 errdetail("connlog does not write that column, so every row would fail.")));
+	}
+	ReleaseTupleDesc(row_desc);
+}
+
+/*
+ * connlog.table: the upsert's ON CONFLICT (connection_id, workspace_id,
+ * agent_name) needs an index it can infer as its arbiter: unique, not
+ * deferrable, valid, without a predicate or expressions, on exactly those
+ * columns in any order.
+ */
+static void
+check_rows_index(Relation rel, const char *name)
+{
+	static const char *const key_names[] = {
+		"connection_id", "workspace_id", "agent_name"
+	};
+	AttrNumber	keys[lengthof(key_names)];
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	for (int k = 0; k < lengthof(key_names); k++)
+		keys[k] = attnameAttNum(rel, key_names[k], false);
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = index->rd_index;
+		bool		ok;
+
+		ok = ix->indisunique && ix->indimmediate && ix->indisvalid &&
+			ix->indnkeyatts == lengthof(keys) &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL);
+		for (int k = 0; ok && k < lengthof(keys); k++)
+		{
+			bool		has = false;
+
+			for (int j = 0; j < ix->indnkeyatts; j++)
+				has |= ix->indkey.values[j] == keys[k];
+			ok = has;
+		}
+		index_close(index, AccessShareLock);
+		if (ok)
+		{
+			found = true;
+			break;
+		}
+	}
+	list_free(indexes);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("table %s has no unique index on (connection_id, workspace_id, agent_name)",
+						name),
+				 errdetail("connlog's upsert needs one as its ON CONFLICT arbiter: unique, not deferrable, without a WHERE clause or expressions.")));
+}
+
+/*
+ * connlog.table: look up the application's table, lock it as the
+ * statements will, and check that the upsert can write into it.  Sets
+ * rows_owner.  See "connlog.table" in the file header.
+ */
+static Oid
+find_rows_table(const char *nspname, const char *relname, const char *name)
+{
+	Oid			nspoid = get_namespace_oid(nspname, true);
+	Oid			relid = InvalidOid;
+	Relation	rel;
+
+	if (OidIsValid(nspoid))
+		relid = lookup_locked(nspoid, relname);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" does not exist", name),
+				 errdetail("connlog.table names it.")));
+	rel = table_open(relid, NoLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation \"%s\" is not a table", name),
+				 errdetail("connlog.table names it.")));
+	check_rows_columns(rel, name);
+	check_rows_index(rel, name);
+	rows_owner = rel->rd_rel->relowner;
+	table_close(rel, NoLock);
+	return relid;
+}
+
+/* Append "PRIVS on table name" to missing if the role lacks any. */
+static void
+check_table_privileges(StringInfo missing, Oid roleid, Oid relid,
+					   const char *name, const AclMode *modes,
 					   const char *const *names, int nmodes)
 {
 	StringInfoData privs;
 
 	initStringInfo(&privs);
 	for (int i = 0; i < nmodes; i++)
-		if (pg_class_aclcheck(member_relids[member], roleid,
-							  modes[i]) != ACLCHECK_OK)
+		if (pg_class_aclcheck(relid, roleid, modes[i]) != ACLCHECK_OK)
 			appendStringInfo(&privs, "%s%s", privs.len > 0 ? ", " : "",
 							 names[i]);
 	if (privs.len > 0)
-		appendStringInfo(missing, "%s%s on table %s.%s",
-						 missing->len > 0 ? " and " : "", privs.data,
-						 quote_identifier(nspname),
-						 quote_identifier(member_names[member]));
+		appendStringInfo(missing, "%s%s on table %s",
+						 missing->len > 0 ? " and " : "", privs.data, name);
 	pfree(privs.data);
 }
 
 /*
  * The worker's statements need USAGE on the extension's schema, SELECT,
- * INSERT and UPDATE on connection_logs (ON CONFLICT DO UPDATE reads the
- * row it updates), INSERT on connection_logs_rejected, and SELECT and
- * UPDATE on connlog_wal_progress.  Say which are missing, all at once,
- * with SQLSTATE 42501.
+ * INSERT and UPDATE on connection_logs or connlog.table (ON CONFLICT DO
+ * UPDATE reads the row it updates), INSERT on connection_logs_rejected,
+ * and SELECT and UPDATE on connlog_wal_progress.  Say which are missing,
+ * all at once, with SQLSTATE 42501.
  */
 static void
 check_privileges(Oid nspoid, const char *nspname)
@@ -506,12 +712,18 @@ check_privileges(Oid nspoid, const char *nspname)
 						GetUserNameFromId(roleid, false),
 						quote_identifier(nspname))));
 	initStringInfo(&missing);
-	check_table_privileges(&missing, roleid, nspname, MEMBER_LOGS,
-						   log_modes, log_names, lengthof(log_modes));
-	check_table_privileges(&missing, roleid, nspname, MEMBER_REJECTED,
+	check_table_privileges(&missing, roleid, member_relids[MEMBER_LOGS],
+						   rows_table, log_modes, log_names,
+						   lengthof(log_modes));
+	check_table_privileges(&missing, roleid, member_relids[MEMBER_REJECTED],
+						   quote_qualified_identifier(nspname,
+											  member_names[MEMBER_REJECTED]),
 						   rej_modes, rej_names, lengthof(rej_modes));
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
-		check_table_privileges(&missing, roleid, nspname, MEMBER_PROGRESS,
+		check_table_privileges(&missing, roleid,
+							   member_relids[MEMBER_PROGRESS],
+							   quote_qualified_identifier(nspname,
+											  member_names[MEMBER_PROGRESS]),
 							   prog_modes, prog_names, lengthof(prog_modes));
 	if (missing.len > 0)
 		ereport(ERROR,
@@ -525,12 +737,14 @@ check_privileges(Oid nspoid, const char *nspname)
  * before; should a name have come to mean something else while the
  * statement was parsed (its schema renamed and the name taken, say), the
  * statement would reference a relation of that name in a schema of that
- * name that is not the member, which is refused here.  Other relations
+ * name that is not the member (or connlog.table, rows_nsp.rows_rel, when
+ * it is set), which is refused here.  Other relations
  * the rewriter brings in (a column default's sequence, a policy's table)
  * are the table owner's and pass.
  */
 static SPIPlanPtr
-keep_plan(const char *nspname, const char *sql, int nargs, Oid *argtypes)
+keep_plan(const char *nspname, const char *rows_nsp, const char *rows_rel,
+		  const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 	ListCell   *lc;
@@ -549,8 +763,16 @@ keep_plan(const char *nspname, const char *sql, int nargs, Oid *argtypes)
 			char	   *relname = get_rel_name(relid);
 			char	   *relnsp = get_namespace_name(get_rel_namespace(relid));
 
-			if (relname == NULL || relnsp == NULL ||
-				strcmp(relnsp, nspname) != 0)
+			if (relname == NULL || relnsp == NULL)
+				continue;
+			if (rows_nsp != NULL && strcmp(relnsp, rows_nsp) == 0 &&
+				strcmp(relname, rows_rel) == 0 &&
+				relid != member_relids[MEMBER_LOGS])
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("relation \"%s\" changed while connlog prepared its statements",
+								rows_table)));
+			if (strcmp(relnsp, nspname) != 0)
 				continue;
 			for (int m = 0; m < NUM_MEMBERS; m++)
 				if (strcmp(relname, member_names[m]) == 0 &&
@@ -576,6 +798,9 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
 	Oid			progress_types[4] = {INT8OID, INT8OID, PG_LSNOID, INT8OID};
 	bool		has_pending;
+	char	   *rows_name;
+	char	   *rows_nsp = NULL;	/* connlog.table's, if set */
+	char	   *rows_rel = NULL;
 
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
@@ -586,33 +811,53 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 		/* connlog.durability's progress, which version 1.0 does not have */
 		if (m == MEMBER_PROGRESS && strcmp(version, "1.0") == 0)
 			continue;
+		/* connlog.table replaces connection_logs */
+		if (m == MEMBER_LOGS && connlog_table[0] != '\0')
+			continue;
 		member_relids[m] = find_member_table(extoid, nspoid, nspname,
 											 member_names[m]);
 	}
-	check_privileges(nspoid, nspname);
 	find_row_type(extoid, nspoid, nspname);
+	plan_table = MemoryContextStrdup(TopMemoryContext, connlog_table);
+	if (connlog_table[0] == '\0')
+		rows_name = quote_qualified_identifier(nspname,
+											   member_names[MEMBER_LOGS]);
+	else
+	{
+		/* the setting's check hook accepts nothing else */
+		if (!connlog_table_name(connlog_table, &rows_nsp, &rows_rel))
+			elog(ERROR, "invalid connlog.table \"%s\"", connlog_table);
+		rows_name = quote_qualified_identifier(rows_nsp, rows_rel);
+		member_relids[MEMBER_LOGS] = find_rows_table(rows_nsp, rows_rel,
+													 rows_name);
+	}
+	rows_table = MemoryContextStrdup(TopMemoryContext, rows_name);
+	check_privileges(nspoid, nspname);
 
-	upsert_plan = keep_plan(nspname, psprintf(upsert_sql, schema, ""), 1,
+	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(upsert_sql, rows_name, ""), 1,
 							&row_array_typid);
-	upsert_replay_plan = keep_plan(nspname,
-								   psprintf(upsert_sql, schema,
-											psprintf(replay_filter, schema)),
+	upsert_replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
+								   psprintf(upsert_sql, rows_name,
+										 psprintf(replay_filter, rows_name)),
 								   1, &row_array_typid);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
 		has_pending = strcmp(version, "1.1") != 0;
-		progress_read_plan = keep_plan(nspname, psprintf("SELECT epoch, done_seq, done_lsn, %s FROM %s.connlog_wal_progress",
+		progress_read_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf("SELECT epoch, done_seq, done_lsn, %s FROM %s.connlog_wal_progress",
 				   has_pending ? "pending_at_exit" : "NULL::pg_catalog.int8",
-														 schema), 0, NULL);
-		progress_write_plan = keep_plan(nspname, psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3%s",
-														  schema,
+														   schema), 0, NULL);
+		progress_write_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3%s",
+																	  schema,
 								has_pending ? ", pending_at_exit = $4" : ""),
 										has_pending ? 4 : 3, progress_types);
 	}
-	reject_plan = keep_plan(nspname, psprintf(reject_sql, schema), 2,
-							argtypes);
-	purge_plan = keep_plan(nspname, psprintf(purge_sql, schema), 2,
+	reject_plan = keep_plan(nspname, rows_nsp, rows_rel,
+							psprintf(reject_sql,
+									 quote_qualified_identifier(nspname,
+											 member_names[MEMBER_REJECTED])),
+							2, argtypes);
+	purge_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(purge_sql, rows_name), 2,
 						   purge_types);
 	plan_extoid = extoid;
 	plan_version = MemoryContextStrdup(TopMemoryContext, version);
@@ -686,7 +931,7 @@ prepare_plans(bool hold_if_broken)
 		return false;
 	}
 	if (extoid == plan_extoid && strcmp(version, plan_version) == 0 &&
-		upsert_plan != NULL)
+		strcmp(connlog_table, plan_table) == 0 && upsert_plan != NULL)
 		return true;
 
 	forget_plans();
@@ -1079,11 +1324,48 @@ build_upsert_args(UpsertArgs *a)
 											  typlen, typbyval, typalign));
 }
 
+/*
+ * connlog.table: run a statement on the table as its owner, in a
+ * security-restricted operation, the way VACUUM and REFRESH MATERIALIZED
+ * VIEW run a table's index expressions (see the file header); settings the
+ * table's functions change are undone with the nesting level.
+ */
+typedef struct AsOwner
+{
+	Oid			userid;
+	int			sec_context;
+	int			nestlevel;		/* -1: nothing was switched */
+} AsOwner;
+
+static void
+begin_as_owner(AsOwner *save)
+{
+	GetUserIdAndSecContext(&save->userid, &save->sec_context);
+	save->nestlevel = -1;
+	if (!OidIsValid(rows_owner))
+		return;
+	SetUserIdAndSecContext(rows_owner,
+						   save->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save->nestlevel = NewGUCNestLevel();
+}
+
+static void
+end_as_owner(const AsOwner *save)
+{
+	if (save->nestlevel < 0)
+		return;
+	AtEOXact_GUC(false, save->nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec_context);
+}
+
 static bool
 upsert_fn(void *arg)
 {
 	UpsertArgs *a = arg;
 	MemoryContext old;
+	AsOwner		owner;
 	int			rc;
 
 	if (!use_plans(USES_LOGS | USES_PROGRESS))
@@ -1096,8 +1378,10 @@ upsert_fn(void *arg)
 	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
 		!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
+	begin_as_owner(&owner);
 	rc = SPI_execute_plan(a->batch->rewrite ? upsert_replay_plan : upsert_plan,
 						  &a->rows, NULL, false, 0);
+	end_as_owner(&owner);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "connlog upsert failed: %s", SPI_result_code_string(rc));
 	store_progress(a->progress);
@@ -1301,13 +1585,29 @@ purge_fn(void *arg)
 {
 	PurgeArgs  *a = arg;
 	Datum		values[2];
+	AsOwner		owner;
 	int			rc;
 
 	if (!use_plans(USES_LOGS))
 		return false;
+
+	/*
+	 * The owner deletes, as it writes; the worker's role must have been
+	 * granted DELETE all the same, as on connection_logs, so that retention
+	 * deletes only where an administrator allowed it.
+	 */
+	if (OidIsValid(rows_owner) &&
+		pg_class_aclcheck(member_relids[MEMBER_LOGS], GetUserId(),
+						  ACL_DELETE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" lacks DELETE on table %s",
+						GetUserNameFromId(GetUserId(), false), rows_table)));
 	values[0] = TimestampTzGetDatum(a->cutoff);
 	values[1] = Int32GetDatum(a->limit);
+	begin_as_owner(&owner);
 	rc = SPI_execute_plan(purge_plan, values, NULL, false, 0);
+	end_as_owner(&owner);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "connlog purge failed: %s", SPI_result_code_string(rc));
 	a->deleted = SPI_processed;

@@ -1,0 +1,296 @@
+# connlog.table: the worker writes into a table the application's own
+# migrations created (public.connection_logs, owned by role app, with
+# type text and a column of its own), while the extension lives in schema
+# connlog.  Events land there, merge, and are purged by retention; the
+# worker runs the statements on it as its owner, never with its own
+# privileges; each misconfiguration holds the events with a last_error
+# that names it, and they are written once it is fixed.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ConnlogTest;
+
+# The application's table, the way its migration would create it; %opt
+# leaves a part out or changes it, to make each misconfiguration.
+sub app_table_sql
+{
+	my (%opt) = @_;
+	my $ip = $opt{no_ip} ? '' : "\tip inet,\n";
+	my $code = $opt{code_type} // 'integer';
+	my $sql = qq{
+CREATE TABLE public.connection_logs (
+	id uuid NOT NULL PRIMARY KEY,
+	connect_time timestamptz NOT NULL,
+	organization_id uuid NOT NULL,
+	workspace_owner_id uuid NOT NULL,
+	workspace_id uuid NOT NULL,
+	workspace_name text NOT NULL,
+	agent_name text NOT NULL,
+	type text NOT NULL,
+$ip	code $code,
+	user_agent text,
+	user_id uuid,
+	slug_or_port text,
+	connection_id uuid,
+	disconnect_time timestamptz,
+	disconnect_reason text,
+	source text NOT NULL DEFAULT 'connlog'
+);
+CREATE INDEX idx_connection_logs_connect_time_desc
+	ON public.connection_logs (connect_time DESC);
+CREATE INDEX idx_connection_logs_workspace_id
+	ON public.connection_logs (workspace_id);
+};
+	$sql .= q{
+CREATE UNIQUE INDEX idx_connection_logs_connection_id_workspace_id_agent_name
+	ON public.connection_logs (connection_id, workspace_id, agent_name);
+} unless $opt{no_unique};
+	return $sql;
+}
+
+my $node = connlog_node(
+	'app_table', qq{
+connlog.table = 'public.connection_logs'
+connlog.flush_interval = 100ms
+connlog.retry_interval = 100ms
+connlog.purge_interval = 1s
+});
+
+# The extension in its own schema, the application's role owning its
+# table; sessions find both through search_path.
+$node->safe_psql(
+	'postgres', q{
+CREATE ROLE app LOGIN;
+GRANT CREATE ON SCHEMA public TO app;
+CREATE SCHEMA connlog;
+CREATE EXTENSION connlog SCHEMA connlog;
+ALTER DATABASE postgres SET search_path = public, connlog;
+});
+$node->safe_psql('postgres',
+	"SET ROLE app;\n" . app_table_sql() . "RESET ROLE;\n" . $connlog_helpers);
+
+# what the worker reports, and whether an event has been lost or rejected
+sub status
+{
+	return $node->safe_psql('postgres',
+		'SELECT worker_state, last_error, rejected, dropped FROM connlog_stats'
+	);
+}
+
+# --- events land in the application's table, merged
+$node->safe_psql('postgres',
+	'SELECT pair(1); SELECT connlog_flush(); SELECT ev(2); SELECT connlog_flush(); SELECT ev(2, \'disconnected\'); SELECT connlog_flush();'
+);
+is( $node->safe_psql(
+		'postgres',
+		'SELECT good_pairs(1, 2), count(*), min(source), min(type) FROM public.connection_logs'
+	),
+	'2|2|connlog|ssh',
+	'rows land in public.connection_logs, merged, its own column defaulted');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM connlog.connection_logs'),
+	'0', 'the extension\'s own connection_logs stays empty');
+
+# --- the statements run as the table's owner, in a restricted operation:
+# a trigger the owner adds sees role app, and cannot use the worker's
+# superuser privileges (ALTER ROLE fails, so does writing connlog's tables)
+$node->safe_psql(
+	'postgres', q{
+SET ROLE app;
+CREATE TABLE public.trigger_saw (who text, escalated bool, forged bool);
+CREATE FUNCTION public.spy() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	esc bool := true;
+	forged bool := true;
+BEGIN
+	BEGIN
+		EXECUTE 'ALTER ROLE app SUPERUSER';
+	EXCEPTION WHEN OTHERS THEN esc := false;
+	END;
+	BEGIN
+		INSERT INTO connlog.connection_logs_rejected (error, event)
+		VALUES ('forged', '{}');
+	EXCEPTION WHEN OTHERS THEN forged := false;
+	END;
+	INSERT INTO public.trigger_saw VALUES (current_user, esc, forged);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER spy BEFORE INSERT ON public.connection_logs
+	FOR EACH ROW EXECUTE FUNCTION public.spy();
+});
+$node->safe_psql('postgres', 'SELECT pair(3); SELECT connlog_flush();');
+is( $node->safe_psql(
+		'postgres', 'SELECT who, escalated, forged FROM public.trigger_saw'),
+	'app|f|f',
+	'the owner\'s trigger runs as app, not as the worker\'s superuser');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT rolsuper FROM pg_roles WHERE rolname = 'app'"),
+	'f',
+	'role app did not become a superuser');
+is( $node->safe_psql(
+		'postgres', 'SELECT count(*) FROM connlog.connection_logs_rejected'),
+	'0', 'nothing forged in connection_logs_rejected');
+$node->safe_psql('postgres',
+	'DROP TRIGGER spy ON public.connection_logs; DROP TABLE public.trigger_saw'
+);
+
+# --- retention deletes from the application's table
+$node->safe_psql(
+	'postgres', q{
+INSERT INTO public.connection_logs (id, connect_time, organization_id,
+	workspace_owner_id, workspace_id, workspace_name, agent_name, type)
+SELECT uid(9, n), now() - interval '3000 days', uid(10, 0), uid(11, 0),
+	uid(12, 0), 'old', 'main', 'ssh'
+FROM generate_series(1, 5) n;
+});
+# (the helpers' connections are of 2024)
+reload_conf($node, 'connlog.retention' => '2000d');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM public.connection_logs WHERE workspace_name = 'old'"
+) or die 'retention did not purge';
+is($node->safe_psql('postgres', 'SELECT purged FROM connlog_stats'),
+	'5', 'retention purged the application\'s old rows');
+is($node->safe_psql('postgres', 'SELECT good_pairs(1, 3)'),
+	'3', 'and left the recent ones');
+reload_conf($node, 'connlog.retention' => '0');
+
+# --- each misconfiguration: the exact last_error, nothing rejected or
+# dropped, and the events written once it is fixed.  $break changes the
+# table (as app), $fix repairs it; connection $n's pair is enqueued in
+# between.
+sub misconfigured
+{
+	my ($what, $n, $break, $fix, $error) = @_;
+	$node->safe_psql('postgres', $break);
+	$node->safe_psql('postgres', "SELECT pair($n)");
+	$node->poll_query_until('postgres',
+		"SELECT last_error LIKE '%' || \$\$$error\$\$ || '%' FROM connlog_stats"
+	) or diag status();
+	like(status(), qr/^cannot prepare statements\|\Q$error\E.*\|0\|0$/,
+		"$what: last_error names it, nothing rejected or dropped");
+	is($node->safe_psql('postgres', "SELECT rows_between($n, $n)"),
+		'0', "$what: the events wait");
+	$node->safe_psql('postgres', $fix . '; SELECT connlog_flush();');
+	is($node->safe_psql('postgres', "SELECT good_pairs($n, $n)"),
+		'1', "$what: written once fixed");
+	return;
+}
+
+misconfigured(
+	'missing column', 10,
+	'ALTER TABLE public.connection_logs DROP COLUMN ip',
+	'ALTER TABLE public.connection_logs ADD COLUMN ip inet',
+	'table public.connection_logs has no column "ip"');
+misconfigured(
+	'wrong type', 11,
+	'ALTER TABLE public.connection_logs ALTER COLUMN code TYPE boolean USING NULL',
+	'ALTER TABLE public.connection_logs ALTER COLUMN code TYPE integer USING NULL',
+	'column "code" of table public.connection_logs is of type boolean, which connlog cannot assign its integer values to'
+);
+misconfigured(
+	'no unique index', 12,
+	'DROP INDEX public.idx_connection_logs_connection_id_workspace_id_agent_name',
+	'CREATE UNIQUE INDEX ON public.connection_logs (agent_name, workspace_id, connection_id)',
+	'table public.connection_logs has no unique index on (connection_id, workspace_id, agent_name)'
+);
+misconfigured(
+	'NOT NULL column without a default', 13,
+	"ALTER TABLE public.connection_logs ADD COLUMN tenant text NOT NULL DEFAULT 'x';"
+	  . 'ALTER TABLE public.connection_logs ALTER COLUMN tenant DROP DEFAULT',
+	'ALTER TABLE public.connection_logs DROP COLUMN tenant',
+	'column "tenant" of table public.connection_logs is NOT NULL and has no default'
+);
+
+# dropped and recreated while the worker runs: the waiting events go into
+# the new table
+misconfigured(
+	'table dropped', 14,
+	'DROP TABLE public.connection_logs',
+	"SET ROLE app;\n" . app_table_sql() . "RESET ROLE",
+	'relation "public.connection_logs" does not exist');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM public.connection_logs'),
+	'1', 'the recreated table holds only the events that waited');
+
+# ALTER SYSTEM SET connlog."table" (TABLE is a reserved word) and reload
+sub set_table
+{
+	my ($value) = @_;
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET connlog.\"table\" = '$value'; SELECT pg_reload_conf();"
+	);
+	$node->poll_query_until('postgres',
+		"SELECT current_setting('connlog.table') = '$value'")
+	  or die 'connlog.table not reloaded';
+	return;
+}
+
+# --- reload: back to the extension's own table at the next batch
+set_table('');
+$node->safe_psql('postgres', 'SELECT pair(20); SELECT connlog_flush();');
+is( $node->safe_psql(
+		'postgres',
+		'SELECT count(*) FROM connlog.connection_logs WHERE connection_id = uid(2, 20)'
+	),
+	'1',
+	'after a reload to the default, rows go to connlog.connection_logs');
+set_table('public.connection_logs');
+
+# a value that is not schema-qualified is refused when it is set
+my ($rc, $out, $err) = $node->psql('postgres',
+	"ALTER SYSTEM SET connlog.\"table\" = 'connection_logs'");
+like(
+	$err,
+	qr/invalid value for parameter "connlog.table": "connection_logs".*\n.*DETAIL:  The value must be a schema-qualified table name/,
+	'an unqualified connlog.table is refused');
+
+is( $node->safe_psql(
+		'postgres',
+		'SELECT enqueued = merged + written + rejected + dropped + pending, rejected, dropped FROM connlog_stats'
+	),
+	't|0|0',
+	'the accounting identity holds, nothing rejected or dropped');
+$node->stop;
+
+# --- a missing privilege of connlog.role on the application's table
+my $w = connlog_role_node('app_table_role', 'LOGIN', qq{
+connlog.table = 'public.connection_logs'
+connlog.flush_interval = 100ms
+connlog.retry_interval = 100ms
+});
+$w->safe_psql(
+	'postgres', q{
+CREATE SCHEMA connlog;
+CREATE EXTENSION connlog SCHEMA connlog;
+ALTER DATABASE postgres SET search_path = public, connlog;
+GRANT USAGE ON SCHEMA connlog TO connlog_writer;
+GRANT INSERT ON connlog.connection_logs_rejected TO connlog_writer;
+GRANT SELECT, UPDATE ON connlog.connlog_wal_progress TO connlog_writer;
+});
+$w->safe_psql('postgres',
+	app_table_sql()
+	  . 'GRANT SELECT, UPDATE ON public.connection_logs TO connlog_writer;'
+	  . $connlog_helpers);
+$w->safe_psql('postgres', 'SELECT pair(1)');
+my $denied =
+  'role "connlog_writer" lacks INSERT on table public.connection_logs';
+$w->poll_query_until('postgres',
+	"SELECT last_error LIKE '%$denied%' FROM connlog_stats")
+  or diag $w->safe_psql('postgres', 'SELECT last_error FROM connlog_stats');
+is( $w->safe_psql(
+		'postgres',
+		'SELECT worker_state, rejected, dropped, pending > 0 FROM connlog_stats'
+	),
+	'missing privileges|0|0|t',
+	'missing INSERT: the worker waits, nothing rejected or dropped');
+$w->safe_psql('postgres',
+	'GRANT INSERT ON public.connection_logs TO connlog_writer; SELECT connlog_flush();'
+);
+is($w->safe_psql('postgres', 'SELECT good_pairs(1, 1)'),
+	'1', 'missing INSERT: written once granted');
+$w->stop;
+
+done_testing();
