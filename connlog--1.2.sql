@@ -237,6 +237,87 @@ BEGIN
 END
 $$;
 
+-- connlog.table: the query functions read the table it names instead of
+-- connection_logs.  A table chosen by a setting can only be read with a
+-- statement built at run time, which an inlined SQL function cannot do;
+-- so each query function is the union of two branches, each behind a
+-- one-time filter on the setting: the inlined query on connection_logs
+-- when connlog.table is empty (with the plans it always had), and a call
+-- of the function below otherwise.  The function builds the query with
+-- only the filters given, runs it with their values (so it is planned
+-- for them, as the inlined query is), and returns either the rows, as
+-- connection_logs rows (each column the two tables share by name, the
+-- others NULL), or their count.  Its search_path is pinned, and the
+-- table's name is quoted from the setting, which only a superuser can
+-- change.
+CREATE FUNCTION connlog_table_query(func text,
+	organization_id uuid, workspace_owner_id uuid, workspace_id uuid,
+	type connection_type, user_id uuid, connection_id uuid,
+	state connection_log_state, connected_after timestamptz,
+	connected_before timestamptz, "limit" integer, "offset" integer,
+	count_only boolean)
+RETURNS TABLE (log connection_logs, count bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	setting text := pg_catalog.current_setting('connlog.table', true);
+	names text[];
+	conds text := 'true';
+BEGIN
+	PERFORM @extschema@.connlog_query_check(func, "limit", "offset",
+		connected_after, connected_before);
+	names := pg_catalog.parse_ident(setting);
+	IF pg_catalog.array_length(names, 1) OPERATOR(pg_catalog.<>) 2 THEN
+		RAISE EXCEPTION 'invalid connlog.table "%"', setting
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF organization_id IS NOT NULL THEN
+		conds := conds || ' AND c.organization_id OPERATOR(pg_catalog.=) $1';
+	END IF;
+	IF workspace_owner_id IS NOT NULL THEN
+		conds := conds || ' AND c.workspace_owner_id OPERATOR(pg_catalog.=) $2';
+	END IF;
+	IF workspace_id IS NOT NULL THEN
+		conds := conds || ' AND c.workspace_id OPERATOR(pg_catalog.=) $3';
+	END IF;
+	IF type IS NOT NULL THEN
+		conds := conds || ' AND c.type::pg_catalog.text OPERATOR(pg_catalog.=) $4::pg_catalog.text';
+	END IF;
+	IF user_id IS NOT NULL THEN
+		conds := conds || ' AND c.user_id OPERATOR(pg_catalog.=) $5';
+	END IF;
+	IF connection_id IS NOT NULL THEN
+		conds := conds || ' AND c.connection_id OPERATOR(pg_catalog.=) $6';
+	END IF;
+	IF state OPERATOR(pg_catalog.=) 'ongoing'::@extschema@.connection_log_state THEN
+		conds := conds || ' AND c.disconnect_time IS NULL';
+	ELSIF state IS NOT NULL THEN
+		conds := conds || ' AND c.disconnect_time IS NOT NULL';
+	END IF;
+	IF connected_after IS NOT NULL THEN
+		conds := conds || ' AND c.connect_time OPERATOR(pg_catalog.>=) $7';
+	END IF;
+	IF connected_before IS NOT NULL THEN
+		conds := conds || ' AND c.connect_time OPERATOR(pg_catalog.<=) $8';
+	END IF;
+	IF count_only THEN
+		RETURN QUERY EXECUTE pg_catalog.format(
+			'SELECT NULL::@extschema@.connection_logs, pg_catalog.count(*) FROM %I.%I c WHERE %s',
+			names[1], names[2], conds)
+		USING organization_id, workspace_owner_id, workspace_id, type,
+			user_id, connection_id, connected_after, connected_before;
+	ELSE
+		RETURN QUERY EXECUTE pg_catalog.format(
+			'SELECT pg_catalog.jsonb_populate_record(NULL::@extschema@.connection_logs, pg_catalog.to_jsonb(c)), NULL::pg_catalog.int8 FROM %I.%I c WHERE %s ORDER BY c.connect_time DESC, c.id LIMIT $9 OFFSET $10',
+			names[1], names[2], conds)
+		USING organization_id, workspace_owner_id, workspace_id, type,
+			user_id, connection_id, connected_after, connected_before,
+			"limit", "offset";
+	END IF;
+END
+$$;
+
 -- The two query functions are each one SELECT in LANGUAGE sql, STABLE,
 -- not STRICT, without SET or SECURITY DEFINER: that is what lets the
 -- planner inline them into the calling query (in its FROM clause), fold
@@ -275,9 +356,12 @@ CREATE FUNCTION connlog_connections(
 RETURNS SETOF connection_logs
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-SELECT c.*
+(SELECT c.*
 FROM @extschema@.connection_logs c
-WHERE @extschema@.connlog_query_check(
+WHERE COALESCE(pg_catalog.current_setting('connlog.table'::pg_catalog.text,
+									 true), ''::pg_catalog.text)
+		OPERATOR(pg_catalog.=) ''::pg_catalog.text
+	AND @extschema@.connlog_query_check(
 		'connlog_connections'::pg_catalog.text,
 		connlog_connections."limit", connlog_connections."offset",
 		connlog_connections.connected_after,
@@ -313,7 +397,19 @@ WHERE @extschema@.connlog_query_check(
 			connlog_connections.connected_before)
 ORDER BY c.connect_time DESC, c.id
 LIMIT connlog_connections."limit"
-OFFSET connlog_connections."offset"
+OFFSET connlog_connections."offset")
+UNION ALL
+SELECT (t.log).*
+FROM @extschema@.connlog_table_query('connlog_connections'::pg_catalog.text,
+	connlog_connections.organization_id,
+	connlog_connections.workspace_owner_id, connlog_connections.workspace_id,
+	connlog_connections.type, connlog_connections.user_id,
+	connlog_connections.connection_id, connlog_connections.state,
+	connlog_connections.connected_after, connlog_connections.connected_before,
+	connlog_connections."limit", connlog_connections."offset", false) t
+WHERE COALESCE(pg_catalog.current_setting('connlog.table'::pg_catalog.text,
+									 true), ''::pg_catalog.text)
+	OPERATOR(pg_catalog.<>) ''::pg_catalog.text
 $$;
 
 -- How many connections match every filter given: the total behind
@@ -338,7 +434,10 @@ LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
 AS $$
 SELECT pg_catalog.count(*)
 FROM @extschema@.connection_logs c
-WHERE @extschema@.connlog_query_check(
+WHERE COALESCE(pg_catalog.current_setting('connlog.table'::pg_catalog.text,
+									 true), ''::pg_catalog.text)
+		OPERATOR(pg_catalog.=) ''::pg_catalog.text
+	AND @extschema@.connlog_query_check(
 		'connlog_connection_count'::pg_catalog.text, 0, 0,
 		connlog_connection_count.connected_after,
 		connlog_connection_count.connected_before)
@@ -371,11 +470,30 @@ WHERE @extschema@.connlog_query_check(
 	AND (connlog_connection_count.connected_before IS NULL
 		 OR c.connect_time OPERATOR(pg_catalog.<=)
 			connlog_connection_count.connected_before)
+HAVING COALESCE(pg_catalog.current_setting('connlog.table'::pg_catalog.text,
+									 true), ''::pg_catalog.text)
+	OPERATOR(pg_catalog.=) ''::pg_catalog.text
+UNION ALL
+SELECT t.count
+FROM @extschema@.connlog_table_query(
+	'connlog_connection_count'::pg_catalog.text,
+	connlog_connection_count.organization_id,
+	connlog_connection_count.workspace_owner_id,
+	connlog_connection_count.workspace_id, connlog_connection_count.type,
+	connlog_connection_count.user_id, connlog_connection_count.connection_id,
+	connlog_connection_count.state, connlog_connection_count.connected_after,
+	connlog_connection_count.connected_before, 0, 0, true) t
+WHERE COALESCE(pg_catalog.current_setting('connlog.table'::pg_catalog.text,
+									 true), ''::pg_catalog.text)
+	OPERATOR(pg_catalog.<>) ''::pg_catalog.text
 $$;
 
--- Readers need EXECUTE on all three and SELECT on connection_logs (README).
+-- Readers need EXECUTE on all four and SELECT on connection_logs (README).
 REVOKE ALL ON FUNCTION connlog_query_check(text, integer, integer,
 	timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_table_query(text, uuid, uuid, uuid,
+	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	timestamptz, integer, integer, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_connections(uuid, uuid, uuid,
 	connection_type, uuid, uuid, connection_log_state, timestamptz,
 	timestamptz, integer, integer) FROM PUBLIC;

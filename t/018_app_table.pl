@@ -158,6 +158,47 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(1, 3)'),
 	'3', 'and left the recent ones');
 reload_conf($node, 'connlog.retention' => '0');
 
+# --- the query functions read the application's table
+$node->safe_psql('postgres',
+	'SELECT ev(30); SELECT pair(31, \'other\'); SELECT connlog_flush();');
+is( $node->safe_psql(
+		'postgres',
+		'SELECT array_agg(connection_id) FROM connlog_connections(workspace_id => uid(12, 0))'
+	),
+	$node->safe_psql(
+		'postgres',
+		'SELECT array_agg(connection_id ORDER BY connect_time DESC, id) FROM public.connection_logs WHERE workspace_id = uid(12, 0)'
+	),
+	'connlog_connections lists the application\'s rows, newest first');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(workspace_name || ':' || (disconnect_time IS NULL), ',') FROM connlog_connections(state => 'ongoing')"
+	),
+	'dev:true',
+	'its filters apply (the one ongoing connection)');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT (SELECT count FROM connlog_connection_count()), (SELECT count FROM connlog_connection_count(state => 'completed', connected_after => t0(3))), (SELECT count(*) FROM connlog_connections(\"limit\" => 2, \"offset\" => 3))"
+	),
+	'5|2|2',
+	'connlog_connection_count counts them, limit and offset page them');
+
+# a reader: EXECUTE on the query functions, SELECT on both tables (each
+# function names the extension's table in the branch it does not run)
+$node->safe_psql(
+	'postgres', q{
+CREATE ROLE reader LOGIN;
+GRANT USAGE ON SCHEMA connlog TO reader;
+GRANT EXECUTE ON FUNCTION connlog.connlog_connections,
+	connlog.connlog_connection_count, connlog.connlog_query_check,
+	connlog.connlog_table_query TO reader;
+GRANT SELECT ON connlog.connection_logs, public.connection_logs TO reader;
+});
+is( $node->safe_psql(
+		'postgres',
+		'SET ROLE reader; SELECT count FROM connlog_connection_count()'),
+	'5', 'a reader with those grants counts the application\'s rows');
+
 # --- each misconfiguration: the exact last_error, nothing rejected or
 # dropped, and the events written once it is fixed.  $break changes the
 # table (as app), $fix repairs it; connection $n's pair is enqueued in
