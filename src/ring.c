@@ -111,7 +111,8 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	pg_atomic_init_u64(&s->taken_seq, 0);
 	s->worker_latch = NULL;
 	s->worker_pid = 0;
-	s->connecting = false;
+	for (int i = 0; i < CL_NUM_CONNECTORS; i++)
+		s->connecting[i] = false;
 	s->worker_seen = false;
 	ConditionVariableInit(&s->space_cv);
 	ConditionVariableInit(&s->flush_cv);
@@ -417,21 +418,16 @@ connlog_ring_release(uint64 tail, uint64 tail_seq)
 	ConditionVariableBroadcast(&s->space_cv);
 }
 
-/*
- * Register the calling process as the worker.  Returns true if the previous
- * worker died while connecting to its database (see worker.c).
- */
-bool
+/* Register the calling process as the worker. */
+void
 connlog_ring_attach_worker(void)
 {
 	ConnlogShared *s = connlog_shared;
-	bool		was_connecting;
 
 	LWLockAcquire(s->lock, LW_EXCLUSIVE);
 	s->worker_latch = MyLatch;
 	s->worker_pid = MyProcPid;
 	s->worker_seen = true;
-	was_connecting = s->connecting;
 	LWLockRelease(s->lock);
 	/* connlog_flush() waits until this worker has replayed WAL (wal.c) */
 	pg_atomic_write_u32(&s->replaying, 1);
@@ -439,7 +435,6 @@ connlog_ring_attach_worker(void)
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
 	/* connlog_flush() callers may be waiting for a worker to appear */
 	ConditionVariableBroadcast(&s->flush_cv);
-	return was_connecting;
 }
 
 void
@@ -456,14 +451,21 @@ connlog_ring_detach_worker(int code, Datum arg)
 	ConditionVariableBroadcast(&s->flush_cv);
 }
 
-void
-connlog_ring_set_connecting(bool connecting)
+/*
+ * Set or clear who's "connecting" mark; returns what it was, true if the
+ * previous process of that kind died connecting (see connect.c).
+ */
+bool
+connlog_ring_set_connecting(ConnlogConnector who, bool connecting)
 {
 	ConnlogShared *s = connlog_shared;
+	bool		was_connecting;
 
 	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	s->connecting = connecting;
+	was_connecting = s->connecting[who];
+	s->connecting[who] = connecting;
 	LWLockRelease(s->lock);
+	return was_connecting;
 }
 
 /*
