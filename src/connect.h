@@ -28,8 +28,8 @@ typedef struct ConnlogConnectWait
 	/*
 	 * Called after every look with what keeps the connection from working,
 	 * why in words, and whether that differs from the previous look.
-	 * CL_STATE_STARTING says nothing does any more (why is NULL): the
-	 * process then exits, to be restarted, and connects.
+	 * CL_STATE_STARTING says nothing does any more (why is NULL): the process
+	 * then exits, to be restarted, and connects.
 	 */
 	void		(*report) (ConnlogWorkerState state, const char *why,
 						   bool changed);

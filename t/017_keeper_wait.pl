@@ -1,7 +1,8 @@
 # The standby keeper (standby.c) when connlog.database does not exist on
 # the standby: one failed connection, then it waits connected to no
 # database (connect.c) and logs why once; when the database is created on
-# the primary and replayed, it connects and keeps slot "connlog".
+# the primary and replayed, it connects and keeps slot "connlog".  A
+# SIGTERM ends the wait, and the next keeper waits without a new attempt.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -35,6 +36,20 @@ my $fatals = () = slurp_file($standby->logfile) =~ /$fatal/g;
 ok($fatals >= 1 && $fatals <= 2,
 	"the keeper failed to connect once or twice before it waited ($fatals)");
 
+# SIGTERM ends the wait; its successor waits too, without connecting
+my $offset = -s $standby->logfile;
+$standby->safe_psql('postgres', q{
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE backend_type = 'connlog standby keeper'});
+ok( $standby->wait_for_log(
+		qr/LOG:  background worker "connlog standby keeper" \(PID \d+\) exited with exit code 1/,
+		$offset),
+	'SIGTERM ends the waiting keeper');
+ok( $standby->wait_for_log(
+		qr/LOG:  connlog standby keeper is waiting: database "audit" does not exist/,
+		$offset),
+	'the next keeper waits as well');
+
 # the database and the extension come from the primary; an event written
 # in wal mode gives connlog_wal_progress a done_lsn to keep WAL from
 $primary->safe_psql('postgres', 'CREATE DATABASE audit');
@@ -60,7 +75,7 @@ my $log = slurp_file($standby->logfile);
 is(scalar(() = $log =~ /$fatal/g),
 	$fatals, 'no failed connection after the keeper started waiting');
 is(scalar(() = $log =~ /LOG:  connlog standby keeper is waiting: /g),
-	1, 'the wait was logged once');
+	2, 'the wait was logged once by each of the two waiting keepers');
 
 $standby->stop;
 $primary->stop;
