@@ -48,10 +48,13 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "connlog.h"
 #include "connect.h"
+
+static void wait_to_connect(const ConnlogConnectWait *how) pg_attribute_noreturn();
 
 /*
  * Does a row named name exist in shared catalog relid?  For pg_authid,
@@ -124,7 +127,7 @@ wait_to_connect(const ConnlogConnectWait *how)
 	ConnlogWorkerState last = CL_STATE_NOT_RUNNING;
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname(how->appname);
+	pgstat_report_appname(how->name);
 	look_cxt = AllocSetContextCreate(TopMemoryContext, "connlog connect wait",
 									 ALLOCSET_SMALL_SIZES);
 	for (;;)
@@ -143,7 +146,9 @@ wait_to_connect(const ConnlogConnectWait *how)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (state == CL_STATE_STARTING)
 		{
-			how->report(state, NULL, state != last);
+			ereport(LOG,
+					(errmsg("%s restarting to connect to database \"%s\"",
+							how->name, connlog_database)));
 			(void) connlog_ring_set_connecting(how->who, false);
 			proc_exit(1);
 		}
@@ -152,7 +157,15 @@ wait_to_connect(const ConnlogConnectWait *how)
 			state == CL_STATE_NO_ROLE ?
 			psprintf("role \"%s\" does not exist", connlog_role) :
 			psprintf("role \"%s\" is not permitted to log in", connlog_role);
-		how->report(state, why, state != last);
+		if (how->publish != NULL)
+			how->publish(state, why);
+		if (state != last)
+			ereport(LOG,
+					(errmsg("%s is waiting: %s", how->name, why),
+					 errdetail("%s", how->detail),
+					 state == CL_STATE_ROLE_NOLOGIN ?
+				  errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
+						  quote_identifier(connlog_role)) : 0));
 		last = state;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -175,5 +188,5 @@ connlog_connect(const ConnlogConnectWait *how)
 							   connlog_role[0] != '\0' ? connlog_role : NULL,
 										 0);
 	(void) connlog_ring_set_connecting(how->who, false);
-	pgstat_report_appname(how->appname);
+	pgstat_report_appname(how->name);
 }

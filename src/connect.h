@@ -15,7 +15,8 @@
 typedef struct ConnlogConnectWait
 {
 	ConnlogConnector who;		/* whose "connecting" mark */
-	const char *appname;		/* application_name, waiting or connected */
+	const char *name;			/* in messages, and as application_name */
+	const char *detail;			/* what the wait means, a full sentence */
 	uint32		wait_event;		/* for the sleep between two looks */
 
 	/*
@@ -26,13 +27,10 @@ typedef struct ConnlogConnectWait
 	long		(*turn) (void);
 
 	/*
-	 * Called after every look with what keeps the connection from working,
-	 * why in words, and whether that differs from the previous look.
-	 * CL_STATE_STARTING says nothing does any more (why is NULL): the process
-	 * then exits, to be restarted, and connects.
+	 * If not NULL, called after every look that finds the connection would
+	 * fail, with the state that says why, and why in words.
 	 */
-	void		(*report) (ConnlogWorkerState state, const char *why,
-						   bool changed);
+	void		(*publish) (ConnlogWorkerState state, const char *why);
 } ConnlogConnectWait;
 
 extern void connlog_connect(const ConnlogConnectWait *how);

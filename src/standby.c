@@ -94,7 +94,6 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "compat.h"
@@ -241,24 +240,6 @@ connect_wait_turn(void)
 	return KEEPER_INTERVAL_MS;
 }
 
-/* Waiting to connect: log what the keeper waits for, once. */
-static void
-connect_wait_report(ConnlogWorkerState state, const char *why, bool changed)
-{
-	if (state == CL_STATE_STARTING)
-		ereport(LOG,
-				(errmsg("connlog standby keeper restarting to connect to database \"%s\"",
-						connlog_database)));
-	else if (changed)
-		ereport(LOG,
-				(errmsg("connlog standby keeper is waiting: %s", why),
-				 errdetail("Until then this standby keeps the WAL of the primary's unwritten events only as far as replication slot \"%s\" already does; connlog looks again every second.",
-						   CONNLOG_SLOT_NAME),
-				 state == CL_STATE_ROLE_NOLOGIN ?
-				 errhint("Run ALTER ROLE %s LOGIN on the primary, or change connlog.role.",
-						 quote_identifier(connlog_role)) : 0));
-}
-
 void
 connlog_standby_main(Datum main_arg)
 {
@@ -273,10 +254,11 @@ connlog_standby_main(Datum main_arg)
 		proc_exit(0);
 
 	how.who = CL_CONNECTOR_KEEPER;
-	how.appname = "connlog standby keeper";
+	how.name = "connlog standby keeper";
+	how.detail = "Until then this standby keeps the WAL of the primary's unwritten events only as far as replication slot \"" CONNLOG_SLOT_NAME "\" already does; connlog looks again every second.";
 	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby");
 	how.turn = connect_wait_turn;
-	how.report = connect_wait_report;
+	how.publish = NULL;
 	connlog_connect(&how);
 	connlog_writer_init_session();
 	ereport(LOG,

@@ -104,7 +104,6 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -1302,26 +1301,12 @@ connect_wait_turn(void)
 	return connlog_flush_interval_ms;
 }
 
-/* Waiting to connect: publish what the worker waits for, log it once. */
+/* Waiting to connect: publish what the worker waits for. */
 static void
-connect_wait_report(ConnlogWorkerState state, const char *why, bool changed)
+connect_wait_publish(ConnlogWorkerState state, const char *why)
 {
-	if (state == CL_STATE_STARTING)
-	{
-		ereport(LOG,
-		   (errmsg("connlog worker restarting to connect to database \"%s\"",
-				   connlog_database)));
-		return;
-	}
 	connlog_ring_set_state(state);
 	connlog_ring_note_flush(why);
-	if (changed)
-		ereport(LOG,
-				(errmsg("connlog worker is waiting: %s", why),
-				 errdetail("Events stay in the ring until then; connlog looks again every connlog.flush_interval."),
-				 state == CL_STATE_ROLE_NOLOGIN ?
-				 errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
-						 quote_identifier(connlog_role)) : 0));
 }
 
 /*
@@ -1572,10 +1557,11 @@ connlog_worker_main(Datum main_arg)
 
 	connlog_ring_attach_worker();
 	how.who = CL_CONNECTOR_WORKER;
-	how.appname = "connlog worker";
+	how.name = "connlog worker";
+	how.detail = "Events stay in the ring until then; connlog looks again every connlog.flush_interval.";
 	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain");
 	how.turn = connect_wait_turn;
-	how.report = connect_wait_report;
+	how.publish = connect_wait_publish;
 	connlog_connect(&how);
 	connlog_writer_init_session();
 
