@@ -2,7 +2,8 @@
 # the standby: one failed connection, then it waits connected to no
 # database (connect.c) and logs why once; when the database is created on
 # the primary and replayed, it connects and keeps slot "connlog".  A
-# SIGTERM ends the wait, and the next keeper waits without a new attempt.
+# SIGTERM ends the wait, and the next keeper waits without a new attempt;
+# a promotion ends it for good.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -77,6 +78,29 @@ is(scalar(() = $log =~ /$fatal/g),
 is(scalar(() = $log =~ /LOG:  connlog standby keeper is waiting: /g),
 	2, 'the wait was logged once by each of the two waiting keepers');
 
+# a role missing on a standby: its keeper waits for it until the standby
+# is promoted, then exits (code 0: not restarted)
+my $standby2 = PostgreSQL::Test::Cluster->new('standby2');
+$standby2->init_from_backup($primary, 'bk', has_streaming => 1);
+$standby2->append_conf('postgresql.conf', "connlog.role = 'no_such_role'");
+$standby2->start;
+ok( $standby2->wait_for_log(
+		qr/LOG:  connlog standby keeper is waiting: role "no_such_role" does not exist/
+	),
+	'a keeper whose role is missing waits for it');
+$offset = -s $standby2->logfile;
+$standby2->promote;
+ok( $standby2->wait_for_log(
+		qr/LOG:  connlog standby keeper exits: the server was promoted/,
+		$offset),
+	'promoted, the waiting keeper exits');
+ok( $standby2->poll_query_until(
+		'postgres', q{
+SELECT count(*) = 0 FROM pg_stat_activity
+WHERE backend_type = 'connlog standby keeper'}),
+	'... and is gone');
+
+$standby2->stop;
 $standby->stop;
 $primary->stop;
 done_testing();
