@@ -176,7 +176,7 @@ connlog_ring_read(uint64 pos, char *dst, uint32 len)
 /*
  * Fault in, before taking the lock, the ring pages a record is about to
  * be copied to.  A backend's first write to each 4kB page of the ring
- * takes a minor fault (10-15 us measured here); taken under the lock it
+ * takes a minor fault, which costs microseconds; taken under the lock it
  * stalls every producer, and it recurs for as long as new backends come
  * and go.  A read fault maps a window of pages at once (Linux fault-around
  * maps 16) and later writes to them do not fault, so two reads move the
@@ -573,7 +573,7 @@ connlog_ring_set_state(ConnlogWorkerState state)
 	pg_atomic_write_u32(&connlog_shared->worker_state, (uint32) state);
 }
 
-/* connlog_stats.worker_state; README.md lists the same words */
+/* connlog_stats.worker_state; doc/connlog.md lists the same words */
 const char *
 connlog_worker_state_label(ConnlogWorkerState state)
 {

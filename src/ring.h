@@ -23,7 +23,7 @@
 /* bytes of the key of connlog.durability's WAL records (see wal.c) */
 #define CONNLOG_WAL_KEY_SIZE	32
 
-/* Event counters; see README.md for what each one means */
+/* Event counters; doc/connlog.md says what each one means */
 typedef struct ConnlogCounters
 {
 	pg_atomic_uint64 enqueued;
