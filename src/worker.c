@@ -195,7 +195,8 @@ static TimestampTz shutdown_deadline;
 
 static uint32 wait_event_main;
 
-static bool wait_until_writable(const char *error);
+static void note_denied(const char *error);
+static bool wait_until_writable(void);
 
 /*
  * Start a turn of a loop in turn_cxt, emptied of what the last turn left
@@ -260,6 +261,18 @@ counters(void)
 	return &connlog_shared->counters;
 }
 
+/*
+ * The batches this worker holds, for the loops that look at all of them:
+ * cur, then the retry queue, oldest first.  NULL past the last.
+ */
+static ClBatch *
+held_batch(int i)
+{
+	if (i == 0)
+		return cur;
+	return i <= nretry ? retryq[i - 1] : NULL;
+}
+
 static ClBatch *
 new_batch(void)
 {
@@ -297,15 +310,6 @@ set_outcome(ClBatch *b, int start, int n, uint8 outcome)
 			b->entries[i].outcome = outcome;
 }
 
-/* An upsert of entries [start, start + n) committed. */
-static void
-rows_written(ClBatch *b, int start, int n)
-{
-	connlog_count(&counters()->batches, 1);
-	set_outcome(b, start, n, OUTCOME_WRITTEN);
-	connlog_ring_note_flush(NULL);
-}
-
 /*
  * Every entry of b has its outcome: count the outcomes of all its events
  * at once, and flag its events in the ring if an older batch is still
@@ -341,17 +345,30 @@ batch_accounted(const ClBatch *b)
 		connlog_ring_mark_done(b->pos_start, b->pos_end);
 }
 
+/*
+ * Entries [start, start + n) of b that have none get outcome; once no
+ * entry of b is left without one, b is accounted for.
+ */
+static void
+settle(ClBatch *b, int start, int n, uint8 outcome)
+{
+	set_outcome(b, start, n, outcome);
+	for (int i = 0; i < b->nentries; i++)
+		if (b->entries[i].outcome == OUTCOME_PENDING)
+			return;
+	batch_accounted(b);
+}
+
 /* Move the ring's tail up to the oldest event a batch still holds. */
 static void
 release_ring(void)
 {
 	uint64		pos = read_pos;
 	uint64		seq = read_seq;
+	const ClBatch *b;
 
-	for (int i = -1; i < nretry; i++)
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
 	{
-		const ClBatch *b = i < 0 ? cur : retryq[i];
-
 		if (b->pos_end > b->pos_start && b->pos_start < pos)
 		{
 			pos = b->pos_start;
@@ -373,17 +390,15 @@ static void
 compute_done(const ClBatch *exclude, ConnlogProgress *p)
 {
 	bool		replayed = false;
+	const ClBatch *b;
 
 	p->epoch = connlog_shared->epoch;
 	p->seq = read_seq;
 	p->lsn = consumed_lsn;
 	p->at_exit = false;
 	p->pending = 0;
-	/* cur, then the retry queue */
-	for (int i = -1; i < nretry; i++)
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
 	{
-		const ClBatch *b = i < 0 ? cur : retryq[i];
-
 		if (b == exclude || b->nwal == 0)
 			continue;
 		p->lsn = Min(p->lsn, b->lsn_floor);
@@ -481,71 +496,127 @@ shutdown_budget(void)
 	return true;
 }
 
-static void
-drop_entry(ClBatch *b, int i, const char *why)
-{
-	set_outcome(b, i, 1, OUTCOME_DROPPED);
-	ereport(WARNING,
-			(errmsg("connlog dropped %llu connection log events",
-					(unsigned long long) b->entries[i].nevents),
-			 errdetail("%s", why)));
-}
-
 /* why a write that met a transient error stopped */
 #define TRANSIENT_DETAIL \
 	"The error may be temporary: what is not written yet will be retried."
 
-/*
- * Store entry i of b, a row that fails on its own, in
- * connection_logs_rejected.  Returns false if that has to wait (see
- * write_range()).
- */
-static bool
-reject_entry(ClBatch *b, int i, const char *error)
+/* What write_entries() writes */
+typedef enum WriteKind
 {
-	char	   *err2;
+	WRITE_WHOLE,				/* all of a batch, at once */
+	WRITE_PART,					/* a range of a batch being split */
+	WRITE_REJECT				/* one entry, into connection_logs_rejected */
+} WriteKind;
 
+/*
+ * What came of write_entries().  The first three need nothing more of the
+ * caller; after the others, the entries written still have no outcome,
+ * and the caller decides: retry them, split them, or drop the row.
+ */
+typedef enum WriteResult
+{
+	WR_OK,						/* committed and accounted for */
+	WR_MISSING,					/* the extension is missing: writing stops */
+	WR_DENIED,					/* a privilege is missing: writing stops */
+	WR_STOPPED,					/* not tried: the worker is out of time */
+	WR_TRANSIENT,				/* an error that may be temporary (reported) */
+	WR_FAILED,					/* an error of no class here (in *error) */
+	WR_BAD_DATA					/* an error some row itself causes (*error) */
+} WriteResult;
+
+/*
+ * The one path by which the worker writes rows and accounts for them.
+ * Write entries [start, start + n) of b, or with WRITE_REJECT store entry
+ * start in connection_logs_rejected for reason, together with the
+ * progress that holds once they are written.  On success the entries are
+ * marked, and b is accounted for once none of its entries is left.  A
+ * missing extension stops writing; a refused privilege is noted, and for
+ * a part of a split, whose position lives only in the caller's stack
+ * frames, waited out here (the same entries are then written again); a
+ * transient error is reported, since it ends the attempt in every caller.
+ */
+static WriteResult
+write_entries(ClBatch *b, WriteKind kind, int start, int n,
+			  const char *reason, char **error)
+{
 	for (;;)
 	{
 		ConnlogProgress progbuf;
 		ConnlogProgress *progress;
 		ConnlogWriteStatus st;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!shutdown_budget())
-			return false;
-		progress = next_progress(NULL, &progbuf);
-		st = connlog_write_rejected(b, i, error, progress, &err2);
-		if (st == CL_WRITE_OK)
+			return WR_STOPPED;
+		/* a batch written in parts is held until every part of it is */
+		progress = next_progress(kind == WRITE_WHOLE ? b : NULL, &progbuf);
+		if (kind == WRITE_REJECT)
+			st = connlog_write_rejected(b, start, reason, progress, error);
+		else
+			st = connlog_write_upsert(b, start, n, progress, error);
+		switch (st)
 		{
-			progress_committed(progress);
-			break;
+			case CL_WRITE_OK:
+				progress_committed(progress);
+				if (kind == WRITE_REJECT)
+				{
+					ereport(LOG,
+							(errmsg("connlog stored a connection log event in connection_logs_rejected"),
+							 errdetail("The upsert failed: %s", reason)));
+					settle(b, start, 1, OUTCOME_REJECTED);
+				}
+				else
+				{
+					connlog_count(&counters()->batches, 1);
+					connlog_ring_note_flush(NULL);
+					settle(b, start, n, OUTCOME_WRITTEN);
+				}
+				return WR_OK;
+			case CL_WRITE_MISSING:
+				cannot_write = true;
+				return WR_MISSING;
+			case CL_WRITE_DENIED:
+				note_denied(*error);
+				if (kind == WRITE_WHOLE || !wait_until_writable())
+					return WR_DENIED;
+				break;			/* the same entries again */
+			case CL_WRITE_TRANSIENT:
+				report_failure(*error, n, TRANSIENT_DETAIL);
+				return WR_TRANSIENT;
+			case CL_WRITE_FAILED:
+				return WR_FAILED;
+			case CL_WRITE_BAD_DATA:
+				return WR_BAD_DATA;
 		}
-		if (st == CL_WRITE_DENIED)
-		{
-			if (!wait_until_writable(err2))
-				return false;
-			continue;
-		}
-		if (st == CL_WRITE_MISSING)
-		{
-			cannot_write = true;
-			return false;
-		}
-		if (st == CL_WRITE_TRANSIENT)
-		{
-			report_failure(err2, 1, TRANSIENT_DETAIL);
-			return false;
-		}
-		drop_entry(b, i,
-				   psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
-							error, err2));
-		return true;
 	}
-	set_outcome(b, i, 1, OUTCOME_REJECTED);
-	ereport(LOG,
-			(errmsg("connlog stored a connection log event in connection_logs_rejected"),
-			 errdetail("The upsert failed: %s", error)));
-	return true;
+}
+
+/*
+ * Store entry i of b, a row that fails on its own, in
+ * connection_logs_rejected, or drop it if even that fails.  Returns false
+ * if that has to wait (see write_range()).
+ */
+static bool
+reject_entry(ClBatch *b, int i, const char *error)
+{
+	char	   *err2;
+
+	switch (write_entries(b, WRITE_REJECT, i, 1, error, &err2))
+	{
+		case WR_OK:
+			return true;
+		case WR_FAILED:
+		case WR_BAD_DATA:
+			ereport(WARNING,
+					(errmsg("connlog dropped %llu connection log events",
+							(unsigned long long) b->entries[i].nevents),
+					 errdetail("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
+							   error, err2)));
+			settle(b, i, 1, OUTCOME_DROPPED);
+			return true;
+		default:
+			return false;
+	}
 }
 
 /* A web event's row: no connection_id, so it never merges (batch.c) */
@@ -610,40 +681,21 @@ write_range(ClBatch *b, int start, int n, const char *failed)
 			pending++;
 	if (pending == 0)
 		return true;
-	while (failed == NULL && pending == n)
+	if (failed == NULL && pending == n)
 	{
 		char	   *err;
-		ConnlogWriteStatus st;
-		ConnlogProgress progbuf;
-		ConnlogProgress *progress;
 
-		CHECK_FOR_INTERRUPTS();
-		if (!shutdown_budget())
-			return false;
-		/* b stays held until every part of it is: it keeps progress back */
-		progress = next_progress(NULL, &progbuf);
-		st = connlog_write_upsert(b, start, n, progress, &err);
-		switch (st)
+		switch (write_entries(b, WRITE_PART, start, n, NULL, &err))
 		{
-			case CL_WRITE_OK:
-				progress_committed(progress);
-				rows_written(b, start, n);
+			case WR_OK:
 				return true;
-			case CL_WRITE_DENIED:
-				if (!wait_until_writable(err))
-					return false;
-				break;			/* the same range again */
-			case CL_WRITE_MISSING:
-				cannot_write = true;
-				return false;
-			case CL_WRITE_TRANSIENT:
-				report_failure(err, n, TRANSIENT_DETAIL);
-				return false;
-			case CL_WRITE_FAILED:
-			case CL_WRITE_BAD_DATA:
+			case WR_FAILED:
+			case WR_BAD_DATA:
 				connlog_count(&counters()->write_errors, 1);
 				failed = err;
 				break;
+			default:
+				return false;
 		}
 	}
 	if (n == 1)
@@ -663,11 +715,12 @@ static void
 publish_done(void)
 {
 	uint64		done = read_seq;
+	const ClBatch *b;
 
-	if (cur->seq_end > cur->seq_start)
-		done = cur->seq_start;
-	for (int i = 0; i < nretry; i++)
-		done = Min(done, retryq[i]->seq_start);
+	/* a queued batch read back from WAL holds no ring events, but waits */
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
+		if (b != cur || b->seq_end > b->seq_start)
+			done = Min(done, b->seq_start);
 	connlog_ring_set_done(done);
 }
 
@@ -795,15 +848,14 @@ note_denied(const char *error)
 }
 
 /*
- * A write inside write_range() was refused for a privilege.  Wait here
+ * A write of a part of a split was refused for a privilege.  Wait here
  * (the split's position lives only in its stack frames), looking again every
  * flush_interval, until the privilege is back.  Returns false if the
  * worker must exit first.
  */
 static bool
-wait_until_writable(const char *error)
+wait_until_writable(void)
 {
-	note_denied(error);
 	while (cannot_write)
 	{
 		if (shutting_down || ShutdownRequestPending)
@@ -848,9 +900,7 @@ static bool
 write_batch_internal(ClBatch *b, bool retry)
 {
 	char	   *error;
-	ConnlogWriteStatus st;
-	ConnlogProgress progbuf;
-	ConnlogProgress *progress;
+	WriteResult r;
 
 	if (b->nentries == 0)
 	{
@@ -863,35 +913,20 @@ write_batch_internal(ClBatch *b, bool retry)
 	{
 		/* a transient error stopped its split: go on from there */
 		connlog_count(&counters()->retries, 1);
-		if (!write_range(b, 0, b->nentries, NULL))
-			return false;
-		batch_accounted(b);
-		return true;
+		return write_range(b, 0, b->nentries, NULL);
 	}
 	if (!retry)
 		web_events_first(b);
-	progress = next_progress(b, &progbuf);
-	st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
-	if (st == CL_WRITE_MISSING)
-	{
-		cannot_write = true;
+	r = write_entries(b, WRITE_WHOLE, 0, b->nentries, NULL, &error);
+	/* not the batch's fault: it keeps its place and its retries */
+	if (r == WR_MISSING || r == WR_DENIED || r == WR_STOPPED)
 		return false;
-	}
-	if (st == CL_WRITE_DENIED)
-	{
-		/* not the batch's fault: it keeps its place and its retries */
-		note_denied(error);
-		return false;
-	}
 	if (retry)
 		connlog_count(&counters()->retries, 1);
-	if (st == CL_WRITE_OK)
-	{
-		progress_committed(progress);
-		rows_written(b, 0, b->nentries);
-		batch_accounted(b);
+	if (r == WR_OK)
 		return true;
-	}
+	if (retry)
+		b->attempts++;
 	if (retry)
 		b->attempts++;
 
@@ -901,12 +936,9 @@ write_batch_internal(ClBatch *b, bool retry)
 	 * it takes, and never split, since a split would reject good rows for it.
 	 * Exiting, the worker leaves the batch in the ring for its successor.
 	 */
-	if (st == CL_WRITE_TRANSIENT)
-	{
-		report_failure(error, b->nentries, TRANSIENT_DETAIL);
+	if (r == WR_TRANSIENT)
 		return false;
-	}
-	if (st != CL_WRITE_BAD_DATA && !shutting_down &&
+	if (r != WR_BAD_DATA && !shutting_down &&
 		b->attempts < connlog_max_retries)
 	{
 		report_failure(error, b->nentries,
@@ -922,7 +954,6 @@ write_batch_internal(ClBatch *b, bool retry)
 		b->splitting = true;
 		return false;
 	}
-	batch_accounted(b);
 	return true;
 }
 
@@ -1214,6 +1245,7 @@ store_exit_progress(void)
 	ConnlogProgress p;
 	int64		n;
 	char	   *error;
+	const ClBatch *b;
 
 	if (!wal_active)
 		return;
@@ -1221,13 +1253,9 @@ store_exit_progress(void)
 	n = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
 				 pg_atomic_read_u64(&c->wal_accounted));
 	n = Max(0, Min(n, (int64) st.pending));
-	for (int i = -1; i < nretry; i++)
-	{
-		const ClBatch *b = i < 0 ? cur : retryq[i];
-
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
 		if (b->replayed)
 			n += b->nwal;
-	}
 	if (next_progress(NULL, &p) == NULL)
 		p = stored;
 	p.at_exit = true;
@@ -1690,6 +1718,7 @@ connlog_worker_main(Datum main_arg)
 		TimestampTz wake;
 		TimestampTz next_flush;
 		bool		flush_now;
+		const ClBatch *b;
 
 		begin_turn();
 		CHECK_FOR_INTERRUPTS();
@@ -1729,8 +1758,9 @@ connlog_worker_main(Datum main_arg)
 
 		/* sleep until the next flush, retry or extension check is due */
 		wake = next_flush;
-		for (int i = 0; i < nretry; i++)
-			wake = Min(wake, retryq[i]->next_attempt);
+		for (int i = 0; (b = held_batch(i)) != NULL; i++)
+			if (b != cur)
+				wake = Min(wake, b->next_attempt);
 		if (cannot_write)
 			wake = next_check;
 		else if (purge_running)
