@@ -39,10 +39,12 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "batch.h"
 #include "compat.h"
 #include "connlog.h"
 #include "ring.h"
 #include "standby.h"
+#include "wal.h"
 
 PG_MODULE_MAGIC;
 

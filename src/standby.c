@@ -96,6 +96,8 @@
 #include "compat.h"
 #include "connlog.h"
 #include "standby.h"
+#include "wal.h"
+#include "writer.h"
 
 /* how often the keeper reads the replicated progress */
 #define KEEPER_INTERVAL_MS	1000

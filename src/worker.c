@@ -69,7 +69,8 @@
  * back from WAL the WAL-backed events that no committed write accounted
  * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
  * with every write; as it exits, it also stores how many WAL-backed
- * events it leaves unwritten (store_exit_progress; wal.c, "pg_upgrade").
+ * events it leaves unwritten.  wal.c keeps that progress ("The worker's
+ * progress"); the worker tells it what its batches hold (held_events).
  *
  * Memory.  The worker runs for months, so nothing it allocates along the
  * way may accumulate.  As in pg_cron's launcher, each turn of its loop runs
@@ -109,7 +110,6 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "postmaster/walwriter.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -121,9 +121,11 @@
 #include "compat.h"
 #include "connlog.h"
 #include "ring.h"
+#include "wal.h"
+#include "worker.h"
+#include "writer.h"
 
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
-#define EXIT_PROGRESS_TIMEOUT_MS	1000	/* see store_exit_progress() */
 
 /*
  * Memory (see "Memory" in the file header).  turn_cxt is the current
@@ -157,23 +159,6 @@ static uint64 taken_before;
 #define OUTCOME_WRITTEN		1
 #define OUTCOME_REJECTED	2
 #define OUTCOME_DROPPED		3
-
-/*
- * connlog.durability (see wal.c).  wal_active: the slot exists, so the
- * progress is tracked and stored.  consumed_lsn: no WAL-backed event this
- * worker has not taken from the ring starts before it.  replay_from: the
- * progress read at start, which stays the one stored while batches read
- * back from WAL are held.  stored: the progress the last committed write
- * stored; slot_done: the slot's restart_lsn as last advanced.
- */
-static bool wal_active;
-static bool replay_pending = true;
-static XLogRecPtr consumed_lsn;
-static ConnlogProgress replay_from;
-static ConnlogProgress stored;
-static XLogRecPtr slot_done;
-static uint64 wal_enqueued_seen;	/* see wake_wal_writer() */
-static char *slot_error_logged;
 
 /*
  * cannot_write: nothing can be written now (extension missing, broken,
@@ -221,8 +206,6 @@ begin_turn(void)
  * between statements no error handler is set up, and a cancel there would
  * end the worker and the batches in its memory.
  */
-volatile sig_atomic_t connlog_in_statement = false;
-
 static void
 cancel_running_statement(void)
 {
@@ -383,87 +366,47 @@ release_ring(void)
 }
 
 /*
- * The progress once exclude (a batch being written whole) is accounted
- * for: the oldest WAL-backed event still held, or the ring's next one.
+ * What the batches held hold of WAL-backed events, those of exclude (a
+ * batch being written whole) left out, for the durability progress.
  */
 static void
-compute_done(const ClBatch *exclude, ConnlogProgress *p)
+held_events(const ClBatch *exclude, ConnlogHeld *h)
 {
-	bool		replayed = false;
 	const ClBatch *b;
 
-	p->epoch = connlog_shared->epoch;
-	p->seq = read_seq;
-	p->lsn = consumed_lsn;
-	p->at_exit = false;
-	p->pending = 0;
+	h->next_seq = h->oldest_seq = read_seq;
+	h->oldest_floor = PG_UINT64_MAX;
+	h->replayed = false;
+	h->nreplayed = 0;
 	for (int i = 0; (b = held_batch(i)) != NULL; i++)
 	{
+		if (b->replayed)
+			h->nreplayed += b->nwal;
 		if (b == exclude || b->nwal == 0)
 			continue;
-		p->lsn = Min(p->lsn, b->lsn_floor);
+		h->oldest_floor = Min(h->oldest_floor, b->lsn_floor);
 		if (b->replayed)
-			replayed = true;
+			h->replayed = true;
 		else
-			p->seq = Min(p->seq, b->seq_start);
-	}
-	/* events read back from WAL are not numbered in this life: see wal.c */
-	if (replayed)
-	{
-		p->epoch = replay_from.epoch;
-		p->seq = replay_from.seq;
+			h->oldest_seq = Min(h->oldest_seq, b->seq_start);
 	}
 }
 
-/*
- * The progress a write should store with it, in *p; NULL for none.  Both
- * the stored progress and the new one hold, so the later lsn does too (no
- * event not written starts before either), and within one life so does
- * the larger seq.  The stored lsn therefore never goes back, nor does the
- * slot that follows it.
- */
+/* for connlog_wal_replay_at_start() */
+static void
+held_now(ConnlogHeld *h)
+{
+	held_events(NULL, h);
+}
+
+/* The progress a write should store with it, in *p; NULL for none. */
 static ConnlogProgress *
 next_progress(const ClBatch *exclude, ConnlogProgress *p)
 {
-	if (!wal_active)
-		return NULL;
-	compute_done(exclude, p);
-	p->lsn = Max(p->lsn, stored.lsn);
-	if (p->epoch == stored.epoch)
-	{
-		p->seq = Max(p->seq, stored.seq);
-		if (p->seq == stored.seq && p->lsn == stored.lsn)
-			return NULL;
-	}
-	return p;
-}
+	ConnlogHeld h;
 
-/* A write that stored progress has committed: let the slot follow. */
-static void
-progress_committed(const ConnlogProgress *progress)
-{
-	char	   *error;
-
-	if (progress == NULL)
-		return;
-	stored = *progress;
-	if (stored.lsn <= slot_done)
-		return;
-	if (connlog_wal_slot_advance(stored.lsn, &error))
-	{
-		slot_done = stored.lsn;
-		return;
-	}
-	if (slot_error_logged == NULL || strcmp(slot_error_logged, error) != 0)
-	{
-		ereport(WARNING,
-			 (errmsg("connlog could not advance replication slot \"%s\": %s",
-					 CONNLOG_SLOT_NAME, error),
-			  errdetail("The slot keeps more WAL than needed until this is fixed.")));
-		if (slot_error_logged != NULL)
-			pfree(slot_error_logged);
-		slot_error_logged = MemoryContextStrdup(remembered_cxt, error);
-	}
+	held_events(exclude, &h);
+	return connlog_wal_next_progress(&h, p);
 }
 
 static void
@@ -557,7 +500,7 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 		switch (st)
 		{
 			case CL_WRITE_OK:
-				progress_committed(progress);
+				connlog_wal_progress_committed(progress);
 				if (kind == WRITE_REJECT)
 				{
 					ereport(LOG,
@@ -1080,7 +1023,7 @@ fill_current(void)
 			 * floors never decrease in ring order: the rest start here or
 			 * later
 			 */
-			consumed_lsn = Max(consumed_lsn, floor);
+			connlog_wal_consumed(floor);
 		}
 		if (!(word & CL_RING_DONE_FLAG))
 		{
@@ -1108,8 +1051,8 @@ fill_current(void)
 		seq++;
 	}
 	/* all of the ring as of the snapshot is consumed: see wal.c */
-	if (pos == head && wal_active)
-		consumed_lsn = Max(consumed_lsn, insert_lsn);
+	if (pos == head && connlog_wal_tracking())
+		connlog_wal_consumed(insert_lsn);
 	cur->seq_end = seq;
 	cur->pos_end = pos;
 	read_pos = pos;
@@ -1231,47 +1174,6 @@ exit_reason(void)
 }
 
 /*
- * connlog.durability: store, with the progress, how many WAL-backed events
- * are not written as this worker exits: those of the ring not accounted
- * for (a batch half written counts whole, as the postmaster counts it)
- * and those read back from WAL that it holds.  A cluster that has the row
- * but not the WAL (pg_upgrade) reports that many as lost (wal.c).
- */
-static void
-store_exit_progress(void)
-{
-	ConnlogStats st;
-	ConnlogCounters *c = counters();
-	ConnlogProgress p;
-	int64		n;
-	char	   *error;
-	const ClBatch *b;
-
-	if (!wal_active)
-		return;
-	connlog_ring_stats(&st);
-	n = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
-				 pg_atomic_read_u64(&c->wal_accounted));
-	n = Max(0, Min(n, (int64) st.pending));
-	for (int i = 0; (b = held_batch(i)) != NULL; i++)
-		if (b->replayed)
-			n += b->nwal;
-	if (next_progress(NULL, &p) == NULL)
-		p = stored;
-	p.at_exit = true;
-	p.pending = (uint64) n;
-	/* one row's UPDATE, not bounded by what is left of shutdown_timeout */
-	connlog_writer_set_timeout(EXIT_PROGRESS_TIMEOUT_MS);
-	if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
-		progress_committed(&p);
-	else
-		ereport(WARNING,
-				(errmsg("connlog could not store in connlog_wal_progress how many WAL-backed events it leaves unwritten: %s",
-						error ? error : "extension connlog is not installed"),
-				 errdetail("A cluster made from this one by pg_upgrade cannot tell how many such events it lost.")));
-}
-
-/*
  * SIGTERM: write everything enqueued before now, within shutdown_timeout.
  * What is not written then, the batches this worker holds included, stays
  * in the ring, accounted for by no one (see ring.c): the next worker
@@ -1286,6 +1188,7 @@ shutdown_drain(void)
 				tail_seq,
 				head_seq,
 				target;
+	ConnlogHeld held;
 
 	shutting_down = true;
 	connlog_ring_set_state(CL_STATE_EXITING);
@@ -1309,7 +1212,8 @@ shutdown_drain(void)
 			write_current();
 	}
 	publish_done();
-	store_exit_progress();
+	held_events(NULL, &held);
+	connlog_wal_store_exit_progress(&held);
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (tail_seq < target)
@@ -1432,27 +1336,13 @@ wait_for_database(void)
 }
 
 /*
- * connlog.durability is in use: tell producers, who wait for the slot
- * before they write WAL-backed events (see wal.c).
- */
-static void
-set_wal_active(void)
-{
-	wal_active = true;
-	pg_atomic_write_u32(&connlog_shared->slot_ready, 1);
-	pg_atomic_write_u32(&connlog_shared->slot_wanted, 0);
-	ConditionVariableBroadcast(&connlog_shared->space_cv);
-}
-
-/*
  * Feed events read back from WAL into batches, writing each batch that
  * fills.  They count as enqueued (and WAL-backed) like new events, once
  * their batch is accounted for: a worker that exits before then reads
  * them back again.
  */
 static void
-feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
-			  XLogRecPtr floor)
+feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
 {
 	size_t		off = 0;
 
@@ -1481,178 +1371,26 @@ feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
 }
 
 /*
- * At start, once the extension is there: read connlog_wal_progress and
- * write the WAL-backed events after it that are neither written nor in the
- * ring (see wal.c).
- */
-static void
-replay_wal(void)
-{
-	ConnlogProgress done;
-	XLogRecPtr	first;
-	XLogRecPtr	insert_lsn;
-	XLogRecPtr	last_end;
-	uint64		nrecords = 0;
-	uint64		nskipped = 0;
-	size_t		nbytes = 0;
-	char	   *error;
-	char	   *data = NULL;
-	ConnlogWriteStatus st;
-	ConnlogShared *s = connlog_shared;
-
-	st = connlog_read_progress(&done, &error);
-	if (st == CL_WRITE_MISSING)
-	{
-		cannot_write = true;
-		return;
-	}
-	replay_pending = false;
-	if (st != CL_WRITE_OK)
-	{
-		ereport(WARNING,
-		   (errmsg("connlog could not read connlog_wal_progress: %s", error),
-			errdetail("WAL-backed events that were not written before the worker started are not replayed.")));
-		memset(&done, 0, sizeof(done));
-	}
-	stored = replay_from = done;
-	slot_done = done.lsn;
-	first = connlog_ring_first_wal_floor(&insert_lsn);
-
-	if (!XLogRecPtrIsInvalid(done.lsn))
-	{
-		if (!connlog_wal_slot_exists() &&
-			!connlog_wal_slot_create(done.lsn, &error))
-			ereport(WARNING,
-			  (errmsg("connlog could not create replication slot \"%s\": %s",
-					  CONNLOG_SLOT_NAME, error)));
-		last_end = done.lsn;
-		if (done.lsn < insert_lsn)
-			data = connlog_wal_replay(&done, insert_lsn, &last_end,
-									  &nrecords, &nskipped, &nbytes);
-
-		/*
-		 * The ring's own events were left out of the replay: they may start
-		 * before last_end, but not before the oldest one's floor.
-		 */
-		consumed_lsn = XLogRecPtrIsInvalid(first) ? last_end : Min(last_end, first);
-		set_wal_active();
-		if (done.lsn < insert_lsn)
-		{
-			/* the replayed batches store progress as they are written */
-			feed_replayed(data, nbytes, nrecords, done.lsn);
-			pfree(data);
-			ereport(LOG,
-					(errmsg("connlog replayed %llu events from WAL between %X/%X and %X/%X",
-							(unsigned long long) nrecords,
-					   LSN_FORMAT_ARGS(done.lsn), LSN_FORMAT_ARGS(last_end)),
-					 nskipped > 0 ?
-					 errdetail("%llu events in that WAL were left out: written already, or still in the ring.",
-							   (unsigned long long) nskipped) : 0));
-		}
-
-		/*
-		 * Nothing read back is held: store this life's progress now, so that
-		 * a row an exiting worker (or another cluster, see wal.c's
-		 * "pg_upgrade") stored is not read, and reported on, again.
-		 */
-		if (nrecords == 0)
-		{
-			ConnlogProgress p;
-
-			if (next_progress(NULL, &p) != NULL &&
-				connlog_write_progress(&p, &error) == CL_WRITE_OK)
-				progress_committed(&p);
-		}
-	}
-	else if (st == CL_WRITE_OK && connlog_wal_slot_exists())
-	{
-		/*
-		 * The slot is there but no progress was ever stored (say, the
-		 * extension was created afresh).  No WAL-backed event can be in the
-		 * ring yet: producers wait for slot_ready, which is set below.
-		 */
-		ConnlogProgress p = {s->epoch, read_seq, insert_lsn};
-
-		consumed_lsn = insert_lsn;
-		if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
-		{
-			stored = p;
-			set_wal_active();
-		}
-	}
-
-	/* what the postmaster counted when the crash reset shared memory */
-	if (s->crash_wal_pending > 0)
-	{
-		if (s->crash_wal_pending > nrecords)
-			ereport(WARNING,
-					(errmsg("connlog lost %llu WAL-backed events whose WAL had not been written when the server crashed",
-					 (unsigned long long) (s->crash_wal_pending - nrecords)),
-					 errdetail("%llu WAL-backed events were not written yet at the crash; %llu were read back from WAL.",
-							   (unsigned long long) s->crash_wal_pending,
-							   (unsigned long long) nrecords)));
-		else
-			ereport(LOG,
-					(errmsg("connlog read back from WAL all %llu WAL-backed events that were not written yet at the crash",
-							(unsigned long long) s->crash_wal_pending)));
-		s->crash_wal_pending = 0;
-	}
-	pg_atomic_write_u32(&s->replaying, 0);
-	ConditionVariableBroadcast(&s->flush_cv);
-}
-
-/*
- * With wal, producers wake the WAL writer at most every CONNLOG_WAL_WAKE_MS
- * (wal.c), so the WAL records of the last events of a burst may have no
- * one to wake it for them: the worker does, once per turn if WAL-backed
- * events came in since the last.  Returns how long the worker may sleep
- * before it looks again: CONNLOG_WAL_WAKE_MS after such events, else
- * wal_writer_delay, which bounds how long a record can wait.
- */
-static long
-wake_wal_writer(void)
-{
-	uint64		n = pg_atomic_read_u64(&counters()->wal_enqueued);
-
-	if (n == wal_enqueued_seen)
-		return WalWriterDelay;
-	wal_enqueued_seen = n;
-	XLogSetAsyncXactLSN(GetXLogInsertRecPtr());
-	return CONNLOG_WAL_WAKE_MS;
-}
-
-/*
- * A producer asked for the slot (its first WAL-backed event): create it at
- * the insert position, and store that as the progress, before any
- * WAL-backed event exists.
+ * A producer asked for the slot (its first WAL-backed event): create it,
+ * or log why not.
  */
 static void
 ensure_slot(void)
 {
-	XLogRecPtr	insert_lsn = GetXLogInsertRecPtr();
-	char	   *error = NULL;
+	char	   *error;
 
-	if (!connlog_wal_slot_exists() &&
-		!connlog_wal_slot_create(insert_lsn, &error))
+	switch (connlog_wal_ensure_slot(read_seq, &error))
 	{
-		log_blocked(WARNING, "connlog could not create its replication slot", error);
-		return;
-	}
-	consumed_lsn = Max(consumed_lsn, insert_lsn);
-	if (XLogRecPtrIsInvalid(stored.lsn))
-	{
-		ConnlogProgress p = {connlog_shared->epoch, read_seq, insert_lsn};
-
-		if (connlog_write_progress(&p, &error) != CL_WRITE_OK)
-		{
+		case CL_SLOT_READY:
+			break;
+		case CL_SLOT_NOT_CREATED:
+			log_blocked(WARNING, "connlog could not create its replication slot", error);
+			break;
+		case CL_SLOT_PROGRESS_NOT_STORED:
 			log_blocked(WARNING, "connlog could not store its WAL progress",
 						error ? error : "extension connlog is not installed");
-			return;
-		}
-		stored = p;
-		slot_done = insert_lsn;
+			break;
 	}
-	set_wal_active();
 }
 
 void
@@ -1731,13 +1469,12 @@ connlog_worker_main(Datum main_arg)
 		/* a flush request also means "look now": the extension may be new */
 		if (cannot_write && (now >= next_check || flush_now))
 			check_target();
-		if (!cannot_write && replay_pending)
-			replay_wal();
+		if (!cannot_write && connlog_wal_replay_pending() &&
+			!connlog_wal_replay_at_start(feed_replayed, held_now))
+			cannot_write = true;
 		if (cannot_write)
 			pg_atomic_write_u32(&connlog_shared->replaying, 0);
-		if (!cannot_write && !replay_pending &&
-			pg_atomic_read_u32(&connlog_shared->slot_wanted) != 0 &&
-			pg_atomic_read_u32(&connlog_shared->slot_ready) == 0)
+		if (!cannot_write && connlog_wal_slot_requested())
 			ensure_slot();
 		if (!cannot_write)
 		{
@@ -1767,8 +1504,8 @@ connlog_worker_main(Datum main_arg)
 			wake = 0;			/* the next step after this turn's drain */
 		else if (connlog_retention_s > 0)
 			wake = Min(wake, next_purge);
-		if (wal_active)
-			wake = Min(wake, now + (TimestampTz) wake_wal_writer() * 1000);
+		if (connlog_wal_tracking())
+			wake = Min(wake, now + (TimestampTz) connlog_wal_wake_writer() * 1000);
 		connlog_ring_set_state(cannot_write ? blocked_state :
 							   nretry >= connlog_retry_queue_size ?
 							   CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE);
