@@ -2,7 +2,8 @@
  *
  * wal.c
  *		connlog.durability: WAL records for enqueued events, the replication
- *		slot that keeps them, and reading them back after a crash.
+ *		slot that keeps them, reading them back after a crash, and the
+ *		worker's progress through them.
  *
  * memory (the default) keeps an event only in the shared-memory ring, so a
  * crash restart loses what the ring and the worker held.  wal writes one

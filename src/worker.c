@@ -72,6 +72,44 @@
  * events it leaves unwritten.  wal.c keeps that progress ("The worker's
  * progress"); the worker tells it what its batches hold (held_events).
  *
+ * States.  One variable, state, says what the worker can do; what
+ * connlog_stats.worker_state shows between statements follows from it
+ * (published_state: "idle" or "retry queue full" for the two that write);
+ * while a statement runs writer.c shows "writing" or "purging", and an
+ * exiting worker shows "exiting".
+ *
+ *	UNCHECKED		cannot write, and has reported nothing about it yet: at
+ *					start, and after a write found the extension missing
+ *	NO_EXTENSION	cannot write: the extension is missing
+ *	NO_PRIVILEGE	cannot write: connlog.role lacks a privilege
+ *	BROKEN			cannot write: the statements cannot be prepared
+ *	WRITING			drains the ring and writes
+ *	PURGING			the same, with a connlog.retention run under way: one
+ *					purge step each turn until the run ends
+ *
+ * Transitions.  While the worker cannot write, check_target() looks every
+ * flush_interval, and at once when connlog_flush() asks:
+ *
+ *	any that cannot write	--extension ready-->	WRITING
+ *							(logged unless from UNCHECKED)
+ *	any that cannot write	--extension missing-->	NO_EXTENSION
+ *							(logged only from UNCHECKED)
+ *	any that cannot write	--privilege missing-->	NO_PRIVILEGE (logged)
+ *	any that cannot write	--another error-->		BROKEN (logged)
+ *
+ * and as the worker writes:
+ *
+ *	WRITING, PURGING	--a write finds the extension missing-->  UNCHECKED
+ *	any					--a write is refused for a privilege-->	  NO_PRIVILEGE
+ *	WRITING				--purge_interval has passed-->			  PURGING
+ *	PURGING				--the run's last step-->				  WRITING
+ *
+ * Two things are not states of this machine.  connlog.durability's own
+ * (whether the replay from WAL is still to run, whether the slot exists)
+ * lives in wal.c, "The worker's progress".  shutting_down, set on SIGTERM,
+ * is a flag beside state: the worker exits from any state, and what it
+ * logs as it does depends on that state; the signal handler reads it.
+ *
  * Memory.  The worker runs for months, so nothing it allocates along the
  * way may accumulate.  As in pg_cron's launcher, each turn of its loop runs
  * in a memory context of its own that is emptied at the start of the next
@@ -127,6 +165,10 @@
 
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
 
+/* glibc's malloc in the worker: see connlog_worker_main() */
+#define WORKER_MMAP_THRESHOLD	(64 * 1024 * 1024)
+#define WORKER_TRIM_THRESHOLD	(256 * 1024 * 1024)
+
 /*
  * Memory (see "Memory" in the file header).  turn_cxt is the current
  * context during each turn of the worker's loop and is emptied at the start
@@ -159,19 +201,26 @@ static uint64 taken_before;
 #define OUTCOME_WRITTEN		1
 #define OUTCOME_REJECTED	2
 #define OUTCOME_DROPPED		3
+#define NUM_OUTCOMES		4
 
-/*
- * cannot_write: nothing can be written now (extension missing, broken,
- * or a privilege missing); blocked_state says which, for worker_state.
- */
-static bool cannot_write = true;
-static ConnlogWorkerState blocked_state = CL_STATE_NO_EXTENSION;
-static bool missing_logged;
-static TimestampTz next_check;
+/* The worker's state: see "States" in the file header */
+typedef enum WorkerState
+{
+	WS_UNCHECKED,				/* cannot write; nothing reported yet */
+	WS_NO_EXTENSION,			/* cannot write: the extension is missing */
+	WS_NO_PRIVILEGE,			/* cannot write: connlog.role lacks a
+								 * privilege */
+	WS_BROKEN,					/* cannot write: the statements cannot be
+								 * prepared */
+	WS_WRITING,					/* writes */
+	WS_PURGING					/* writes; a purge run is under way */
+} WorkerState;
+
+static WorkerState state = WS_UNCHECKED;
+static TimestampTz next_check;	/* when a worker that cannot write looks */
 
 /* connlog.retention */
 static TimestampTz next_purge;
-static bool purge_running;
 static uint64 purge_run_rows;
 static char *purge_error_logged;
 
@@ -180,6 +229,14 @@ static TimestampTz shutdown_deadline;
 
 static uint32 wait_event_main;
 
+/* Can the worker write?  Only check_target() makes it able to again. */
+static inline bool
+can_write(void)
+{
+	return state == WS_WRITING || state == WS_PURGING;
+}
+
+static void found_missing(void);
 static void note_denied(const char *error);
 static bool wait_until_writable(void);
 
@@ -304,7 +361,7 @@ set_outcome(ClBatch *b, int start, int n, uint8 outcome)
 static void
 batch_accounted(const ClBatch *b)
 {
-	uint64		n[4] = {0, 0, 0, 0};
+	uint64		n[NUM_OUTCOMES] = {0};
 	uint64		events = 0;
 
 	/* events read back from WAL count as enqueued once, here, too */
@@ -409,15 +466,31 @@ next_progress(const ClBatch *exclude, ConnlogProgress *p)
 	return connlog_wal_next_progress(&h, p);
 }
 
+/* what follows a failed write of rows, for report_failure() */
+typedef enum FailureNext
+{
+	NEXT_LATER,					/* a transient error: retried as long as it
+								 * takes */
+	NEXT_RETRY,					/* the batch is retried (attempt: the retry
+								 * that failed, 0 for the first write) */
+	NEXT_SPLIT					/* the rows that fail alone are rejected */
+} FailureNext;
+
 static void
-report_failure(const char *error, int nrows, const char *what)
+report_failure(const char *error, int nrows, FailureNext next, int attempt)
 {
 	connlog_count(&counters()->write_errors, 1);
 	connlog_ring_note_flush(error);
 	ereport(WARNING,
 			(errmsg("connlog could not write %d connection log rows: %s",
 					nrows, error),
-			 errdetail("%s", what)));
+			 next == NEXT_LATER ?
+			 errdetail("The error may be temporary: what is not written yet will be retried.") :
+			 next == NEXT_SPLIT ?
+			 errdetail("The rows that fail on their own go to connection_logs_rejected.") :
+			 attempt > 0 ?
+			 errdetail("Retry %d of %d.", attempt, connlog_max_retries) :
+			 errdetail("The batch will be retried.")));
 }
 
 /*
@@ -432,16 +505,13 @@ shutdown_budget(void)
 	if (!shutting_down)
 		return true;
 	/* rounded up, so that a statement it cancels ends past the deadline */
-	left_ms = (long) ((shutdown_deadline - GetCurrentTimestamp() + 999) / 1000);
+	left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+											  shutdown_deadline);
 	if (left_ms <= 0)
 		return false;
 	connlog_writer_set_timeout((int) left_ms);
 	return true;
 }
-
-/* why a write that met a transient error stopped */
-#define TRANSIENT_DETAIL \
-	"The error may be temporary: what is not written yet will be retried."
 
 /* What write_entries() writes */
 typedef enum WriteKind
@@ -516,7 +586,7 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 				}
 				return WR_OK;
 			case CL_WRITE_MISSING:
-				cannot_write = true;
+				found_missing();
 				return WR_MISSING;
 			case CL_WRITE_DENIED:
 				note_denied(*error);
@@ -524,7 +594,7 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 					return WR_DENIED;
 				break;			/* the same entries again */
 			case CL_WRITE_TRANSIENT:
-				report_failure(*error, n, TRANSIENT_DETAIL);
+				report_failure(*error, n, NEXT_LATER, 0);
 				return WR_TRANSIENT;
 			case CL_WRITE_FAILED:
 				return WR_FAILED;
@@ -668,10 +738,6 @@ publish_done(void)
 }
 
 /*
- * Log a reason for not writing when it differs from the last one logged, so
- * a condition that lasts is reported once, not every flush_interval.
- */
-/*
  * SIGHUP: read the configuration again.  A shorter retry_interval applies
  * to the batches already queued, too.
  */
@@ -684,8 +750,8 @@ reload_config(void)
 		return;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	latest = GetCurrentTimestamp() +
-		(TimestampTz) connlog_retry_interval_ms * 1000;
+	latest = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										 connlog_retry_interval_ms);
 	for (int i = 0; i < nretry; i++)
 		retryq[i]->next_attempt = Min(retryq[i]->next_attempt, latest);
 }
@@ -709,68 +775,129 @@ is_news(char **last, const char *message)
 	return message != NULL;
 }
 
+/* why the worker cannot write, for log_blocked() */
+typedef enum BlockedWhy
+{
+	BLOCKED_PRIVILEGE,
+	BLOCKED_BROKEN,
+	BLOCKED_SLOT,
+	BLOCKED_SLOT_PROGRESS,
+	BLOCKED_SLOT_PROGRESS_MISSING
+} BlockedWhy;
+
+#define BLOCKED_DETAIL \
+	"Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval."
+
+/*
+ * Report why nothing is written (in connlog_stats.last_error, and in the
+ * log when it is news).
+ */
 static void
-log_blocked(int elevel, const char *prefix, const char *error)
+log_blocked(BlockedWhy why, const char *error)
 {
 	connlog_ring_note_flush(error);
-	if (is_news(&blocked_logged, error))
-		ereport(elevel,
-				(errmsg("%s: %s", prefix, error),
-				 errdetail("Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval.")));
+	if (!is_news(&blocked_logged, error))
+		return;
+	switch (why)
+	{
+		case BLOCKED_PRIVILEGE:
+			ereport(WARNING,
+					(errmsg("connlog cannot write with the privileges of its role: %s",
+							error),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_BROKEN:
+			ereport(WARNING,
+					(errmsg("connlog could not prepare its statements: %s",
+							error),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_SLOT:
+			ereport(WARNING,
+				 (errmsg("connlog could not create its replication slot: %s",
+						 error),
+				  errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_SLOT_PROGRESS:
+			ereport(WARNING,
+					(errmsg("connlog could not store its WAL progress: %s",
+							error),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_SLOT_PROGRESS_MISSING:
+			ereport(WARNING,
+					(errmsg("connlog could not store its WAL progress: extension connlog is not installed"),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+	}
 }
 
+/*
+ * The worker cannot write, or a write refused for a privilege: look for
+ * the extension and prepare the statements, and move to the state that
+ * follows (see "States" in the file header).
+ */
 static void
 check_target(void)
 {
 	char	   *error;
 	ConnlogWriteStatus st = connlog_check_target(&error);
 
-	next_check = GetCurrentTimestamp() +
-		(TimestampTz) connlog_flush_interval_ms * 1000;
-	if (st == CL_WRITE_OK)
+	Assert(!can_write());
+	next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											 connlog_flush_interval_ms);
+	switch (st)
 	{
-		if (cannot_write && missing_logged)
-			ereport(LOG,
-					(errmsg("connlog can write to database \"%s\" again; writing resumes",
-							connlog_database)));
-		/* at startup too: a predecessor may have left why it waited */
-		if (cannot_write)
+		case CL_WRITE_OK:
+			if (state != WS_UNCHECKED)
+				ereport(LOG,
+						(errmsg("connlog can write to database \"%s\" again; writing resumes",
+								connlog_database)));
+			/* at startup too: a predecessor may have left why it waited */
 			connlog_ring_clear_error();
-		/* the same reason, should it come back, is news again */
-		(void) is_news(&blocked_logged, NULL);
-		cannot_write = false;
-		missing_logged = false;
-		return;
+			/* the same reason, should it come back, is news again */
+			(void) is_news(&blocked_logged, NULL);
+			state = WS_WRITING;
+			break;
+		case CL_WRITE_MISSING:
+			/* reported once, unless a reason of its own was reported */
+			if (state == WS_UNCHECKED)
+			{
+				connlog_ring_note_flush(psprintf("extension connlog is not installed in database \"%s\"",
+												 connlog_database));
+				ereport(LOG,
+						(errmsg("extension connlog is not installed in database \"%s\"",
+								connlog_database),
+						 errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
+				  errhint("Run CREATE EXTENSION connlog in database \"%s\".",
+						  connlog_database)));
+			}
+			state = WS_NO_EXTENSION;
+			break;
+		case CL_WRITE_DENIED:
+			state = WS_NO_PRIVILEGE;
+			log_blocked(BLOCKED_PRIVILEGE, error);
+			break;
+		default:
+			/* not a missing extension but a broken one */
+			state = WS_BROKEN;
+			log_blocked(BLOCKED_BROKEN, error);
+			break;
 	}
-	cannot_write = true;
-	if (st != CL_WRITE_MISSING)
-	{
-		/* not a missing extension but a broken one, or a missing GRANT */
-		blocked_state = st == CL_WRITE_DENIED ?
-			CL_STATE_NO_PRIVILEGE : CL_STATE_BROKEN;
-		log_blocked(WARNING,
-					st == CL_WRITE_DENIED ?
-					"connlog cannot write with the privileges of its role" :
-					"connlog could not prepare its statements",
-					error);
-		missing_logged = true;
-		/* called every flush_interval while a write waits for a privilege */
+	/* called every flush_interval while a write waits for a privilege */
+	if (error != NULL)
 		pfree(error);
-		return;
-	}
-	blocked_state = CL_STATE_NO_EXTENSION;
-	if (!missing_logged)
-	{
-		connlog_ring_note_flush(psprintf("extension connlog is not installed in database \"%s\"",
-										 connlog_database));
-		ereport(LOG,
-			 (errmsg("extension connlog is not installed in database \"%s\"",
-					 connlog_database),
-			  errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
-			  errhint("Run CREATE EXTENSION connlog in database \"%s\".",
-					  connlog_database)));
-		missing_logged = true;
-	}
+}
+
+/*
+ * A write found the extension missing: stop writing until check_target()
+ * finds it (a purge run under way is over).
+ */
+static void
+found_missing(void)
+{
+	if (can_write())
+		state = WS_UNCHECKED;
 }
 
 /*
@@ -781,13 +908,43 @@ static void
 note_denied(const char *error)
 {
 	connlog_count(&counters()->write_errors, 1);
-	cannot_write = true;
-	blocked_state = CL_STATE_NO_PRIVILEGE;
-	missing_logged = true;
-	next_check = GetCurrentTimestamp() +
-		(TimestampTz) connlog_flush_interval_ms * 1000;
-	log_blocked(WARNING, "connlog cannot write with the privileges of its role",
-				error);
+	state = WS_NO_PRIVILEGE;
+	next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											 connlog_flush_interval_ms);
+	log_blocked(BLOCKED_PRIVILEGE, error);
+}
+
+/*
+ * What connlog_stats.worker_state shows between writes: why the worker
+ * cannot write, or whether its retry queue is full.
+ */
+static ConnlogWorkerState
+published_state(void)
+{
+	switch (state)
+	{
+		case WS_UNCHECKED:
+		case WS_NO_EXTENSION:
+			return CL_STATE_NO_EXTENSION;
+		case WS_NO_PRIVILEGE:
+			return CL_STATE_NO_PRIVILEGE;
+		case WS_BROKEN:
+			return CL_STATE_BROKEN;
+		case WS_WRITING:
+		case WS_PURGING:
+			break;
+	}
+	return nretry >= connlog_retry_queue_size ?
+		CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE;
+}
+
+/* Sleep until the latch is set, or ms milliseconds at most. */
+static void
+sleep_ms(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
+	ResetLatch(MyLatch);
 }
 
 /*
@@ -799,15 +956,12 @@ note_denied(const char *error)
 static bool
 wait_until_writable(void)
 {
-	while (cannot_write)
+	while (!can_write())
 	{
 		if (shutting_down || ShutdownRequestPending)
 			return false;
-		connlog_ring_set_state(blocked_state);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 connlog_flush_interval_ms,
-						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
-		ResetLatch(MyLatch);
+		connlog_ring_set_state(published_state());
+		sleep_ms(connlog_flush_interval_ms);
 		CHECK_FOR_INTERRUPTS();
 		reload_config();
 		if (GetCurrentTimestamp() >= next_check)
@@ -819,8 +973,8 @@ wait_until_writable(void)
 static void
 retry_later(ClBatch *b)
 {
-	b->next_attempt = GetCurrentTimestamp() +
-		(TimestampTz) connlog_retry_interval_ms * 1000;
+	b->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  connlog_retry_interval_ms);
 	retryq[nretry++] = b;
 }
 
@@ -884,14 +1038,11 @@ write_batch_internal(ClBatch *b, bool retry)
 	if (r != WR_BAD_DATA && !shutting_down &&
 		b->attempts < connlog_max_retries)
 	{
-		report_failure(error, b->nentries,
-					   retry ? psprintf("Retry %d of %d.", b->attempts,
-										connlog_max_retries) :
-					   "The batch will be retried.");
+		report_failure(error, b->nentries, NEXT_RETRY,
+					   retry ? b->attempts : 0);
 		return false;
 	}
-	report_failure(error, b->nentries,
-		  "The rows that fail on their own go to connection_logs_rejected.");
+	report_failure(error, b->nentries, NEXT_SPLIT, 0);
 	if (!write_range(b, 0, b->nentries, error))
 	{
 		b->splitting = true;
@@ -936,7 +1087,7 @@ run_retries(TimestampTz now)
 {
 	int			i = 0;
 
-	while (i < nretry && !cannot_write)
+	while (i < nretry && can_write())
 	{
 		ClBatch    *b = retryq[i];
 
@@ -951,12 +1102,13 @@ run_retries(TimestampTz now)
 			release_ring();
 			continue;
 		}
-		if (cannot_write)
+		if (!can_write())
 		{
 			b->next_attempt = now;
 			break;
 		}
-		b->next_attempt = now + (TimestampTz) connlog_retry_interval_ms * 1000;
+		b->next_attempt = TimestampTzPlusMilliseconds(now,
+												  connlog_retry_interval_ms);
 		i++;
 	}
 }
@@ -1067,7 +1219,7 @@ fill_current(void)
 static void
 drain(void)
 {
-	while (nretry < connlog_retry_queue_size && !cannot_write)
+	while (nretry < connlog_retry_queue_size && can_write())
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (!fill_current())
@@ -1079,10 +1231,46 @@ drain(void)
 }
 
 /*
+ * When the loop must look again: the next flush, retry, extension check or
+ * purge step, or when the WAL writer may need waking.
+ */
+static TimestampTz
+next_wakeup(TimestampTz now, TimestampTz last_flush)
+{
+	TimestampTz wake = TimestampTzPlusMilliseconds(last_flush,
+												   connlog_flush_interval_ms);
+	const ClBatch *b;
+
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
+		if (b != cur)
+			wake = Min(wake, b->next_attempt);
+	if (!can_write())
+		wake = next_check;
+	else if (state == WS_PURGING)
+		wake = 0;				/* the next step after this turn's drain */
+	else if (connlog_retention_s > 0)
+		wake = Min(wake, next_purge);
+	if (connlog_wal_tracking())
+		wake = Min(wake, TimestampTzPlusMilliseconds(now,
+												 connlog_wal_wake_writer()));
+	return wake;
+}
+
+/* Write cur now, if the retry queue has room for it should it fail. */
+static void
+flush_current(void)
+{
+	if (can_write() && nretry < connlog_retry_queue_size)
+		write_current();
+}
+
+/*
  * One step of connlog.retention.  A run of steps starts every
  * purge_interval and ends with a step that finds fewer rows than it may
  * delete; the main loop drains the ring between steps.  A failed step ends
- * the run, and the next starts a purge_interval later.
+ * the run, and the next starts a purge_interval later.  A write that finds
+ * the extension missing cuts a run short; it goes on once the extension
+ * is back.
  */
 static void
 purge_step(TimestampTz now)
@@ -1091,12 +1279,13 @@ purge_step(TimestampTz now)
 	char	   *error;
 	ConnlogWriteStatus st;
 
-	if (!purge_running)
+	if (!can_write())
+		return;
+	if (state != WS_PURGING)
 	{
 		if (connlog_retention_s <= 0 || now < next_purge)
 			return;
-		purge_running = true;
-		purge_run_rows = 0;
+		state = WS_PURGING;
 	}
 	st = connlog_write_purge(now - (TimestampTz) connlog_retention_s * USECS_PER_SEC,
 							 connlog_purge_batch_size, &deleted, &error);
@@ -1116,7 +1305,7 @@ purge_step(TimestampTz now)
 		(void) is_news(&purge_error_logged, NULL);
 	}
 	else if (st == CL_WRITE_MISSING)
-		cannot_write = true;
+		found_missing();
 	else
 	{
 		/* events are not affected: report it once, try again later */
@@ -1130,47 +1319,33 @@ purge_step(TimestampTz now)
 					 st == CL_WRITE_DENIED ?
 					 errhint("Grant DELETE on connection_logs to the role connlog writes as.") : 0));
 	}
-	purge_running = false;
-	next_purge = now + (TimestampTz) connlog_purge_interval_ms * 1000;
-}
-
-/* The counters vanish with shared memory: leave them in the log. */
-static void
-log_counters(const char *why)
-{
-	ConnlogStats st;
-
-	connlog_ring_stats(&st);
-	ereport(LOG,
-			(errmsg("%s: enqueued %llu, merged %llu, written %llu, rejected %llu, dropped %llu, pending %llu",
-					why,
-					(unsigned long long) st.enqueued,
-					(unsigned long long) st.merged,
-					(unsigned long long) st.written,
-					(unsigned long long) st.rejected,
-					(unsigned long long) st.dropped,
-					(unsigned long long) st.pending)));
+	/* the run is over; one cut short by a missing extension goes on */
+	purge_run_rows = 0;
+	if (state == WS_PURGING)
+		state = WS_WRITING;
+	next_purge = TimestampTzPlusMilliseconds(now, connlog_purge_interval_ms);
 }
 
 /* Why the worker exits with events not written, for shutdown_drain() */
-static const char *
-exit_reason(void)
+static int
+errdetail_unwritten(void)
 {
-	if (cannot_write)
+	switch (state)
 	{
-		switch (blocked_state)
-		{
-			case CL_STATE_NO_PRIVILEGE:
-				return "connlog.role lacks a privilege that connlog's statements need.";
-			case CL_STATE_BROKEN:
-				return "connlog could not prepare its statements.";
-			default:
-				return "Extension connlog is not installed in the database.";
-		}
+		case WS_UNCHECKED:
+		case WS_NO_EXTENSION:
+			return errdetail("Extension connlog is not installed in the database.");
+		case WS_NO_PRIVILEGE:
+			return errdetail("connlog.role lacks a privilege that connlog's statements need.");
+		case WS_BROKEN:
+			return errdetail("connlog could not prepare its statements.");
+		case WS_WRITING:
+		case WS_PURGING:
+			break;
 	}
 	if (GetCurrentTimestamp() >= shutdown_deadline)
-		return "connlog.shutdown_timeout expired.";
-	return "Writing them failed with an error that may be temporary.";
+		return errdetail("connlog.shutdown_timeout expired.");
+	return errdetail("Writing them failed with an error that may be temporary.");
 }
 
 /*
@@ -1189,20 +1364,21 @@ shutdown_drain(void)
 				head_seq,
 				target;
 	ConnlogHeld held;
+	ConnlogStats st;
 
 	shutting_down = true;
 	connlog_ring_set_state(CL_STATE_EXITING);
-	shutdown_deadline = GetCurrentTimestamp() +
-		(TimestampTz) connlog_shutdown_timeout_ms * 1000;
+	shutdown_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												connlog_shutdown_timeout_ms);
 	pgstat_report_activity(STATE_RUNNING, "connlog: writing all events before exit");
 
-	if (cannot_write)
+	if (!can_write())
 		check_target();
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &target, NULL);
-	if (!cannot_write)
+	if (can_write())
 	{
 		run_retries(GetCurrentTimestamp());
-		while (!cannot_write && read_seq < target &&
+		while (can_write() && read_seq < target &&
 			   nretry < connlog_retry_queue_size && shutdown_budget())
 		{
 			fill_current();
@@ -1220,13 +1396,23 @@ shutdown_drain(void)
 		ereport(WARNING,
 			(errmsg("connlog worker is exiting with %llu events not written",
 					(unsigned long long) (head_seq - tail_seq)),
-			 errdetail("%s", exit_reason()),
+			 errdetail_unwritten(),
 			 errhint("The events stay in shared memory for the next worker.  If the server is stopping, those not backed by WAL are lost.")));
 	else if (head_seq > tail_seq)
 		ereport(LOG,
 				(errmsg("connlog worker is exiting; %llu events enqueued since it was told to are left for the next worker",
 						(unsigned long long) (head_seq - tail_seq))));
-	log_counters("connlog worker exiting");
+
+	/* the counters vanish with shared memory: leave them in the log */
+	connlog_ring_stats(&st);
+	ereport(LOG,
+			(errmsg("connlog worker exiting: enqueued %llu, merged %llu, written %llu, rejected %llu, dropped %llu, pending %llu",
+					(unsigned long long) st.enqueued,
+					(unsigned long long) st.merged,
+					(unsigned long long) st.written,
+					(unsigned long long) st.rejected,
+					(unsigned long long) st.dropped,
+					(unsigned long long) st.pending)));
 }
 
 /*
@@ -1371,24 +1557,34 @@ feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
 }
 
 /*
- * A producer asked for the slot (its first WAL-backed event): create it,
- * or log why not.
+ * connlog.durability, once the worker can write: read back from WAL, once,
+ * the WAL-backed events no committed write accounted for; create the slot
+ * when a producer asks for it (its first WAL-backed event), or log why
+ * not.
  */
 static void
-ensure_slot(void)
+durability_step(void)
 {
 	char	   *error;
 
+	if (connlog_wal_replay_pending() &&
+		!connlog_wal_replay_at_start(feed_replayed, held_now))
+		found_missing();
+	if (!can_write() || !connlog_wal_slot_requested())
+		return;
 	switch (connlog_wal_ensure_slot(read_seq, &error))
 	{
 		case CL_SLOT_READY:
 			break;
 		case CL_SLOT_NOT_CREATED:
-			log_blocked(WARNING, "connlog could not create its replication slot", error);
+			log_blocked(BLOCKED_SLOT, error);
 			break;
 		case CL_SLOT_PROGRESS_NOT_STORED:
-			log_blocked(WARNING, "connlog could not store its WAL progress",
-						error ? error : "extension connlog is not installed");
+			if (error != NULL)
+				log_blocked(BLOCKED_SLOT_PROGRESS, error);
+			else
+				log_blocked(BLOCKED_SLOT_PROGRESS_MISSING,
+							"extension connlog is not installed");
 			break;
 	}
 }
@@ -1434,8 +1630,8 @@ connlog_worker_main(Datum main_arg)
 	 * (zeroed pages, several percent of the worker's CPU).  Keep them in the
 	 * heap and reuse them instead; this process only.
 	 */
-	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD);
 #endif
 
 	recbuf = MemoryContextAlloc(batch_cxt, CL_MAX_RECORD);
@@ -1454,67 +1650,53 @@ connlog_worker_main(Datum main_arg)
 	{
 		TimestampTz now;
 		TimestampTz wake;
-		TimestampTz next_flush;
-		bool		flush_now;
-		const ClBatch *b;
+		bool		flush_asked;
+		bool		flush_due;
 
 		begin_turn();
 		CHECK_FOR_INTERRUPTS();
+
+		/* Reload the configuration if asked to. */
 		reload_config();
 
-		/* computed each time, so a reloaded flush_interval applies at once */
+		/*
+		 * If the worker cannot write, look again when due.  A flush that
+		 * connlog_flush() asks for also means "look now": the extension may
+		 * be new.
+		 */
 		now = GetCurrentTimestamp();
-		next_flush = last_flush + (TimestampTz) connlog_flush_interval_ms * 1000;
-		flush_now = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
-		/* a flush request also means "look now": the extension may be new */
-		if (cannot_write && (now >= next_check || flush_now))
+		flush_asked = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
+		if (!can_write() && (flush_asked || now >= next_check))
 			check_target();
-		if (!cannot_write && connlog_wal_replay_pending() &&
-			!connlog_wal_replay_at_start(feed_replayed, held_now))
-			cannot_write = true;
-		if (cannot_write)
-			pg_atomic_write_u32(&connlog_shared->replaying, 0);
-		if (!cannot_write && connlog_wal_slot_requested())
-			ensure_slot();
-		if (!cannot_write)
+
+		/* computed each turn, so that a reloaded flush_interval applies */
+		flush_due = flush_asked ||
+			now >= TimestampTzPlusMilliseconds(last_flush,
+											   connlog_flush_interval_ms);
+		if (flush_due)
+			last_flush = now;
+
+		/* Otherwise: replay, retries, drain, flush, purge. */
+		if (can_write())
 		{
+			durability_step();
 			run_retries(now);
 			drain();
-			if ((flush_now || now >= next_flush) &&
-				nretry < connlog_retry_queue_size && !cannot_write)
-				write_current();
-			if (!cannot_write)
-				purge_step(now);
+			if (flush_due)
+				flush_current();
+			purge_step(now);
 		}
-		if (flush_now || now >= next_flush)
-		{
-			last_flush = now;
-			next_flush = now + (TimestampTz) connlog_flush_interval_ms * 1000;
-		}
+
+		/* connlog_flush() waits for no replay while none can run */
+		if (!can_write())
+			pg_atomic_write_u32(&connlog_shared->replaying, 0);
 		publish_done();
 
-		/* sleep until the next flush, retry or extension check is due */
-		wake = next_flush;
-		for (int i = 0; (b = held_batch(i)) != NULL; i++)
-			if (b != cur)
-				wake = Min(wake, b->next_attempt);
-		if (cannot_write)
-			wake = next_check;
-		else if (purge_running)
-			wake = 0;			/* the next step after this turn's drain */
-		else if (connlog_retention_s > 0)
-			wake = Min(wake, next_purge);
-		if (connlog_wal_tracking())
-			wake = Min(wake, now + (TimestampTz) connlog_wal_wake_writer() * 1000);
-		connlog_ring_set_state(cannot_write ? blocked_state :
-							   nretry >= connlog_retry_queue_size ?
-							   CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE);
-		now = GetCurrentTimestamp();
+		/* Sleep until the next deadline. */
+		wake = next_wakeup(now, last_flush);
+		connlog_ring_set_state(published_state());
 		pgstat_report_activity(STATE_IDLE, NULL);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wake > now ? (long) ((wake - now + 999) / 1000) : 0,
-						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
-		ResetLatch(MyLatch);
+		sleep_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake));
 	}
 
 	shutdown_drain();
