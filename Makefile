@@ -1,8 +1,8 @@
-# connlog: PGXS build.  See README.md for the commands that install what the
-# build needs and run the tests.
+# connlog: PGXS build.  See HACKING.md for the commands that install what
+# the build needs and run the tests.
 
 MODULE_big = connlog
-OBJS = src/connlog.o src/ring.o src/batch.o src/worker.o src/writer.o src/wal.o src/standby.o
+OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/writer.o src/wal.o src/standby.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

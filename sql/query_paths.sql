@@ -130,8 +130,8 @@ INSERT INTO paths VALUES
 -- type's seventh, the 98% completed) read the table: no index makes
 -- reading that many rows cheap enough to pay for itself on every write.
 -- So does the count of the 2% ongoing: an index that mentions
--- disconnect_time would make every disconnect's update non-HOT (README,
--- "Indexes"); a page of them reads the connect_time index.
+-- disconnect_time would make every disconnect's update non-HOT
+-- (doc/connlog.md, "Indexes"); a page of them reads the connect_time index.
 \x on
 SELECT p.n, p.path, c.*
 FROM paths p, LATERAL check_path(p.args, p.cond, p.lim, p.off) c
@@ -148,7 +148,7 @@ EXECUTE page(qid(12, 7), 3);
 DEALLOCATE page;
 
 -- Called in the select list, the count function still answers, but is not
--- inlined (README: call it in FROM).
+-- inlined (doc/connlog.md: call it in FROM).
 SELECT connlog_connection_count(workspace_id => qid(12, 7));
 EXPLAIN (COSTS OFF) SELECT connlog_connection_count(workspace_id => qid(12, 7));
 

@@ -32,7 +32,7 @@
  * includes varatt.h (16), wait_event.h includes wait_event_types.h (17),
  * latch.h includes waiteventset.h (18); pgstat_report_stat() returns long
  * from 15 and ConditionVariableCancelSleep() bool from 16, results connlog
- * ignores.  README.md's "PostgreSQL versions" lists them all.
+ * ignores.  HACKING.md's "PostgreSQL versions" lists them all.
  *
  *-------------------------------------------------------------------------
  */

@@ -381,8 +381,9 @@ _PG_init(void)
 
 	/*
 	 * A hot standby's keeper of the WAL the primary's worker needs (see
-	 * standby.c); a connection refused (database or role missing) is retried
-	 * slowly.  Without it the server runs as before, but as a standby it
+	 * standby.c); an exit in recovery is retried slowly, in case whatever
+	 * ended it lasts (a missing database or role is waited for instead,
+	 * connect.c).  Without it the server runs as before, but as a standby it
 	 * keeps nothing for connlog: say so.
 	 */
 	if (!register_worker("connlog_standby_main", "connlog standby keeper",

@@ -111,7 +111,8 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	pg_atomic_init_u64(&s->taken_seq, 0);
 	s->worker_latch = NULL;
 	s->worker_pid = 0;
-	s->connecting = false;
+	for (int i = 0; i < CL_NUM_CONNECTORS; i++)
+		s->connecting[i] = false;
 	s->worker_seen = false;
 	ConditionVariableInit(&s->space_cv);
 	ConditionVariableInit(&s->flush_cv);
@@ -175,7 +176,7 @@ connlog_ring_read(uint64 pos, char *dst, uint32 len)
 /*
  * Fault in, before taking the lock, the ring pages a record is about to
  * be copied to.  A backend's first write to each 4kB page of the ring
- * takes a minor fault (10-15 us measured here); taken under the lock it
+ * takes a minor fault, which costs microseconds; taken under the lock it
  * stalls every producer, and it recurs for as long as new backends come
  * and go.  A read fault maps a window of pages at once (Linux fault-around
  * maps 16) and later writes to them do not fault, so two reads move the
@@ -417,21 +418,16 @@ connlog_ring_release(uint64 tail, uint64 tail_seq)
 	ConditionVariableBroadcast(&s->space_cv);
 }
 
-/*
- * Register the calling process as the worker.  Returns true if the previous
- * worker died while connecting to its database (see worker.c).
- */
-bool
+/* Register the calling process as the worker. */
+void
 connlog_ring_attach_worker(void)
 {
 	ConnlogShared *s = connlog_shared;
-	bool		was_connecting;
 
 	LWLockAcquire(s->lock, LW_EXCLUSIVE);
 	s->worker_latch = MyLatch;
 	s->worker_pid = MyProcPid;
 	s->worker_seen = true;
-	was_connecting = s->connecting;
 	LWLockRelease(s->lock);
 	/* connlog_flush() waits until this worker has replayed WAL (wal.c) */
 	pg_atomic_write_u32(&s->replaying, 1);
@@ -439,7 +435,6 @@ connlog_ring_attach_worker(void)
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
 	/* connlog_flush() callers may be waiting for a worker to appear */
 	ConditionVariableBroadcast(&s->flush_cv);
-	return was_connecting;
 }
 
 void
@@ -456,14 +451,21 @@ connlog_ring_detach_worker(int code, Datum arg)
 	ConditionVariableBroadcast(&s->flush_cv);
 }
 
-void
-connlog_ring_set_connecting(bool connecting)
+/*
+ * Set or clear who's "connecting" mark; returns what it was, true if the
+ * previous process of that kind died connecting (see connect.c).
+ */
+bool
+connlog_ring_set_connecting(ConnlogConnector who, bool connecting)
 {
 	ConnlogShared *s = connlog_shared;
+	bool		was_connecting;
 
 	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	s->connecting = connecting;
+	was_connecting = s->connecting[who];
+	s->connecting[who] = connecting;
 	LWLockRelease(s->lock);
+	return was_connecting;
 }
 
 /*
@@ -571,7 +573,7 @@ connlog_ring_set_state(ConnlogWorkerState state)
 	pg_atomic_write_u32(&connlog_shared->worker_state, (uint32) state);
 }
 
-/* connlog_stats.worker_state; README.md lists the same words */
+/* connlog_stats.worker_state; doc/connlog.md lists the same words */
 const char *
 connlog_worker_state_label(ConnlogWorkerState state)
 {

@@ -23,7 +23,7 @@
 /* bytes of the key of connlog.durability's WAL records (see wal.c) */
 #define CONNLOG_WAL_KEY_SIZE	32
 
-/* Event counters; see README.md for what each one means */
+/* Event counters; doc/connlog.md says what each one means */
 typedef struct ConnlogCounters
 {
 	pg_atomic_uint64 enqueued;
@@ -78,6 +78,20 @@ typedef enum ConnlogWorkerState
 	CL_STATE_EXITING
 } ConnlogWorkerState;
 
+/*
+ * The background workers that mark "connecting" while they connect to
+ * connlog.database (connect.c).  Each has its own mark: the worker and the
+ * standby keeper may both be starting at a promotion, and one must not
+ * take the other's failed connection for its own.
+ */
+typedef enum ConnlogConnector
+{
+	CL_CONNECTOR_WORKER,
+	CL_CONNECTOR_KEEPER
+} ConnlogConnector;
+
+#define CL_NUM_CONNECTORS	(CL_CONNECTOR_KEEPER + 1)
+
 typedef struct ConnlogShared
 {
 	LWLock	   *lock;			/* see ring.c */
@@ -89,7 +103,7 @@ typedef struct ConnlogShared
 	pg_atomic_uint64 taken_seq; /* a worker has read the events below it */
 	Latch	   *worker_latch;	/* NULL while no worker runs */
 	pid_t		worker_pid;
-	bool		connecting;		/* worker is connecting to its database */
+	bool		connecting[CL_NUM_CONNECTORS];	/* connecting to the database */
 	bool		worker_seen;	/* a worker has attached since startup */
 	bool		worker_registered;	/* set at initialization, never changed */
 
@@ -177,8 +191,8 @@ extern XLogRecPtr connlog_ring_first_wal_floor(XLogRecPtr *insert_lsn);
 extern void connlog_ring_read(uint64 pos, char *dst, uint32 len);
 extern void connlog_ring_mark_done(uint64 from, uint64 to);
 extern void connlog_ring_release(uint64 tail, uint64 tail_seq);
-extern bool connlog_ring_attach_worker(void);
-extern void connlog_ring_set_connecting(bool connecting);
+extern void connlog_ring_attach_worker(void);
+extern bool connlog_ring_set_connecting(ConnlogConnector who, bool connecting);
 extern void connlog_ring_detach_worker(int code, Datum arg);
 extern uint64 connlog_ring_resume(uint64 *tail, uint64 *tail_seq);
 extern void connlog_ring_set_done(uint64 done_seq);

@@ -14,7 +14,10 @@
  * The keeper.  A second background worker, registered next to the main
  * one with BgWorkerStart_ConsistentState, runs only while the server is in
  * recovery (on a primary it exits at once, code 0, and is not restarted).
- * It connects read-only to connlog.database as connlog.role, reads the
+ * It connects read-only to connlog.database as connlog.role (while either
+ * is missing on the standby it waits as the worker does, connect.c,
+ * leaving the slot, if any, where it is; it looks every second, so that it
+ * connects soon after the primary's CREATE DATABASE is replayed), reads the
  * replicated progress through writer.c's connlog_read_progress() (the same
  * checks that the table is the extension's member, the same session
  * settings), and keeps a physical slot of the same name, "connlog", whose
@@ -94,12 +97,16 @@
 #include "utils/memutils.h"
 
 #include "compat.h"
+#include "connect.h"
 #include "connlog.h"
 #include "standby.h"
 #include "wal.h"
 #include "writer.h"
 
-/* how often the keeper reads the replicated progress */
+/*
+ * how often the keeper reads the replicated progress, or looks for a
+ * missing database or role
+ */
 #define KEEPER_INTERVAL_MS	1000
 
 static uint32 wait_event_keeper;
@@ -197,9 +204,49 @@ keep_turn(void)
 	kept = done.lsn;
 }
 
+static void
+reload_config(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/*
+ * Exit: for good once the server is promoted, and to be started again if
+ * it is still in recovery (stopped by pg_terminate_backend, say).
+ */
+static void
+keeper_exit(void)
+{
+	if (RecoveryInProgress())
+		proc_exit(1);
+	ereport(LOG,
+			(errmsg("connlog standby keeper exits: the server was promoted, and its worker keeps replication slot \"%s\" now",
+					CONNLOG_SLOT_NAME)));
+	proc_exit(0);
+}
+
+/*
+ * Waiting to connect (connect.c), once per look: the settings, SIGTERM,
+ * and the end of recovery.
+ */
+static long
+connect_wait_turn(void)
+{
+	reload_config();
+	if (ShutdownRequestPending || !RecoveryInProgress())
+		keeper_exit();
+	return KEEPER_INTERVAL_MS;
+}
+
 void
 connlog_standby_main(Datum main_arg)
 {
+	ConnlogConnectWait how;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
@@ -208,11 +255,14 @@ connlog_standby_main(Datum main_arg)
 	if (!RecoveryInProgress())
 		proc_exit(0);
 
-	BackgroundWorkerInitializeConnection(connlog_database,
-							   connlog_role[0] != '\0' ? connlog_role : NULL,
-										 0);
+	how.who = CL_CONNECTOR_KEEPER;
+	how.name = "connlog standby keeper";
+	how.detail = "Until then this standby keeps the WAL of the primary's unwritten events only as far as replication slot \"" CONNLOG_SLOT_NAME "\" already does; connlog looks again every second.";
+	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby");
+	how.turn = connect_wait_turn;
+	how.publish = NULL;
+	connlog_connect(&how);
 	connlog_writer_init_session();
-	pgstat_report_appname("connlog standby keeper");
 	ereport(LOG,
 			(errmsg("connlog standby keeper started for database \"%s\"",
 					connlog_database)));
@@ -220,11 +270,7 @@ connlog_standby_main(Datum main_arg)
 	while (!ShutdownRequestPending && RecoveryInProgress())
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		reload_config();
 		keep_turn();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -232,11 +278,5 @@ connlog_standby_main(Datum main_arg)
 					CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby"));
 		ResetLatch(MyLatch);
 	}
-
-	/* promoted: done for good; stopped in recovery: start again */
-	if (!RecoveryInProgress())
-		ereport(LOG,
-				(errmsg("connlog standby keeper exits: the server was promoted, and its worker keeps replication slot \"%s\" now",
-						CONNLOG_SLOT_NAME)));
-	proc_exit(RecoveryInProgress() ? 1 : 0);
+	keeper_exit();
 }

@@ -62,7 +62,8 @@
  * from being emitted again by someone who could read it from WAL (a
  * replication or superuser role): that writes its event twice at most,
  * and a connection's row is idempotent.  It costs one HMAC per event at
- * enqueue and at replay (bench/RESULTS.md, "The records' MAC").
+ * enqueue and at replay, small beside the WAL insert itself
+ * (bench/RESULTS.md, "The records' MAC").
  *
  * A verified record is still held to what connlog_enqueue checks before it
  * becomes a row (event_refused: batch.c's cl_event_refused and the
@@ -77,12 +78,12 @@
  *
  * Order and progress.  A producer stores the event in the ring first and
  * writes its WAL record after it has released the ring lock, so that
- * producers' WAL inserts run side by side (an earlier version inserted
- * under the ring lock, which kept ring order and LSN order the same but
- * serialised the inserts: wal ran at 0.26 x SELECT 1 that way against
- * 0.42 x with the insert outside, bench/RESULTS.md "Durability").  Ring
- * order and LSN order therefore differ a little, and no single LSN can say
- * which events are written.  Instead:
+ * producers' WAL inserts run side by side.  Inserting under the lock would
+ * keep ring order and LSN order the same, but every other producer would
+ * wait on the lock while one inserts, which costs wal about a third of its
+ * rate (bench/RESULTS.md, "Measurements behind the design").  Ring order
+ * and LSN order therefore differ a little, and no single LSN can say which
+ * events are written.  Instead:
  *
  *	- each WAL record carries the event's ring sequence number and the
  *	  epoch of the shared memory that numbered it (set at each
@@ -126,9 +127,9 @@
  * buffers are lost too.  The postmaster counts the WAL-backed events the
  * old ring held, and the worker logs how many of those it did not find.
  *
- * Measured (bench/durability, 2 cores, 8 clients; bench/RESULTS.md
- * "Durability"): see README.md, "Durability".  A custom rmgr would cost
- * the same insert and is ruled out for the reasons above.
+ * What each mode costs is measured by bench/run and bench/durability
+ * (bench/RESULTS.md, "Durability").  A custom rmgr would cost the same
+ * insert and is ruled out for the reasons above.
  *
  * The checkpoint window.  Crash recovery starts at the last checkpoint's
  * redo pointer, but connlog does not rely on recovery to see its records:
@@ -234,9 +235,9 @@
  * The count is exact when nothing is enqueued after the worker's last
  * write (in a fast shutdown a backend may still enqueue before it exits),
  * and counts a batch half written as pending, as the postmaster does.
- * README.md, "Upgrading", tells what to do first: stop the server once
- * connlog_stats shows nothing pending, or start it again to let the
- * worker write what its log says is left.
+ * doc/connlog.md, "Updating and upgrading", tells what to do first: stop
+ * the server once connlog_stats shows nothing pending, or start it again
+ * to let the worker write what its log says is left.
  *
  *-------------------------------------------------------------------------
  */
@@ -449,10 +450,9 @@ record_mac(const char *msg, uint32 len, uint8 *mac)
  * writer: a commit that wrote WAL calls XLogSetAsyncXactLSN(), which sets
  * the WAL writer's latch whenever a full page is not flushed yet, which
  * under load is every commit, and the wakeups cost more than the record
- * (with the worker held back, 8 clients: 18,000-19,700 enqueues/s with
- * them, 22,500-25,100/s without; bench/RESULTS.md "Durability").  So the
- * record is kept out of XactLastRecEnd, and the WAL writer is woken
- * directly (XLogSetAsyncXactLSN, as a commit would) at most every
+ * (bench/RESULTS.md, "Measurements behind the design").  So the record is
+ * kept out of XactLastRecEnd, and the WAL writer is woken directly
+ * (XLogSetAsyncXactLSN, as a commit would) at most every
  * CONNLOG_WAL_WAKE_MS by whichever producer comes first; the records of
  * the last events of a burst get theirs from the worker, which looks
  * again within CONNLOG_WAL_WAKE_MS while WAL-backed events come in

@@ -6,12 +6,10 @@
  * One worker, registered at postmaster start, started once recovery has
  * finished (so a standby never writes).  Its life:
  *
- *	- connect to connlog.database as connlog.role.  A missing database
- *	  would make that connection attempt FATAL and, with the restart
- *	  interval, a restart storm.  So the worker marks "connecting" in shared
- *	  memory first; a worker that finds the mark left behind by its
- *	  predecessor connects to no database instead, polls pg_database every
- *	  flush_interval, and exits to be restarted once the database exists.
+ *	- connect to connlog.database as connlog.role.  While either is
+ *	  missing, after one failed attempt, the worker waits connected to no
+ *	  database and looks for them every flush_interval, then exits to be
+ *	  restarted and connects (connect.c says how).
  *	- loop on one WaitLatch: take events from the ring into the current
  *	  batch (merging as batch.c says), write the batch when it holds
  *	  batch_size rows, when flush_interval has passed, or when
@@ -136,14 +134,7 @@
 #include <malloc.h>
 #endif
 
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/pg_authid.h"
-#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -151,12 +142,12 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "connect.h"
 #include "connlog.h"
 #include "ring.h"
 #include "wal.h"
@@ -1416,109 +1407,24 @@ shutdown_drain(void)
 }
 
 /*
- * Does a row named name exist in shared catalog relid?  For pg_authid,
- * *canlogin tells whether the role may log in.  A worker connected to no
- * database can read shared catalogs only by sequential scan: their indexes
- * need per-database catalogs to open.
+ * Waiting to connect (connect.c), once per look: the settings, and
+ * SIGTERM, which has nothing to drain yet.
  */
-static bool
-shared_catalog_has(Oid relid, const char *name, bool *canlogin)
+static long
+connect_wait_turn(void)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
-	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
-	HeapTuple	tup;
-	bool		found = false;
-
-	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		if (relid == DatabaseRelationId)
-			found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname),
-						   name) == 0;
-		else
-		{
-			Form_pg_authid role = (Form_pg_authid) GETSTRUCT(tup);
-
-			found = strcmp(NameStr(role->rolname), name) == 0;
-			if (found)
-				*canlogin = role->rolcanlogin;
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
+	reload_config();
+	if (ShutdownRequestPending)
+		proc_exit(1);
+	return connlog_flush_interval_ms;
 }
 
-/*
- * The previous worker died connecting: poll for the database and the role
- * (which must exist and have LOGIN: a background worker's connection is
- * refused for a NOLOGIN role like any other) without connecting to a
- * database, and exit to be restarted once both are fine.
- */
+/* Waiting to connect: publish what the worker waits for. */
 static void
-wait_for_database(void)
+connect_wait_publish(ConnlogWorkerState state, const char *why)
 {
-	ConnlogWorkerState logged = CL_STATE_NOT_RUNNING;
-
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("connlog worker");
-	MemoryContextSwitchTo(turn_cxt);
-	for (;;)
-	{
-		bool		canlogin = true;
-		ConnlogWorkerState state;
-		char	   *why;
-
-		begin_turn();
-		CHECK_FOR_INTERRUPTS();
-		reload_config();
-		if (ShutdownRequestPending)
-			proc_exit(1);
-
-		StartTransactionCommand();
-		if (!shared_catalog_has(DatabaseRelationId, connlog_database, NULL))
-			state = CL_STATE_NO_DATABASE;
-		else if (connlog_role[0] != '\0' &&
-			  !shared_catalog_has(AuthIdRelationId, connlog_role, &canlogin))
-			state = CL_STATE_NO_ROLE;
-		else if (!canlogin)
-			state = CL_STATE_ROLE_NOLOGIN;
-		else
-			state = CL_STATE_STARTING;
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(turn_cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
-
-		if (state == CL_STATE_STARTING)
-		{
-			ereport(LOG,
-			(errmsg("connlog worker restarting to connect to database \"%s\"",
-					connlog_database)));
-			connlog_ring_set_connecting(false);
-			proc_exit(1);
-		}
-		connlog_ring_set_state(state);
-		why = state == CL_STATE_NO_DATABASE ?
-			psprintf("database \"%s\" does not exist", connlog_database) :
-			state == CL_STATE_NO_ROLE ?
-			psprintf("role \"%s\" does not exist", connlog_role) :
-			psprintf("role \"%s\" is not permitted to log in", connlog_role);
-		connlog_ring_note_flush(why);
-		if (state != logged)
-		{
-			ereport(LOG,
-					(errmsg("connlog worker is waiting: %s", why),
-					 errdetail("Events stay in the ring until then; connlog looks again every connlog.flush_interval."),
-					 state == CL_STATE_ROLE_NOLOGIN ?
-				  errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
-						  quote_identifier(connlog_role)) : 0));
-			logged = state;
-		}
-		pfree(why);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 connlog_flush_interval_ms,
-						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
-		ResetLatch(MyLatch);
-	}
+	connlog_ring_set_state(state);
+	connlog_ring_note_flush(why);
 }
 
 /*
@@ -1593,6 +1499,7 @@ void
 connlog_worker_main(Datum main_arg)
 {
 	TimestampTz last_flush;		/* start of the current flush interval */
+	ConnlogConnectWait how;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, handle_sigterm);
@@ -1610,16 +1517,15 @@ connlog_worker_main(Datum main_arg)
 										   "connlog remembered messages",
 										   ALLOCSET_SMALL_SIZES);
 
-	if (connlog_ring_attach_worker())
-		wait_for_database();
-
-	connlog_ring_set_connecting(true);
-	BackgroundWorkerInitializeConnection(connlog_database,
-							   connlog_role[0] != '\0' ? connlog_role : NULL,
-										 0);
-	connlog_ring_set_connecting(false);
+	connlog_ring_attach_worker();
+	how.who = CL_CONNECTOR_WORKER;
+	how.name = "connlog worker";
+	how.detail = "Events stay in the ring until then; connlog looks again every connlog.flush_interval.";
+	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain");
+	how.turn = connect_wait_turn;
+	how.publish = connect_wait_publish;
+	connlog_connect(&how);
 	connlog_writer_init_session();
-	pgstat_report_appname("connlog worker");
 
 #ifdef __GLIBC__
 

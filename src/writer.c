@@ -112,10 +112,9 @@
  * A batch goes to the upsert as one array of the extension's composite
  * type connlog_batch_row, built here tuple by tuple.  That costs the
  * server one tuplestore row per event, where sixteen column arrays under
- * ROWS FROM cost sixteen (about 1 us per event less, a tenth of the
- * worker's CPU per row); the table's own columns still take the values
- * through ordinary INSERT assignment, so a table with added columns
- * works as before.  The log_events line is also built
+ * ROWS FROM would cost sixteen (bench/RESULTS.md, "Measurements behind
+ * the design"); the table's own columns still take the values through
+ * ordinary INSERT assignment, so a table with added columns works too.  The log_events line is also built
  * here, since it shares the per-field conversions with the upsert.
  *
  *-------------------------------------------------------------------------

@@ -228,8 +228,8 @@ is( moved($s0, qw(enqueued written merged pending rejected dropped retries)),
 is($node->safe_psql('postgres', 'SELECT good_pairs(1401, 1410)'),
 	'10', 'every row written with its connect and disconnect time');
 
-# A batch retried after a later batch was written lands after it (README,
-# "How events become rows"): connection 1501's connect fails and waits in
+# A batch retried after a later batch was written lands after it
+# (doc/connlog.md, "How events become rows"): connection 1501's connect fails and waits in
 # the retry queue while its disconnect is written; the retried connect only
 # moves connect_time back, the disconnect's id stays.
 $node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
@@ -347,7 +347,7 @@ my @dropped = ($log =~
 is(scalar(@dropped), 3,
 	'the server log gives the reason for each of the 3 dropped events');
 
-# README's replay of rejected rows, once the trigger is gone
+# doc/connlog.md's replay of rejected rows, once the trigger is gone
 $node->safe_psql('postgres',
 	'DROP TRIGGER refuse_poison ON connection_logs; ' . q{
 WITH r AS (DELETE FROM connection_logs_rejected RETURNING event)

@@ -7,7 +7,7 @@
 # each update survive it and the query functions find them, and the
 # library serves every version's SQL (connlog_stats before and after).
 # The update also gives the same catalog when the indexes were built
-# beforehand, as README says to on a big table.
+# beforehand, as doc/connlog.md says to on a big table.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -49,9 +49,9 @@ SELECT ('00000003-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid,
        CASE WHEN n < 3 THEN timestamptz '2024-01-01 01:00+00' END
 FROM generate_series(1, 3) n});
 
-# Database prebuilt takes README's way for big tables: the new index built
-# CONCURRENTLY before the update, which then skips it.  It is updated
-# from 1.0 to 1.2 in one ALTER EXTENSION, below.
+# Database prebuilt takes doc/connlog.md's way for big tables: the new
+# index built CONCURRENTLY before the update, which then skips it.  It is
+# updated from 1.0 to 1.2 in one ALTER EXTENSION, below.
 $node->safe_psql('postgres', 'CREATE DATABASE prebuilt');
 $node->safe_psql('prebuilt', "CREATE EXTENSION connlog VERSION '1.0'");
 $node->safe_psql('prebuilt',

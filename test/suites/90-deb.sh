@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Debian package and the PGXN metadata: check META.json against the
 # PGXN Meta Spec, build postgresql-15-connlog from a copy of the tree with
-# dpkg-buildpackage, check the files it holds, install it over the
-# system's PostgreSQL 15 and run debian/tests/smoke against it (a
+# dpkg-buildpackage, check the files it holds (the extension's and the
+# user's documentation), install it over the system's PostgreSQL 15 and
+# run debian/tests/smoke against it (a
 # throwaway server: one merged row, the extension at the tree's version,
 # the updates from 1.0 and 1.1).  At the end the package is removed and
 # the tree installed again with make install, as scripts/test left it.
@@ -73,6 +74,11 @@ done
 # and nothing else in the extension directory
 extra=$(grep "^$extdir/." "$work/files" | grep -vxF -f <(tr ' ' '\n' <<<"$want") || true)
 [ -z "$extra" ] || { echo "90-deb: unexpected files: $extra" >&2; exit 1; }
+# the user's documentation (dh_compress may have gzipped it)
+for f in README.md connlog.md; do
+	grep -qxE "/usr/share/doc/$pkg/$f(\.gz)?" "$work/files" ||
+		{ echo "90-deb: /usr/share/doc/$pkg/$f is not in the package" >&2; exit 1; }
+done
 
 echo "-- dpkg -i"
 installed=1
