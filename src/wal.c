@@ -280,6 +280,10 @@ StaticAssertDecl(CL_MIN_EVENT_TIME == MIN_TIMESTAMP &&
    "CL_MIN_EVENT_TIME and CL_END_EVENT_TIME must match timestamptz's range");
 
 #define KEY_TEMP_FILE	CONNLOG_WAL_KEY_FILE ".tmp"
+
+#define USECS_PER_MSEC	1000
+/* how often a producer waiting for the slot looks again, at most */
+#define SLOT_WAIT_POLL_MS	100
 #define KEY_DETAIL		"Until it is fixed and the server restarted, connlog.durability = wal and flush are refused and connlog replays no WAL record."
 
 /* ---------------------------------------------------------------------
@@ -484,7 +488,7 @@ connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 		uint64		last = pg_atomic_read_u64(&s->wal_woken_at);
 
 		XactLastRecEnd = saved;
-		if (now - (TimestampTz) last >= CONNLOG_WAL_WAKE_MS * 1000 &&
+		if (now - (TimestampTz) last >= CONNLOG_WAL_WAKE_MS * USECS_PER_MSEC &&
 			pg_atomic_compare_exchange_u64(&s->wal_woken_at, &last,
 										   (uint64) now))
 			XLogSetAsyncXactLSN(end);
@@ -614,7 +618,7 @@ connlog_wal_check_enqueue(void)
 				 errmsg("connlog has no key for its WAL records"),
 				 errdetail("The postmaster could not read or create file \"%s\" in the data directory; the server log says why.",
 						   CONNLOG_WAL_KEY_FILE),
-				 errhint("Fix that and restart the server, or set connlog.durability to \"memory\".")));
+				 errhint("Correct what the server log reports and restart the server, or set connlog.durability to \"memory\".")));
 	if (pg_atomic_read_u32(&s->slot_ready) != 0)
 		return;
 
@@ -622,7 +626,8 @@ connlog_wal_check_enqueue(void)
 	ConditionVariablePrepareToSleep(&s->space_cv);
 	while (pg_atomic_read_u32(&s->slot_ready) == 0)
 	{
-		long		elapsed_ms = (long) ((GetCurrentTimestamp() - start) / 1000);
+		long		elapsed_ms = (long) ((GetCurrentTimestamp() - start) /
+										 USECS_PER_MSEC);
 
 		if (elapsed_ms >= connlog_enqueue_timeout_ms)
 		{
@@ -636,15 +641,19 @@ connlog_wal_check_enqueue(void)
 					 st.worker_pid == 0 ?
 					 errdetail("The connlog worker, which creates the slot \"%s\", is not running.",
 							   CONNLOG_SLOT_NAME) :
+					 st.last_error[0] != '\0' ?
 					 errdetail("The connlog worker has not created the slot \"%s\" within connlog.enqueue_timeout (%d ms): %s",
 							   CONNLOG_SLOT_NAME, connlog_enqueue_timeout_ms,
-							st.last_error[0] ? st.last_error : "it is busy"),
+							   st.last_error) :
+					 errdetail("The connlog worker, busy with other work, has not created the slot \"%s\" within connlog.enqueue_timeout (%d ms).",
+							   CONNLOG_SLOT_NAME, connlog_enqueue_timeout_ms),
 					 errhint("See connlog_stats.last_error and the server log, or set connlog.durability to \"memory\".")));
 		}
 		pg_atomic_write_u32(&s->slot_wanted, 1);
 		connlog_ring_wake_worker();
 		(void) ConditionVariableTimedSleep(&s->space_cv,
-						   Min(100, connlog_enqueue_timeout_ms - elapsed_ms),
+										   Min(SLOT_WAIT_POLL_MS,
+									connlog_enqueue_timeout_ms - elapsed_ms),
 										   CONNLOG_WAIT_EVENT(wait_event_slot,
 															  "ConnlogSlot"));
 	}
