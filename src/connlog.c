@@ -40,10 +40,12 @@
 #include "utils/uuid.h"
 #include "utils/varlena.h"
 
+#include "batch.h"
 #include "compat.h"
 #include "connlog.h"
 #include "ring.h"
 #include "standby.h"
+#include "wal.h"
 
 PG_MODULE_MAGIC;
 

@@ -74,8 +74,8 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "batch.h"
 #include "compat.h"
-#include "connlog.h"
 #include "ring.h"
 
 ConnlogShared *connlog_shared = NULL;

@@ -100,6 +100,8 @@
 #include "connect.h"
 #include "connlog.h"
 #include "standby.h"
+#include "wal.h"
+#include "writer.h"
 
 /*
  * how often the keeper reads the replicated progress, or looks for a

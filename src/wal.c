@@ -2,7 +2,8 @@
  *
  * wal.c
  *		connlog.durability: WAL records for enqueued events, the replication
- *		slot that keeps them, and reading them back after a crash.
+ *		slot that keeps them, reading them back after a crash, and the
+ *		worker's progress through them.
  *
  * memory (the default) keeps an event only in the shared-memory ring, so a
  * crash restart loses what the ring and the worker held.  wal writes one
@@ -254,6 +255,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/walwriter.h"
 #include "replication/message.h"
 #include "replication/slot.h"
 #include "replication/syncrep.h"
@@ -267,6 +269,8 @@
 #include "compat.h"
 #include "connlog.h"
 #include "ring.h"
+#include "wal.h"
+#include "writer.h"
 
 static uint32 wait_event_slot;
 
@@ -276,6 +280,10 @@ StaticAssertDecl(CL_MIN_EVENT_TIME == MIN_TIMESTAMP &&
    "CL_MIN_EVENT_TIME and CL_END_EVENT_TIME must match timestamptz's range");
 
 #define KEY_TEMP_FILE	CONNLOG_WAL_KEY_FILE ".tmp"
+
+#define USECS_PER_MSEC	1000
+/* how often a producer waiting for the slot looks again, at most */
+#define SLOT_WAIT_POLL_MS	100
 #define KEY_DETAIL		"Until it is fixed and the server restarted, connlog.durability = wal and flush are refused and connlog replays no WAL record."
 
 /* ---------------------------------------------------------------------
@@ -452,7 +460,7 @@ record_mac(const char *msg, uint32 len, uint8 *mac)
  * CONNLOG_WAL_WAKE_MS by whichever producer comes first; the records of
  * the last events of a burst get theirs from the worker, which looks
  * again within CONNLOG_WAL_WAKE_MS while WAL-backed events come in
- * (worker.c, wake_wal_writer).  A record so waits in the WAL buffers
+ * (connlog_wal_wake_writer, below).  A record so waits in the WAL buffers
  * about that long, plus the writer's own time to write it.  With flush
  * the enqueue flushes its record itself, after which the commit finds
  * nothing to wake the writer for.
@@ -480,7 +488,7 @@ connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 		uint64		last = pg_atomic_read_u64(&s->wal_woken_at);
 
 		XactLastRecEnd = saved;
-		if (now - (TimestampTz) last >= CONNLOG_WAL_WAKE_MS * 1000 &&
+		if (now - (TimestampTz) last >= CONNLOG_WAL_WAKE_MS * USECS_PER_MSEC &&
 			pg_atomic_compare_exchange_u64(&s->wal_woken_at, &last,
 										   (uint64) now))
 			XLogSetAsyncXactLSN(end);
@@ -610,7 +618,7 @@ connlog_wal_check_enqueue(void)
 				 errmsg("connlog has no key for its WAL records"),
 				 errdetail("The postmaster could not read or create file \"%s\" in the data directory; the server log says why.",
 						   CONNLOG_WAL_KEY_FILE),
-				 errhint("Fix that and restart the server, or set connlog.durability to \"memory\".")));
+				 errhint("Correct what the server log reports and restart the server, or set connlog.durability to \"memory\".")));
 	if (pg_atomic_read_u32(&s->slot_ready) != 0)
 		return;
 
@@ -618,7 +626,8 @@ connlog_wal_check_enqueue(void)
 	ConditionVariablePrepareToSleep(&s->space_cv);
 	while (pg_atomic_read_u32(&s->slot_ready) == 0)
 	{
-		long		elapsed_ms = (long) ((GetCurrentTimestamp() - start) / 1000);
+		long		elapsed_ms = (long) ((GetCurrentTimestamp() - start) /
+										 USECS_PER_MSEC);
 
 		if (elapsed_ms >= connlog_enqueue_timeout_ms)
 		{
@@ -632,15 +641,19 @@ connlog_wal_check_enqueue(void)
 					 st.worker_pid == 0 ?
 					 errdetail("The connlog worker, which creates the slot \"%s\", is not running.",
 							   CONNLOG_SLOT_NAME) :
+					 st.last_error[0] != '\0' ?
 					 errdetail("The connlog worker has not created the slot \"%s\" within connlog.enqueue_timeout (%d ms): %s",
 							   CONNLOG_SLOT_NAME, connlog_enqueue_timeout_ms,
-							st.last_error[0] ? st.last_error : "it is busy"),
+							   st.last_error) :
+					 errdetail("The connlog worker, busy with other work, has not created the slot \"%s\" within connlog.enqueue_timeout (%d ms).",
+							   CONNLOG_SLOT_NAME, connlog_enqueue_timeout_ms),
 					 errhint("See connlog_stats.last_error and the server log, or set connlog.durability to \"memory\".")));
 		}
 		pg_atomic_write_u32(&s->slot_wanted, 1);
 		connlog_ring_wake_worker();
 		(void) ConditionVariableTimedSleep(&s->space_cv,
-						   Min(100, connlog_enqueue_timeout_ms - elapsed_ms),
+										   Min(SLOT_WAIT_POLL_MS,
+									connlog_enqueue_timeout_ms - elapsed_ms),
 										   CONNLOG_WAIT_EVENT(wait_event_slot,
 															  "ConnlogSlot"));
 	}
@@ -656,6 +669,14 @@ bool
 connlog_wal_slot_exists(void)
 {
 	return SearchNamedReplicationSlot(CONNLOG_SLOT_NAME, true) != NULL;
+}
+
+/* what an abort leaves to its caller: the slot acquired */
+static void
+release_slot(void *arg)
+{
+	if (MyReplicationSlot != NULL)
+		ReplicationSlotRelease();
 }
 
 /*
@@ -678,16 +699,9 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = connlog_abort_caught(caller_cxt, release_slot,
+												 NULL);
 
-		MemoryContextSwitchTo(caller_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		if (MyReplicationSlot != NULL)
-			ReplicationSlotRelease();
-		AbortCurrentTransaction();
-		/* the abort left TopMemoryContext current */
-		MemoryContextSwitchTo(caller_cxt);
 		*error = psprintf("%s", edata->message);
 		FreeErrorData(edata);
 		ok = false;
@@ -868,6 +882,16 @@ report_gone(const ConnlogProgress *done, XLogRecPtr gone_to, uint64 nrecords)
 					 LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to))));
 }
 
+/* what an abort leaves to its caller: the WAL segment the reader opened */
+static void
+close_segment(void *arg)
+{
+	XLogReaderState *xr = (XLogReaderState *) arg;
+
+	if (xr != NULL && xr->seg.ws_file >= 0)
+		wal_segment_close(xr);
+}
+
 /*
  * Read the "connlog" messages of the WAL records that start at or after
  * done->lsn and end at or before upto, leaving out the events done says
@@ -879,10 +903,10 @@ report_gone(const ConnlogProgress *done, XLogRecPtr gone_to, uint64 nrecords)
  * is gone is skipped and reported (report_gone); an error while reading
  * ends the replay with a WARNING.
  */
-char *
-connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
-				   XLogRecPtr *last_end, uint64 *nrecords, uint64 *nskipped,
-				   size_t *nbytes)
+static char *
+read_records(const ConnlogProgress *done, XLogRecPtr upto,
+			 XLogRecPtr *last_end, uint64 *nrecords, uint64 *nskipped,
+			 size_t *nbytes)
 {
 	XLogRecPtr	from = done->lsn;
 	MemoryContext caller_cxt = CurrentMemoryContext;
@@ -995,14 +1019,9 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = connlog_abort_caught(caller_cxt, close_segment,
+												 xr);
 
-		MemoryContextSwitchTo(caller_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		if (xr != NULL && xr->seg.ws_file >= 0)
-			wal_segment_close(xr);
-		AbortCurrentTransaction();
 		ereport(WARNING,
 				(errmsg("connlog stopped replaying WAL at %X/%X: %s",
 						LSN_FORMAT_ARGS(*last_end), edata->message),
@@ -1029,4 +1048,373 @@ connlog_wal_replay(const ConnlogProgress *done, XLogRecPtr upto,
 						 CONNLOG_WAL_KEY_FILE)));
 	*nbytes = out.len;
 	return out.data;
+}
+
+/* ---------------------------------------------------------------------
+ * The worker's progress (worker only)
+ *
+ * The worker reads connlog_wal_progress once, when it can first write,
+ * and writes the WAL-backed events after it that no committed write
+ * accounted for (connlog_wal_replay_at_start).  From then on, while the
+ * slot exists, it stores with every write the progress that then holds
+ * and lets the slot follow it.  progress_state:
+ *
+ *	UNREAD	 --replay-->		 OFF (no slot: nothing to track)
+ *	UNREAD	 --replay-->		 TRACKED (the slot exists)
+ *	OFF		 --a producer asks for the slot-->	TRACKED
+ *
+ * consumed_lsn: no WAL-backed event the worker has not taken from the
+ * ring starts before it.  replay_from: the progress read at start, which
+ * stays the one stored while batches read back from WAL are held.
+ * stored: the progress the last committed write stored; slot_done: the
+ * slot's restart_lsn as last advanced.
+ * ---------------------------------------------------------------------
+ */
+
+typedef enum ProgressState
+{
+	PROGRESS_UNREAD,			/* connlog_wal_progress not read yet */
+	PROGRESS_OFF,				/* read; there is no slot */
+	PROGRESS_TRACKED			/* the slot exists: stored with each write */
+} ProgressState;
+
+/* how long the exiting worker's one-row UPDATE may take */
+#define EXIT_PROGRESS_TIMEOUT_MS	1000
+
+static ProgressState progress_state = PROGRESS_UNREAD;
+static XLogRecPtr consumed_lsn;
+static ConnlogProgress replay_from;
+static ConnlogProgress stored;
+static XLogRecPtr slot_done;
+static uint64 wal_enqueued_seen;	/* see connlog_wal_wake_writer() */
+static char *slot_error_logged;
+
+bool
+connlog_wal_replay_pending(void)
+{
+	return progress_state == PROGRESS_UNREAD;
+}
+
+/* Is the progress tracked, and stored with each write? */
+bool
+connlog_wal_tracking(void)
+{
+	return progress_state == PROGRESS_TRACKED;
+}
+
+/* No WAL-backed event the worker has not taken starts before lsn. */
+void
+connlog_wal_consumed(XLogRecPtr lsn)
+{
+	consumed_lsn = Max(consumed_lsn, lsn);
+}
+
+/*
+ * The progress is tracked from now on: tell producers, who wait for the
+ * slot before they write WAL-backed events (see "The slot" above).
+ */
+static void
+start_tracking(void)
+{
+	progress_state = PROGRESS_TRACKED;
+	pg_atomic_write_u32(&connlog_shared->slot_ready, 1);
+	pg_atomic_write_u32(&connlog_shared->slot_wanted, 0);
+	ConditionVariableBroadcast(&connlog_shared->space_cv);
+}
+
+/*
+ * The progress a write should store with it, in *p, given what the
+ * worker's batches hold once that write commits; NULL for none.  Events
+ * read back from WAL are not numbered in this life, so while any is held
+ * the seq stored stays replay_from's.  Both the stored progress and the
+ * new one hold, so the later lsn does too (no event not written starts
+ * before either), and within one life so does the larger seq.  The
+ * stored lsn therefore never goes back, nor does the slot that follows
+ * it.
+ */
+ConnlogProgress *
+connlog_wal_next_progress(const ConnlogHeld *held, ConnlogProgress *p)
+{
+	if (progress_state != PROGRESS_TRACKED)
+		return NULL;
+	p->epoch = connlog_shared->epoch;
+	p->seq = held->oldest_seq;
+	p->lsn = Min(consumed_lsn, held->oldest_floor);
+	p->at_exit = false;
+	p->pending = 0;
+	if (held->replayed)
+	{
+		p->epoch = replay_from.epoch;
+		p->seq = replay_from.seq;
+	}
+	p->lsn = Max(p->lsn, stored.lsn);
+	if (p->epoch == stored.epoch)
+	{
+		p->seq = Max(p->seq, stored.seq);
+		if (p->seq == stored.seq && p->lsn == stored.lsn)
+			return NULL;
+	}
+	return p;
+}
+
+/* A write that stored progress has committed: let the slot follow. */
+void
+connlog_wal_progress_committed(const ConnlogProgress *progress)
+{
+	char	   *error;
+
+	if (progress == NULL)
+		return;
+	stored = *progress;
+	if (stored.lsn <= slot_done)
+		return;
+	if (connlog_wal_slot_advance(stored.lsn, &error))
+	{
+		slot_done = stored.lsn;
+		return;
+	}
+	/* logged once for as long as it stays the same */
+	if (slot_error_logged == NULL || strcmp(slot_error_logged, error) != 0)
+	{
+		ereport(WARNING,
+			 (errmsg("connlog could not advance replication slot \"%s\": %s",
+					 CONNLOG_SLOT_NAME, error),
+			  errdetail("The slot keeps more WAL than needed until this is fixed.")));
+		if (slot_error_logged != NULL)
+			pfree(slot_error_logged);
+		slot_error_logged = MemoryContextStrdup(TopMemoryContext, error);
+	}
+}
+
+/*
+ * At start, once the extension is there: read connlog_wal_progress and
+ * hand the WAL-backed events after it that are neither written nor in the
+ * ring to feed, which writes them (see "Replay" above).  held says what
+ * the worker holds.  Returns false, with nothing done, if the extension
+ * is missing.
+ */
+bool
+connlog_wal_replay_at_start(ConnlogFeedFn feed, ConnlogHeldFn held)
+{
+	ConnlogProgress done;
+	ConnlogHeld h;
+	XLogRecPtr	first;
+	XLogRecPtr	insert_lsn;
+	XLogRecPtr	last_end;
+	uint64		nrecords = 0;
+	uint64		nskipped = 0;
+	size_t		nbytes = 0;
+	char	   *error;
+	char	   *data = NULL;
+	ConnlogWriteStatus st;
+	ConnlogShared *s = connlog_shared;
+
+	st = connlog_read_progress(&done, &error);
+	if (st == CL_WRITE_MISSING)
+		return false;
+	progress_state = PROGRESS_OFF;
+	if (st != CL_WRITE_OK)
+	{
+		ereport(WARNING,
+		   (errmsg("connlog could not read connlog_wal_progress: %s", error),
+			errdetail("WAL-backed events that were not written before the worker started are not replayed.")));
+		memset(&done, 0, sizeof(done));
+	}
+	stored = replay_from = done;
+	slot_done = done.lsn;
+	first = connlog_ring_first_wal_floor(&insert_lsn);
+
+	if (!XLogRecPtrIsInvalid(done.lsn))
+	{
+		if (!connlog_wal_slot_exists() &&
+			!connlog_wal_slot_create(done.lsn, &error))
+			ereport(WARNING,
+			  (errmsg("connlog could not create replication slot \"%s\": %s",
+					  CONNLOG_SLOT_NAME, error)));
+		last_end = done.lsn;
+		if (done.lsn < insert_lsn)
+			data = read_records(&done, insert_lsn, &last_end,
+								&nrecords, &nskipped, &nbytes);
+
+		/*
+		 * The ring's own events were left out of the replay: they may start
+		 * before last_end, but not before the oldest one's floor.
+		 */
+		consumed_lsn = XLogRecPtrIsInvalid(first) ? last_end : Min(last_end, first);
+		start_tracking();
+		if (done.lsn < insert_lsn)
+		{
+			/* the replayed batches store progress as they are written */
+			feed(data, nbytes, done.lsn);
+			pfree(data);
+			ereport(LOG,
+					(errmsg("connlog replayed %llu events from WAL between %X/%X and %X/%X",
+							(unsigned long long) nrecords,
+					   LSN_FORMAT_ARGS(done.lsn), LSN_FORMAT_ARGS(last_end)),
+					 nskipped > 0 ?
+					 errdetail("%llu events in that WAL were left out: written already, or still in the ring.",
+							   (unsigned long long) nskipped) : 0));
+		}
+
+		/*
+		 * Nothing read back is held: store this life's progress now, so that
+		 * a row an exiting worker (or another cluster, see "pg_upgrade"
+		 * above) stored is not read, and reported on, again.
+		 */
+		if (nrecords == 0)
+		{
+			ConnlogProgress p;
+
+			held(&h);
+			if (connlog_wal_next_progress(&h, &p) != NULL &&
+				connlog_write_progress(&p, &error) == CL_WRITE_OK)
+				connlog_wal_progress_committed(&p);
+		}
+	}
+	else if (st == CL_WRITE_OK && connlog_wal_slot_exists())
+	{
+		/*
+		 * The slot is there but no progress was ever stored (say, the
+		 * extension was created afresh).  No WAL-backed event can be in the
+		 * ring yet: producers wait for slot_ready, which is set below.
+		 */
+		ConnlogProgress p;
+
+		held(&h);
+		memset(&p, 0, sizeof(p));
+		p.epoch = s->epoch;
+		p.seq = h.next_seq;
+		p.lsn = insert_lsn;
+		consumed_lsn = insert_lsn;
+		if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
+		{
+			stored = p;
+			start_tracking();
+		}
+	}
+
+	/* what the postmaster counted when the crash reset shared memory */
+	if (s->crash_wal_pending > 0)
+	{
+		if (s->crash_wal_pending > nrecords)
+			ereport(WARNING,
+					(errmsg("connlog lost %llu WAL-backed events whose WAL had not been written when the server crashed",
+					 (unsigned long long) (s->crash_wal_pending - nrecords)),
+					 errdetail("%llu WAL-backed events were not written yet at the crash; %llu were read back from WAL.",
+							   (unsigned long long) s->crash_wal_pending,
+							   (unsigned long long) nrecords)));
+		else
+			ereport(LOG,
+					(errmsg("connlog read back from WAL all %llu WAL-backed events that were not written yet at the crash",
+							(unsigned long long) s->crash_wal_pending)));
+		s->crash_wal_pending = 0;
+	}
+	pg_atomic_write_u32(&s->replaying, 0);
+	ConditionVariableBroadcast(&s->flush_cv);
+	return true;
+}
+
+/* Has a producer asked for the slot (its first WAL-backed event)? */
+bool
+connlog_wal_slot_requested(void)
+{
+	return progress_state != PROGRESS_UNREAD &&
+		pg_atomic_read_u32(&connlog_shared->slot_wanted) != 0 &&
+		pg_atomic_read_u32(&connlog_shared->slot_ready) == 0;
+}
+
+/*
+ * A producer asked for the slot: create it at the insert position, and
+ * store that as the progress, before any WAL-backed event exists.
+ * next_seq is the ring's first event the worker has not read.  On
+ * failure *error says why (NULL: the extension is missing).
+ */
+ConnlogSlotResult
+connlog_wal_ensure_slot(uint64 next_seq, char **error)
+{
+	XLogRecPtr	insert_lsn = GetXLogInsertRecPtr();
+
+	*error = NULL;
+	if (!connlog_wal_slot_exists() &&
+		!connlog_wal_slot_create(insert_lsn, error))
+		return CL_SLOT_NOT_CREATED;
+	consumed_lsn = Max(consumed_lsn, insert_lsn);
+	if (XLogRecPtrIsInvalid(stored.lsn))
+	{
+		ConnlogProgress p;
+
+		memset(&p, 0, sizeof(p));
+		p.epoch = connlog_shared->epoch;
+		p.seq = next_seq;
+		p.lsn = insert_lsn;
+		if (connlog_write_progress(&p, error) != CL_WRITE_OK)
+			return CL_SLOT_PROGRESS_NOT_STORED;
+		stored = p;
+		slot_done = insert_lsn;
+	}
+	start_tracking();
+	return CL_SLOT_READY;
+}
+
+/*
+ * As the worker exits: store, with the progress, how many WAL-backed
+ * events are not written: those of the ring not accounted for (a batch
+ * half written counts whole, as the postmaster counts it) and those read
+ * back from WAL that it holds.  A cluster that has the row but not the
+ * WAL (pg_upgrade) reports that many as lost (see "pg_upgrade" above).
+ */
+void
+connlog_wal_store_exit_progress(const ConnlogHeld *held)
+{
+	ConnlogStats st;
+	ConnlogCounters *c = &connlog_shared->counters;
+	ConnlogProgress p;
+	int64		n;
+	char	   *error;
+
+	if (progress_state != PROGRESS_TRACKED)
+		return;
+	connlog_ring_stats(&st);
+	n = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
+				 pg_atomic_read_u64(&c->wal_accounted));
+	n = Max(0, Min(n, (int64) st.pending));
+	n += held->nreplayed;
+	if (connlog_wal_next_progress(held, &p) == NULL)
+		p = stored;
+	p.at_exit = true;
+	p.pending = (uint64) n;
+	/* one row's UPDATE, not bounded by what is left of shutdown_timeout */
+	connlog_writer_set_timeout(EXIT_PROGRESS_TIMEOUT_MS);
+	if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
+		connlog_wal_progress_committed(&p);
+	else if (error != NULL)
+		ereport(WARNING,
+				(errmsg("connlog could not store in connlog_wal_progress how many WAL-backed events it leaves unwritten: %s",
+						error),
+				 errdetail("A cluster made from this one by pg_upgrade cannot tell how many such events it lost.")));
+	else
+		ereport(WARNING,
+				(errmsg("connlog could not store in connlog_wal_progress how many WAL-backed events it leaves unwritten: extension connlog is not installed"),
+				 errdetail("A cluster made from this one by pg_upgrade cannot tell how many such events it lost.")));
+}
+
+/*
+ * With wal, producers wake the WAL writer at most every CONNLOG_WAL_WAKE_MS
+ * (see connlog_wal_insert), so the WAL records of the last
+ * events of a burst may have no one to wake it for them: the worker does,
+ * once per turn if WAL-backed events came in since the last.  Returns how
+ * long the worker may sleep before it looks again: CONNLOG_WAL_WAKE_MS
+ * after such events, else wal_writer_delay, which bounds how long a record
+ * can wait.
+ */
+long
+connlog_wal_wake_writer(void)
+{
+	uint64		n = pg_atomic_read_u64(&connlog_shared->counters.wal_enqueued);
+
+	if (n == wal_enqueued_seen)
+		return WalWriterDelay;
+	wal_enqueued_seen = n;
+	XLogSetAsyncXactLSN(GetXLogInsertRecPtr());
+	return CONNLOG_WAL_WAKE_MS;
 }

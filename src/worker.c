@@ -67,7 +67,46 @@
  * back from WAL the WAL-backed events that no committed write accounted
  * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
  * with every write; as it exits, it also stores how many WAL-backed
- * events it leaves unwritten (store_exit_progress; wal.c, "pg_upgrade").
+ * events it leaves unwritten.  wal.c keeps that progress ("The worker's
+ * progress"); the worker tells it what its batches hold (held_events).
+ *
+ * States.  One variable, state, says what the worker can do; what
+ * connlog_stats.worker_state shows between statements follows from it
+ * (published_state: "idle" or "retry queue full" for the two that write);
+ * while a statement runs writer.c shows "writing" or "purging", and an
+ * exiting worker shows "exiting".
+ *
+ *	UNCHECKED		cannot write, and has reported nothing about it yet: at
+ *					start, and after a write found the extension missing
+ *	NO_EXTENSION	cannot write: the extension is missing
+ *	NO_PRIVILEGE	cannot write: connlog.role lacks a privilege
+ *	BROKEN			cannot write: the statements cannot be prepared
+ *	WRITING			drains the ring and writes
+ *	PURGING			the same, with a connlog.retention run under way: one
+ *					purge step each turn until the run ends
+ *
+ * Transitions.  While the worker cannot write, check_target() looks every
+ * flush_interval, and at once when connlog_flush() asks:
+ *
+ *	any that cannot write	--extension ready-->	WRITING
+ *							(logged unless from UNCHECKED)
+ *	any that cannot write	--extension missing-->	NO_EXTENSION
+ *							(logged only from UNCHECKED)
+ *	any that cannot write	--privilege missing-->	NO_PRIVILEGE (logged)
+ *	any that cannot write	--another error-->		BROKEN (logged)
+ *
+ * and as the worker writes:
+ *
+ *	WRITING, PURGING	--a write finds the extension missing-->  UNCHECKED
+ *	any					--a write is refused for a privilege-->	  NO_PRIVILEGE
+ *	WRITING				--purge_interval has passed-->			  PURGING
+ *	PURGING				--the run's last step-->				  WRITING
+ *
+ * Two things are not states of this machine.  connlog.durability's own
+ * (whether the replay from WAL is still to run, whether the slot exists)
+ * lives in wal.c, "The worker's progress".  shutting_down, set on SIGTERM,
+ * is a flag beside state: the worker exits from any state, and what it
+ * logs as it does depends on that state; the signal handler reads it.
  *
  * Memory.  The worker runs for months, so nothing it allocates along the
  * way may accumulate.  As in pg_cron's launcher, each turn of its loop runs
@@ -100,7 +139,6 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "postmaster/walwriter.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -112,9 +150,15 @@
 #include "connect.h"
 #include "connlog.h"
 #include "ring.h"
+#include "wal.h"
+#include "worker.h"
+#include "writer.h"
 
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
-#define EXIT_PROGRESS_TIMEOUT_MS	1000	/* see store_exit_progress() */
+
+/* glibc's malloc in the worker: see connlog_worker_main() */
+#define WORKER_MMAP_THRESHOLD	(64 * 1024 * 1024)
+#define WORKER_TRIM_THRESHOLD	(256 * 1024 * 1024)
 
 /*
  * Memory (see "Memory" in the file header).  turn_cxt is the current
@@ -148,36 +192,26 @@ static uint64 taken_before;
 #define OUTCOME_WRITTEN		1
 #define OUTCOME_REJECTED	2
 #define OUTCOME_DROPPED		3
+#define NUM_OUTCOMES		4
 
-/*
- * connlog.durability (see wal.c).  wal_active: the slot exists, so the
- * progress is tracked and stored.  consumed_lsn: no WAL-backed event this
- * worker has not taken from the ring starts before it.  replay_from: the
- * progress read at start, which stays the one stored while batches read
- * back from WAL are held.  stored: the progress the last committed write
- * stored; slot_done: the slot's restart_lsn as last advanced.
- */
-static bool wal_active;
-static bool replay_pending = true;
-static XLogRecPtr consumed_lsn;
-static ConnlogProgress replay_from;
-static ConnlogProgress stored;
-static XLogRecPtr slot_done;
-static uint64 wal_enqueued_seen;	/* see wake_wal_writer() */
-static char *slot_error_logged;
+/* The worker's state: see "States" in the file header */
+typedef enum WorkerState
+{
+	WS_UNCHECKED,				/* cannot write; nothing reported yet */
+	WS_NO_EXTENSION,			/* cannot write: the extension is missing */
+	WS_NO_PRIVILEGE,			/* cannot write: connlog.role lacks a
+								 * privilege */
+	WS_BROKEN,					/* cannot write: the statements cannot be
+								 * prepared */
+	WS_WRITING,					/* writes */
+	WS_PURGING					/* writes; a purge run is under way */
+} WorkerState;
 
-/*
- * cannot_write: nothing can be written now (extension missing, broken,
- * or a privilege missing); blocked_state says which, for worker_state.
- */
-static bool cannot_write = true;
-static ConnlogWorkerState blocked_state = CL_STATE_NO_EXTENSION;
-static bool missing_logged;
-static TimestampTz next_check;
+static WorkerState state = WS_UNCHECKED;
+static TimestampTz next_check;	/* when a worker that cannot write looks */
 
 /* connlog.retention */
 static TimestampTz next_purge;
-static bool purge_running;
 static uint64 purge_run_rows;
 static char *purge_error_logged;
 
@@ -186,7 +220,16 @@ static TimestampTz shutdown_deadline;
 
 static uint32 wait_event_main;
 
-static bool wait_until_writable(const char *error);
+/* Can the worker write?  Only check_target() makes it able to again. */
+static inline bool
+can_write(void)
+{
+	return state == WS_WRITING || state == WS_PURGING;
+}
+
+static void found_missing(void);
+static void note_denied(const char *error);
+static bool wait_until_writable(void);
 
 /*
  * Start a turn of a loop in turn_cxt, emptied of what the last turn left
@@ -211,8 +254,6 @@ begin_turn(void)
  * between statements no error handler is set up, and a cancel there would
  * end the worker and the batches in its memory.
  */
-volatile sig_atomic_t connlog_in_statement = false;
-
 static void
 cancel_running_statement(void)
 {
@@ -249,6 +290,18 @@ static ConnlogCounters *
 counters(void)
 {
 	return &connlog_shared->counters;
+}
+
+/*
+ * The batches this worker holds, for the loops that look at all of them:
+ * cur, then the retry queue, oldest first.  NULL past the last.
+ */
+static ClBatch *
+held_batch(int i)
+{
+	if (i == 0)
+		return cur;
+	return i <= nretry ? retryq[i - 1] : NULL;
 }
 
 static ClBatch *
@@ -288,15 +341,6 @@ set_outcome(ClBatch *b, int start, int n, uint8 outcome)
 			b->entries[i].outcome = outcome;
 }
 
-/* An upsert of entries [start, start + n) committed. */
-static void
-rows_written(ClBatch *b, int start, int n)
-{
-	connlog_count(&counters()->batches, 1);
-	set_outcome(b, start, n, OUTCOME_WRITTEN);
-	connlog_ring_note_flush(NULL);
-}
-
 /*
  * Every entry of b has its outcome: count the outcomes of all its events
  * at once, and flag its events in the ring if an older batch is still
@@ -308,7 +352,7 @@ rows_written(ClBatch *b, int start, int n)
 static void
 batch_accounted(const ClBatch *b)
 {
-	uint64		n[4] = {0, 0, 0, 0};
+	uint64		n[NUM_OUTCOMES] = {0};
 	uint64		events = 0;
 
 	/* events read back from WAL count as enqueued once, here, too */
@@ -332,17 +376,30 @@ batch_accounted(const ClBatch *b)
 		connlog_ring_mark_done(b->pos_start, b->pos_end);
 }
 
+/*
+ * Entries [start, start + n) of b that have none get outcome; once no
+ * entry of b is left without one, b is accounted for.
+ */
+static void
+settle(ClBatch *b, int start, int n, uint8 outcome)
+{
+	set_outcome(b, start, n, outcome);
+	for (int i = 0; i < b->nentries; i++)
+		if (b->entries[i].outcome == OUTCOME_PENDING)
+			return;
+	batch_accounted(b);
+}
+
 /* Move the ring's tail up to the oldest event a batch still holds. */
 static void
 release_ring(void)
 {
 	uint64		pos = read_pos;
 	uint64		seq = read_seq;
+	const ClBatch *b;
 
-	for (int i = -1; i < nretry; i++)
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
 	{
-		const ClBatch *b = i < 0 ? cur : retryq[i];
-
 		if (b->pos_end > b->pos_start && b->pos_start < pos)
 		{
 			pos = b->pos_start;
@@ -357,100 +414,74 @@ release_ring(void)
 }
 
 /*
- * The progress once exclude (a batch being written whole) is accounted
- * for: the oldest WAL-backed event still held, or the ring's next one.
+ * What the batches held hold of WAL-backed events, those of exclude (a
+ * batch being written whole) left out, for the durability progress.
  */
 static void
-compute_done(const ClBatch *exclude, ConnlogProgress *p)
+held_events(const ClBatch *exclude, ConnlogHeld *h)
 {
-	bool		replayed = false;
+	const ClBatch *b;
 
-	p->epoch = connlog_shared->epoch;
-	p->seq = read_seq;
-	p->lsn = consumed_lsn;
-	p->at_exit = false;
-	p->pending = 0;
-	/* cur, then the retry queue */
-	for (int i = -1; i < nretry; i++)
+	h->next_seq = h->oldest_seq = read_seq;
+	h->oldest_floor = PG_UINT64_MAX;
+	h->replayed = false;
+	h->nreplayed = 0;
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
 	{
-		const ClBatch *b = i < 0 ? cur : retryq[i];
-
+		if (b->replayed)
+			h->nreplayed += b->nwal;
 		if (b == exclude || b->nwal == 0)
 			continue;
-		p->lsn = Min(p->lsn, b->lsn_floor);
+		h->oldest_floor = Min(h->oldest_floor, b->lsn_floor);
 		if (b->replayed)
-			replayed = true;
+			h->replayed = true;
 		else
-			p->seq = Min(p->seq, b->seq_start);
-	}
-	/* events read back from WAL are not numbered in this life: see wal.c */
-	if (replayed)
-	{
-		p->epoch = replay_from.epoch;
-		p->seq = replay_from.seq;
+			h->oldest_seq = Min(h->oldest_seq, b->seq_start);
 	}
 }
 
-/*
- * The progress a write should store with it, in *p; NULL for none.  Both
- * the stored progress and the new one hold, so the later lsn does too (no
- * event not written starts before either), and within one life so does
- * the larger seq.  The stored lsn therefore never goes back, nor does the
- * slot that follows it.
- */
+/* for connlog_wal_replay_at_start() */
+static void
+held_now(ConnlogHeld *h)
+{
+	held_events(NULL, h);
+}
+
+/* The progress a write should store with it, in *p; NULL for none. */
 static ConnlogProgress *
 next_progress(const ClBatch *exclude, ConnlogProgress *p)
 {
-	if (!wal_active)
-		return NULL;
-	compute_done(exclude, p);
-	p->lsn = Max(p->lsn, stored.lsn);
-	if (p->epoch == stored.epoch)
-	{
-		p->seq = Max(p->seq, stored.seq);
-		if (p->seq == stored.seq && p->lsn == stored.lsn)
-			return NULL;
-	}
-	return p;
+	ConnlogHeld h;
+
+	held_events(exclude, &h);
+	return connlog_wal_next_progress(&h, p);
 }
 
-/* A write that stored progress has committed: let the slot follow. */
-static void
-progress_committed(const ConnlogProgress *progress)
+/* what follows a failed write of rows, for report_failure() */
+typedef enum FailureNext
 {
-	char	   *error;
-
-	if (progress == NULL)
-		return;
-	stored = *progress;
-	if (stored.lsn <= slot_done)
-		return;
-	if (connlog_wal_slot_advance(stored.lsn, &error))
-	{
-		slot_done = stored.lsn;
-		return;
-	}
-	if (slot_error_logged == NULL || strcmp(slot_error_logged, error) != 0)
-	{
-		ereport(WARNING,
-			 (errmsg("connlog could not advance replication slot \"%s\": %s",
-					 CONNLOG_SLOT_NAME, error),
-			  errdetail("The slot keeps more WAL than needed until this is fixed.")));
-		if (slot_error_logged != NULL)
-			pfree(slot_error_logged);
-		slot_error_logged = MemoryContextStrdup(remembered_cxt, error);
-	}
-}
+	NEXT_LATER,					/* a transient error: retried as long as it
+								 * takes */
+	NEXT_RETRY,					/* the batch is retried (attempt: the retry
+								 * that failed, 0 for the first write) */
+	NEXT_SPLIT					/* the rows that fail alone are rejected */
+} FailureNext;
 
 static void
-report_failure(const char *error, int nrows, const char *what)
+report_failure(const char *error, int nrows, FailureNext next, int attempt)
 {
 	connlog_count(&counters()->write_errors, 1);
 	connlog_ring_note_flush(error);
 	ereport(WARNING,
 			(errmsg("connlog could not write %d connection log rows: %s",
 					nrows, error),
-			 errdetail("%s", what)));
+			 next == NEXT_LATER ?
+			 errdetail("The error may be temporary: what is not written yet will be retried.") :
+			 next == NEXT_SPLIT ?
+			 errdetail("The rows that fail on their own go to connection_logs_rejected.") :
+			 attempt > 0 ?
+			 errdetail("Retry %d of %d.", attempt, connlog_max_retries) :
+			 errdetail("The batch will be retried.")));
 }
 
 /*
@@ -465,78 +496,131 @@ shutdown_budget(void)
 	if (!shutting_down)
 		return true;
 	/* rounded up, so that a statement it cancels ends past the deadline */
-	left_ms = (long) ((shutdown_deadline - GetCurrentTimestamp() + 999) / 1000);
+	left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+											  shutdown_deadline);
 	if (left_ms <= 0)
 		return false;
 	connlog_writer_set_timeout((int) left_ms);
 	return true;
 }
 
-static void
-drop_entry(ClBatch *b, int i, const char *why)
+/* What write_entries() writes */
+typedef enum WriteKind
 {
-	set_outcome(b, i, 1, OUTCOME_DROPPED);
-	ereport(WARNING,
-			(errmsg("connlog dropped %llu connection log events",
-					(unsigned long long) b->entries[i].nevents),
-			 errdetail("%s", why)));
-}
-
-/* why a write that met a transient error stopped */
-#define TRANSIENT_DETAIL \
-	"The error may be temporary: what is not written yet will be retried."
+	WRITE_WHOLE,				/* all of a batch, at once */
+	WRITE_PART,					/* a range of a batch being split */
+	WRITE_REJECT				/* one entry, into connection_logs_rejected */
+} WriteKind;
 
 /*
- * Store entry i of b, a row that fails on its own, in
- * connection_logs_rejected.  Returns false if that has to wait (see
- * write_range()).
+ * What came of write_entries().  The first three need nothing more of the
+ * caller; after the others, the entries written still have no outcome,
+ * and the caller decides: retry them, split them, or drop the row.
  */
-static bool
-reject_entry(ClBatch *b, int i, const char *error)
+typedef enum WriteResult
 {
-	char	   *err2;
+	WR_OK,						/* committed and accounted for */
+	WR_MISSING,					/* the extension is missing: writing stops */
+	WR_DENIED,					/* a privilege is missing: writing stops */
+	WR_STOPPED,					/* not tried: the worker is out of time */
+	WR_TRANSIENT,				/* an error that may be temporary (reported) */
+	WR_FAILED,					/* an error of no class here (in *error) */
+	WR_BAD_DATA					/* an error some row itself causes (*error) */
+} WriteResult;
 
+/*
+ * The one path by which the worker writes rows and accounts for them.
+ * Write entries [start, start + n) of b, or with WRITE_REJECT store entry
+ * start in connection_logs_rejected for reason, together with the
+ * progress that holds once they are written.  On success the entries are
+ * marked, and b is accounted for once none of its entries is left.  A
+ * missing extension stops writing; a refused privilege is noted, and for
+ * a part of a split, whose position lives only in the caller's stack
+ * frames, waited out here (the same entries are then written again); a
+ * transient error is reported, since it ends the attempt in every caller.
+ */
+static WriteResult
+write_entries(ClBatch *b, WriteKind kind, int start, int n,
+			  const char *reason, char **error)
+{
 	for (;;)
 	{
 		ConnlogProgress progbuf;
 		ConnlogProgress *progress;
 		ConnlogWriteStatus st;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!shutdown_budget())
-			return false;
-		progress = next_progress(NULL, &progbuf);
-		st = connlog_write_rejected(b, i, error, progress, &err2);
-		if (st == CL_WRITE_OK)
+			return WR_STOPPED;
+		/* a batch written in parts is held until every part of it is */
+		progress = next_progress(kind == WRITE_WHOLE ? b : NULL, &progbuf);
+		if (kind == WRITE_REJECT)
+			st = connlog_write_rejected(b, start, reason, progress, error);
+		else
+			st = connlog_write_upsert(b, start, n, progress, error);
+		switch (st)
 		{
-			progress_committed(progress);
-			break;
+			case CL_WRITE_OK:
+				connlog_wal_progress_committed(progress);
+				if (kind == WRITE_REJECT)
+				{
+					ereport(LOG,
+							(errmsg("connlog stored a connection log event in connection_logs_rejected"),
+							 errdetail("The upsert failed: %s", reason)));
+					settle(b, start, 1, OUTCOME_REJECTED);
+				}
+				else
+				{
+					connlog_count(&counters()->batches, 1);
+					connlog_ring_note_flush(NULL);
+					settle(b, start, n, OUTCOME_WRITTEN);
+				}
+				return WR_OK;
+			case CL_WRITE_MISSING:
+				found_missing();
+				return WR_MISSING;
+			case CL_WRITE_DENIED:
+				note_denied(*error);
+				if (kind == WRITE_WHOLE || !wait_until_writable())
+					return WR_DENIED;
+				break;			/* the same entries again */
+			case CL_WRITE_TRANSIENT:
+				report_failure(*error, n, NEXT_LATER, 0);
+				return WR_TRANSIENT;
+			case CL_WRITE_FAILED:
+				return WR_FAILED;
+			case CL_WRITE_BAD_DATA:
+				return WR_BAD_DATA;
 		}
-		if (st == CL_WRITE_DENIED)
-		{
-			if (!wait_until_writable(err2))
-				return false;
-			continue;
-		}
-		if (st == CL_WRITE_MISSING)
-		{
-			cannot_write = true;
-			return false;
-		}
-		if (st == CL_WRITE_TRANSIENT)
-		{
-			report_failure(err2, 1, TRANSIENT_DETAIL);
-			return false;
-		}
-		drop_entry(b, i,
-				   psprintf("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
-							error, err2));
-		return true;
 	}
-	set_outcome(b, i, 1, OUTCOME_REJECTED);
-	ereport(LOG,
-			(errmsg("connlog stored a connection log event in connection_logs_rejected"),
-			 errdetail("The upsert failed: %s", error)));
-	return true;
+}
+
+/*
+ * Store entry i of b, a row that fails on its own, in
+ * connection_logs_rejected, or drop it if even that fails.  Returns false
+ * if that has to wait (see write_range()).
+ */
+static bool
+reject_entry(ClBatch *b, int i, const char *error)
+{
+	char	   *err2;
+
+	switch (write_entries(b, WRITE_REJECT, i, 1, error, &err2))
+	{
+		case WR_OK:
+			return true;
+		case WR_FAILED:
+		case WR_BAD_DATA:
+			ereport(WARNING,
+					(errmsg("connlog dropped %llu connection log events",
+							(unsigned long long) b->entries[i].nevents),
+					 errdetail("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
+							   error, err2)));
+			settle(b, i, 1, OUTCOME_DROPPED);
+			return true;
+		default:
+			return false;
+	}
 }
 
 /* A web event's row: no connection_id, so it never merges (batch.c) */
@@ -601,40 +685,21 @@ write_range(ClBatch *b, int start, int n, const char *failed)
 			pending++;
 	if (pending == 0)
 		return true;
-	while (failed == NULL && pending == n)
+	if (failed == NULL && pending == n)
 	{
 		char	   *err;
-		ConnlogWriteStatus st;
-		ConnlogProgress progbuf;
-		ConnlogProgress *progress;
 
-		CHECK_FOR_INTERRUPTS();
-		if (!shutdown_budget())
-			return false;
-		/* b stays held until every part of it is: it keeps progress back */
-		progress = next_progress(NULL, &progbuf);
-		st = connlog_write_upsert(b, start, n, progress, &err);
-		switch (st)
+		switch (write_entries(b, WRITE_PART, start, n, NULL, &err))
 		{
-			case CL_WRITE_OK:
-				progress_committed(progress);
-				rows_written(b, start, n);
+			case WR_OK:
 				return true;
-			case CL_WRITE_DENIED:
-				if (!wait_until_writable(err))
-					return false;
-				break;			/* the same range again */
-			case CL_WRITE_MISSING:
-				cannot_write = true;
-				return false;
-			case CL_WRITE_TRANSIENT:
-				report_failure(err, n, TRANSIENT_DETAIL);
-				return false;
-			case CL_WRITE_FAILED:
-			case CL_WRITE_BAD_DATA:
+			case WR_FAILED:
+			case WR_BAD_DATA:
 				connlog_count(&counters()->write_errors, 1);
 				failed = err;
 				break;
+			default:
+				return false;
 		}
 	}
 	if (n == 1)
@@ -654,18 +719,15 @@ static void
 publish_done(void)
 {
 	uint64		done = read_seq;
+	const ClBatch *b;
 
-	if (cur->seq_end > cur->seq_start)
-		done = cur->seq_start;
-	for (int i = 0; i < nretry; i++)
-		done = Min(done, retryq[i]->seq_start);
+	/* a queued batch read back from WAL holds no ring events, but waits */
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
+		if (b != cur || b->seq_end > b->seq_start)
+			done = Min(done, b->seq_start);
 	connlog_ring_set_done(done);
 }
 
-/*
- * Log a reason for not writing when it differs from the last one logged, so
- * a condition that lasts is reported once, not every flush_interval.
- */
 /*
  * SIGHUP: read the configuration again.  A shorter retry_interval applies
  * to the batches already queued, too.
@@ -679,8 +741,8 @@ reload_config(void)
 		return;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	latest = GetCurrentTimestamp() +
-		(TimestampTz) connlog_retry_interval_ms * 1000;
+	latest = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										 connlog_retry_interval_ms);
 	for (int i = 0; i < nretry; i++)
 		retryq[i]->next_attempt = Min(retryq[i]->next_attempt, latest);
 }
@@ -704,68 +766,129 @@ is_news(char **last, const char *message)
 	return message != NULL;
 }
 
+/* why the worker cannot write, for log_blocked() */
+typedef enum BlockedWhy
+{
+	BLOCKED_PRIVILEGE,
+	BLOCKED_BROKEN,
+	BLOCKED_SLOT,
+	BLOCKED_SLOT_PROGRESS,
+	BLOCKED_SLOT_PROGRESS_MISSING
+} BlockedWhy;
+
+#define BLOCKED_DETAIL \
+	"Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval."
+
+/*
+ * Report why nothing is written (in connlog_stats.last_error, and in the
+ * log when it is news).
+ */
 static void
-log_blocked(int elevel, const char *prefix, const char *error)
+log_blocked(BlockedWhy why, const char *error)
 {
 	connlog_ring_note_flush(error);
-	if (is_news(&blocked_logged, error))
-		ereport(elevel,
-				(errmsg("%s: %s", prefix, error),
-				 errdetail("Events stay in the ring until this is fixed; connlog looks again every connlog.flush_interval.")));
+	if (!is_news(&blocked_logged, error))
+		return;
+	switch (why)
+	{
+		case BLOCKED_PRIVILEGE:
+			ereport(WARNING,
+					(errmsg("connlog cannot write with the privileges of its role: %s",
+							error),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_BROKEN:
+			ereport(WARNING,
+					(errmsg("connlog could not prepare its statements: %s",
+							error),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_SLOT:
+			ereport(WARNING,
+				 (errmsg("connlog could not create its replication slot: %s",
+						 error),
+				  errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_SLOT_PROGRESS:
+			ereport(WARNING,
+					(errmsg("connlog could not store its WAL progress: %s",
+							error),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+		case BLOCKED_SLOT_PROGRESS_MISSING:
+			ereport(WARNING,
+					(errmsg("connlog could not store its WAL progress: extension connlog is not installed"),
+					 errdetail(BLOCKED_DETAIL)));
+			break;
+	}
 }
 
+/*
+ * The worker cannot write, or a write refused for a privilege: look for
+ * the extension and prepare the statements, and move to the state that
+ * follows (see "States" in the file header).
+ */
 static void
 check_target(void)
 {
 	char	   *error;
 	ConnlogWriteStatus st = connlog_check_target(&error);
 
-	next_check = GetCurrentTimestamp() +
-		(TimestampTz) connlog_flush_interval_ms * 1000;
-	if (st == CL_WRITE_OK)
+	Assert(!can_write());
+	next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											 connlog_flush_interval_ms);
+	switch (st)
 	{
-		if (cannot_write && missing_logged)
-			ereport(LOG,
-					(errmsg("connlog can write to database \"%s\" again; writing resumes",
-							connlog_database)));
-		/* at startup too: a predecessor may have left why it waited */
-		if (cannot_write)
+		case CL_WRITE_OK:
+			if (state != WS_UNCHECKED)
+				ereport(LOG,
+						(errmsg("connlog can write to database \"%s\" again; writing resumes",
+								connlog_database)));
+			/* at startup too: a predecessor may have left why it waited */
 			connlog_ring_clear_error();
-		/* the same reason, should it come back, is news again */
-		(void) is_news(&blocked_logged, NULL);
-		cannot_write = false;
-		missing_logged = false;
-		return;
+			/* the same reason, should it come back, is news again */
+			(void) is_news(&blocked_logged, NULL);
+			state = WS_WRITING;
+			break;
+		case CL_WRITE_MISSING:
+			/* reported once, unless a reason of its own was reported */
+			if (state == WS_UNCHECKED)
+			{
+				connlog_ring_note_flush(psprintf("extension connlog is not installed in database \"%s\"",
+												 connlog_database));
+				ereport(LOG,
+						(errmsg("extension connlog is not installed in database \"%s\"",
+								connlog_database),
+						 errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
+				  errhint("Run CREATE EXTENSION connlog in database \"%s\".",
+						  connlog_database)));
+			}
+			state = WS_NO_EXTENSION;
+			break;
+		case CL_WRITE_DENIED:
+			state = WS_NO_PRIVILEGE;
+			log_blocked(BLOCKED_PRIVILEGE, error);
+			break;
+		default:
+			/* not a missing extension but a broken one */
+			state = WS_BROKEN;
+			log_blocked(BLOCKED_BROKEN, error);
+			break;
 	}
-	cannot_write = true;
-	if (st != CL_WRITE_MISSING)
-	{
-		/* not a missing extension but a broken one, or a missing GRANT */
-		blocked_state = st == CL_WRITE_DENIED ?
-			CL_STATE_NO_PRIVILEGE : CL_STATE_BROKEN;
-		log_blocked(WARNING,
-					st == CL_WRITE_DENIED ?
-					"connlog cannot write with the privileges of its role" :
-					"connlog could not prepare its statements",
-					error);
-		missing_logged = true;
-		/* called every flush_interval while a write waits for a privilege */
+	/* called every flush_interval while a write waits for a privilege */
+	if (error != NULL)
 		pfree(error);
-		return;
-	}
-	blocked_state = CL_STATE_NO_EXTENSION;
-	if (!missing_logged)
-	{
-		connlog_ring_note_flush(psprintf("extension connlog is not installed in database \"%s\"",
-										 connlog_database));
-		ereport(LOG,
-			 (errmsg("extension connlog is not installed in database \"%s\"",
-					 connlog_database),
-			  errdetail("Events stay in the ring until it is; connlog looks again every connlog.flush_interval."),
-			  errhint("Run CREATE EXTENSION connlog in database \"%s\".",
-					  connlog_database)));
-		missing_logged = true;
-	}
+}
+
+/*
+ * A write found the extension missing: stop writing until check_target()
+ * finds it (a purge run under way is over).
+ */
+static void
+found_missing(void)
+{
+	if (can_write())
+		state = WS_UNCHECKED;
 }
 
 /*
@@ -776,34 +899,60 @@ static void
 note_denied(const char *error)
 {
 	connlog_count(&counters()->write_errors, 1);
-	cannot_write = true;
-	blocked_state = CL_STATE_NO_PRIVILEGE;
-	missing_logged = true;
-	next_check = GetCurrentTimestamp() +
-		(TimestampTz) connlog_flush_interval_ms * 1000;
-	log_blocked(WARNING, "connlog cannot write with the privileges of its role",
-				error);
+	state = WS_NO_PRIVILEGE;
+	next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											 connlog_flush_interval_ms);
+	log_blocked(BLOCKED_PRIVILEGE, error);
 }
 
 /*
- * A write inside write_range() was refused for a privilege.  Wait here
+ * What connlog_stats.worker_state shows between writes: why the worker
+ * cannot write, or whether its retry queue is full.
+ */
+static ConnlogWorkerState
+published_state(void)
+{
+	switch (state)
+	{
+		case WS_UNCHECKED:
+		case WS_NO_EXTENSION:
+			return CL_STATE_NO_EXTENSION;
+		case WS_NO_PRIVILEGE:
+			return CL_STATE_NO_PRIVILEGE;
+		case WS_BROKEN:
+			return CL_STATE_BROKEN;
+		case WS_WRITING:
+		case WS_PURGING:
+			break;
+	}
+	return nretry >= connlog_retry_queue_size ?
+		CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE;
+}
+
+/* Sleep until the latch is set, or ms milliseconds at most. */
+static void
+sleep_ms(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
+	ResetLatch(MyLatch);
+}
+
+/*
+ * A write of a part of a split was refused for a privilege.  Wait here
  * (the split's position lives only in its stack frames), looking again every
  * flush_interval, until the privilege is back.  Returns false if the
  * worker must exit first.
  */
 static bool
-wait_until_writable(const char *error)
+wait_until_writable(void)
 {
-	note_denied(error);
-	while (cannot_write)
+	while (!can_write())
 	{
 		if (shutting_down || ShutdownRequestPending)
 			return false;
-		connlog_ring_set_state(blocked_state);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 connlog_flush_interval_ms,
-						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
-		ResetLatch(MyLatch);
+		connlog_ring_set_state(published_state());
+		sleep_ms(connlog_flush_interval_ms);
 		CHECK_FOR_INTERRUPTS();
 		reload_config();
 		if (GetCurrentTimestamp() >= next_check)
@@ -815,8 +964,8 @@ wait_until_writable(const char *error)
 static void
 retry_later(ClBatch *b)
 {
-	b->next_attempt = GetCurrentTimestamp() +
-		(TimestampTz) connlog_retry_interval_ms * 1000;
+	b->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  connlog_retry_interval_ms);
 	retryq[nretry++] = b;
 }
 
@@ -839,9 +988,7 @@ static bool
 write_batch_internal(ClBatch *b, bool retry)
 {
 	char	   *error;
-	ConnlogWriteStatus st;
-	ConnlogProgress progbuf;
-	ConnlogProgress *progress;
+	WriteResult r;
 
 	if (b->nentries == 0)
 	{
@@ -854,35 +1001,20 @@ write_batch_internal(ClBatch *b, bool retry)
 	{
 		/* a transient error stopped its split: go on from there */
 		connlog_count(&counters()->retries, 1);
-		if (!write_range(b, 0, b->nentries, NULL))
-			return false;
-		batch_accounted(b);
-		return true;
+		return write_range(b, 0, b->nentries, NULL);
 	}
 	if (!retry)
 		web_events_first(b);
-	progress = next_progress(b, &progbuf);
-	st = connlog_write_upsert(b, 0, b->nentries, progress, &error);
-	if (st == CL_WRITE_MISSING)
-	{
-		cannot_write = true;
+	r = write_entries(b, WRITE_WHOLE, 0, b->nentries, NULL, &error);
+	/* not the batch's fault: it keeps its place and its retries */
+	if (r == WR_MISSING || r == WR_DENIED || r == WR_STOPPED)
 		return false;
-	}
-	if (st == CL_WRITE_DENIED)
-	{
-		/* not the batch's fault: it keeps its place and its retries */
-		note_denied(error);
-		return false;
-	}
 	if (retry)
 		connlog_count(&counters()->retries, 1);
-	if (st == CL_WRITE_OK)
-	{
-		progress_committed(progress);
-		rows_written(b, 0, b->nentries);
-		batch_accounted(b);
+	if (r == WR_OK)
 		return true;
-	}
+	if (retry)
+		b->attempts++;
 	if (retry)
 		b->attempts++;
 
@@ -892,28 +1024,21 @@ write_batch_internal(ClBatch *b, bool retry)
 	 * it takes, and never split, since a split would reject good rows for it.
 	 * Exiting, the worker leaves the batch in the ring for its successor.
 	 */
-	if (st == CL_WRITE_TRANSIENT)
-	{
-		report_failure(error, b->nentries, TRANSIENT_DETAIL);
+	if (r == WR_TRANSIENT)
 		return false;
-	}
-	if (st != CL_WRITE_BAD_DATA && !shutting_down &&
+	if (r != WR_BAD_DATA && !shutting_down &&
 		b->attempts < connlog_max_retries)
 	{
-		report_failure(error, b->nentries,
-					   retry ? psprintf("Retry %d of %d.", b->attempts,
-										connlog_max_retries) :
-					   "The batch will be retried.");
+		report_failure(error, b->nentries, NEXT_RETRY,
+					   retry ? b->attempts : 0);
 		return false;
 	}
-	report_failure(error, b->nentries,
-		  "The rows that fail on their own go to connection_logs_rejected.");
+	report_failure(error, b->nentries, NEXT_SPLIT, 0);
 	if (!write_range(b, 0, b->nentries, error))
 	{
 		b->splitting = true;
 		return false;
 	}
-	batch_accounted(b);
 	return true;
 }
 
@@ -953,7 +1078,7 @@ run_retries(TimestampTz now)
 {
 	int			i = 0;
 
-	while (i < nretry && !cannot_write)
+	while (i < nretry && can_write())
 	{
 		ClBatch    *b = retryq[i];
 
@@ -968,12 +1093,13 @@ run_retries(TimestampTz now)
 			release_ring();
 			continue;
 		}
-		if (cannot_write)
+		if (!can_write())
 		{
 			b->next_attempt = now;
 			break;
 		}
-		b->next_attempt = now + (TimestampTz) connlog_retry_interval_ms * 1000;
+		b->next_attempt = TimestampTzPlusMilliseconds(now,
+												  connlog_retry_interval_ms);
 		i++;
 	}
 }
@@ -1040,7 +1166,7 @@ fill_current(void)
 			 * floors never decrease in ring order: the rest start here or
 			 * later
 			 */
-			consumed_lsn = Max(consumed_lsn, floor);
+			connlog_wal_consumed(floor);
 		}
 		if (!(word & CL_RING_DONE_FLAG))
 		{
@@ -1068,8 +1194,8 @@ fill_current(void)
 		seq++;
 	}
 	/* all of the ring as of the snapshot is consumed: see wal.c */
-	if (pos == head && wal_active)
-		consumed_lsn = Max(consumed_lsn, insert_lsn);
+	if (pos == head && connlog_wal_tracking())
+		connlog_wal_consumed(insert_lsn);
 	cur->seq_end = seq;
 	cur->pos_end = pos;
 	read_pos = pos;
@@ -1084,7 +1210,7 @@ fill_current(void)
 static void
 drain(void)
 {
-	while (nretry < connlog_retry_queue_size && !cannot_write)
+	while (nretry < connlog_retry_queue_size && can_write())
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (!fill_current())
@@ -1096,10 +1222,46 @@ drain(void)
 }
 
 /*
+ * When the loop must look again: the next flush, retry, extension check or
+ * purge step, or when the WAL writer may need waking.
+ */
+static TimestampTz
+next_wakeup(TimestampTz now, TimestampTz last_flush)
+{
+	TimestampTz wake = TimestampTzPlusMilliseconds(last_flush,
+												   connlog_flush_interval_ms);
+	const ClBatch *b;
+
+	for (int i = 0; (b = held_batch(i)) != NULL; i++)
+		if (b != cur)
+			wake = Min(wake, b->next_attempt);
+	if (!can_write())
+		wake = next_check;
+	else if (state == WS_PURGING)
+		wake = 0;				/* the next step after this turn's drain */
+	else if (connlog_retention_s > 0)
+		wake = Min(wake, next_purge);
+	if (connlog_wal_tracking())
+		wake = Min(wake, TimestampTzPlusMilliseconds(now,
+												 connlog_wal_wake_writer()));
+	return wake;
+}
+
+/* Write cur now, if the retry queue has room for it should it fail. */
+static void
+flush_current(void)
+{
+	if (can_write() && nretry < connlog_retry_queue_size)
+		write_current();
+}
+
+/*
  * One step of connlog.retention.  A run of steps starts every
  * purge_interval and ends with a step that finds fewer rows than it may
  * delete; the main loop drains the ring between steps.  A failed step ends
- * the run, and the next starts a purge_interval later.
+ * the run, and the next starts a purge_interval later.  A write that finds
+ * the extension missing cuts a run short; it goes on once the extension
+ * is back.
  */
 static void
 purge_step(TimestampTz now)
@@ -1108,12 +1270,13 @@ purge_step(TimestampTz now)
 	char	   *error;
 	ConnlogWriteStatus st;
 
-	if (!purge_running)
+	if (!can_write())
+		return;
+	if (state != WS_PURGING)
 	{
 		if (connlog_retention_s <= 0 || now < next_purge)
 			return;
-		purge_running = true;
-		purge_run_rows = 0;
+		state = WS_PURGING;
 	}
 	st = connlog_write_purge(now - (TimestampTz) connlog_retention_s * USECS_PER_SEC,
 							 connlog_purge_batch_size, &deleted, &error);
@@ -1133,7 +1296,7 @@ purge_step(TimestampTz now)
 		(void) is_news(&purge_error_logged, NULL);
 	}
 	else if (st == CL_WRITE_MISSING)
-		cannot_write = true;
+		found_missing();
 	else
 	{
 		/* events are not affected: report it once, try again later */
@@ -1147,91 +1310,33 @@ purge_step(TimestampTz now)
 					 st == CL_WRITE_DENIED ?
 					 errhint("Grant DELETE on connection_logs, or on the table connlog.table names, to the role connlog writes as.") : 0));
 	}
-	purge_running = false;
-	next_purge = now + (TimestampTz) connlog_purge_interval_ms * 1000;
-}
-
-/* The counters vanish with shared memory: leave them in the log. */
-static void
-log_counters(const char *why)
-{
-	ConnlogStats st;
-
-	connlog_ring_stats(&st);
-	ereport(LOG,
-			(errmsg("%s: enqueued %llu, merged %llu, written %llu, rejected %llu, dropped %llu, pending %llu",
-					why,
-					(unsigned long long) st.enqueued,
-					(unsigned long long) st.merged,
-					(unsigned long long) st.written,
-					(unsigned long long) st.rejected,
-					(unsigned long long) st.dropped,
-					(unsigned long long) st.pending)));
+	/* the run is over; one cut short by a missing extension goes on */
+	purge_run_rows = 0;
+	if (state == WS_PURGING)
+		state = WS_WRITING;
+	next_purge = TimestampTzPlusMilliseconds(now, connlog_purge_interval_ms);
 }
 
 /* Why the worker exits with events not written, for shutdown_drain() */
-static const char *
-exit_reason(void)
+static int
+errdetail_unwritten(void)
 {
-	if (cannot_write)
+	switch (state)
 	{
-		switch (blocked_state)
-		{
-			case CL_STATE_NO_PRIVILEGE:
-				return "connlog.role lacks a privilege that connlog's statements need.";
-			case CL_STATE_BROKEN:
-				return "connlog could not prepare its statements.";
-			default:
-				return "Extension connlog is not installed in the database.";
-		}
+		case WS_UNCHECKED:
+		case WS_NO_EXTENSION:
+			return errdetail("Extension connlog is not installed in the database.");
+		case WS_NO_PRIVILEGE:
+			return errdetail("connlog.role lacks a privilege that connlog's statements need.");
+		case WS_BROKEN:
+			return errdetail("connlog could not prepare its statements.");
+		case WS_WRITING:
+		case WS_PURGING:
+			break;
 	}
 	if (GetCurrentTimestamp() >= shutdown_deadline)
-		return "connlog.shutdown_timeout expired.";
-	return "Writing them failed with an error that may be temporary.";
-}
-
-/*
- * connlog.durability: store, with the progress, how many WAL-backed events
- * are not written as this worker exits: those of the ring not accounted
- * for (a batch half written counts whole, as the postmaster counts it)
- * and those read back from WAL that it holds.  A cluster that has the row
- * but not the WAL (pg_upgrade) reports that many as lost (wal.c).
- */
-static void
-store_exit_progress(void)
-{
-	ConnlogStats st;
-	ConnlogCounters *c = counters();
-	ConnlogProgress p;
-	int64		n;
-	char	   *error;
-
-	if (!wal_active)
-		return;
-	connlog_ring_stats(&st);
-	n = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
-				 pg_atomic_read_u64(&c->wal_accounted));
-	n = Max(0, Min(n, (int64) st.pending));
-	for (int i = -1; i < nretry; i++)
-	{
-		const ClBatch *b = i < 0 ? cur : retryq[i];
-
-		if (b->replayed)
-			n += b->nwal;
-	}
-	if (next_progress(NULL, &p) == NULL)
-		p = stored;
-	p.at_exit = true;
-	p.pending = (uint64) n;
-	/* one row's UPDATE, not bounded by what is left of shutdown_timeout */
-	connlog_writer_set_timeout(EXIT_PROGRESS_TIMEOUT_MS);
-	if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
-		progress_committed(&p);
-	else
-		ereport(WARNING,
-				(errmsg("connlog could not store in connlog_wal_progress how many WAL-backed events it leaves unwritten: %s",
-						error ? error : "extension connlog is not installed"),
-				 errdetail("A cluster made from this one by pg_upgrade cannot tell how many such events it lost.")));
+		return errdetail("connlog.shutdown_timeout expired.");
+	return errdetail("Writing them failed with an error that may be temporary.");
 }
 
 /*
@@ -1249,20 +1354,22 @@ shutdown_drain(void)
 				tail_seq,
 				head_seq,
 				target;
+	ConnlogHeld held;
+	ConnlogStats st;
 
 	shutting_down = true;
 	connlog_ring_set_state(CL_STATE_EXITING);
-	shutdown_deadline = GetCurrentTimestamp() +
-		(TimestampTz) connlog_shutdown_timeout_ms * 1000;
+	shutdown_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												connlog_shutdown_timeout_ms);
 	pgstat_report_activity(STATE_RUNNING, "connlog: writing all events before exit");
 
-	if (cannot_write)
+	if (!can_write())
 		check_target();
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &target, NULL);
-	if (!cannot_write)
+	if (can_write())
 	{
 		run_retries(GetCurrentTimestamp());
-		while (!cannot_write && read_seq < target &&
+		while (can_write() && read_seq < target &&
 			   nretry < connlog_retry_queue_size && shutdown_budget())
 		{
 			fill_current();
@@ -1272,20 +1379,31 @@ shutdown_drain(void)
 			write_current();
 	}
 	publish_done();
-	store_exit_progress();
+	held_events(NULL, &held);
+	connlog_wal_store_exit_progress(&held);
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (tail_seq < target)
 		ereport(WARNING,
 			(errmsg("connlog worker is exiting with %llu events not written",
 					(unsigned long long) (head_seq - tail_seq)),
-			 errdetail("%s", exit_reason()),
+			 errdetail_unwritten(),
 			 errhint("The events stay in shared memory for the next worker.  If the server is stopping, those not backed by WAL are lost.")));
 	else if (head_seq > tail_seq)
 		ereport(LOG,
 				(errmsg("connlog worker is exiting; %llu events enqueued since it was told to are left for the next worker",
 						(unsigned long long) (head_seq - tail_seq))));
-	log_counters("connlog worker exiting");
+
+	/* the counters vanish with shared memory: leave them in the log */
+	connlog_ring_stats(&st);
+	ereport(LOG,
+			(errmsg("connlog worker exiting: enqueued %llu, merged %llu, written %llu, rejected %llu, dropped %llu, pending %llu",
+					(unsigned long long) st.enqueued,
+					(unsigned long long) st.merged,
+					(unsigned long long) st.written,
+					(unsigned long long) st.rejected,
+					(unsigned long long) st.dropped,
+					(unsigned long long) st.pending)));
 }
 
 /*
@@ -1310,27 +1428,13 @@ connect_wait_publish(ConnlogWorkerState state, const char *why)
 }
 
 /*
- * connlog.durability is in use: tell producers, who wait for the slot
- * before they write WAL-backed events (see wal.c).
- */
-static void
-set_wal_active(void)
-{
-	wal_active = true;
-	pg_atomic_write_u32(&connlog_shared->slot_ready, 1);
-	pg_atomic_write_u32(&connlog_shared->slot_wanted, 0);
-	ConditionVariableBroadcast(&connlog_shared->space_cv);
-}
-
-/*
  * Feed events read back from WAL into batches, writing each batch that
  * fills.  They count as enqueued (and WAL-backed) like new events, once
  * their batch is accounted for: a worker that exits before then reads
  * them back again.
  */
 static void
-feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
-			  XLogRecPtr floor)
+feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
 {
 	size_t		off = 0;
 
@@ -1359,178 +1463,36 @@ feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
 }
 
 /*
- * At start, once the extension is there: read connlog_wal_progress and
- * write the WAL-backed events after it that are neither written nor in the
- * ring (see wal.c).
+ * connlog.durability, once the worker can write: read back from WAL, once,
+ * the WAL-backed events no committed write accounted for; create the slot
+ * when a producer asks for it (its first WAL-backed event), or log why
+ * not.
  */
 static void
-replay_wal(void)
+durability_step(void)
 {
-	ConnlogProgress done;
-	XLogRecPtr	first;
-	XLogRecPtr	insert_lsn;
-	XLogRecPtr	last_end;
-	uint64		nrecords = 0;
-	uint64		nskipped = 0;
-	size_t		nbytes = 0;
 	char	   *error;
-	char	   *data = NULL;
-	ConnlogWriteStatus st;
-	ConnlogShared *s = connlog_shared;
 
-	st = connlog_read_progress(&done, &error);
-	if (st == CL_WRITE_MISSING)
-	{
-		cannot_write = true;
+	if (connlog_wal_replay_pending() &&
+		!connlog_wal_replay_at_start(feed_replayed, held_now))
+		found_missing();
+	if (!can_write() || !connlog_wal_slot_requested())
 		return;
-	}
-	replay_pending = false;
-	if (st != CL_WRITE_OK)
+	switch (connlog_wal_ensure_slot(read_seq, &error))
 	{
-		ereport(WARNING,
-		   (errmsg("connlog could not read connlog_wal_progress: %s", error),
-			errdetail("WAL-backed events that were not written before the worker started are not replayed.")));
-		memset(&done, 0, sizeof(done));
+		case CL_SLOT_READY:
+			break;
+		case CL_SLOT_NOT_CREATED:
+			log_blocked(BLOCKED_SLOT, error);
+			break;
+		case CL_SLOT_PROGRESS_NOT_STORED:
+			if (error != NULL)
+				log_blocked(BLOCKED_SLOT_PROGRESS, error);
+			else
+				log_blocked(BLOCKED_SLOT_PROGRESS_MISSING,
+							"extension connlog is not installed");
+			break;
 	}
-	stored = replay_from = done;
-	slot_done = done.lsn;
-	first = connlog_ring_first_wal_floor(&insert_lsn);
-
-	if (!XLogRecPtrIsInvalid(done.lsn))
-	{
-		if (!connlog_wal_slot_exists() &&
-			!connlog_wal_slot_create(done.lsn, &error))
-			ereport(WARNING,
-			  (errmsg("connlog could not create replication slot \"%s\": %s",
-					  CONNLOG_SLOT_NAME, error)));
-		last_end = done.lsn;
-		if (done.lsn < insert_lsn)
-			data = connlog_wal_replay(&done, insert_lsn, &last_end,
-									  &nrecords, &nskipped, &nbytes);
-
-		/*
-		 * The ring's own events were left out of the replay: they may start
-		 * before last_end, but not before the oldest one's floor.
-		 */
-		consumed_lsn = XLogRecPtrIsInvalid(first) ? last_end : Min(last_end, first);
-		set_wal_active();
-		if (done.lsn < insert_lsn)
-		{
-			/* the replayed batches store progress as they are written */
-			feed_replayed(data, nbytes, nrecords, done.lsn);
-			pfree(data);
-			ereport(LOG,
-					(errmsg("connlog replayed %llu events from WAL between %X/%X and %X/%X",
-							(unsigned long long) nrecords,
-					   LSN_FORMAT_ARGS(done.lsn), LSN_FORMAT_ARGS(last_end)),
-					 nskipped > 0 ?
-					 errdetail("%llu events in that WAL were left out: written already, or still in the ring.",
-							   (unsigned long long) nskipped) : 0));
-		}
-
-		/*
-		 * Nothing read back is held: store this life's progress now, so that
-		 * a row an exiting worker (or another cluster, see wal.c's
-		 * "pg_upgrade") stored is not read, and reported on, again.
-		 */
-		if (nrecords == 0)
-		{
-			ConnlogProgress p;
-
-			if (next_progress(NULL, &p) != NULL &&
-				connlog_write_progress(&p, &error) == CL_WRITE_OK)
-				progress_committed(&p);
-		}
-	}
-	else if (st == CL_WRITE_OK && connlog_wal_slot_exists())
-	{
-		/*
-		 * The slot is there but no progress was ever stored (say, the
-		 * extension was created afresh).  No WAL-backed event can be in the
-		 * ring yet: producers wait for slot_ready, which is set below.
-		 */
-		ConnlogProgress p = {s->epoch, read_seq, insert_lsn};
-
-		consumed_lsn = insert_lsn;
-		if (connlog_write_progress(&p, &error) == CL_WRITE_OK)
-		{
-			stored = p;
-			set_wal_active();
-		}
-	}
-
-	/* what the postmaster counted when the crash reset shared memory */
-	if (s->crash_wal_pending > 0)
-	{
-		if (s->crash_wal_pending > nrecords)
-			ereport(WARNING,
-					(errmsg("connlog lost %llu WAL-backed events whose WAL had not been written when the server crashed",
-					 (unsigned long long) (s->crash_wal_pending - nrecords)),
-					 errdetail("%llu WAL-backed events were not written yet at the crash; %llu were read back from WAL.",
-							   (unsigned long long) s->crash_wal_pending,
-							   (unsigned long long) nrecords)));
-		else
-			ereport(LOG,
-					(errmsg("connlog read back from WAL all %llu WAL-backed events that were not written yet at the crash",
-							(unsigned long long) s->crash_wal_pending)));
-		s->crash_wal_pending = 0;
-	}
-	pg_atomic_write_u32(&s->replaying, 0);
-	ConditionVariableBroadcast(&s->flush_cv);
-}
-
-/*
- * With wal, producers wake the WAL writer at most every CONNLOG_WAL_WAKE_MS
- * (wal.c), so the WAL records of the last events of a burst may have no
- * one to wake it for them: the worker does, once per turn if WAL-backed
- * events came in since the last.  Returns how long the worker may sleep
- * before it looks again: CONNLOG_WAL_WAKE_MS after such events, else
- * wal_writer_delay, which bounds how long a record can wait.
- */
-static long
-wake_wal_writer(void)
-{
-	uint64		n = pg_atomic_read_u64(&counters()->wal_enqueued);
-
-	if (n == wal_enqueued_seen)
-		return WalWriterDelay;
-	wal_enqueued_seen = n;
-	XLogSetAsyncXactLSN(GetXLogInsertRecPtr());
-	return CONNLOG_WAL_WAKE_MS;
-}
-
-/*
- * A producer asked for the slot (its first WAL-backed event): create it at
- * the insert position, and store that as the progress, before any
- * WAL-backed event exists.
- */
-static void
-ensure_slot(void)
-{
-	XLogRecPtr	insert_lsn = GetXLogInsertRecPtr();
-	char	   *error = NULL;
-
-	if (!connlog_wal_slot_exists() &&
-		!connlog_wal_slot_create(insert_lsn, &error))
-	{
-		log_blocked(WARNING, "connlog could not create its replication slot", error);
-		return;
-	}
-	consumed_lsn = Max(consumed_lsn, insert_lsn);
-	if (XLogRecPtrIsInvalid(stored.lsn))
-	{
-		ConnlogProgress p = {connlog_shared->epoch, read_seq, insert_lsn};
-
-		if (connlog_write_progress(&p, &error) != CL_WRITE_OK)
-		{
-			log_blocked(WARNING, "connlog could not store its WAL progress",
-						error ? error : "extension connlog is not installed");
-			return;
-		}
-		stored = p;
-		slot_done = insert_lsn;
-	}
-	set_wal_active();
 }
 
 void
@@ -1574,8 +1536,8 @@ connlog_worker_main(Datum main_arg)
 	 * (zeroed pages, several percent of the worker's CPU).  Keep them in the
 	 * heap and reuse them instead; this process only.
 	 */
-	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD);
 #endif
 
 	recbuf = MemoryContextAlloc(batch_cxt, CL_MAX_RECORD);
@@ -1594,66 +1556,53 @@ connlog_worker_main(Datum main_arg)
 	{
 		TimestampTz now;
 		TimestampTz wake;
-		TimestampTz next_flush;
-		bool		flush_now;
+		bool		flush_asked;
+		bool		flush_due;
 
 		begin_turn();
 		CHECK_FOR_INTERRUPTS();
+
+		/* Reload the configuration if asked to. */
 		reload_config();
 
-		/* computed each time, so a reloaded flush_interval applies at once */
+		/*
+		 * If the worker cannot write, look again when due.  A flush that
+		 * connlog_flush() asks for also means "look now": the extension may
+		 * be new.
+		 */
 		now = GetCurrentTimestamp();
-		next_flush = last_flush + (TimestampTz) connlog_flush_interval_ms * 1000;
-		flush_now = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
-		/* a flush request also means "look now": the extension may be new */
-		if (cannot_write && (now >= next_check || flush_now))
+		flush_asked = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
+		if (!can_write() && (flush_asked || now >= next_check))
 			check_target();
-		if (!cannot_write && replay_pending)
-			replay_wal();
-		if (cannot_write)
-			pg_atomic_write_u32(&connlog_shared->replaying, 0);
-		if (!cannot_write && !replay_pending &&
-			pg_atomic_read_u32(&connlog_shared->slot_wanted) != 0 &&
-			pg_atomic_read_u32(&connlog_shared->slot_ready) == 0)
-			ensure_slot();
-		if (!cannot_write)
+
+		/* computed each turn, so that a reloaded flush_interval applies */
+		flush_due = flush_asked ||
+			now >= TimestampTzPlusMilliseconds(last_flush,
+											   connlog_flush_interval_ms);
+		if (flush_due)
+			last_flush = now;
+
+		/* Otherwise: replay, retries, drain, flush, purge. */
+		if (can_write())
 		{
+			durability_step();
 			run_retries(now);
 			drain();
-			if ((flush_now || now >= next_flush) &&
-				nretry < connlog_retry_queue_size && !cannot_write)
-				write_current();
-			if (!cannot_write)
-				purge_step(now);
+			if (flush_due)
+				flush_current();
+			purge_step(now);
 		}
-		if (flush_now || now >= next_flush)
-		{
-			last_flush = now;
-			next_flush = now + (TimestampTz) connlog_flush_interval_ms * 1000;
-		}
+
+		/* connlog_flush() waits for no replay while none can run */
+		if (!can_write())
+			pg_atomic_write_u32(&connlog_shared->replaying, 0);
 		publish_done();
 
-		/* sleep until the next flush, retry or extension check is due */
-		wake = next_flush;
-		for (int i = 0; i < nretry; i++)
-			wake = Min(wake, retryq[i]->next_attempt);
-		if (cannot_write)
-			wake = next_check;
-		else if (purge_running)
-			wake = 0;			/* the next step after this turn's drain */
-		else if (connlog_retention_s > 0)
-			wake = Min(wake, next_purge);
-		if (wal_active)
-			wake = Min(wake, now + (TimestampTz) wake_wal_writer() * 1000);
-		connlog_ring_set_state(cannot_write ? blocked_state :
-							   nretry >= connlog_retry_queue_size ?
-							   CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE);
-		now = GetCurrentTimestamp();
+		/* Sleep until the next deadline. */
+		wake = next_wakeup(now, last_flush);
+		connlog_ring_set_state(published_state());
 		pgstat_report_activity(STATE_IDLE, NULL);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wake > now ? (long) ((wake - now + 999) / 1000) : 0,
-						 CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain"));
-		ResetLatch(MyLatch);
+		sleep_ms(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake));
 	}
 
 	shutdown_drain();

@@ -197,6 +197,7 @@
 #include "compat.h"
 #include "connlog.h"
 #include "ring.h"
+#include "writer.h"
 
 /* connlog_batch_row's columns, in the order of its definition */
 enum
@@ -1024,6 +1025,43 @@ error_status(int sqlerrcode)
 	}
 }
 
+volatile sig_atomic_t connlog_in_statement = false;
+
+/*
+ * In the PG_CATCH block of code that started a transaction: take the
+ * error out of the error state into caller_cxt, let cleanup (if not NULL)
+ * release what the abort does not, abort the transaction, and go back to
+ * caller_cxt, since the abort leaves TopMemoryContext current.  The caller
+ * frees the ErrorData.
+ */
+ErrorData *
+connlog_abort_caught(MemoryContext caller_cxt, void (*cleanup) (void *arg),
+					 void *arg)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(caller_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	if (cleanup != NULL)
+		cleanup(arg);
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(caller_cxt);
+	return edata;
+}
+
+/*
+ * What a statement shows in connlog_stats.worker_state while it runs.
+ * Looking for the extension and reading or storing the progress are part
+ * of whatever the worker is doing at the time, and leave the state alone.
+ */
+typedef enum StatementShows
+{
+	SHOWS_WRITING,
+	SHOWS_PURGING,
+	SHOWS_NOTHING
+} StatementShows;
+
 /*
  * Run one statement in a transaction of its own.  fn runs with SPI
  * connected and returns false if the extension is missing.  Errors are
@@ -1034,14 +1072,16 @@ typedef bool (*write_fn) (void *arg);
 
 static ConnlogWriteStatus
 run_statement(write_fn fn, void *arg, const char *activity,
-			  ConnlogWorkerState state, char **error)
+			  StatementShows shows, char **error)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	volatile ConnlogWriteStatus status;
 
 	*error = NULL;
-	if (state != CL_STATE_NOT_RUNNING)
-		connlog_ring_set_state(state);
+	if (shows == SHOWS_WRITING)
+		connlog_ring_set_state(CL_STATE_WRITING);
+	else if (shows == SHOWS_PURGING)
+		connlog_ring_set_state(CL_STATE_PURGING);
 	connlog_in_statement = true;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1065,14 +1105,8 @@ run_statement(write_fn fn, void *arg, const char *activity,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = connlog_abort_caught(caller_cxt, NULL, NULL);
 
-		MemoryContextSwitchTo(caller_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		/* the abort left TopMemoryContext current */
-		MemoryContextSwitchTo(caller_cxt);
 		*error = psprintf("%s (SQLSTATE %s)", edata->message,
 						  unpack_sql_state(edata->sqlerrcode));
 		status = error_status(edata->sqlerrcode);
@@ -1173,7 +1207,7 @@ ConnlogWriteStatus
 connlog_check_target(char **error)
 {
 	return run_statement(check_fn, NULL, "connlog: looking for the extension",
-						 CL_STATE_NOT_RUNNING, error);
+						 SHOWS_NOTHING, error);
 }
 
 /* ---------------------------------------------------------------------
@@ -1406,7 +1440,7 @@ connlog_write_upsert(const ClBatch *b, int start, int n,
 	a.n = n;
 	a.progress = progress;
 	snprintf(activity, sizeof(activity), "connlog: writing %d rows", n);
-	status = run_statement(upsert_fn, &a, activity, CL_STATE_WRITING, error);
+	status = run_statement(upsert_fn, &a, activity, SHOWS_WRITING, error);
 	MemoryContextReset(write_cxt);
 	return status;
 }
@@ -1569,7 +1603,7 @@ connlog_write_rejected(const ClBatch *b, int i, const char *reason,
 	RejectArgs	a = {b, i, reason, progress};
 
 	return run_statement(reject_fn, &a, "connlog: storing a rejected event",
-						 CL_STATE_WRITING, error);
+						 SHOWS_WRITING, error);
 }
 
 typedef struct PurgeArgs
@@ -1625,7 +1659,7 @@ connlog_write_purge(TimestampTz cutoff, int limit, uint64 *deleted,
 	ConnlogWriteStatus status;
 
 	status = run_statement(purge_fn, &a, "connlog: deleting rows past connlog.retention",
-						   CL_STATE_PURGING, error);
+						   SHOWS_PURGING, error);
 	*deleted = a.deleted;
 	return status;
 }
@@ -1690,7 +1724,7 @@ connlog_read_progress(ConnlogProgress *done, char **error)
 	memset(&a, 0, sizeof(a));
 	st = run_statement(progress_read_fn, &a,
 					   "connlog: reading connlog_wal_progress",
-					   CL_STATE_NOT_RUNNING, error);
+					   SHOWS_NOTHING, error);
 	*done = a.progress;
 	return st;
 }
@@ -1714,5 +1748,5 @@ connlog_write_progress(const ConnlogProgress *done, char **error)
 
 	return run_statement(progress_write_fn, &a,
 						 "connlog: updating connlog_wal_progress",
-						 CL_STATE_NOT_RUNNING, error);
+						 SHOWS_NOTHING, error);
 }
