@@ -180,7 +180,7 @@ typedef struct ClBatch
 								 * if the batch has none */
 	uint64		nwal;			/* WAL-backed events added */
 	bool		replayed;		/* holds events read back from WAL */
-	/* ring and retry bookkeeping, owned by the worker (see worker.c) */
+	/* ring and retry bookkeeping, owned by the worker (see flush.c) */
 	uint64		pos_start;		/* the ring bytes of its events */
 	uint64		pos_end;
 	uint64		ndropped;		/* events discarded as malformed */

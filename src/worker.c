@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		The connlog background worker: drain the ring, merge, write, retry.
+ *		The connlog background worker: its process, loop, states and exit.
  *
  * One worker, registered at postmaster start, started once recovery has
  * finished (so a standby never writes).  Its life:
@@ -14,20 +14,13 @@
  *	  batch (merging as batch.c says), write the batch when it holds
  *	  batch_size rows, when flush_interval has passed, or when
  *	  connlog_flush() asks; retry failed batches from a bounded queue, and
- *	  stop draining the ring while that queue is full, so back-pressure
- *	  reaches the producers (connlog.overflow) instead of losing batches.
- *	- a batch that fails for its rows' fault (a data exception or an
- *	  integrity violation, see writer.c) is split in halves at once until
- *	  each failing row stands alone; other failures are retried first,
- *	  max_retries times.  The failing row goes to connection_logs_rejected,
- *	  and only if even that fails is it dropped.  A transient error (a lock
- *	  timeout, say) in the middle of a split rejects nothing: the batch
- *	  goes back to the retry queue, and its next attempt goes on with the
- *	  rows that have no outcome yet.
+ *	  split a batch that fails for its rows' fault until each failing row
+ *	  stands alone.  flush.c holds the batches and writes them.
  *	- on SIGTERM (shutdown, or pg_terminate_backend) cancel the statement
  *	  in progress, if any, and write everything enqueued so far, bounded by
  *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
- *	  the worker unless the server is stopping.
+ *	  the worker unless the server is stopping.  Nothing the worker holds is
+ *	  lost when it exits, whenever that is: flush.c says why.
  *
  * While the extension is missing from the database, or connlog.role lacks
  * a privilege the statements need (checked when the plans are prepared,
@@ -44,31 +37,28 @@
  * The worker publishes what it is doing in connlog_stats.worker_state; the
  * ring-full error reads it to say why the ring is not draining.
  *
- * Nothing is lost or dropped when the worker exits, whenever that is
- * (pg_terminate_backend, an ERROR that ends it, shutdown_timeout expiring
- * with a batch half written): the ring frees an event only once its
- * outcome is decided and committed (ring.c), so whatever this worker
- * holds is still in the ring for its successor, which starts reading at
- * the ring's tail and skips the events flagged as accounted for.  Each
- * event's outcome (written, rejected, dropped, merged) is counted once:
- * a batch's outcomes are counted all at once, when the last of its rows
- * has one, in the same step that frees or flags its events in the ring
- * (batch_accounted).  A successor may thus write again rows its
- * predecessor wrote before it exited with their batch not yet accounted
- * for (a batch half split, say): it writes every batch holding events a
- * predecessor had read (taken_before) the way it writes events read back
- * from WAL, so a connection row merges into itself under the upsert and a
- * web event whose row exists is skipped (counted as written, its row
- * being there; writer.c says how the row is recognised).  What remains: a
- * row its predecessor had stored in connection_logs_rejected may be stored
- * there a second time.
- *
  * connlog.durability (wal.c): before it drains the ring, the worker reads
  * back from WAL the WAL-backed events that no committed write accounted
  * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
  * with every write; as it exits, it also stores how many WAL-backed
  * events it leaves unwritten.  wal.c keeps that progress ("The worker's
- * progress"); the worker tells it what its batches hold (held_events).
+ * progress"); flush.c tells it what the worker's batches hold.
+ *
+ * The batches (flush.c, interface in flush.h).  Each turn the loop calls,
+ * while the worker can write, connlog_flush_replay() (through wal.c),
+ * connlog_flush_retries(), connlog_flush_drain(), and, when a flush is
+ * due, connlog_flush_current(); every turn, connlog_flush_publish_done()
+ * for connlog_flush(), and it asks connlog_flush_next_retry() and
+ * connlog_flush_queue_full() for its sleep and its published state.
+ * reload_config() calls connlog_flush_reloaded(), and shutdown_drain()
+ * connlog_flush_before_exit().  What a write meets that changes the state
+ * comes back through flush_hooks: a missing extension (found_missing) or
+ * a refused privilege (note_denied); the batch side asks can_write()
+ * before each batch, and wait_until_writable() while a split waits for a
+ * privilege.  This file owns the state, when the worker looks again,
+ * shutting_down and its deadline, the turn's memory and the messages
+ * logged once; flush.c owns the batches, the worker's place in the ring,
+ * and the counting of every event's outcome.
  *
  * States.  One variable, state, says what the worker can do; what
  * connlog_stats.worker_state shows between statements follows from it
@@ -113,18 +103,16 @@
  * in a memory context of its own that is emptied at the start of the next
  * turn, so whatever a turn allocates and does not free (an error message, a
  * psprintf'd detail, what the server's own functions leave behind) is gone
- * by then, on every path, including paths added later.  A turn may write
- * many batches (a drain of a full ring, a replay, the drain at shutdown),
- * so each batch's write runs in a context of its own, emptied after it, and
- * a log_events line in one emptied after the line (writer.c): what a turn
- * holds is bounded by one batch, not by how much it writes.  What must
- * outlive a turn lives in long-lived contexts of its own: the batches (the
- * current one and the retry queue), and the messages remembered so that a
- * lasting condition is logged once.  Code that starts and ends a
- * transaction itself must switch back to the context it was called in,
- * since a commit or an abort leaves TopMemoryContext current and whatever
- * is allocated there stays for good; the loop checks (in assert-enabled
- * builds) that every turn ends in turn_cxt.
+ * by then, on every path, including paths added later.  Within a turn, each
+ * batch's write runs in a context of its own, emptied after it (flush.c),
+ * so that what a turn holds is bounded by one batch.  What must outlive a
+ * turn lives in long-lived contexts of its own: the batches (flush.c), and
+ * the messages remembered so that a lasting condition is logged once.  Code
+ * that starts and ends a transaction itself must switch back to the
+ * context it was called in, since a commit or an abort leaves
+ * TopMemoryContext current and whatever is allocated there stays for good;
+ * the loop checks (in assert-enabled builds) that every turn ends in
+ * turn_cxt.
  *
  *-------------------------------------------------------------------------
  */
@@ -149,12 +137,11 @@
 #include "compat.h"
 #include "connect.h"
 #include "connlog.h"
+#include "flush.h"
 #include "ring.h"
 #include "wal.h"
 #include "worker.h"
 #include "writer.h"
-
-#define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
 
 /* glibc's malloc in the worker: see connlog_worker_main() */
 #define WORKER_MMAP_THRESHOLD	(64 * 1024 * 1024)
@@ -163,36 +150,11 @@
 /*
  * Memory (see "Memory" in the file header).  turn_cxt is the current
  * context during each turn of the worker's loop and is emptied at the start
- * of the next; batch_write_cxt is the current one while one batch is
- * written, emptied after it.  What outlives them: batch_cxt holds the
- * batches (cur and the retry queue) and recbuf; remembered_cxt the
- * messages remembered so that a lasting condition is logged once.
+ * of the next; remembered_cxt holds the messages remembered so that a
+ * lasting condition is logged once.
  */
 static MemoryContext turn_cxt;
-static MemoryContext batch_write_cxt;
-static MemoryContext batch_cxt;
 static MemoryContext remembered_cxt;
-static ClBatch *cur;			/* the batch being filled */
-static ClBatch *retryq[MAX_RETRY_QUEUE];	/* failed batches, oldest first */
-static int	nretry;
-static char *recbuf;			/* one record copied out of the ring */
-
-/*
- * The ring (see ring.c): this worker reads from read_pos (event read_seq)
- * on; released_pos is the tail it last set; the events below taken_before
- * had been read by a predecessor when this worker started.
- */
-static uint64 read_pos;
-static uint64 read_seq;
-static uint64 released_pos;
-static uint64 taken_before;
-
-/* ClEntry.outcome */
-#define OUTCOME_PENDING		0
-#define OUTCOME_WRITTEN		1
-#define OUTCOME_REJECTED	2
-#define OUTCOME_DROPPED		3
-#define NUM_OUTCOMES		4
 
 /* The worker's state: see "States" in the file header */
 typedef enum WorkerState
@@ -226,10 +188,6 @@ can_write(void)
 {
 	return state == WS_WRITING || state == WS_PURGING;
 }
-
-static void found_missing(void);
-static void note_denied(const char *error);
-static bool wait_until_writable(void);
 
 /*
  * Start a turn of a loop in turn_cxt, emptied of what the last turn left
@@ -286,465 +244,15 @@ handle_sigint(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
-static ConnlogCounters *
-counters(void)
-{
-	return &connlog_shared->counters;
-}
-
-/*
- * The batches this worker holds, for the loops that look at all of them:
- * cur, then the retry queue, oldest first.  NULL past the last.
- */
-static ClBatch *
-held_batch(int i)
-{
-	if (i == 0)
-		return cur;
-	return i <= nretry ? retryq[i - 1] : NULL;
-}
-
-static ClBatch *
-new_batch(void)
-{
-	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
-	ClBatch    *b = cl_batch_create(connlog_batch_size);
-
-	MemoryContextSwitchTo(old);
-	cl_batch_reset(b, read_seq);
-	b->pos_start = b->pos_end = read_pos;
-	return b;
-}
-
-/* Empty cur for reuse, or replace it if batch_size changed on reload. */
-static void
-reset_current(void)
-{
-	if (cur->capacity != connlog_batch_size)
-	{
-		cl_batch_free(cur);
-		cur = new_batch();
-	}
-	else
-	{
-		cl_batch_reset(cur, read_seq);
-		cur->pos_start = cur->pos_end = read_pos;
-	}
-}
-
-/* Entries [start, start + n) of b that have none get outcome. */
-static void
-set_outcome(ClBatch *b, int start, int n, uint8 outcome)
-{
-	for (int i = start; i < start + n; i++)
-		if (b->entries[i].outcome == OUTCOME_PENDING)
-			b->entries[i].outcome = outcome;
-}
-
-/*
- * Every entry of b has its outcome: count the outcomes of all its events
- * at once, and flag its events in the ring if an older batch is still
- * held (if none is, tail passes them as soon as b is gone; see ring.c).
- * The caller then lets go of b and calls release_ring().  Counting only
- * here is what counts each event once: a batch whose worker exits half
- * way through is counted by the successor that writes it again.
- */
-static void
-batch_accounted(const ClBatch *b)
-{
-	uint64		n[NUM_OUTCOMES] = {0};
-	uint64		events = 0;
-
-	/* events read back from WAL count as enqueued once, here, too */
-	if (b->replayed)
-	{
-		connlog_count(&counters()->enqueued, b->nevents + b->ndropped);
-		connlog_count(&counters()->wal_enqueued, b->nwal);
-	}
-	for (int i = 0; i < b->nentries; i++)
-	{
-		Assert(b->entries[i].outcome != OUTCOME_PENDING);
-		n[b->entries[i].outcome]++;
-		events += b->entries[i].nevents;
-	}
-	connlog_count(&counters()->written, n[OUTCOME_WRITTEN]);
-	connlog_count(&counters()->rejected, n[OUTCOME_REJECTED]);
-	connlog_count(&counters()->dropped, n[OUTCOME_DROPPED] + b->ndropped);
-	connlog_count(&counters()->merged, events - b->nentries);
-	connlog_count(&counters()->wal_accounted, b->nwal);
-	if (b->pos_start != released_pos)
-		connlog_ring_mark_done(b->pos_start, b->pos_end);
-}
-
-/*
- * Entries [start, start + n) of b that have none get outcome; once no
- * entry of b is left without one, b is accounted for.
- */
-static void
-settle(ClBatch *b, int start, int n, uint8 outcome)
-{
-	set_outcome(b, start, n, outcome);
-	for (int i = 0; i < b->nentries; i++)
-		if (b->entries[i].outcome == OUTCOME_PENDING)
-			return;
-	batch_accounted(b);
-}
-
-/* Move the ring's tail up to the oldest event a batch still holds. */
-static void
-release_ring(void)
-{
-	uint64		pos = read_pos;
-	uint64		seq = read_seq;
-	const ClBatch *b;
-
-	for (int i = 0; (b = held_batch(i)) != NULL; i++)
-	{
-		if (b->pos_end > b->pos_start && b->pos_start < pos)
-		{
-			pos = b->pos_start;
-			seq = b->seq_start;
-		}
-	}
-	if (pos != released_pos)
-	{
-		connlog_ring_release(pos, seq);
-		released_pos = pos;
-	}
-}
-
-/*
- * What the batches held hold of WAL-backed events, those of exclude (a
- * batch being written whole) left out, for the durability progress.
- */
-static void
-held_events(const ClBatch *exclude, ConnlogHeld *h)
-{
-	const ClBatch *b;
-
-	h->next_seq = h->oldest_seq = read_seq;
-	h->oldest_floor = PG_UINT64_MAX;
-	h->replayed = false;
-	h->nreplayed = 0;
-	for (int i = 0; (b = held_batch(i)) != NULL; i++)
-	{
-		if (b->replayed)
-			h->nreplayed += b->nwal;
-		if (b == exclude || b->nwal == 0)
-			continue;
-		h->oldest_floor = Min(h->oldest_floor, b->lsn_floor);
-		if (b->replayed)
-			h->replayed = true;
-		else
-			h->oldest_seq = Min(h->oldest_seq, b->seq_start);
-	}
-}
-
-/* for connlog_wal_replay_at_start() */
-static void
-held_now(ConnlogHeld *h)
-{
-	held_events(NULL, h);
-}
-
-/* The progress a write should store with it, in *p; NULL for none. */
-static ConnlogProgress *
-next_progress(const ClBatch *exclude, ConnlogProgress *p)
-{
-	ConnlogHeld h;
-
-	held_events(exclude, &h);
-	return connlog_wal_next_progress(&h, p);
-}
-
-/* what follows a failed write of rows, for report_failure() */
-typedef enum FailureNext
-{
-	NEXT_LATER,					/* a transient error: retried as long as it
-								 * takes */
-	NEXT_RETRY,					/* the batch is retried (attempt: the retry
-								 * that failed, 0 for the first write) */
-	NEXT_SPLIT					/* the rows that fail alone are rejected */
-} FailureNext;
-
-static void
-report_failure(const char *error, int nrows, FailureNext next, int attempt)
-{
-	connlog_count(&counters()->write_errors, 1);
-	connlog_ring_note_flush(error);
-	ereport(WARNING,
-			(errmsg("connlog could not write %d connection log rows: %s",
-					nrows, error),
-			 next == NEXT_LATER ?
-			 errdetail("The error may be temporary: what is not written yet will be retried.") :
-			 next == NEXT_SPLIT ?
-			 errdetail("The rows that fail on their own go to connection_logs_rejected.") :
-			 attempt > 0 ?
-			 errdetail("Retry %d of %d.", attempt, connlog_max_retries) :
-			 errdetail("The batch will be retried.")));
-}
-
-/*
- * During shutdown, true while time is left; it also bounds the next
- * statement by what is left.
- */
-static bool
-shutdown_budget(void)
-{
-	long		left_ms;
-
-	if (!shutting_down)
-		return true;
-	/* rounded up, so that a statement it cancels ends past the deadline */
-	left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-											  shutdown_deadline);
-	if (left_ms <= 0)
-		return false;
-	connlog_writer_set_timeout((int) left_ms);
-	return true;
-}
-
-/* What write_entries() writes */
-typedef enum WriteKind
-{
-	WRITE_WHOLE,				/* all of a batch, at once */
-	WRITE_PART,					/* a range of a batch being split */
-	WRITE_REJECT				/* one entry, into connection_logs_rejected */
-} WriteKind;
-
-/*
- * What came of write_entries().  The first three need nothing more of the
- * caller; after the others, the entries written still have no outcome,
- * and the caller decides: retry them, split them, or drop the row.
- */
-typedef enum WriteResult
-{
-	WR_OK,						/* committed and accounted for */
-	WR_MISSING,					/* the extension is missing: writing stops */
-	WR_DENIED,					/* a privilege is missing: writing stops */
-	WR_STOPPED,					/* not tried: the worker is out of time */
-	WR_TRANSIENT,				/* an error that may be temporary (reported) */
-	WR_FAILED,					/* an error of no class here (in *error) */
-	WR_BAD_DATA					/* an error some row itself causes (*error) */
-} WriteResult;
-
-/*
- * The one path by which the worker writes rows and accounts for them.
- * Write entries [start, start + n) of b, or with WRITE_REJECT store entry
- * start in connection_logs_rejected for reason, together with the
- * progress that holds once they are written.  On success the entries are
- * marked, and b is accounted for once none of its entries is left.  A
- * missing extension stops writing; a refused privilege is noted, and for
- * a part of a split, whose position lives only in the caller's stack
- * frames, waited out here (the same entries are then written again); a
- * transient error is reported, since it ends the attempt in every caller.
- */
-static WriteResult
-write_entries(ClBatch *b, WriteKind kind, int start, int n,
-			  const char *reason, char **error)
-{
-	for (;;)
-	{
-		ConnlogProgress progbuf;
-		ConnlogProgress *progress;
-		ConnlogWriteStatus st;
-
-		CHECK_FOR_INTERRUPTS();
-		if (!shutdown_budget())
-			return WR_STOPPED;
-		/* a batch written in parts is held until every part of it is */
-		progress = next_progress(kind == WRITE_WHOLE ? b : NULL, &progbuf);
-		if (kind == WRITE_REJECT)
-			st = connlog_write_rejected(b, start, reason, progress, error);
-		else
-			st = connlog_write_upsert(b, start, n, progress, error);
-		switch (st)
-		{
-			case CL_WRITE_OK:
-				connlog_wal_progress_committed(progress);
-				if (kind == WRITE_REJECT)
-				{
-					ereport(LOG,
-							(errmsg("connlog stored a connection log event in connection_logs_rejected"),
-							 errdetail("The upsert failed: %s", reason)));
-					settle(b, start, 1, OUTCOME_REJECTED);
-				}
-				else
-				{
-					connlog_count(&counters()->batches, 1);
-					connlog_ring_note_flush(NULL);
-					settle(b, start, n, OUTCOME_WRITTEN);
-				}
-				return WR_OK;
-			case CL_WRITE_MISSING:
-				found_missing();
-				return WR_MISSING;
-			case CL_WRITE_DENIED:
-				note_denied(*error);
-				if (kind == WRITE_WHOLE || !wait_until_writable())
-					return WR_DENIED;
-				break;			/* the same entries again */
-			case CL_WRITE_TRANSIENT:
-				report_failure(*error, n, NEXT_LATER, 0);
-				return WR_TRANSIENT;
-			case CL_WRITE_FAILED:
-				return WR_FAILED;
-			case CL_WRITE_BAD_DATA:
-				return WR_BAD_DATA;
-		}
-	}
-}
-
-/*
- * Store entry i of b, a row that fails on its own, in
- * connection_logs_rejected, or drop it if even that fails.  Returns false
- * if that has to wait (see write_range()).
- */
-static bool
-reject_entry(ClBatch *b, int i, const char *error)
-{
-	char	   *err2;
-
-	switch (write_entries(b, WRITE_REJECT, i, 1, error, &err2))
-	{
-		case WR_OK:
-			return true;
-		case WR_FAILED:
-		case WR_BAD_DATA:
-			ereport(WARNING,
-					(errmsg("connlog dropped %llu connection log events",
-							(unsigned long long) b->entries[i].nevents),
-					 errdetail("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
-							   error, err2)));
-			settle(b, i, 1, OUTCOME_DROPPED);
-			return true;
-		default:
-			return false;
-	}
-}
-
-/* A web event's row: no connection_id, so it never merges (batch.c) */
-static inline bool
-is_web(const ClEntry *e)
-{
-	return (e->flags & CL_HAS_CONNECTION_ID) == 0;
-}
-
-/*
- * Put b's web events first, keeping the order within each kind.  A web
- * event whose id exists is the poison row to expect (a connection row
- * merges into its existing row instead), so a batch that meets one fails
- * before it has inserted much: the rows a failing statement inserted cost
- * index cleanup later, far more than the statement itself.  And the split
- * cuts between the two kinds first (write_range).  Only for a batch that
- * takes no more events: the merge table refers to entries by position.
- */
-static void
-web_events_first(ClBatch *b)
-{
-	ClEntry    *sorted;
-	int			nweb = 0;
-	int			next = 0;
-
-	for (int i = 0; i < b->nentries; i++)
-		if (is_web(&b->entries[i]))
-			nweb++;
-	if (nweb == 0 || nweb == b->nentries)
-		return;
-	sorted = palloc(sizeof(ClEntry) * b->nentries);
-	for (int pass = 0; pass < 2; pass++)
-		for (int i = 0; i < b->nentries; i++)
-			if (is_web(&b->entries[i]) == (pass == 0))
-				sorted[next++] = b->entries[i];
-	memcpy(b->entries, sorted, sizeof(ClEntry) * b->nentries);
-	pfree(sorted);
-}
-
-/*
- * Write the entries of [start, start + n) of b that have no outcome yet,
- * halving the range on each failure until a failing row stands alone, and
- * store that row in connection_logs_rejected.  failed is the error of a
- * write of exactly this range that just failed, NULL if it was not tried.
- * A row that fails is found in about 2 log2(n) statements; a web event
- * among connection rows in about 4, since a range holding both kinds is
- * cut between them (see web_events_first).
- *
- * Returns false if it stops first: at a transient error (a lock timeout
- * must not reject good rows), a missing extension, or when the worker
- * exits.  The outcomes so far stay in b's entries, and the next attempt
- * goes on from there.
- */
-static bool
-write_range(ClBatch *b, int start, int n, const char *failed)
-{
-	int			pending = 0;
-	int			half = n / 2;
-
-	for (int i = start; i < start + n; i++)
-		if (b->entries[i].outcome == OUTCOME_PENDING)
-			pending++;
-	if (pending == 0)
-		return true;
-	if (failed == NULL && pending == n)
-	{
-		char	   *err;
-
-		switch (write_entries(b, WRITE_PART, start, n, NULL, &err))
-		{
-			case WR_OK:
-				return true;
-			case WR_FAILED:
-			case WR_BAD_DATA:
-				connlog_count(&counters()->write_errors, 1);
-				failed = err;
-				break;
-			default:
-				return false;
-		}
-	}
-	if (n == 1)
-		return reject_entry(b, start, failed);
-	if (is_web(&b->entries[start]) && !is_web(&b->entries[start + n - 1]))
-	{
-		half = 1;
-		while (is_web(&b->entries[start + half]))
-			half++;
-	}
-	return write_range(b, start, half, NULL) &&
-		write_range(b, start + half, n - half, NULL);
-}
-
-/* Publish how far every event is accounted for, for connlog_flush(). */
-static void
-publish_done(void)
-{
-	uint64		done = read_seq;
-	const ClBatch *b;
-
-	/* a queued batch read back from WAL holds no ring events, but waits */
-	for (int i = 0; (b = held_batch(i)) != NULL; i++)
-		if (b != cur || b->seq_end > b->seq_start)
-			done = Min(done, b->seq_start);
-	connlog_ring_set_done(done);
-}
-
-/*
- * SIGHUP: read the configuration again.  A shorter retry_interval applies
- * to the batches already queued, too.
- */
+/* SIGHUP: read the configuration again. */
 static void
 reload_config(void)
 {
-	TimestampTz latest;
-
 	if (!ConfigReloadPending)
 		return;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	latest = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										 connlog_retry_interval_ms);
-	for (int i = 0; i < nretry; i++)
-		retryq[i]->next_attempt = Min(retryq[i]->next_attempt, latest);
+	connlog_flush_reloaded();
 }
 
 static char *blocked_logged;	/* the reason log_blocked() logged last */
@@ -898,7 +406,6 @@ found_missing(void)
 static void
 note_denied(const char *error)
 {
-	connlog_count(&counters()->write_errors, 1);
 	state = WS_NO_PRIVILEGE;
 	next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											 connlog_flush_interval_ms);
@@ -925,7 +432,7 @@ published_state(void)
 		case WS_PURGING:
 			break;
 	}
-	return nretry >= connlog_retry_queue_size ?
+	return connlog_flush_queue_full() ?
 		CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE;
 }
 
@@ -961,266 +468,6 @@ wait_until_writable(void)
 	return true;
 }
 
-static void
-retry_later(ClBatch *b)
-{
-	b->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												  connlog_retry_interval_ms);
-	retryq[nretry++] = b;
-}
-
-static void
-remove_retry(int i)
-{
-	cl_batch_free(retryq[i]);
-	memmove(&retryq[i], &retryq[i + 1], sizeof(ClBatch *) * (nretry - i - 1));
-	nretry--;
-}
-
-/*
- * Write b: cur, or a batch from the retry queue when retry.  A failure
- * that is the rows' fault (CL_WRITE_BAD_DATA) splits b at once; other
- * failures are retried max_retries times first (not at all during
- * shutdown).  Returns true once every event of b is accounted for, false
- * if b must wait for a retry.
- */
-static bool
-write_batch_internal(ClBatch *b, bool retry)
-{
-	char	   *error;
-	WriteResult r;
-
-	if (b->nentries == 0)
-	{
-		batch_accounted(b);
-		return true;
-	}
-	if (!shutdown_budget())
-		return false;
-	if (b->splitting)
-	{
-		/* a transient error stopped its split: go on from there */
-		connlog_count(&counters()->retries, 1);
-		return write_range(b, 0, b->nentries, NULL);
-	}
-	if (!retry)
-		web_events_first(b);
-	r = write_entries(b, WRITE_WHOLE, 0, b->nentries, NULL, &error);
-	/* not the batch's fault: it keeps its place and its retries */
-	if (r == WR_MISSING || r == WR_DENIED || r == WR_STOPPED)
-		return false;
-	if (retry)
-		connlog_count(&counters()->retries, 1);
-	if (r == WR_OK)
-		return true;
-	if (retry)
-		b->attempts++;
-	if (retry)
-		b->attempts++;
-
-	/*
-	 * A transient error (a lock or statement timeout, a serialization
-	 * failure) is never the rows' fault: the batch is retried however often
-	 * it takes, and never split, since a split would reject good rows for it.
-	 * Exiting, the worker leaves the batch in the ring for its successor.
-	 */
-	if (r == WR_TRANSIENT)
-		return false;
-	if (r != WR_BAD_DATA && !shutting_down &&
-		b->attempts < connlog_max_retries)
-	{
-		report_failure(error, b->nentries, NEXT_RETRY,
-					   retry ? b->attempts : 0);
-		return false;
-	}
-	report_failure(error, b->nentries, NEXT_SPLIT, 0);
-	if (!write_range(b, 0, b->nentries, error))
-	{
-		b->splitting = true;
-		return false;
-	}
-	return true;
-}
-
-/*
- * write_batch_internal() in batch_write_cxt, emptied after it: what one
- * batch's write leaves behind (its errors, a split's) is gone before the
- * next batch.
- */
-static bool
-write_batch(ClBatch *b, bool retry)
-{
-	MemoryContext old = MemoryContextSwitchTo(batch_write_cxt);
-	bool		done = write_batch_internal(b, retry);
-
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(batch_write_cxt);
-	return done;
-}
-
-/* Write cur; if it has to wait, move it to the retry queue. */
-static void
-write_current(void)
-{
-	if (write_batch(cur, false))
-		reset_current();
-	else
-	{
-		retry_later(cur);
-		cur = new_batch();
-	}
-	release_ring();
-}
-
-/* Retry the queued batches that are due. */
-static void
-run_retries(TimestampTz now)
-{
-	int			i = 0;
-
-	while (i < nretry && can_write())
-	{
-		ClBatch    *b = retryq[i];
-
-		if (b->next_attempt > now && !shutting_down)
-		{
-			i++;
-			continue;
-		}
-		if (write_batch(b, true))
-		{
-			remove_retry(i);
-			release_ring();
-			continue;
-		}
-		if (!can_write())
-		{
-			b->next_attempt = now;
-			break;
-		}
-		b->next_attempt = TimestampTzPlusMilliseconds(now,
-												  connlog_retry_interval_ms);
-		i++;
-	}
-}
-
-/*
- * Read events from the ring into cur until it is full or the ring is
- * empty, skipping those already accounted for (see ring.c).  Returns true
- * if cur should be written now: it is full, or the events this worker
- * holds fill more than half of the ring, which producers wait on.
- */
-static bool
-fill_current(void)
-{
-	uint64		tail,
-				tail_seq,
-				head_seq;
-	XLogRecPtr	insert_lsn;
-	uint64		head = connlog_ring_snapshot(&tail, &tail_seq, &head_seq,
-											 &insert_lsn);
-	uint64		pos = read_pos;
-	uint64		seq = read_seq;
-
-	if (cur->seq_end == cur->seq_start)
-	{
-		cur->seq_start = cur->seq_end = seq;
-		cur->pos_start = cur->pos_end = pos;
-	}
-	while (pos < head && !cl_batch_full(cur))
-	{
-		uint32		word;
-		uint32		len;
-		bool		walrec;
-		uint32		size;
-
-		connlog_ring_read(pos, (char *) &word, sizeof(word));
-		walrec = (word & CL_RING_WAL_FLAG) != 0;
-		len = word & CL_RING_LEN_MASK;
-		size = len + (walrec ? CL_RING_LSN_SIZE : 0);
-		if (len < CL_RECORD_FIXED_SIZE || len > CL_MAX_RECORD ||
-			size > head - pos)
-		{
-			/* only corrupt shared memory can get here: give up on it all */
-			ereport(WARNING,
-					(errmsg("connlog ring is corrupt; discarding %llu events",
-							(unsigned long long) (head_seq - seq))));
-			connlog_count(&counters()->dropped, head_seq - seq);
-			pos = head;
-			seq = head_seq;
-			break;
-		}
-		if (walrec)
-		{
-			XLogRecPtr	floor;
-
-			connlog_ring_read(pos + len, (char *) &floor, sizeof(floor));
-			if (!(word & CL_RING_DONE_FLAG))
-			{
-				if (cur->nwal == 0)
-					cur->lsn_floor = floor;
-				cur->nwal++;
-			}
-
-			/*
-			 * floors never decrease in ring order: the rest start here or
-			 * later
-			 */
-			connlog_wal_consumed(floor);
-		}
-		if (!(word & CL_RING_DONE_FLAG))
-		{
-			connlog_ring_read(pos, recbuf, len);
-			/* the record as batch.c knows it, without the ring's flags */
-			memcpy(recbuf, &len, sizeof(len));
-			/* a predecessor may have written it: see the file header */
-			if (seq < taken_before)
-				cur->rewrite = true;
-			if (!cl_batch_add(cur, recbuf, len))
-			{
-				ereport(WARNING,
-					 (errmsg("connlog discarded a malformed event record")));
-				cur->ndropped++;
-			}
-			else if (connlog_log_events)
-			{
-				ClEvent		ev;
-
-				(void) cl_decode(recbuf, len, &ev);
-				connlog_log_event(&ev);
-			}
-		}
-		pos += size;
-		seq++;
-	}
-	/* all of the ring as of the snapshot is consumed: see wal.c */
-	if (pos == head && connlog_wal_tracking())
-		connlog_wal_consumed(insert_lsn);
-	cur->seq_end = seq;
-	cur->pos_end = pos;
-	read_pos = pos;
-	read_seq = seq;
-	if (seq > taken_before)
-		pg_atomic_write_u64(&connlog_shared->taken_seq, seq);
-	return cl_batch_full(cur) ||
-		(cur->nentries > 0 && (read_pos - released_pos) * 2 > connlog_shared->size);
-}
-
-/* Drain the ring into batches and write the full ones. */
-static void
-drain(void)
-{
-	while (nretry < connlog_retry_queue_size && can_write())
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (!fill_current())
-			break;
-		write_current();
-		if (ShutdownRequestPending && !shutting_down)
-			break;
-	}
-}
-
 /*
  * When the loop must look again: the next flush, retry, extension check or
  * purge step, or when the WAL writer may need waking.
@@ -1230,11 +477,8 @@ next_wakeup(TimestampTz now, TimestampTz last_flush)
 {
 	TimestampTz wake = TimestampTzPlusMilliseconds(last_flush,
 												   connlog_flush_interval_ms);
-	const ClBatch *b;
 
-	for (int i = 0; (b = held_batch(i)) != NULL; i++)
-		if (b != cur)
-			wake = Min(wake, b->next_attempt);
+	wake = Min(wake, connlog_flush_next_retry());
 	if (!can_write())
 		wake = next_check;
 	else if (state == WS_PURGING)
@@ -1245,14 +489,6 @@ next_wakeup(TimestampTz now, TimestampTz last_flush)
 		wake = Min(wake, TimestampTzPlusMilliseconds(now,
 												 connlog_wal_wake_writer()));
 	return wake;
-}
-
-/* Write cur now, if the retry queue has room for it should it fail. */
-static void
-flush_current(void)
-{
-	if (can_write() && nretry < connlog_retry_queue_size)
-		write_current();
 }
 
 /*
@@ -1282,7 +518,7 @@ purge_step(TimestampTz now)
 							 connlog_purge_batch_size, &deleted, &error);
 	if (st == CL_WRITE_OK)
 	{
-		connlog_count(&counters()->purged, deleted);
+		connlog_count(&connlog_shared->counters.purged, deleted);
 		purge_run_rows += deleted;
 		elog(DEBUG1, "connlog purge step deleted %llu rows",
 			 (unsigned long long) deleted);
@@ -1354,7 +590,6 @@ shutdown_drain(void)
 				tail_seq,
 				head_seq,
 				target;
-	ConnlogHeld held;
 	ConnlogStats st;
 
 	shutting_down = true;
@@ -1366,21 +601,7 @@ shutdown_drain(void)
 	if (!can_write())
 		check_target();
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &target, NULL);
-	if (can_write())
-	{
-		run_retries(GetCurrentTimestamp());
-		while (can_write() && read_seq < target &&
-			   nretry < connlog_retry_queue_size && shutdown_budget())
-		{
-			fill_current();
-			write_current();
-		}
-		if (nretry < connlog_retry_queue_size)
-			write_current();
-	}
-	publish_done();
-	held_events(NULL, &held);
-	connlog_wal_store_exit_progress(&held);
+	connlog_flush_before_exit(target, shutdown_deadline);
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (tail_seq < target)
@@ -1428,41 +649,6 @@ connect_wait_publish(ConnlogWorkerState state, const char *why)
 }
 
 /*
- * Feed events read back from WAL into batches, writing each batch that
- * fills.  They count as enqueued (and WAL-backed) like new events, once
- * their batch is accounted for: a worker that exits before then reads
- * them back again.
- */
-static void
-feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
-{
-	size_t		off = 0;
-
-	while (off + sizeof(uint32) <= nbytes)
-	{
-		uint32		len = cl_record_length(data + off);
-
-		if (len < sizeof(uint32) || off + len > nbytes)
-			break;				/* wal.c checked the sizes: cannot happen */
-		if (cur->nwal == 0)
-			cur->lsn_floor = floor;
-		cur->nwal++;
-		cur->replayed = true;
-		cur->rewrite = true;
-		if (!cl_batch_add(cur, data + off, len))
-		{
-			ereport(WARNING,
-					(errmsg("connlog discarded a malformed event record read from WAL")));
-			cur->ndropped++;
-		}
-		off += len;
-		if (cl_batch_full(cur))
-			write_current();
-	}
-	write_current();
-}
-
-/*
  * connlog.durability, once the worker can write: read back from WAL, once,
  * the WAL-backed events no committed write accounted for; create the slot
  * when a producer asks for it (its first WAL-backed event), or log why
@@ -1473,12 +659,11 @@ durability_step(void)
 {
 	char	   *error;
 
-	if (connlog_wal_replay_pending() &&
-		!connlog_wal_replay_at_start(feed_replayed, held_now))
+	if (connlog_wal_replay_pending() && !connlog_flush_replay())
 		found_missing();
 	if (!can_write() || !connlog_wal_slot_requested())
 		return;
-	switch (connlog_wal_ensure_slot(read_seq, &error))
+	switch (connlog_wal_ensure_slot(connlog_flush_next_seq(), &error))
 	{
 		case CL_SLOT_READY:
 			break;
@@ -1495,6 +680,14 @@ durability_step(void)
 	}
 }
 
+/* what the batch side (flush.c) asks of this one */
+static const ConnlogFlushHooks flush_hooks = {
+	.can_write = can_write,
+	.found_missing = found_missing,
+	.denied = note_denied,
+	.wait_until_writable = wait_until_writable,
+};
+
 void
 connlog_worker_main(Datum main_arg)
 {
@@ -1508,11 +701,6 @@ connlog_worker_main(Datum main_arg)
 
 	turn_cxt = AllocSetContextCreate(TopMemoryContext, "connlog worker turn",
 									 ALLOCSET_DEFAULT_SIZES);
-	batch_write_cxt = AllocSetContextCreate(TopMemoryContext,
-											"connlog batch write",
-											ALLOCSET_DEFAULT_SIZES);
-	batch_cxt = AllocSetContextCreate(TopMemoryContext, "connlog batches",
-									  ALLOCSET_DEFAULT_SIZES);
 	remembered_cxt = AllocSetContextCreate(TopMemoryContext,
 										   "connlog remembered messages",
 										   ALLOCSET_SMALL_SIZES);
@@ -1540,10 +728,7 @@ connlog_worker_main(Datum main_arg)
 	mallopt(M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD);
 #endif
 
-	recbuf = MemoryContextAlloc(batch_cxt, CL_MAX_RECORD);
-	taken_before = connlog_ring_resume(&read_pos, &read_seq);
-	released_pos = read_pos;
-	cur = new_batch();
+	connlog_flush_init(&flush_hooks);
 
 	ereport(LOG,
 			(errmsg("connlog worker started for database \"%s\"",
@@ -1586,17 +771,17 @@ connlog_worker_main(Datum main_arg)
 		if (can_write())
 		{
 			durability_step();
-			run_retries(now);
-			drain();
+			connlog_flush_retries(now);
+			connlog_flush_drain();
 			if (flush_due)
-				flush_current();
+				connlog_flush_current();
 			purge_step(now);
 		}
 
 		/* connlog_flush() waits for no replay while none can run */
 		if (!can_write())
 			pg_atomic_write_u32(&connlog_shared->replaying, 0);
-		publish_done();
+		connlog_flush_publish_done();
 
 		/* Sleep until the next deadline. */
 		wake = next_wakeup(now, last_flush);

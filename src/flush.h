@@ -1,0 +1,53 @@
+/*-------------------------------------------------------------------------
+ *
+ * flush.h
+ *		The worker's batches: taking events from the ring, writing them,
+ *		and accounting for them (flush.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONNLOG_FLUSH_H
+#define CONNLOG_FLUSH_H
+
+#include "utils/timestamp.h"
+
+/*
+ * What the batch side asks of the worker's process side (worker.c), whose
+ * state says whether the worker can write.  Given once, to
+ * connlog_flush_init().
+ */
+typedef struct ConnlogFlushHooks
+{
+	/* Can the worker write?  Asked before each batch is written. */
+	bool		(*can_write) (void);
+	/* A write found the extension missing: writing stops. */
+	void		(*found_missing) (void);
+	/* A write was refused for a privilege (error): writing stops. */
+	void		(*denied) (const char *error);
+
+	/*
+	 * A part of a split was refused for a privilege: wait until the worker
+	 * can write again.  Returns false if the worker must exit first.
+	 */
+	bool		(*wait_until_writable) (void);
+} ConnlogFlushHooks;
+
+extern void connlog_flush_init(const ConnlogFlushHooks *hooks);
+extern void connlog_flush_reloaded(void);
+
+/* each turn of the worker's loop, while it can write */
+extern bool connlog_flush_replay(void);
+extern uint64 connlog_flush_next_seq(void);
+extern void connlog_flush_retries(TimestampTz now);
+extern void connlog_flush_drain(void);
+extern void connlog_flush_current(void);
+
+/* each turn, whether it can write or not */
+extern void connlog_flush_publish_done(void);
+extern bool connlog_flush_queue_full(void);
+extern TimestampTz connlog_flush_next_retry(void);
+
+/* on SIGTERM */
+extern void connlog_flush_before_exit(uint64 target, TimestampTz deadline);
+
+#endif							/* CONNLOG_FLUSH_H */
