@@ -620,8 +620,6 @@ write_batch_internal(ClBatch *b, bool retry)
 		return true;
 	if (retry)
 		b->attempts++;
-	if (retry)
-		b->attempts++;
 
 	/*
 	 * A transient error (a lock or statement timeout, a serialization

@@ -205,6 +205,39 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(1201, 1400)'),
 	'200', 'every row written with its connect and disconnect time');
 ok(identity_holds(), 'accounting identity holds');
 
+# max_retries bounds the retries of a failure that is neither transient
+# nor the rows' fault (P0001): with max_retries 3 and the first 3
+# statements failing, the batch is retried 3 times, each retry numbered in
+# the log, and its third retry writes it whole, nothing split.
+set_conf('connlog.max_retries' => '3');
+$node->safe_psql(
+	'postgres', q{
+UPDATE fail_budget SET n = 0;
+CREATE SEQUENCE hard_seq;
+CREATE FUNCTION fail_first_3_hard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('public.hard_seq') <= 3 THEN
+    RAISE EXCEPTION 'injected hard failure';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER fail_first_3_hard BEFORE INSERT ON connection_logs
+  FOR EACH STATEMENT EXECUTE FUNCTION fail_first_3_hard();
+});
+my $retry_log_offset = -s $node->logfile;
+$s0 = flush_pairs(3001, 3200);
+is(moved($s0, qw(written pending rejected batches write_errors retries)),
+	'written=200 pending=0 rejected=0 batches=1 write_errors=3 retries=3',
+	'max_retries 3, 3 hard failures: 3 retries, then the batch written whole');
+my $retry_log = slurp_file($node->logfile, $retry_log_offset);
+is( join(',', $retry_log =~ /DETAIL:  (Retry \d+ of \d+|The batch will be retried)\./g),
+	'The batch will be retried,Retry 1 of 3,Retry 2 of 3',
+	'each retry is numbered once in the log');
+is($node->safe_psql('postgres', 'SELECT good_pairs(3001, 3200)'),
+	'200', 'every row written with its connect and disconnect time');
+$node->safe_psql('postgres',
+	'DROP TRIGGER fail_first_3_hard ON connection_logs');
+
 # retry_interval on reload: at 1h a failed batch waits in the retry queue
 # (connlog_flush() does not hurry a retry), until the worker is told to
 # exit: then it retries its whole queue at once.
