@@ -122,7 +122,6 @@
 #include <malloc.h>
 #endif
 
-#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
