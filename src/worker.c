@@ -341,12 +341,17 @@ batch_accounted(const ClBatch *b)
 		connlog_ring_mark_done(b->pos_start, b->pos_end);
 }
 
-/* Move the ring's tail up to the oldest event a batch still holds. */
+/*
+ * Move the ring's tail up to the oldest event a batch still holds, and
+ * say whether a batch holds events read back from WAL (for
+ * connlog_stats.lag, see ring.c).
+ */
 static void
 release_ring(void)
 {
 	uint64		pos = read_pos;
 	uint64		seq = read_seq;
+	bool		replayed = false;
 
 	for (int i = -1; i < nretry; i++)
 	{
@@ -357,7 +362,10 @@ release_ring(void)
 			pos = b->pos_start;
 			seq = b->seq_start;
 		}
+		if (b->replayed)
+			replayed = true;
 	}
+	connlog_ring_set_replayed(replayed);
 	if (pos != released_pos)
 	{
 		connlog_ring_release(pos, seq);
@@ -1020,7 +1028,7 @@ fill_current(void)
 		connlog_ring_read(pos, (char *) &word, sizeof(word));
 		walrec = (word & CL_RING_WAL_FLAG) != 0;
 		len = word & CL_RING_LEN_MASK;
-		size = len + (walrec ? CL_RING_LSN_SIZE : 0);
+		size = cl_ring_entry_size(word);
 		if (len < CL_RECORD_FIXED_SIZE || len > CL_MAX_RECORD ||
 			size > head - pos)
 		{
@@ -1037,7 +1045,8 @@ fill_current(void)
 		{
 			XLogRecPtr	floor;
 
-			connlog_ring_read(pos + len, (char *) &floor, sizeof(floor));
+			connlog_ring_read(pos + len + CL_RING_TIME_SIZE, (char *) &floor,
+							  sizeof(floor));
 			if (!(word & CL_RING_DONE_FLAG))
 			{
 				if (cur->nwal == 0)
@@ -1437,6 +1446,8 @@ feed_replayed(const char *data, size_t nbytes, uint64 nrecords,
 		if (cur->nwal == 0)
 			cur->lsn_floor = floor;
 		cur->nwal++;
+		if (!cur->replayed)
+			connlog_ring_set_replayed(true);
 		cur->replayed = true;
 		cur->rewrite = true;
 		if (!cl_batch_add(cur, data + off, len))
@@ -1569,6 +1580,8 @@ replay_wal(void)
 							(unsigned long long) s->crash_wal_pending)));
 		s->crash_wal_pending = 0;
 	}
+	/* a predecessor's replayed events are written, read again, or lost */
+	release_ring();
 	pg_atomic_write_u32(&s->replaying, 0);
 	ConditionVariableBroadcast(&s->flush_cv);
 }
