@@ -5,10 +5,11 @@
  *		worker's latch, and the event counters.
  *
  * Layout: one ConnlogShared struct followed by connlog.ring_size bytes of
- * ring.  Records (batch.h) are stored back to back and may wrap around the
- * end of the ring; head and tail are monotonic byte counts, so the ring
- * holds head - tail bytes and a position is count % size.  head_seq and
- * tail_seq number the events the same way.
+ * ring.  Events (each a record, batch.h, with what ring.h says follows
+ * it) are stored back to back and may wrap around the end of the ring;
+ * head and tail are monotonic byte counts, so the ring holds head - tail
+ * bytes and a position is count % size.  head_seq and tail_seq number the
+ * events the same way.
  *
  * The ring frees an event only once it is accounted for: written,
  * rejected or dropped by a committed decision of the worker.  The worker
