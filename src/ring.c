@@ -65,9 +65,9 @@
  *	  first, so enqueued - outcomes (pending) is never negative.
  *	- done_seq and flush_requested are atomics; only the worker advances
  *	  done_seq, and flush_requested is set by anyone, cleared by the worker.
- *	- worker_state is an atomic only the worker (and its exit callback)
- *	  writes; readers take it as a hint, without any lock.  So is
- *	  holds_replayed, which only the worker writes.
+ *	- worker_state and holds_replayed are atomics only the worker (and,
+ *	  for worker_state, its exit callback) writes; readers take them as
+ *	  hints, without any lock.
  *	- connlog_stats reads the event times from tail on under lock held
  *	  shared, which keeps tail and the bytes in [tail, head) in place.
  *	  The worker may set CL_RING_DONE_FLAG meanwhile: that changes one bit
