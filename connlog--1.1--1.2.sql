@@ -182,6 +182,107 @@ WHERE @extschema@.connlog_query_check(
 			connlog_connection_count.connected_before)
 $$;
 
+-- connlog_stats gains lag.  A function's OUT columns cannot change in
+-- place, so the view and the function are made afresh.  The old ones are
+-- renamed first and dropped last, so that the grants other roles had on
+-- them can be given again on the new ones, by the owner; grants given
+-- with GRANT OPTION keep it.
+ALTER VIEW @extschema@.connlog_stats RENAME TO connlog_stats_1_1;
+ALTER FUNCTION @extschema@.connlog_stats() RENAME TO connlog_stats_1_1;
+
+CREATE FUNCTION connlog_stats(
+	OUT enqueued bigint,
+	OUT merged bigint,
+	OUT written bigint,
+	OUT rejected bigint,
+	OUT dropped bigint,
+	OUT pending bigint,
+	OUT batches bigint,
+	OUT write_errors bigint,
+	OUT retries bigint,
+	OUT purged bigint,
+	OUT ring_used_bytes bigint,
+	OUT ring_size_bytes bigint,
+	OUT last_flush timestamptz,
+	OUT last_error text,
+	OUT worker_pid integer,
+	OUT worker_state text,
+	OUT lag interval)
+RETURNS record
+AS 'MODULE_PATHNAME', 'connlog_stats_1_2'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW connlog_stats AS SELECT * FROM @extschema@.connlog_stats();
+
+REVOKE ALL ON FUNCTION @extschema@.connlog_stats() FROM PUBLIC;
+REVOKE ALL ON @extschema@.connlog_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.connlog_stats() TO pg_monitor;
+GRANT SELECT ON @extschema@.connlog_stats TO pg_monitor;
+
+-- A GRANT in an extension script also records the object's whole ACL in
+-- pg_init_privs as the extension's own initial privileges, which pg_dump
+-- leaves out: so once the roles' grants are given again, the rows are put
+-- back to what the script's own GRANTs left, or a dump would lose those
+-- grants.  (The script runs as a superuser: connlog is not trusted.)
+-- Every name is qualified: the script's search_path is not the script's
+-- to choose, and pg_temp comes first on it for relations.
+DO $$
+DECLARE
+	fn pg_catalog.oid := '@extschema@.connlog_stats()'::pg_catalog.regprocedure;
+	vw pg_catalog.oid := '@extschema@.connlog_stats'::pg_catalog.regclass;
+	fn_init pg_catalog.aclitem[];
+	vw_init pg_catalog.aclitem[];
+	g record;
+BEGIN
+	SELECT p.proacl INTO STRICT fn_init FROM pg_catalog.pg_proc p
+	WHERE p.oid OPERATOR(pg_catalog.=) fn;
+	SELECT c.relacl INTO STRICT vw_init FROM pg_catalog.pg_class c
+	WHERE c.oid OPERATOR(pg_catalog.=) vw;
+	FOR g IN
+		SELECT 'FUNCTION'::pg_catalog.text AS kind,
+			pg_catalog.format('%I.connlog_stats()', n.nspname) AS target,
+			a.grantee, a.privilege_type, a.is_grantable
+		FROM pg_catalog.pg_proc p
+			JOIN pg_catalog.pg_namespace n
+				ON n.oid OPERATOR(pg_catalog.=) p.pronamespace,
+			pg_catalog.aclexplode(p.proacl) a
+		WHERE p.oid OPERATOR(pg_catalog.=)
+			'@extschema@.connlog_stats_1_1()'::pg_catalog.regprocedure
+			AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+		UNION ALL
+		SELECT 'TABLE'::pg_catalog.text,
+			pg_catalog.format('%I.connlog_stats', n.nspname),
+			a.grantee, a.privilege_type, a.is_grantable
+		FROM pg_catalog.pg_class c
+			JOIN pg_catalog.pg_namespace n
+				ON n.oid OPERATOR(pg_catalog.=) c.relnamespace,
+			pg_catalog.aclexplode(c.relacl) a
+		WHERE c.oid OPERATOR(pg_catalog.=)
+			'@extschema@.connlog_stats_1_1'::pg_catalog.regclass
+			AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+	LOOP
+		EXECUTE pg_catalog.format('GRANT %s ON %s %s TO %s%s',
+			g.privilege_type, g.kind, g.target,
+			CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+				THEN 'PUBLIC'
+				ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee))
+			END,
+			CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+	END LOOP;
+	UPDATE pg_catalog.pg_init_privs i SET initprivs = fn_init
+	WHERE i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+		AND i.objoid OPERATOR(pg_catalog.=) fn
+		AND i.objsubid OPERATOR(pg_catalog.=) 0;
+	UPDATE pg_catalog.pg_init_privs i SET initprivs = vw_init
+	WHERE i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+		AND i.objoid OPERATOR(pg_catalog.=) vw
+		AND i.objsubid OPERATOR(pg_catalog.=) 0;
+END
+$$;
+
+DROP VIEW @extschema@.connlog_stats_1_1;
+DROP FUNCTION @extschema@.connlog_stats_1_1();
+
 -- How many WAL-backed events were not written when the worker last
 -- exited, so that a cluster made by pg_upgrade, which keeps this row but
 -- not the WAL, can say what it lost (see connlog--1.2.sql).

@@ -133,9 +133,10 @@ CREATE FUNCTION connlog_stats(
 	OUT last_flush timestamptz,
 	OUT last_error text,
 	OUT worker_pid integer,
-	OUT worker_state text)
+	OUT worker_state text,
+	OUT lag interval)
 RETURNS record
-AS 'MODULE_PATHNAME', 'connlog_stats_1_1'
+AS 'MODULE_PATHNAME', 'connlog_stats_1_2'
 LANGUAGE C STRICT VOLATILE;
 
 CREATE VIEW connlog_stats AS SELECT * FROM @extschema@.connlog_stats();

@@ -142,6 +142,7 @@ PG_FUNCTION_INFO_V1(connlog_enqueue);
 PG_FUNCTION_INFO_V1(connlog_flush);
 PG_FUNCTION_INFO_V1(connlog_stats);
 PG_FUNCTION_INFO_V1(connlog_stats_1_1);
+PG_FUNCTION_INFO_V1(connlog_stats_1_2);
 
 #ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
 static void
@@ -914,16 +915,31 @@ connlog_flush(PG_FUNCTION_ARGS)
 typedef enum ConnlogStatsVersion
 {
 	CONNLOG_STATS_V1_0,
-	CONNLOG_STATS_V1_1
+	CONNLOG_STATS_V1_1,
+	CONNLOG_STATS_V1_2
 } ConnlogStatsVersion;
+
+/*
+ * connlog_stats.lag: how long ago the oldest event not accounted for was
+ * stored (see ring.c), the way clock_timestamp() minus a timestamptz would
+ * say it.  Never negative, should the clock have gone back since.
+ */
+static Datum
+lag_interval(TimestampTz stored)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	return DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(now),
+							   TimestampTzGetDatum(Min(stored, now)));
+}
 
 static Datum
 stats_internal(FunctionCallInfo fcinfo, ConnlogStatsVersion version)
 {
 	TupleDesc	tupdesc;
 	ConnlogStats st;
-	Datum		values[16];
-	bool		nulls[16] = {0};
+	Datum		values[17];
+	bool		nulls[17] = {0};
 	int			i = 0;
 
 	require_shared_memory();
@@ -952,6 +968,13 @@ stats_internal(FunctionCallInfo fcinfo, ConnlogStatsVersion version)
 	values[i++] = Int32GetDatum(st.worker_pid);
 	if (version >= CONNLOG_STATS_V1_1)
 		values[i++] = CStringGetTextDatum(connlog_worker_state_label(st.worker_state));
+	if (version >= CONNLOG_STATS_V1_2)
+	{
+		nulls[i] = (st.oldest_stored == 0);
+		if (!nulls[i])
+			values[i] = lag_interval(st.oldest_stored);
+		i++;
+	}
 	if (i != tupdesc->natts)
 		elog(ERROR, "connlog_stats: the function's definition has %d columns, expected %d",
 			 tupdesc->natts, i);
@@ -969,4 +992,10 @@ Datum
 connlog_stats_1_1(PG_FUNCTION_ARGS)
 {
 	return stats_internal(fcinfo, CONNLOG_STATS_V1_1);
+}
+
+Datum
+connlog_stats_1_2(PG_FUNCTION_ARGS)
+{
+	return stats_internal(fcinfo, CONNLOG_STATS_V1_2);
 }

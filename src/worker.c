@@ -390,12 +390,17 @@ settle(ClBatch *b, int start, int n, uint8 outcome)
 	batch_accounted(b);
 }
 
-/* Move the ring's tail up to the oldest event a batch still holds. */
+/*
+ * Move the ring's tail up to the oldest event a batch still holds, and
+ * say whether a batch holds events read back from WAL (for
+ * connlog_stats.lag, see ring.c).
+ */
 static void
 release_ring(void)
 {
 	uint64		pos = read_pos;
 	uint64		seq = read_seq;
+	bool		replayed = false;
 	const ClBatch *b;
 
 	for (int i = 0; (b = held_batch(i)) != NULL; i++)
@@ -405,7 +410,10 @@ release_ring(void)
 			pos = b->pos_start;
 			seq = b->seq_start;
 		}
+		if (b->replayed)
+			replayed = true;
 	}
+	connlog_ring_set_replayed(replayed);
 	if (pos != released_pos)
 	{
 		connlog_ring_release(pos, seq);
@@ -1137,7 +1145,7 @@ fill_current(void)
 		connlog_ring_read(pos, (char *) &word, sizeof(word));
 		walrec = (word & CL_RING_WAL_FLAG) != 0;
 		len = word & CL_RING_LEN_MASK;
-		size = len + (walrec ? CL_RING_LSN_SIZE : 0);
+		size = cl_ring_entry_size(word);
 		if (len < CL_RECORD_FIXED_SIZE || len > CL_MAX_RECORD ||
 			size > head - pos)
 		{
@@ -1154,7 +1162,8 @@ fill_current(void)
 		{
 			XLogRecPtr	floor;
 
-			connlog_ring_read(pos + len, (char *) &floor, sizeof(floor));
+			connlog_ring_read(pos + len + CL_RING_TIME_SIZE, (char *) &floor,
+							  sizeof(floor));
 			if (!(word & CL_RING_DONE_FLAG))
 			{
 				if (cur->nwal == 0)
@@ -1447,6 +1456,8 @@ feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
 		if (cur->nwal == 0)
 			cur->lsn_floor = floor;
 		cur->nwal++;
+		if (!cur->replayed)
+			connlog_ring_set_replayed(true);
 		cur->replayed = true;
 		cur->rewrite = true;
 		if (!cl_batch_add(cur, data + off, len))
@@ -1473,9 +1484,19 @@ durability_step(void)
 {
 	char	   *error;
 
-	if (connlog_wal_replay_pending() &&
-		!connlog_wal_replay_at_start(feed_replayed, held_now))
-		found_missing();
+	if (connlog_wal_replay_pending())
+	{
+		if (!connlog_wal_replay_at_start(feed_replayed, held_now))
+			found_missing();
+		else
+		{
+			/*
+			 * a predecessor's replayed events are written, read again, or
+			 * lost
+			 */
+			release_ring();
+		}
+	}
 	if (!can_write() || !connlog_wal_slot_requested())
 		return;
 	switch (connlog_wal_ensure_slot(read_seq, &error))
