@@ -354,5 +354,28 @@ SELECT array(SELECT right(connection_id::text, 1)
 	'{3,2,1}|1|2',
 	'1.1 updated to 1.2: rows written before the update are found');
 
+# The library writes to a 1.0 or 1.1 table too, whose type is the enum:
+# events enqueued under 1.2 and written after the extension was made
+# again at 1.1 keep their type if the enum has it, and one the enum does
+# not have fails only its own row, which is rejected.  (CASCADE drops the
+# helper ev(), whose argument is a connection_status.)
+$node->safe_psql('postgres', q{
+SELECT ev(9);
+SELECT connlog_enqueue(id => uid(3, 10), event_time => t0(10),
+  organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
+  workspace_id => uid(12, 0), workspace_name => 'dev', agent_name => 'main',
+  type => 'file_transfer', status => 'connected', connection_id => uid(2, 10));
+DROP EXTENSION connlog CASCADE;
+CREATE EXTENSION connlog VERSION '1.1';
+SELECT connlog_flush()});
+is( $node->safe_psql(
+		'postgres', q{
+SELECT string_agg(right(connection_id::text, 2) || ' ' || type, ',')
+FROM connection_logs;
+SELECT error, event->>'type' FROM connection_logs_rejected}),
+	qq{09 ssh\ninvalid input value for enum connection_type: "file_transfer" (SQLSTATE 22P02)|file_transfer},
+	'1.1 table: a type the enum has is written, one it has not is rejected alone'
+);
+
 $node->stop;
 done_testing();
