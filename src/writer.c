@@ -70,13 +70,12 @@
  * member, found through pg_depend, never merely by name: the extension
  * comes from pg_extension (scanned, not queried), connection_logs,
  * connection_logs_rejected and, from version 1.1 on, connlog_wal_progress
- * must be ordinary tables that belong to it, and so must the type
- * connlog_batch_row and, before 1.2, the connection_type of its type
- * column.  Anything else under those names (a view another role created
- * where a member is missing, say) is an error that names it, and nothing
- * is prepared; the worker then holds the events, as for a missing
- * extension, whether it finds this when it starts or when a write
- * prepares the statements again.  A prepared statement
+ * must be ordinary tables that belong to it, as must connlog_batch_row and,
+ * before 1.2, connection_type.  Anything else under those names
+ * (a view another role created where a member is missing, say) is an
+ * error that names it, and nothing is prepared; the worker then holds the
+ * events, as for a missing extension, whether it finds this when it starts
+ * or when a write prepares the statements again.  A prepared statement
  * names its tables, and the plan cache would look those names up again
  * whenever the plan is invalidated, which a schema rename or a member
  * dropped and replaced does.  So before each statement the worker locks
@@ -189,8 +188,8 @@ enum
 };
 
 /*
- * and their types; InvalidOid stands for the type's, text from 1.2 on and
- * the connection_type enum before
+ * and their types; InvalidOid marks the type column's, which is text from
+ * 1.2 on and the enum connection_type before
  */
 static const Oid row_types[UPSERT_NCOLS] = {
 	UUIDOID, TIMESTAMPTZOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID,
