@@ -139,6 +139,7 @@ static const char *const arg_names[NUM_ARGS] = {
 };
 
 PG_FUNCTION_INFO_V1(connlog_enqueue);
+PG_FUNCTION_INFO_V1(connlog_enqueue_1_2);
 PG_FUNCTION_INFO_V1(connlog_flush);
 PG_FUNCTION_INFO_V1(connlog_stats);
 PG_FUNCTION_INFO_V1(connlog_stats_1_1);
@@ -578,6 +579,29 @@ get_text(FunctionCallInfo fcinfo, int arg, ClText *dst)
 }
 
 /*
+ * The type argument of connlog_enqueue from 1.2 on, which is text: any
+ * value of 1 to CL_MAX_TYPE_LEN bytes (batch.h says why that bound).
+ */
+static void
+get_type_text(FunctionCallInfo fcinfo, ClEvent *ev)
+{
+	text	   *t = PG_GETARG_TEXT_PP(ARG_TYPE);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		  errmsg("argument \"type\" of connlog_enqueue must not be empty")));
+	if (len > CL_MAX_TYPE_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("argument \"type\" of connlog_enqueue must not be longer than %d bytes",
+						CL_MAX_TYPE_LEN),
+				 errdetail("The value given is %zu bytes long.", len)));
+	cl_set_type(ev, VARDATA_ANY(t), (uint16) len);
+}
+
+/*
  * Optional arguments that carry no value are stored as NULL, as coder's
  * BatchUpsertConnectionLogs does with its Go zero values: an empty string
  * and the all-zero UUID.  For connection_id this matters beyond storage:
@@ -660,9 +684,13 @@ worker_trouble(char **detail, char **hint)
  *
  * Not STRICT: NULLs in the optional arguments are normal, and a NULL in a
  * required one deserves an error that names it, not a silent no-op.
+ *
+ * Two entry points: connlog_enqueue takes the type as a connection_type
+ * (1.0 and 1.1, and the overload 1.2 keeps for callers that cast to it),
+ * connlog_enqueue_1_2 as text.
  */
-Datum
-connlog_enqueue(PG_FUNCTION_ARGS)
+static Datum
+enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 {
 	ClEvent		ev;
 
@@ -694,8 +722,11 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	get_uuid(fcinfo, ARG_WORKSPACE_ID, ev.workspace_id);
 	get_text(fcinfo, ARG_WORKSPACE_NAME, &ev.workspace_name);
 	get_text(fcinfo, ARG_AGENT_NAME, &ev.agent_name);
-	ev.type = enum_index(PG_GETARG_OID(ARG_TYPE), connlog_type_labels,
-						 CL_NUM_TYPES);
+	if (type_is_text)
+		get_type_text(fcinfo, &ev);
+	else
+		ev.type = enum_index(PG_GETARG_OID(ARG_TYPE), connlog_type_labels,
+							 CL_NUM_TYPES);
 	ev.status = enum_index(PG_GETARG_OID(ARG_STATUS), connlog_status_labels,
 						   2);
 
@@ -799,6 +830,18 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 			}
 	}
 	PG_RETURN_VOID();
+}
+
+Datum
+connlog_enqueue(PG_FUNCTION_ARGS)
+{
+	return enqueue(fcinfo, false);
+}
+
+Datum
+connlog_enqueue_1_2(PG_FUNCTION_ARGS)
+{
+	return enqueue(fcinfo, true);
 }
 
 /*
