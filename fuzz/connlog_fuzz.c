@@ -25,6 +25,9 @@
  * fuzz/selftest.c includes this file to run the same checks without
  * libFuzzer.
  *
+ * IDENTIFICATION
+ *	  fuzz/connlog_fuzz.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "batch.h"

@@ -11,6 +11,9 @@
  *
  *	gcc -DCONNLOG_STANDALONE -Isrc fuzz/selftest.c src/batch.c
  *
+ * IDENTIFICATION
+ *	  fuzz/selftest.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "connlog_fuzz.c"

@@ -43,6 +43,9 @@
  * connect whose batch is retried after its disconnect's batch was written
  * leaves the disconnect's id, ip, user_agent etc. in the row.
  *
+ * IDENTIFICATION
+ *	  src/batch.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "batch.h"

@@ -39,6 +39,9 @@
  * change, and a record written by an older build (a WAL record replayed
  * after the library was replaced) still decodes.
  *
+ * IDENTIFICATION
+ *	  src/batch.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_BATCH_H

@@ -90,6 +90,9 @@
  *	  position that snapshot read.  wal_woken_at is an atomic that
  *	  producers advance by compare-and-swap, without the lock.
  *
+ * IDENTIFICATION
+ *	  src/ring.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -5,6 +5,9 @@
  *
  * See ring.c for the layout and the locking rules.
  *
+ * IDENTIFICATION
+ *	  src/ring.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_RING_H

@@ -239,6 +239,9 @@
  * the server once connlog_stats shows nothing pending, or start it again
  * to let the worker write what its log says is left.
  *
+ * IDENTIFICATION
+ *	  src/wal.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

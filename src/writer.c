@@ -147,6 +147,9 @@
  * ordinary INSERT assignment, so a table with added columns works too.  The log_events line is also built
  * here, since it shares the per-field conversions with the upsert.
  *
+ * IDENTIFICATION
+ *	  src/writer.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
