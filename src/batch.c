@@ -48,9 +48,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "batch.h"
+#ifndef CONNLOG_STANDALONE
+#include "postgres.h"
+#endif
 
 #include <string.h>
+
+#include "batch.h"
 
 const char *const connlog_type_labels[CL_NUM_TYPES] = {
 	"ssh", "vscode", "jetbrains", "reconnecting_pty", "workspace_app",

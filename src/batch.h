@@ -63,7 +63,7 @@ typedef uint64_t uint64;
 #define cl_realloc(p, sz)	realloc((p), (sz))
 #define cl_free(p)			free(p)
 #else
-#include "postgres.h"
+/* the including .c file has included postgres.h first, as it must */
 #define cl_alloc(sz)		palloc(sz)
 #define cl_alloc0(sz)		palloc0(sz)
 #define cl_realloc(p, sz)	repalloc((p), (sz))
