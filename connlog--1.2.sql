@@ -14,6 +14,10 @@
 -- extension's objects with @extschema@ ("Security Considerations for
 -- Extensions" in PostgreSQL's documentation).
 
+-- The kinds of connection 1.0 and 1.1 knew.  A connection's type is text
+-- (connection_logs.type), so that a new kind needs no migration; the enum
+-- is kept for compatibility, for callers of connlog_enqueue that cast to
+-- it (the overload below).
 CREATE TYPE connection_type AS ENUM (
 	'ssh', 'vscode', 'jetbrains', 'reconnecting_pty', 'workspace_app',
 	'port_forwarding', 'tunnel'
@@ -30,7 +34,7 @@ CREATE TABLE connection_logs (
 	workspace_id uuid NOT NULL,
 	workspace_name text NOT NULL,
 	agent_name text NOT NULL,
-	type connection_type NOT NULL,
+	type text NOT NULL,
 	ip inet,
 	code integer,
 	user_agent text,
@@ -69,7 +73,7 @@ CREATE TYPE connlog_batch_row AS (
 	workspace_id uuid,
 	workspace_name text,
 	agent_name text,
-	type connection_type,
+	type text,
 	ip inet,
 	code integer,
 	user_agent text,
@@ -90,6 +94,31 @@ CREATE TABLE connection_logs_rejected (
 SELECT pg_catalog.pg_extension_config_dump('connection_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('connection_logs_rejected', '');
 
+-- type: any text of 1 to 63 bytes (README).
+CREATE FUNCTION connlog_enqueue(
+	id uuid,
+	event_time timestamptz,
+	organization_id uuid,
+	workspace_owner_id uuid,
+	workspace_id uuid,
+	workspace_name text,
+	agent_name text,
+	type text,
+	status connection_status,
+	connection_id uuid DEFAULT NULL,
+	ip inet DEFAULT NULL,
+	code integer DEFAULT NULL,
+	user_agent text DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	slug_or_port text DEFAULT NULL,
+	disconnect_reason text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'connlog_enqueue_1_2'
+LANGUAGE C VOLATILE;
+
+-- Kept for compatibility: 1.1's connlog_enqueue, for callers that cast
+-- the type to connection_type.  A string literal or a text value resolves
+-- to the function above.
 CREATE FUNCTION connlog_enqueue(
 	id uuid,
 	event_time timestamptz,
@@ -133,14 +162,18 @@ CREATE FUNCTION connlog_stats(
 	OUT last_flush timestamptz,
 	OUT last_error text,
 	OUT worker_pid integer,
-	OUT worker_state text)
+	OUT worker_state text,
+	OUT lag interval)
 RETURNS record
-AS 'MODULE_PATHNAME', 'connlog_stats_1_1'
+AS 'MODULE_PATHNAME', 'connlog_stats_1_2'
 LANGUAGE C STRICT VOLATILE;
 
 CREATE VIEW connlog_stats AS SELECT * FROM @extschema@.connlog_stats();
 
 -- Only roles granted these may enqueue, flush or read the counters.
+REVOKE ALL ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
+	text, text, text, connection_status, uuid, inet, integer, text,
+	uuid, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
 	text, text, connection_type, connection_status, uuid, inet, integer, text,
 	uuid, text, text) FROM PUBLIC;
@@ -193,8 +226,8 @@ REVOKE ALL ON connlog_wal_progress FROM PUBLIC;
 --    counting all of them reads the table.
 --  * user_id: only the rows with a user_id (web connections), so the
 --    others cost it nothing; the upsert never changes user_id.
--- There is none on type: with seven values a type alone selects about a
--- seventh of the table, which an index would read little faster than the
+-- There is none on type: with a handful of values a type alone selects a
+-- large part of the table, which an index would read little faster than the
 -- table, while every write would pay for it.
 CREATE INDEX connection_logs_user_id_idx
 	ON connection_logs (user_id) WHERE user_id IS NOT NULL;
@@ -252,7 +285,7 @@ $$;
 -- change.
 CREATE FUNCTION connlog_table_query(func text,
 	organization_id uuid, workspace_owner_id uuid, workspace_id uuid,
-	type connection_type, user_id uuid, connection_id uuid,
+	types text[], user_id uuid, connection_id uuid,
 	state connection_log_state, connected_after timestamptz,
 	connected_before timestamptz, "limit" integer, "offset" integer,
 	count_only boolean)
@@ -281,8 +314,8 @@ BEGIN
 	IF workspace_id IS NOT NULL THEN
 		conds := conds || ' AND c.workspace_id OPERATOR(pg_catalog.=) $3';
 	END IF;
-	IF type IS NOT NULL THEN
-		conds := conds || ' AND c.type::pg_catalog.text OPERATOR(pg_catalog.=) $4::pg_catalog.text';
+	IF types IS NOT NULL THEN
+		conds := conds || ' AND c.type::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($4)';
 	END IF;
 	IF user_id IS NOT NULL THEN
 		conds := conds || ' AND c.user_id OPERATOR(pg_catalog.=) $5';
@@ -305,13 +338,13 @@ BEGIN
 		RETURN QUERY EXECUTE pg_catalog.format(
 			'SELECT NULL::@extschema@.connection_logs, pg_catalog.count(*) FROM %I.%I c WHERE %s',
 			names[1], names[2], conds)
-		USING organization_id, workspace_owner_id, workspace_id, type,
+		USING organization_id, workspace_owner_id, workspace_id, types,
 			user_id, connection_id, connected_after, connected_before;
 	ELSE
 		RETURN QUERY EXECUTE pg_catalog.format(
 			'SELECT pg_catalog.jsonb_populate_record(NULL::@extschema@.connection_logs, pg_catalog.to_jsonb(c)), NULL::pg_catalog.int8 FROM %I.%I c WHERE %s ORDER BY c.connect_time DESC, c.id LIMIT $9 OFFSET $10',
 			names[1], names[2], conds)
-		USING organization_id, workspace_owner_id, workspace_id, type,
+		USING organization_id, workspace_owner_id, workspace_id, types,
 			user_id, connection_id, connected_after, connected_before,
 			"limit", "offset";
 	END IF;
@@ -329,7 +362,7 @@ $$;
 -- Without a SET clause the body is parsed under the caller's search_path,
 -- in which another role may have created an operator or function that
 -- matches the arguments better than the built-in one (an
--- =(connection_type, connection_type) beats pg_catalog's anyenum
+-- =(connection_log_state, connection_log_state) beats pg_catalog's anyenum
 -- operator) or comes before pg_catalog; it would run as the caller, once
 -- per row.  So every name in the body is qualified: operators as
 -- OPERATOR(pg_catalog.x), functions and types with pg_catalog or
@@ -345,7 +378,7 @@ CREATE FUNCTION connlog_connections(
 	organization_id uuid DEFAULT NULL,
 	workspace_owner_id uuid DEFAULT NULL,
 	workspace_id uuid DEFAULT NULL,
-	type connection_type DEFAULT NULL,
+	types text[] DEFAULT NULL,
 	user_id uuid DEFAULT NULL,
 	connection_id uuid DEFAULT NULL,
 	state connection_log_state DEFAULT NULL,
@@ -375,8 +408,8 @@ WHERE COALESCE(pg_catalog.current_setting('connlog.table'::pg_catalog.text,
 	AND (connlog_connections.workspace_id IS NULL
 		 OR c.workspace_id OPERATOR(pg_catalog.=)
 			connlog_connections.workspace_id)
-	AND (connlog_connections.type IS NULL
-		 OR c.type OPERATOR(pg_catalog.=) connlog_connections.type)
+	AND (connlog_connections.types IS NULL
+		 OR c.type OPERATOR(pg_catalog.=) ANY (connlog_connections.types))
 	AND (connlog_connections.user_id IS NULL
 		 OR c.user_id OPERATOR(pg_catalog.=) connlog_connections.user_id)
 	AND (connlog_connections.connection_id IS NULL
@@ -403,7 +436,7 @@ SELECT (t.log).*
 FROM @extschema@.connlog_table_query('connlog_connections'::pg_catalog.text,
 	connlog_connections.organization_id,
 	connlog_connections.workspace_owner_id, connlog_connections.workspace_id,
-	connlog_connections.type, connlog_connections.user_id,
+	connlog_connections.types, connlog_connections.user_id,
 	connlog_connections.connection_id, connlog_connections.state,
 	connlog_connections.connected_after, connlog_connections.connected_before,
 	connlog_connections."limit", connlog_connections."offset", false) t
@@ -423,7 +456,7 @@ CREATE FUNCTION connlog_connection_count(
 	organization_id uuid DEFAULT NULL,
 	workspace_owner_id uuid DEFAULT NULL,
 	workspace_id uuid DEFAULT NULL,
-	type connection_type DEFAULT NULL,
+	types text[] DEFAULT NULL,
 	user_id uuid DEFAULT NULL,
 	connection_id uuid DEFAULT NULL,
 	state connection_log_state DEFAULT NULL,
@@ -450,8 +483,8 @@ WHERE COALESCE(pg_catalog.current_setting('connlog.table'::pg_catalog.text,
 	AND (connlog_connection_count.workspace_id IS NULL
 		 OR c.workspace_id OPERATOR(pg_catalog.=)
 			connlog_connection_count.workspace_id)
-	AND (connlog_connection_count.type IS NULL
-		 OR c.type OPERATOR(pg_catalog.=) connlog_connection_count.type)
+	AND (connlog_connection_count.types IS NULL
+		 OR c.type OPERATOR(pg_catalog.=) ANY (connlog_connection_count.types))
 	AND (connlog_connection_count.user_id IS NULL
 		 OR c.user_id OPERATOR(pg_catalog.=) connlog_connection_count.user_id)
 	AND (connlog_connection_count.connection_id IS NULL
@@ -479,7 +512,7 @@ FROM @extschema@.connlog_table_query(
 	'connlog_connection_count'::pg_catalog.text,
 	connlog_connection_count.organization_id,
 	connlog_connection_count.workspace_owner_id,
-	connlog_connection_count.workspace_id, connlog_connection_count.type,
+	connlog_connection_count.workspace_id, connlog_connection_count.types,
 	connlog_connection_count.user_id, connlog_connection_count.connection_id,
 	connlog_connection_count.state, connlog_connection_count.connected_after,
 	connlog_connection_count.connected_before, 0, 0, true) t
@@ -492,13 +525,13 @@ $$;
 REVOKE ALL ON FUNCTION connlog_query_check(text, integer, integer,
 	timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_table_query(text, uuid, uuid, uuid,
-	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	text[], uuid, uuid, connection_log_state, timestamptz,
 	timestamptz, integer, integer, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_connections(uuid, uuid, uuid,
-	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	text[], uuid, uuid, connection_log_state, timestamptz,
 	timestamptz, integer, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_connection_count(uuid, uuid, uuid,
-	connection_type, uuid, uuid, connection_log_state, timestamptz,
+	text[], uuid, uuid, connection_log_state, timestamptz,
 	timestamptz) FROM PUBLIC;
 
 -- Events are accepted, and written, only in connlog.database, and only

@@ -25,6 +25,9 @@
  * fuzz/selftest.c includes this file to run the same checks without
  * libFuzzer.
  *
+ * IDENTIFICATION
+ *	  fuzz/connlog_fuzz.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "batch.h"
@@ -99,7 +102,8 @@ event_equal(const ClEvent *a, const ClEvent *b)
 		text_equal(a->agent_name, b->agent_name) &&
 		text_equal(a->user_agent, b->user_agent) &&
 		text_equal(a->slug_or_port, b->slug_or_port) &&
-		text_equal(a->disconnect_reason, b->disconnect_reason);
+		text_equal(a->disconnect_reason, b->disconnect_reason) &&
+		text_equal(a->type_text, b->type_text);
 }
 
 /* a text connlog_enqueue could have been given: no NUL byte */
@@ -124,8 +128,9 @@ model_uuid_set(const uint8 *u)
 /*
  * The model of cl_event_refused(): would connlog_enqueue have made this
  * decoded event?  Its time is a finite timestamptz, optional fields are
- * present only with a value (a UUID other than nil, a text not empty), no
- * text holds a NUL byte.
+ * present only with a value (a UUID other than nil, a text not empty), a
+ * type given as text is 1 to CL_MAX_TYPE_LEN bytes, no text holds a NUL
+ * byte.
  */
 static bool
 model_enqueue_accepts(const ClEvent *ev)
@@ -137,6 +142,9 @@ model_enqueue_accepts(const ClEvent *ev)
 		(!(ev->flags & CL_HAS_USER_AGENT) || model_text_ok(ev->user_agent, true)) &&
 		(!(ev->flags & CL_HAS_SLUG_OR_PORT) || model_text_ok(ev->slug_or_port, true)) &&
 		(!(ev->flags & CL_HAS_REASON) || model_text_ok(ev->disconnect_reason, true)) &&
+		(!(ev->flags & CL_HAS_TYPE_TEXT) ||
+		 (model_text_ok(ev->type_text, true) &&
+		  ev->type_text.len <= CL_MAX_TYPE_LEN)) &&
 		model_text_ok(ev->workspace_name, false) &&
 		model_text_ok(ev->agent_name, false);
 }
@@ -264,6 +272,13 @@ gen_event(Script *s, uint32 serial, ClEvent *ev)
 		ev->slug_or_port = gen_text(s);
 	if (ev->flags & CL_HAS_REASON)
 		ev->disconnect_reason = gen_text(s);
+	if (ev->flags & CL_HAS_TYPE_TEXT)
+	{
+		/* around CL_MAX_TYPE_LEN, now and then empty or with a NUL byte */
+		ev->type = 0;
+		ev->type_text.data = pattern + next(s);
+		ev->type_text.len = next(s) % (CL_MAX_TYPE_LEN + 8);
+	}
 	ev->workspace_name = gen_text(s);
 	ev->agent_name.data = agent;
 	ev->agent_name.len = (uint16) strlen(agent);
@@ -280,7 +295,11 @@ gen_event(Script *s, uint32 serial, ClEvent *ev)
 			ev->status = CL_STATUS_DISCONNECTED + 1 + (mode >> 4);
 			break;
 		case 4:
-			ev->flags |= 0x80;
+			/* a type given as text carries no index */
+			ev->flags |= CL_HAS_TYPE_TEXT;
+			ev->type = 1 + (mode >> 1) % (CL_NUM_TYPES - 1);
+			if (ev->type_text.data == NULL)
+				ev->type_text.data = pattern;
 			break;
 		case 5:
 			/* the server's PGSQL_AF_INET, which must be mapped to 4 */

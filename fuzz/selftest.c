@@ -11,6 +11,9 @@
  *
  *	gcc -DCONNLOG_STANDALONE -Isrc fuzz/selftest.c src/batch.c
  *
+ * IDENTIFICATION
+ *	  fuzz/selftest.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "connlog_fuzz.c"
@@ -263,6 +266,51 @@ main(void)
 				  !model_enqueue_accepts(&bad[i]));
 	}
 
+	/*
+	 * types: a known label is its one-byte index, as in records written
+	 * before types were text, and any other is carried as text; both
+	 * round-trip, and a text type is refused when empty, too long or with a
+	 * NUL byte
+	 */
+	{
+		static const char *const types[] = {"ssh", "tunnel", "file_transfer",
+		"sshx", "ss"};
+		ClEvent		ev = mk(1, 1, 0, 10, "a");
+		ClEvent		dec;
+		char		rec[512];
+		char		longest[CL_MAX_TYPE_LEN + 1];
+		size_t		len;
+
+		for (int i = 0; i < 5; i++)
+		{
+			bool		known = i < 2;
+
+			cl_set_type(&ev, types[i], (uint16) strlen(types[i]));
+			CHECK(((ev.flags & CL_HAS_TYPE_TEXT) == 0) == known);
+			CHECK(!known || ev.type == (i == 0 ? 0 : 6));
+			len = cl_encoded_size(&ev);
+			CHECK(cl_encode(&ev, len, rec) == len);
+			CHECK(cl_decode(rec, len, &dec) && event_equal(&ev, &dec));
+			CHECK(text_is(cl_event_type(&dec), types[i]));
+			CHECK(cl_event_refused(&dec) == NULL);
+		}
+		memset(longest, 't', sizeof(longest));
+		cl_set_type(&ev, longest, CL_MAX_TYPE_LEN);
+		CHECK(cl_event_refused(&ev) == NULL);
+		cl_set_type(&ev, longest, CL_MAX_TYPE_LEN + 1);
+		CHECK(cl_event_refused(&ev) != NULL && !model_enqueue_accepts(&ev));
+		cl_set_type(&ev, "", 0);
+		CHECK(cl_event_refused(&ev) != NULL && !model_enqueue_accepts(&ev));
+		cl_set_type(&ev, "a\0b", 3);
+		CHECK(cl_event_refused(&ev) != NULL && !model_enqueue_accepts(&ev));
+		/* a text type carries no index */
+		cl_set_type(&ev, "file_transfer", 13);
+		ev.type = 1;
+		len = cl_encoded_size(&ev);
+		CHECK(cl_encode(&ev, len, rec) == len);
+		CHECK(!cl_decode(rec, len, &dec));
+	}
+
 	/* pseudo-random scripts from a fixed seed (xorshift64) */
 	for (int i = 0; i < NSCRIPTS; i++)
 	{
@@ -278,6 +326,6 @@ main(void)
 		LLVMFuzzerTestOneInput(script, len);
 	}
 
-	printf("selftest: 7 merge cases, 8 refusal cases and %d scripts passed\n", NSCRIPTS);
+	printf("selftest: 7 merge cases, 8 refusal cases, 10 type cases and %d scripts passed\n", NSCRIPTS);
 	return 0;
 }

@@ -29,9 +29,10 @@ SELECT connlog_enqueue(gen_random_uuid(), now(), gen_random_uuid(),
 SELECT connlog_enqueue(gen_random_uuid(), 'infinity', gen_random_uuid(),
   gen_random_uuid(), gen_random_uuid(), 'w', 'a', 'ssh', 'connected');
 
--- enum values are checked by the argument types
+-- enum values are checked by the argument types (the type's checks are in
+-- types.sql)
 SELECT connlog_enqueue(gen_random_uuid(), now(), gen_random_uuid(),
-  gen_random_uuid(), gen_random_uuid(), 'w', 'a', 'telnet', 'connected');
+  gen_random_uuid(), gen_random_uuid(), 'w', 'a', 'ssh', 'open');
 
 -- too large: one field, and all fields together
 SELECT connlog_enqueue(gen_random_uuid(), now(), gen_random_uuid(),

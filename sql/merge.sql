@@ -177,7 +177,7 @@ $$;
 -- row_of(): every column of workspace ws's rows but id and the workspace
 CREATE FUNCTION row_of(ws int)
 RETURNS TABLE (connect_time timestamptz, organization_id uuid,
-               workspace_owner_id uuid, agent_name text, type connection_type,
+               workspace_owner_id uuid, agent_name text, type text,
                ip inet, code int, user_agent text, user_id uuid,
                slug_or_port text, connection_id uuid,
                disconnect_time timestamptz, disconnect_reason text)

@@ -11,8 +11,13 @@ SELECT connlog_flush();
 SELECT count(*) FROM connlog_stats;
 RESET ROLE;
 
--- the grants an application needs (see README)
+-- the grants an application needs (see README); connlog_enqueue has two
+-- overloads (type text, and type connection_type kept for compatibility),
+-- so a GRANT must name one by its arguments
 GRANT EXECUTE ON FUNCTION connlog_enqueue TO connlog_app;
+GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
+  text, text, text, connection_status, uuid, inet, integer, text, uuid, text,
+  text) TO connlog_app;
 GRANT EXECUTE ON FUNCTION connlog_flush TO connlog_app;
 SET ROLE connlog_app;
 SELECT ev(1, 'connected', 0, ws => 30);

@@ -19,15 +19,15 @@ $$ SELECT (lpad(k::text, 8, '0') || '-0000-0000-0000-' || lpad(n::text, 12, '0')
 
 -- Row i: connects at minute i/2 past 2026-01-01 (two rows per minute, so
 -- ordering needs its tie-break), in organization i % 4, owner i % 40,
--- workspace i % 400, of type i % 7; web connections (workspace_app,
--- port_forwarding) have one of 30 users, workspace_app has no
--- connection_id; every 50th connection is ongoing.
+-- workspace i % 400, of type i % 7 (connection_type's seven labels); web
+-- connections (workspace_app, port_forwarding) have one of 30 users,
+-- workspace_app has no connection_id; every 50th connection is ongoing.
 INSERT INTO connection_logs
 SELECT qid(1, i),
        timestamptz '2026-01-01 00:00+00' + (i / 2) * interval '1 min',
        qid(10, i % 4), qid(11, i % 40), qid(12, i % 400),
        'ws' || i % 400, 'main',
-       (enum_range(NULL::connection_type))[1 + i % 7],
+       (enum_range(NULL::connection_type))[1 + i % 7]::text,
        '10.0.0.1', NULL, NULL,
        CASE WHEN i % 7 IN (4, 5) THEN qid(13, i % 30) END,
        NULL,
@@ -102,7 +102,7 @@ INSERT INTO paths VALUES
  (3, 'workspace', 'workspace_id => qid(12, 7)', 'workspace_id = qid(12, 7)', 100, 0),
  (4, 'owner', 'workspace_owner_id => qid(11, 7)', 'workspace_owner_id = qid(11, 7)', 100, 0),
  (5, 'organization', 'organization_id => qid(10, 1)', 'organization_id = qid(10, 1)', 100, 0),
- (6, 'type', $$type => 'vscode'$$, $$type = 'vscode'$$, 100, 0),
+ (6, 'type', $$types => '{vscode}'$$, $$type = 'vscode'$$, 100, 0),
  (7, 'user', 'user_id => qid(13, 5)', 'user_id = qid(13, 5)', 100, 0),
  (8, 'connection', 'connection_id => qid(2, 1234)', 'connection_id = qid(2, 1234)', 100, 0),
  (9, 'ongoing', $$state => 'ongoing'$$, 'disconnect_time IS NULL', 100, 0),
@@ -118,14 +118,17 @@ INSERT INTO paths VALUES
       $$workspace_owner_id => qid(11, 10), state => 'ongoing'$$,
       'workspace_owner_id = qid(11, 10) AND disconnect_time IS NULL', 100, 0),
  (15, 'workspace completed ssh',
-      $$workspace_id => qid(12, 21), state => 'completed', type => 'ssh'$$,
+      $$workspace_id => qid(12, 21), state => 'completed', types => '{ssh}'$$,
       $$workspace_id = qid(12, 21) AND disconnect_time IS NOT NULL AND type = 'ssh'$$, 100, 0),
  (16, 'organization type in a day',
-      $$organization_id => qid(10, 3), type => 'jetbrains', connected_after => '2026-01-05', connected_before => '2026-01-06'$$,
+      $$organization_id => qid(10, 3), types => '{jetbrains}', connected_after => '2026-01-05', connected_before => '2026-01-06'$$,
       $$organization_id = qid(10, 3) AND type = 'jetbrains' AND connect_time BETWEEN '2026-01-05' AND '2026-01-06'$$, 100, 0),
  (17, 'user ongoing', $$user_id => qid(13, 10), state => 'ongoing'$$,
       'user_id = qid(13, 10) AND disconnect_time IS NULL', 100, 0),
- (18, 'workspace, last page', 'workspace_id => qid(12, 7)', 'workspace_id = qid(12, 7)', 100, 240);
+ (18, 'workspace, last page', 'workspace_id => qid(12, 7)', 'workspace_id = qid(12, 7)', 100, 240),
+ (19, 'types', $$types => '{ssh,vscode}'$$, $$type IN ('ssh', 'vscode')$$, 100, 0),
+ (20, 'owner of types', $$workspace_owner_id => qid(11, 9), types => ARRAY['tunnel', 'file_transfer']$$,
+      $$workspace_owner_id = qid(11, 9) AND type IN ('tunnel', 'file_transfer')$$, 100, 0);
 
 -- Every list uses an index, and so does every count of a selective
 -- filter but one.  Counts of a large part of the table (all of it, a
@@ -165,12 +168,14 @@ SELECT * FROM connlog_connections(connected_after => '2026-01-02',
 SELECT * FROM connlog_connection_count(connected_after => '2026-01-02',
                                        connected_before => '2026-01-01');
 SELECT * FROM connlog_connections(state => 'open');
-SELECT * FROM connlog_connection_count(type => 'telnet');
 -- also when the values come as parameters
 PREPARE bad(int) AS SELECT * FROM connlog_connections("limit" => $1);
 EXECUTE bad(-5);
 DEALLOCATE bad;
 \set VERBOSITY default
+-- a type no row has, or an empty list of types, matches no row
+SELECT count FROM connlog_connection_count(types => '{telnet}');
+SELECT count FROM connlog_connection_count(types => '{}');
 -- an empty range of one instant is not an error
 SELECT count FROM connlog_connection_count(
   connected_after => '2026-01-20 00:00', connected_before => '2026-01-20 00:00');

@@ -9,14 +9,21 @@ SELECT enqueued = merged + written + rejected + dropped + pending AS identity,
                      WHERE backend_type = 'connlog worker') AS worker_pid_ok
 FROM connlog_stats;
 
--- events wait in the ring (not written) until a flush
+-- events wait in the ring (not written) until a flush; lag is the age
+-- of the oldest, NULL when none waits
+SELECT lag FROM connlog_stats;
 SELECT resnap();
+SELECT clock_timestamp() AS before_ev \gset
 SELECT ev(1, 'connected', 0, ws => 20), ev(2, 'connected', 0, ws => 20);
--- 85 fixed bytes + a connection_id (16) + "ws20" and "main" = 109 each
-SELECT pending, ring_used_bytes FROM connlog_stats;
+-- a record of 85 fixed bytes + a connection_id (16) + "ws20" and "main",
+-- and the 8-byte time the ring stores beside it = 117 each
+SELECT pending, ring_used_bytes,
+       lag > interval '0' AND
+       lag <= clock_timestamp() - :'before_ev'::timestamptz AS lag_ok
+FROM connlog_stats;
 SELECT count(*) FROM rows(20);
 SELECT connlog_flush();
-SELECT pending, ring_used_bytes FROM connlog_stats;
+SELECT pending, ring_used_bytes, lag FROM connlog_stats;
 SELECT count(*) FROM rows(20);
 SELECT * FROM delta();
 

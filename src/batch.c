@@ -43,11 +43,18 @@
  * connect whose batch is retried after its disconnect's batch was written
  * leaves the disconnect's id, ip, user_agent etc. in the row.
  *
+ * IDENTIFICATION
+ *	  src/batch.c
+ *
  *-------------------------------------------------------------------------
  */
-#include "batch.h"
+#ifndef CONNLOG_STANDALONE
+#include "postgres.h"
+#endif
 
 #include <string.h>
+
+#include "batch.h"
 
 const char *const connlog_type_labels[CL_NUM_TYPES] = {
 	"ssh", "vscode", "jetbrains", "reconnecting_pty", "workspace_app",
@@ -120,6 +127,8 @@ cl_encoded_size(const ClEvent *ev)
 		n += 2 + (size_t) ev->slug_or_port.len;
 	if (ev->flags & CL_HAS_REASON)
 		n += 2 + (size_t) ev->disconnect_reason.len;
+	if (ev->flags & CL_HAS_TYPE_TEXT)
+		n += 2 + (size_t) ev->type_text.len;
 	n += (size_t) ev->workspace_name.len + ev->agent_name.len;
 	return n;
 }
@@ -171,6 +180,11 @@ cl_encode(const ClEvent *ev, size_t len, char *buf)
 		p = put(p, &ev->disconnect_reason.len, 2);
 		p = put(p, ev->disconnect_reason.data, ev->disconnect_reason.len);
 	}
+	if (ev->flags & CL_HAS_TYPE_TEXT)
+	{
+		p = put(p, &ev->type_text.len, 2);
+		p = put(p, ev->type_text.data, ev->type_text.len);
+	}
 	p = put(p, ev->workspace_name.data, ev->workspace_name.len);
 	p = put(p, ev->agent_name.data, ev->agent_name.len);
 	return (size_t) (p - buf);
@@ -214,7 +228,7 @@ cl_decode(const char *rec, size_t len, ClEvent *ev)
 		!take(&c, &ev->agent_name.len, 2))
 		return false;
 	if ((ev->flags & ~CL_HAS_ALL) != 0 ||
-		ev->type >= CL_NUM_TYPES ||
+		ev->type >= ((ev->flags & CL_HAS_TYPE_TEXT) ? 1 : CL_NUM_TYPES) ||
 		ev->status > CL_STATUS_DISCONNECTED ||
 		ev->event_time == CL_NO_TIME)
 		return false;
@@ -251,6 +265,11 @@ cl_decode(const char *rec, size_t len, ClEvent *ev)
 		if (!take(&c, &n, 2) || !take_text(&c, &ev->disconnect_reason, n))
 			return false;
 	}
+	if (ev->flags & CL_HAS_TYPE_TEXT)
+	{
+		if (!take(&c, &n, 2) || !take_text(&c, &ev->type_text, n))
+			return false;
+	}
 	if (!take_text(&c, &ev->workspace_name, ev->workspace_name.len) ||
 		!take_text(&c, &ev->agent_name, ev->agent_name.len))
 		return false;
@@ -278,7 +297,8 @@ text_storable(ClText t)
  * enqueue itself guarantees of an event, so that one read back from
  * outside the ring (WAL, see wal.c) is held to the same rules: a finite
  * event_time in timestamptz's range, optional fields present only with a
- * value (a non-nil UUID, a non-empty text), no NUL byte in any text.
+ * value (a non-nil UUID, a non-empty text), a type of 1 to
+ * CL_MAX_TYPE_LEN bytes, no NUL byte in any text.
  * Whether the texts are valid in the database's encoding is for the
  * caller to check.  Returns NULL if the event is acceptable, else what is
  * wrong with it (a static string).
@@ -297,10 +317,50 @@ cl_event_refused(const ClEvent *ev)
 	((ev->flags & CL_HAS_SLUG_OR_PORT) && !text_storable(ev->slug_or_port)) ||
 	  ((ev->flags & CL_HAS_REASON) && !text_storable(ev->disconnect_reason)))
 		return "an optional text field is empty or contains a NUL byte";
+	if ((ev->flags & CL_HAS_TYPE_TEXT) &&
+	  (!text_storable(ev->type_text) || ev->type_text.len > CL_MAX_TYPE_LEN))
+		return "type is empty, too long, or contains a NUL byte";
 	if (memchr(ev->workspace_name.data, '\0', ev->workspace_name.len) != NULL ||
 		memchr(ev->agent_name.data, '\0', ev->agent_name.len) != NULL)
 		return "a text field contains a NUL byte";
 	return NULL;
+}
+
+/*
+ * Set ev's type to the len bytes at type (which the caller has checked
+ * against CL_MAX_TYPE_LEN): the index of a known label, else the text,
+ * which must outlive ev.
+ */
+void
+cl_set_type(ClEvent *ev, const char *type, uint16 len)
+{
+	for (int i = 0; i < CL_NUM_TYPES; i++)
+		if (strlen(connlog_type_labels[i]) == len &&
+			memcmp(connlog_type_labels[i], type, len) == 0)
+		{
+			ev->type = (uint8) i;
+			ev->flags &= ~CL_HAS_TYPE_TEXT;
+			ev->type_text.data = NULL;
+			ev->type_text.len = 0;
+			return;
+		}
+	ev->type = 0;
+	ev->flags |= CL_HAS_TYPE_TEXT;
+	ev->type_text.data = type;
+	ev->type_text.len = len;
+}
+
+/* ev's type, however it is encoded; points into ev's record or the labels */
+ClText
+cl_event_type(const ClEvent *ev)
+{
+	ClText		t;
+
+	if (ev->flags & CL_HAS_TYPE_TEXT)
+		return ev->type_text;
+	t.data = connlog_type_labels[ev->type];
+	t.len = (uint16) strlen(t.data);
+	return t;
 }
 
 /* ---------------------------------------------------------------------

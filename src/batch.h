@@ -15,7 +15,8 @@
  *	int64	event time (TimestampTz: microseconds since 2000-01-01)
  *	16 x 4	id, organization_id, workspace_owner_id, workspace_id
  *	uint8	flags (CL_HAS_* below: which optional fields follow)
- *	uint8	connection type (index into connlog_type_labels)
+ *	uint8	connection type (index into connlog_type_labels; 0 if
+ *			CL_HAS_TYPE_TEXT)
  *	uint8	connection status (CL_STATUS_*)
  *	uint8	ip family (4 or 6) if CL_HAS_IP
  *	uint8	ip netmask bits if CL_HAS_IP
@@ -23,13 +24,23 @@
  *	then, each only when its flag is set and in this order:
  *	16 connection_id, 16 user_id, int32 code, 4 or 16 ip address bytes,
  *	uint16 + bytes user_agent, uint16 + bytes slug_or_port,
- *	uint16 + bytes disconnect_reason
+ *	uint16 + bytes disconnect_reason, uint16 + bytes type
  *	then the bytes of workspace_name and agent_name.
  *
  * Integers are in host byte order (the ring never leaves the machine) and
  * unaligned, so they are always read and written with memcpy.  NULL
  * optional fields cost nothing, which keeps a typical event close to its
  * raw field size.
+ *
+ * The connection type is free text since 1.2, but most events carry one of
+ * the labels of 1.0's connection_type enum: those stay a one-byte index
+ * into connlog_type_labels, and only another type is carried as text
+ * (CL_HAS_TYPE_TEXT).  So the format of the seven known labels did not
+ * change, and a record written by an older build (a WAL record replayed
+ * after the library was replaced) still decodes.
+ *
+ * IDENTIFICATION
+ *	  src/batch.h
  *
  *-------------------------------------------------------------------------
  */
@@ -52,7 +63,7 @@ typedef uint64_t uint64;
 #define cl_realloc(p, sz)	realloc((p), (sz))
 #define cl_free(p)			free(p)
 #else
-#include "postgres.h"
+/* the including .c file has included postgres.h first, as it must */
 #define cl_alloc(sz)		palloc(sz)
 #define cl_alloc0(sz)		palloc0(sz)
 #define cl_realloc(p, sz)	repalloc((p), (sz))
@@ -67,12 +78,21 @@ typedef uint64_t uint64;
 #define CL_HAS_USER_AGENT		0x10
 #define CL_HAS_SLUG_OR_PORT		0x20
 #define CL_HAS_REASON			0x40
-#define CL_HAS_ALL				0x7F
+#define CL_HAS_TYPE_TEXT		0x80	/* type is text, not an index */
+#define CL_HAS_ALL				0xFF
 
 #define CL_STATUS_CONNECTED		0
 #define CL_STATUS_DISCONNECTED	1
 
 #define CL_NUM_TYPES			7
+
+/*
+ * Longest connection type connlog_enqueue accepts, in bytes: NAMEDATALEN -
+ * 1, the longest enum label, so that any type stored can also be a label
+ * of an enum (connection_type in a database still at 1.0 or 1.1, or an
+ * application's own).
+ */
+#define CL_MAX_TYPE_LEN			63
 
 /* Fixed part of a record, see the layout above */
 #define CL_RECORD_FIXED_SIZE	(4 + 8 + 16 * 4 + 5 + 2 + 2)
@@ -130,6 +150,7 @@ typedef struct ClEvent
 	ClText		user_agent;
 	ClText		slug_or_port;
 	ClText		disconnect_reason;
+	ClText		type_text;		/* the type if CL_HAS_TYPE_TEXT */
 } ClEvent;
 
 /*
@@ -195,6 +216,8 @@ extern size_t cl_encode(const ClEvent *ev, size_t len, char *buf);
 extern bool cl_decode(const char *rec, size_t len, ClEvent *ev);
 extern uint32 cl_record_length(const char *rec);
 extern const char *cl_event_refused(const ClEvent *ev);
+extern void cl_set_type(ClEvent *ev, const char *type, uint16 len);
+extern ClText cl_event_type(const ClEvent *ev);
 
 extern ClBatch *cl_batch_create(int capacity);
 extern void cl_batch_reset(ClBatch *b, uint64 seq_start);

@@ -34,6 +34,9 @@
  * from 15 and ConditionVariableCancelSleep() bool from 16, results connlog
  * ignores.  HACKING.md's "PostgreSQL versions" lists them all.
  *
+ * IDENTIFICATION
+ *	  src/compat.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_COMPAT_H

@@ -32,6 +32,9 @@
  * after a crash restart (which reinitializes it) the first attempt fails
  * once more.
  *
+ * IDENTIFICATION
+ *	  src/connect.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -53,6 +56,7 @@
 
 #include "connlog.h"
 #include "connect.h"
+#include "wal.h"
 
 static void wait_to_connect(const ConnlogConnectWait *how) pg_attribute_noreturn();
 
@@ -115,6 +119,56 @@ connect_blocker(void)
 	return state;
 }
 
+/* The detail of what a waiting process logs */
+static int
+errdetail_wait(ConnlogConnector who)
+{
+	if (who == CL_CONNECTOR_KEEPER)
+		return errdetail("Until then this standby keeps the WAL of the primary's unwritten events only as far as replication slot \"%s\" already does; connlog looks again every second.",
+						 CONNLOG_SLOT_NAME);
+	return errdetail("Events stay in the ring until then; connlog looks again every connlog.flush_interval.");
+}
+
+/* Log what process who waits for: state says what is missing */
+static void
+log_wait(ConnlogConnector who, ConnlogWorkerState state)
+{
+	bool		keeper = who == CL_CONNECTOR_KEEPER;
+
+	switch (state)
+	{
+		case CL_STATE_NO_DATABASE:
+			ereport(LOG,
+					(keeper ?
+					 errmsg("connlog standby keeper is waiting: database \"%s\" does not exist",
+							connlog_database) :
+					 errmsg("connlog worker is waiting: database \"%s\" does not exist",
+							connlog_database),
+					 errdetail_wait(who)));
+			break;
+		case CL_STATE_NO_ROLE:
+			ereport(LOG,
+					(keeper ?
+					 errmsg("connlog standby keeper is waiting: role \"%s\" does not exist",
+							connlog_role) :
+			  errmsg("connlog worker is waiting: role \"%s\" does not exist",
+					 connlog_role),
+					 errdetail_wait(who)));
+			break;
+		default:
+			ereport(LOG,
+					(keeper ?
+					 errmsg("connlog standby keeper is waiting: role \"%s\" is not permitted to log in",
+							connlog_role) :
+					 errmsg("connlog worker is waiting: role \"%s\" is not permitted to log in",
+							connlog_role),
+					 errdetail_wait(who),
+				  errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
+						  quote_identifier(connlog_role))));
+			break;
+	}
+}
+
 /*
  * The previous process of this kind died connecting: connect to no
  * database, look until nothing is in the way, and exit to be restarted.
@@ -146,9 +200,14 @@ wait_to_connect(const ConnlogConnectWait *how)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (state == CL_STATE_STARTING)
 		{
-			ereport(LOG,
-					(errmsg("%s restarting to connect to database \"%s\"",
-							how->name, connlog_database)));
+			if (how->who == CL_CONNECTOR_KEEPER)
+				ereport(LOG,
+						(errmsg("connlog standby keeper restarting to connect to database \"%s\"",
+								connlog_database)));
+			else
+				ereport(LOG,
+						(errmsg("connlog worker restarting to connect to database \"%s\"",
+								connlog_database)));
 			(void) connlog_ring_set_connecting(how->who, false);
 			proc_exit(1);
 		}
@@ -160,12 +219,7 @@ wait_to_connect(const ConnlogConnectWait *how)
 		if (how->publish != NULL)
 			how->publish(state, why);
 		if (state != last)
-			ereport(LOG,
-					(errmsg("%s is waiting: %s", how->name, why),
-					 errdetail("%s", how->detail),
-					 state == CL_STATE_ROLE_NOLOGIN ?
-				  errhint("Run ALTER ROLE %s LOGIN, or change connlog.role.",
-						  quote_identifier(connlog_role)) : 0));
+			log_wait(how->who, state);
 		last = state;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

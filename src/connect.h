@@ -4,6 +4,9 @@
  *		Connecting a background worker to connlog.database without a
  *		restart storm.
  *
+ * IDENTIFICATION
+ *	  src/connect.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_CONNECT_H
@@ -15,8 +18,7 @@
 typedef struct ConnlogConnectWait
 {
 	ConnlogConnector who;		/* whose "connecting" mark */
-	const char *name;			/* in messages, and as application_name */
-	const char *detail;			/* what the wait means, a full sentence */
+	const char *name;			/* application_name while it waits */
 	uint32		wait_event;		/* for the sleep between two looks */
 
 	/*

@@ -12,6 +12,9 @@
  * name check, enum OID to label) is looked up once and cached, so a call
  * costs about what SELECT 1 costs.
  *
+ * IDENTIFICATION
+ *	  src/connlog.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -139,9 +142,11 @@ static const char *const arg_names[NUM_ARGS] = {
 };
 
 PG_FUNCTION_INFO_V1(connlog_enqueue);
+PG_FUNCTION_INFO_V1(connlog_enqueue_1_2);
 PG_FUNCTION_INFO_V1(connlog_flush);
 PG_FUNCTION_INFO_V1(connlog_stats);
 PG_FUNCTION_INFO_V1(connlog_stats_1_1);
+PG_FUNCTION_INFO_V1(connlog_stats_1_2);
 
 #ifdef CONNLOG_HAVE_SHMEM_REQUEST_HOOK
 static void
@@ -187,18 +192,16 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 		ereport(WARNING,
 				(errmsg("connlog lost %llu events that were not written yet",
 						(unsigned long long) mem_pending),
-				 errdetail("%s",
-						   code != 0 ?
-					  "Shared memory is being reinitialized after a crash." :
-						   "The server is shutting down.")));
+				 code != 0 ?
+		   errdetail("Shared memory is being reinitialized after a crash.") :
+				 errdetail("The server is shutting down.")));
 	if (wal_pending > 0)
 		ereport(LOG,
 				(errmsg("connlog will replay %llu WAL-backed events that were not written yet",
 						(unsigned long long) wal_pending),
-				 errdetail("%s",
-						   code != 0 ?
-						   "Shared memory is being reinitialized after a crash; the worker reads the events back from WAL.  With connlog.durability = wal, those whose WAL had not been written when the crash came are lost: the worker logs how many." :
-						   "The server is shutting down; the worker reads the events back from WAL when it starts again."),
+				 code != 0 ?
+				 errdetail("Shared memory is being reinitialized after a crash; the worker reads the events back from WAL.  With connlog.durability = wal, those whose WAL had not been written when the crash came are lost: the worker logs how many.") :
+				 errdetail("The server is shutting down; the worker reads the events back from WAL when it starts again."),
 				 code != 0 ? 0 :
 				 errhint("pg_upgrade does not keep WAL: to upgrade without losing them, start the server again and stop it once connlog_stats shows nothing pending.")));
 	if (code != 0)
@@ -374,8 +377,9 @@ _PG_init(void)
 							 NULL, &connlog_log_events, false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.retention",
-							"Rows of connection_logs whose connect_time is older than this are deleted; 0 keeps them forever.",
-							NULL, &connlog_retention_s, 0, 0, INT_MAX,
+					   "Age past which rows of connection_logs are deleted.",
+							"Rows whose connect_time is older than this are deleted, from connlog.table when it is set; 0 keeps them forever.",
+							&connlog_retention_s, 0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.purge_batch_size",
 			 "Rows deleted per transaction when applying connlog.retention.",
@@ -387,8 +391,8 @@ _PG_init(void)
 							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomEnumVariable("connlog.durability",
-							 "What survives a crash of an enqueued event: memory (nothing), wal (a WAL record, not waited for), flush (a flushed WAL record).",
-							 NULL, &connlog_durability, CL_DURABILITY_MEMORY,
+							 "What of an accepted event survives a crash.",
+							 "memory: nothing the worker has not written; wal: a WAL record, not waited for; flush: a WAL record flushed (and replicated as a commit is) before connlog_enqueue returns.", &connlog_durability, CL_DURABILITY_MEMORY,
 							 durability_options, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("connlog");
@@ -577,6 +581,29 @@ get_text(FunctionCallInfo fcinfo, int arg, ClText *dst)
 }
 
 /*
+ * The type argument of connlog_enqueue from 1.2 on, which is text: any
+ * value of 1 to CL_MAX_TYPE_LEN bytes (batch.h says why that bound).
+ */
+static void
+get_type_text(FunctionCallInfo fcinfo, ClEvent *ev)
+{
+	text	   *t = PG_GETARG_TEXT_PP(ARG_TYPE);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		  errmsg("argument \"type\" of connlog_enqueue must not be empty")));
+	if (len > CL_MAX_TYPE_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("argument \"type\" of connlog_enqueue must not be longer than %d bytes",
+						CL_MAX_TYPE_LEN),
+				 errdetail("The value given is %zu bytes long.", len)));
+	cl_set_type(ev, VARDATA_ANY(t), (uint16) len);
+}
+
+/*
  * Optional arguments that carry no value are stored as NULL, as coder's
  * BatchUpsertConnectionLogs does with its Go zero values: an empty string
  * and the all-zero UUID.  For connection_id this matters beyond storage:
@@ -599,59 +626,170 @@ text_arg_present(FunctionCallInfo fcinfo, int arg)
 }
 
 /*
- * Why the worker is not keeping up, for the detail and hint of the
- * ring-full and flush-timeout errors: its published state, or what its
- * process is waiting for.  False, leaving both NULL, if nothing is known
- * to stop it.
+ * Why the worker is not keeping up, for the ring-full and flush-timeout
+ * errors: its published state, or what its process is waiting for.  The
+ * errdetail_ and errhint_ functions below write each case's sentences out
+ * in full, as the message style guide asks.
  */
-static bool
-worker_trouble(char **detail, char **hint)
-{
-	ConnlogStats st;
+/* the class part of a wait_event_info (PG_WAIT_LOCK, ...: wait_event.h) */
+#define CL_WAIT_CLASS_MASK	0xFF000000U
 
-	connlog_ring_stats(&st);
-	*detail = *hint = NULL;
-	switch (st.worker_pid == 0 ? CL_STATE_NOT_RUNNING : st.worker_state)
+typedef enum WorkerTrouble
+{
+	TROUBLE_NONE,				/* nothing known stops it */
+	TROUBLE_NOT_RUNNING,
+	TROUBLE_NOT_WRITING,		/* waiting for a database, role, extension,
+								 * privilege, or statements it can prepare */
+	TROUBLE_RETRY_QUEUE_FULL,
+	TROUBLE_LOCK				/* its write waits for a lock */
+} WorkerTrouble;
+
+typedef struct WorkerStatus
+{
+	WorkerTrouble trouble;
+	ConnlogStats st;
+	const char *lock;			/* TROUBLE_LOCK: the lock's wait event */
+} WorkerStatus;
+
+static void
+worker_status(WorkerStatus *w)
+{
+	connlog_ring_stats(&w->st);
+	w->trouble = TROUBLE_NONE;
+	w->lock = NULL;
+	switch (w->st.worker_pid == 0 ? CL_STATE_NOT_RUNNING : w->st.worker_state)
 	{
 		case CL_STATE_NOT_RUNNING:
-			*detail = pstrdup("The connlog worker is not running.");
-			*hint = pstrdup("See the server log for why it exited; the postmaster restarts it.");
-			return true;
+			w->trouble = TROUBLE_NOT_RUNNING;
+			break;
 		case CL_STATE_NO_DATABASE:
 		case CL_STATE_NO_ROLE:
 		case CL_STATE_ROLE_NOLOGIN:
 		case CL_STATE_NO_EXTENSION:
 		case CL_STATE_NO_PRIVILEGE:
 		case CL_STATE_BROKEN:
-			*detail = psprintf("The connlog worker is not writing (%s): %s.",
-							   connlog_worker_state_label(st.worker_state),
-							   st.last_error);
-			*hint = pstrdup("Fix that; the worker looks again every connlog.flush_interval.");
-			return true;
+			w->trouble = TROUBLE_NOT_WRITING;
+			break;
 		case CL_STATE_RETRY_QUEUE_FULL:
-			*detail = psprintf("Writes keep failing and the worker's retry queue is full (connlog.retry_queue_size batches); the last error was: %s.",
-							   st.last_error);
-			*hint = pstrdup("Fix what makes the writes fail; see connlog_stats.last_error and the server log.");
-			return true;
+			w->trouble = TROUBLE_RETRY_QUEUE_FULL;
+			break;
 		case CL_STATE_WRITING:
 		case CL_STATE_PURGING:
 			{
-				PGPROC	   *proc = BackendPidGetProc(st.worker_pid);
+				PGPROC	   *proc = BackendPidGetProc(w->st.worker_pid);
 				uint32		wait = proc != NULL ? proc->wait_event_info : 0;
 
-				if ((wait & 0xFF000000) == PG_WAIT_LOCK)
+				if ((wait & CL_WAIT_CLASS_MASK) == PG_WAIT_LOCK)
 				{
-					*detail = psprintf("The connlog worker's write is waiting for a %s lock.",
-									   pgstat_get_wait_event(wait));
-					*hint = pstrdup("A session holds a lock on connection_logs; see pg_locks.");
-					return true;
+					w->trouble = TROUBLE_LOCK;
+					w->lock = pgstat_get_wait_event(wait);
 				}
 			}
 			break;
 		default:
 			break;
 	}
-	return false;
+}
+
+/* The ring-full error's detail: why, then why the call gave up. */
+static int
+errdetail_ring_full(const WorkerStatus *w)
+{
+	const char *state = connlog_worker_state_label(w->st.worker_state);
+	int			ms = connlog_enqueue_timeout_ms;
+
+	if (connlog_overflow == CL_PUT_WAIT)
+		switch (w->trouble)
+		{
+			case TROUBLE_NOT_RUNNING:
+				return errdetail("The connlog worker is not running. No space came free within connlog.enqueue_timeout (%d ms).",
+								 ms);
+			case TROUBLE_NOT_WRITING:
+				return errdetail("The connlog worker is not writing (%s): %s. No space came free within connlog.enqueue_timeout (%d ms).",
+								 state, w->st.last_error, ms);
+			case TROUBLE_RETRY_QUEUE_FULL:
+				return errdetail("Writes keep failing and the worker's retry queue is full (connlog.retry_queue_size batches); the last error was: %s. No space came free within connlog.enqueue_timeout (%d ms).",
+								 w->st.last_error, ms);
+			case TROUBLE_LOCK:
+				return errdetail("The connlog worker's write is waiting for a %s lock. No space came free within connlog.enqueue_timeout (%d ms).",
+								 w->lock, ms);
+			case TROUBLE_NONE:
+				break;
+		}
+	else
+		switch (w->trouble)
+		{
+			case TROUBLE_NOT_RUNNING:
+				return errdetail("The connlog worker is not running. connlog.overflow is \"error\".");
+			case TROUBLE_NOT_WRITING:
+				return errdetail("The connlog worker is not writing (%s): %s. connlog.overflow is \"error\".",
+								 state, w->st.last_error);
+			case TROUBLE_RETRY_QUEUE_FULL:
+				return errdetail("Writes keep failing and the worker's retry queue is full (connlog.retry_queue_size batches); the last error was: %s. connlog.overflow is \"error\".",
+								 w->st.last_error);
+			case TROUBLE_LOCK:
+				return errdetail("The connlog worker's write is waiting for a %s lock. connlog.overflow is \"error\".",
+								 w->lock);
+			case TROUBLE_NONE:
+				break;
+		}
+	return connlog_overflow == CL_PUT_WAIT ?
+		errdetail("Events are enqueued faster than the connlog worker writes them. No space came free within connlog.enqueue_timeout (%d ms).",
+				  ms) :
+		errdetail("Events are enqueued faster than the connlog worker writes them. connlog.overflow is \"error\".");
+}
+
+/* The flush-timeout error's detail: what is left, then why. */
+static int
+errdetail_flush_timeout(const WorkerStatus *w, uint64 left)
+{
+	unsigned long long n = (unsigned long long) left;
+
+	switch (w->trouble)
+	{
+		case TROUBLE_NOT_RUNNING:
+			return errdetail("%llu events enqueued before the call are not written yet. The connlog worker is not running.",
+							 n);
+		case TROUBLE_NOT_WRITING:
+			return errdetail("%llu events enqueued before the call are not written yet. The connlog worker is not writing (%s): %s.",
+						   n, connlog_worker_state_label(w->st.worker_state),
+							 w->st.last_error);
+		case TROUBLE_RETRY_QUEUE_FULL:
+			return errdetail("%llu events enqueued before the call are not written yet. Writes keep failing and the worker's retry queue is full (connlog.retry_queue_size batches); the last error was: %s.",
+							 n, w->st.last_error);
+		case TROUBLE_LOCK:
+			return errdetail("%llu events enqueued before the call are not written yet. The connlog worker's write is waiting for a %s lock.",
+							 n, w->lock);
+		case TROUBLE_NONE:
+			break;
+	}
+	return errdetail("%llu events enqueued before the call are not written yet.",
+					 n);
+}
+
+/*
+ * What to do about it.  When nothing is known to stop the worker, a full
+ * ring asks for room or speed, a flush timeout for a look at the log.
+ */
+static int
+errhint_worker_trouble(const WorkerStatus *w, bool ring_full)
+{
+	switch (w->trouble)
+	{
+		case TROUBLE_NOT_RUNNING:
+			return errhint("The server log says why the worker exited; the postmaster starts it again.");
+		case TROUBLE_NOT_WRITING:
+			return errhint("Correct what connlog_stats.last_error names. The worker looks again every connlog.flush_interval.");
+		case TROUBLE_RETRY_QUEUE_FULL:
+			return errhint("Correct what makes the writes fail; connlog_stats.last_error and the server log name it.");
+		case TROUBLE_LOCK:
+			return errhint("A session holds a lock on the table connlog writes to; pg_locks shows which.");
+		case TROUBLE_NONE:
+			break;
+	}
+	return ring_full ?
+		errhint("Raise connlog.ring_size to absorb bursts, or connlog.batch_size to write faster.") :
+		errhint("See connlog_stats.last_error and the server log.");
 }
 
 /*
@@ -659,9 +797,13 @@ worker_trouble(char **detail, char **hint)
  *
  * Not STRICT: NULLs in the optional arguments are normal, and a NULL in a
  * required one deserves an error that names it, not a silent no-op.
+ *
+ * Two entry points: connlog_enqueue takes the type as a connection_type
+ * (1.0 and 1.1, and the overload 1.2 keeps for callers that cast to it),
+ * connlog_enqueue_1_2 as text.
  */
-Datum
-connlog_enqueue(PG_FUNCTION_ARGS)
+static Datum
+enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 {
 	ClEvent		ev;
 
@@ -693,8 +835,11 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 	get_uuid(fcinfo, ARG_WORKSPACE_ID, ev.workspace_id);
 	get_text(fcinfo, ARG_WORKSPACE_NAME, &ev.workspace_name);
 	get_text(fcinfo, ARG_AGENT_NAME, &ev.agent_name);
-	ev.type = enum_index(PG_GETARG_OID(ARG_TYPE), connlog_type_labels,
-						 CL_NUM_TYPES);
+	if (type_is_text)
+		get_type_text(fcinfo, &ev);
+	else
+		ev.type = enum_index(PG_GETARG_OID(ARG_TYPE), connlog_type_labels,
+							 CL_NUM_TYPES);
 	ev.status = enum_index(PG_GETARG_OID(ARG_STATUS), connlog_status_labels,
 						   2);
 
@@ -779,25 +924,29 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 			break;
 		case CL_PUT_FULL:
 			{
-				char	   *detail;
-				char	   *hint;
+				WorkerStatus w;
 
-				if (!worker_trouble(&detail, &hint))
-				{
-					detail = pstrdup("Events are enqueued faster than the connlog worker writes them.");
-					hint = pstrdup("Raise connlog.ring_size to absorb bursts, or connlog.batch_size to write faster.");
-				}
+				worker_status(&w);
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 						 errmsg("connlog ring is full"),
-						 connlog_overflow == CL_PUT_WAIT ?
-						 errdetail("%s No space came free within connlog.enqueue_timeout (%d ms).",
-								   detail, connlog_enqueue_timeout_ms) :
-					  errdetail("%s connlog.overflow is \"error\".", detail),
-						 errhint("%s", hint)));
+						 errdetail_ring_full(&w),
+						 errhint_worker_trouble(&w, true)));
 			}
 	}
 	PG_RETURN_VOID();
+}
+
+Datum
+connlog_enqueue(PG_FUNCTION_ARGS)
+{
+	return enqueue(fcinfo, false);
+}
+
+Datum
+connlog_enqueue_1_2(PG_FUNCTION_ARGS)
+{
+	return enqueue(fcinfo, true);
 }
 
 /*
@@ -874,22 +1023,22 @@ connlog_flush(PG_FUNCTION_ARGS)
 			break;
 		if (waited_us >= timeout_us)
 		{
-			char	   *why = NULL;
-			char	   *hint = NULL;
+			WorkerStatus w;
 
 			ConditionVariableCancelSleep();
-			if (pid != 0)
-				(void) worker_trouble(&why, &hint);
+			worker_status(&w);
+			if (pid == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_QUERY_CANCELED),
+						 errmsg("connlog_flush timed out"),
+						 errdetail("The connlog worker is restarting."),
+				errhint("See connlog_stats.last_error and the server log.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("connlog_flush timed out"),
-					 pid == 0 ?
-					 errdetail("The connlog worker is restarting.") :
-					 errdetail("%llu events enqueued before the call are not written yet.%s%s",
-			(unsigned long long) (target - pg_atomic_read_u64(&s->done_seq)),
-							 why != NULL ? " " : "", why != NULL ? why : ""),
-					 errhint("%s", hint != NULL ? hint :
-					   "See connlog_stats.last_error and the server log.")));
+					 errdetail_flush_timeout(&w,
+								  target - pg_atomic_read_u64(&s->done_seq)),
+					 errhint_worker_trouble(&w, false)));
 		}
 		if (pid != 0 && pg_atomic_read_u32(&s->flush_requested) == 0)
 		{
@@ -914,16 +1063,31 @@ connlog_flush(PG_FUNCTION_ARGS)
 typedef enum ConnlogStatsVersion
 {
 	CONNLOG_STATS_V1_0,
-	CONNLOG_STATS_V1_1
+	CONNLOG_STATS_V1_1,
+	CONNLOG_STATS_V1_2
 } ConnlogStatsVersion;
+
+/*
+ * connlog_stats.lag: how long ago the oldest event not accounted for was
+ * stored (see ring.c), the way clock_timestamp() minus a timestamptz would
+ * say it.  Never negative, should the clock have gone back since.
+ */
+static Datum
+lag_interval(TimestampTz stored)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	return DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(now),
+							   TimestampTzGetDatum(Min(stored, now)));
+}
 
 static Datum
 stats_internal(FunctionCallInfo fcinfo, ConnlogStatsVersion version)
 {
 	TupleDesc	tupdesc;
 	ConnlogStats st;
-	Datum		values[16];
-	bool		nulls[16] = {0};
+	Datum		values[17];
+	bool		nulls[17] = {0};
 	int			i = 0;
 
 	require_shared_memory();
@@ -952,6 +1116,13 @@ stats_internal(FunctionCallInfo fcinfo, ConnlogStatsVersion version)
 	values[i++] = Int32GetDatum(st.worker_pid);
 	if (version >= CONNLOG_STATS_V1_1)
 		values[i++] = CStringGetTextDatum(connlog_worker_state_label(st.worker_state));
+	if (version >= CONNLOG_STATS_V1_2)
+	{
+		nulls[i] = (st.oldest_stored == 0);
+		if (!nulls[i])
+			values[i] = lag_interval(st.oldest_stored);
+		i++;
+	}
 	if (i != tupdesc->natts)
 		elog(ERROR, "connlog_stats: the function's definition has %d columns, expected %d",
 			 tupdesc->natts, i);
@@ -969,4 +1140,10 @@ Datum
 connlog_stats_1_1(PG_FUNCTION_ARGS)
 {
 	return stats_internal(fcinfo, CONNLOG_STATS_V1_1);
+}
+
+Datum
+connlog_stats_1_2(PG_FUNCTION_ARGS)
+{
+	return stats_internal(fcinfo, CONNLOG_STATS_V1_2);
 }

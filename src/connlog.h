@@ -4,6 +4,9 @@
  *		connlog's settings, and the durability progress that the writer,
  *		the worker, wal.c and the standby's keeper all handle.
  *
+ * IDENTIFICATION
+ *	  src/connlog.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_H

@@ -77,6 +77,9 @@
  * turn holds is bounded by one batch, not by how much it writes.  The
  * batches themselves outlive the turns, in batch_cxt.
  *
+ * IDENTIFICATION
+ *	  src/flush.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -234,12 +237,17 @@ settle(ClBatch *b, int start, int n, uint8 outcome)
 	batch_accounted(b);
 }
 
-/* Move the ring's tail up to the oldest event a batch still holds. */
+/*
+ * Move the ring's tail up to the oldest event a batch still holds, and
+ * say whether a batch holds events read back from WAL (for
+ * connlog_stats.lag, see ring.c).
+ */
 static void
 release_ring(void)
 {
 	uint64		pos = read_pos;
 	uint64		seq = read_seq;
+	bool		replayed = false;
 	const ClBatch *b;
 
 	for (int i = 0; (b = held_batch(i)) != NULL; i++)
@@ -249,7 +257,10 @@ release_ring(void)
 			pos = b->pos_start;
 			seq = b->seq_start;
 		}
+		if (b->replayed)
+			replayed = true;
 	}
+	connlog_ring_set_replayed(replayed);
 	if (pos != released_pos)
 	{
 		connlog_ring_release(pos, seq);
@@ -740,7 +751,7 @@ fill_current(void)
 		connlog_ring_read(pos, (char *) &word, sizeof(word));
 		walrec = (word & CL_RING_WAL_FLAG) != 0;
 		len = word & CL_RING_LEN_MASK;
-		size = len + (walrec ? CL_RING_LSN_SIZE : 0);
+		size = cl_ring_entry_size(word);
 		if (len < CL_RECORD_FIXED_SIZE || len > CL_MAX_RECORD ||
 			size > head - pos)
 		{
@@ -757,7 +768,8 @@ fill_current(void)
 		{
 			XLogRecPtr	floor;
 
-			connlog_ring_read(pos + len, (char *) &floor, sizeof(floor));
+			connlog_ring_read(pos + len + CL_RING_TIME_SIZE, (char *) &floor,
+							  sizeof(floor));
 			if (!(word & CL_RING_DONE_FLAG))
 			{
 				if (cur->nwal == 0)
@@ -852,6 +864,8 @@ feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
 		if (cur->nwal == 0)
 			cur->lsn_floor = floor;
 		cur->nwal++;
+		if (!cur->replayed)
+			connlog_ring_set_replayed(true);
 		cur->replayed = true;
 		cur->rewrite = true;
 		if (!cl_batch_add(cur, data + off, len))
@@ -916,7 +930,11 @@ connlog_flush_reloaded(void)
 bool
 connlog_flush_replay(void)
 {
-	return connlog_wal_replay_at_start(feed_replayed, held_now);
+	if (!connlog_wal_replay_at_start(feed_replayed, held_now))
+		return false;
+	/* a predecessor's replayed events are written, read again, or lost */
+	release_ring();
+	return true;
 }
 
 /* The ring's first event this worker has not read yet */

@@ -4,6 +4,9 @@
  *		The worker's batches: taking events from the ring, writing them,
  *		and accounting for them (flush.c).
  *
+ * IDENTIFICATION
+ *	  src/flush.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_FLUSH_H

@@ -5,10 +5,11 @@
  *		worker's latch, and the event counters.
  *
  * Layout: one ConnlogShared struct followed by connlog.ring_size bytes of
- * ring.  Records (batch.h) are stored back to back and may wrap around the
- * end of the ring; head and tail are monotonic byte counts, so the ring
- * holds head - tail bytes and a position is count % size.  head_seq and
- * tail_seq number the events the same way.
+ * ring.  Events (each a record, batch.h, with what ring.h says follows
+ * it) are stored back to back and may wrap around the end of the ring;
+ * head and tail are monotonic byte counts, so the ring holds head - tail
+ * bytes and a position is count % size.  head_seq and tail_seq number the
+ * events the same way.
  *
  * The ring frees an event only once it is accounted for: written,
  * rejected or dropped by a committed decision of the worker.  The worker
@@ -24,6 +25,23 @@
  * reading at tail, skips it.  taken_seq tells a successor which of the
  * events it finds there a predecessor had read, and so may have written
  * in part (worker.c says what follows from that).
+ *
+ * connlog_stats.lag is the age of the oldest event not accounted for.
+ * Since the ring frees events only once they are accounted for, that is
+ * the first event from tail on without CL_RING_DONE_FLAG, whether the
+ * worker has not read it yet, holds it in its current batch, or holds it
+ * in its retry queue.  So each event carries the time it was stored (read
+ * once per attempt, before the lock: ring order and time order may differ
+ * by the time a producer waits for the lock, which lag can ignore), and a
+ * reader finds the oldest at tail without the worker's help.  The 8 bytes
+ * per event (some 6 % of a typical record) buy a lag that needs nothing
+ * on the hot path beyond reading the clock; a separate table of times
+ * would need its own space management and still one write per event.
+ * Events read back from WAL (wal.c) are not in the ring, and their WAL
+ * records carry no time: while the worker holds any (holds_replayed),
+ * lag counts from started, when this shared memory was made.  They were
+ * all stored in an earlier life (replay leaves out the current epoch's),
+ * so that is a lower bound of their age.
  *
  * Locking rules:
  *	- lock (an LWLock of the "connlog" tranche) protects head, tail,
@@ -47,8 +65,16 @@
  *	  first, so enqueued - outcomes (pending) is never negative.
  *	- done_seq and flush_requested are atomics; only the worker advances
  *	  done_seq, and flush_requested is set by anyone, cleared by the worker.
- *	- worker_state is an atomic only the worker (and its exit callback)
- *	  writes; readers take it as a hint, without any lock.
+ *	- worker_state and holds_replayed are atomics only the worker (and,
+ *	  for worker_state, its exit callback) writes; readers take them as
+ *	  hints, without any lock.
+ *	- connlog_stats reads the event times from tail on under lock held
+ *	  shared, which keeps tail and the bytes in [tail, head) in place.
+ *	  The worker may set CL_RING_DONE_FLAG meanwhile: that changes one bit
+ *	  of a length word and none of its length, so the reader walks the
+ *	  events right, and at worst takes the time of one the worker has
+ *	  accounted for that moment.  started is set at initialization and
+ *	  never changes.
  *	- mutex (a spinlock) protects last_flush and last_error.
  *	- connlog.durability (wal.c): epoch is set at initialization and never
  *	  changes.  last_floor is a WAL insert position the worker read; only
@@ -63,6 +89,9 @@
  *	  event stored after a snapshot has a floor at least the insert
  *	  position that snapshot read.  wal_woken_at is an atomic that
  *	  producers advance by compare-and-swap, without the lock.
+ *
+ * IDENTIFICATION
+ *	  src/ring.c
  *
  *-------------------------------------------------------------------------
  */
@@ -139,6 +168,8 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	 * unique within this postmaster, is enough.
 	 */
 	s->epoch = (uint64) GetCurrentTimestamp() + (epochs_made++);
+	s->started = GetCurrentTimestamp();
+	pg_atomic_init_u32(&s->holds_replayed, 0);
 	s->last_floor = InvalidXLogRecPtr;
 	pg_atomic_init_u64(&s->wal_woken_at, 0);
 	s->crash_mem_pending = crash_mem_pending;
@@ -204,10 +235,10 @@ prefault(ConnlogShared *s, uint32 len)
  * keeps the hot path free of signals even while the worker cannot drain
  * (say, while the extension is missing).
  *
- * With wal, the ring entry gets CL_RING_WAL_FLAG and the event's LSN
- * floor, last_floor (see the locking rules), and *seq returns
- * the event's sequence number for its WAL record, which the caller writes
- * once the lock is released.
+ * The ring entry gets the time of the attempt that stored it.  With wal
+ * it also gets CL_RING_WAL_FLAG and the event's LSN floor, last_floor
+ * (see the locking rules), and *seq returns the event's sequence number
+ * for its WAL record, which the caller writes once the lock is released.
  */
 ConnlogPutResult
 connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
@@ -218,11 +249,12 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 	TimestampTz start = 0;
 	bool		sleeping = false;
 	ConnlogPutResult result;
-	uint32		need = len + (wal ? CL_RING_LSN_SIZE : 0);
+	uint32		need = len + CL_RING_TIME_SIZE + (wal ? CL_RING_LSN_SIZE : 0);
 
 	for (;;)
 	{
 		Latch	   *wake = NULL;
+		TimestampTz now = GetCurrentTimestamp();
 
 		prefault(s, need);
 		LWLockAcquire(s->lock, LW_EXCLUSIVE);
@@ -231,13 +263,14 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 			bool		below_half = (s->head - s->tail) * 2 <= s->size;
 
 			ring_write(s, s->head, rec, len);
+			ring_write(s, s->head + len, (const char *) &now, sizeof(now));
 			if (wal)
 			{
 				uint32		flagged = len | CL_RING_WAL_FLAG;
 
 				ring_write(s, s->head, (const char *) &flagged, sizeof(flagged));
-				ring_write(s, s->head + len, (const char *) &s->last_floor,
-						   sizeof(XLogRecPtr));
+				ring_write(s, s->head + len + CL_RING_TIME_SIZE,
+						   (const char *) &s->last_floor, sizeof(XLogRecPtr));
 				pg_atomic_fetch_add_u64(&s->counters.wal_enqueued, 1);
 			}
 			*seq = s->head_seq;
@@ -346,6 +379,29 @@ connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
 }
 
 /*
+ * The position of the oldest event in the ring that is not accounted for
+ * and has the length word flags in flags, with its length word in *word;
+ * head if there is none (or the ring is corrupt from there on: the
+ * worker's drain says so).  The caller holds lock.
+ */
+static uint64
+first_held(ConnlogShared *s, uint32 flags, uint32 *word)
+{
+	uint64		pos = s->tail;
+
+	while (pos < s->head)
+	{
+		connlog_ring_read(pos, (char *) word, sizeof(*word));
+		if ((*word & CL_RING_LEN_MASK) < CL_RECORD_FIXED_SIZE)
+			break;
+		if ((*word & (flags | CL_RING_DONE_FLAG)) == flags)
+			return pos;
+		pos += cl_ring_entry_size(*word);
+	}
+	return s->head;
+}
+
+/*
  * The LSN floor of the oldest WAL-backed event in the ring that is not
  * accounted for, or InvalidXLogRecPtr if it holds none; *insert_lsn gets
  * the WAL insert position as of the same moment, and last_floor is raised
@@ -357,24 +413,14 @@ connlog_ring_first_wal_floor(XLogRecPtr *insert_lsn)
 {
 	ConnlogShared *s = connlog_shared;
 	XLogRecPtr	first = InvalidXLogRecPtr;
+	uint32		word;
+	uint64		pos;
 
 	LWLockAcquire(s->lock, LW_SHARED);
-	for (uint64 pos = s->tail; pos < s->head;)
-	{
-		uint32		word;
-		uint32		len;
-
-		connlog_ring_read(pos, (char *) &word, sizeof(word));
-		len = word & CL_RING_LEN_MASK;
-		if (len < CL_RECORD_FIXED_SIZE)
-			break;				/* corrupt: the worker's drain says so */
-		if ((word & CL_RING_WAL_FLAG) && !(word & CL_RING_DONE_FLAG))
-		{
-			connlog_ring_read(pos + len, (char *) &first, sizeof(first));
-			break;
-		}
-		pos += len + ((word & CL_RING_WAL_FLAG) ? CL_RING_LSN_SIZE : 0);
-	}
+	pos = first_held(s, CL_RING_WAL_FLAG, &word);
+	if (pos < s->head)
+		connlog_ring_read(pos + (word & CL_RING_LEN_MASK) + CL_RING_TIME_SIZE,
+						  (char *) &first, sizeof(first));
 	*insert_lsn = raise_floor(s);
 	LWLockRelease(s->lock);
 	return first;
@@ -400,8 +446,7 @@ connlog_ring_mark_done(uint64 from, uint64 to)
 			word |= CL_RING_DONE_FLAG;
 			ring_write(connlog_shared, pos, (const char *) &word, sizeof(word));
 		}
-		pos += (word & CL_RING_LEN_MASK) +
-			((word & CL_RING_WAL_FLAG) ? CL_RING_LSN_SIZE : 0);
+		pos += cl_ring_entry_size(word);
 	}
 }
 
@@ -552,14 +597,24 @@ void
 connlog_ring_stats(ConnlogStats *st)
 {
 	ConnlogShared *s = connlog_shared;
+	uint32		word;
+	uint64		pos;
 
 	connlog_ring_stats_unlocked(st);
 
 	LWLockAcquire(s->lock, LW_SHARED);
 	st->ring_used_bytes = s->head - s->tail;
 	st->worker_pid = s->worker_pid;
+	pos = first_held(s, 0, &word);
+	st->oldest_stored = 0;
+	if (pos < s->head)
+		connlog_ring_read(pos + (word & CL_RING_LEN_MASK),
+						  (char *) &st->oldest_stored, CL_RING_TIME_SIZE);
 	LWLockRelease(s->lock);
 	st->ring_size_bytes = s->size;
+	/* older than anything in the ring: see the file header */
+	if (pg_atomic_read_u32(&s->holds_replayed) != 0)
+		st->oldest_stored = s->started;
 
 	SpinLockAcquire(&s->mutex);
 	st->last_flush = s->last_flush;
@@ -571,6 +626,13 @@ void
 connlog_ring_set_state(ConnlogWorkerState state)
 {
 	pg_atomic_write_u32(&connlog_shared->worker_state, (uint32) state);
+}
+
+/* The worker holds events read back from WAL, or no longer does. */
+void
+connlog_ring_set_replayed(bool holds)
+{
+	pg_atomic_write_u32(&connlog_shared->holds_replayed, holds ? 1 : 0);
 }
 
 /* connlog_stats.worker_state; doc/connlog.md lists the same words */

@@ -5,6 +5,9 @@
  *
  * See ring.c for the layout and the locking rules.
  *
+ * IDENTIFICATION
+ *	  src/ring.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_RING_H
@@ -41,13 +44,15 @@ typedef struct ConnlogCounters
 } ConnlogCounters;
 
 /*
- * A WAL-backed event (connlog.durability = wal or flush) is stored in the
- * ring as its record with this bit set in the length word, followed by its
- * 8-byte LSN floor: a WAL position its WAL record, written after the event
- * is in the ring, starts at or after (see wal.c).  Memory-mode records are
- * unchanged.
+ * An event is stored in the ring as its record followed by the time it was
+ * stored (a TimestampTz, for connlog_stats.lag; see ring.c).  A WAL-backed
+ * event (connlog.durability = wal or flush) has this bit set in its length
+ * word, and its 8-byte LSN floor after the time: a WAL position its WAL
+ * record, written after the event is in the ring, starts at or after (see
+ * wal.c).
  */
 #define CL_RING_WAL_FLAG		0x80000000U
+#define CL_RING_TIME_SIZE		sizeof(TimestampTz)
 #define CL_RING_LSN_SIZE		sizeof(XLogRecPtr)
 
 /*
@@ -56,6 +61,14 @@ typedef struct ConnlogCounters
  */
 #define CL_RING_DONE_FLAG		0x40000000U
 #define CL_RING_LEN_MASK		(~(CL_RING_WAL_FLAG | CL_RING_DONE_FLAG))
+
+/* The ring bytes of the event whose length word is word */
+static inline uint32
+cl_ring_entry_size(uint32 word)
+{
+	return (word & CL_RING_LEN_MASK) + CL_RING_TIME_SIZE +
+		((word & CL_RING_WAL_FLAG) ? CL_RING_LSN_SIZE : 0);
+}
 
 /*
  * What the worker is doing, for connlog_stats.worker_state and for the
@@ -118,6 +131,9 @@ typedef struct ConnlogShared
 	pg_atomic_uint32 slot_wanted;	/* a producer waits for slot_ready */
 	pg_atomic_uint32 replaying; /* the worker has not replayed WAL yet */
 	uint64		epoch;			/* this shared memory's life, in WAL records */
+	TimestampTz started;		/* when this shared memory was made */
+	pg_atomic_uint32 holds_replayed;	/* the worker holds events read back
+										 * from WAL */
 	XLogRecPtr	last_floor;		/* the floor of WAL-backed events stored now */
 	pg_atomic_uint64 wal_woken_at;	/* when a producer last woke the WAL
 									 * writer (a TimestampTz) */
@@ -154,6 +170,7 @@ typedef struct ConnlogStats
 	char		last_error[CONNLOG_LAST_ERROR_LEN];
 	pid_t		worker_pid;
 	ConnlogWorkerState worker_state;
+	TimestampTz oldest_stored;	/* of the events not accounted for; 0 if none */
 } ConnlogStats;
 
 extern ConnlogShared *connlog_shared;
@@ -199,6 +216,7 @@ extern void connlog_ring_set_done(uint64 done_seq);
 extern void connlog_ring_note_flush(const char *error);
 extern void connlog_ring_clear_error(void);
 extern void connlog_ring_set_state(ConnlogWorkerState state);
+extern void connlog_ring_set_replayed(bool holds);
 extern const char *connlog_worker_state_label(ConnlogWorkerState state);
 
 /* readers */

@@ -82,6 +82,9 @@
  * slot with ReplicationSlotAcquire(nowait), retries at its next write
  * should the two ever meet.
  *
+ * IDENTIFICATION
+ *	  src/standby.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -117,37 +120,50 @@ static XLogRecPtr kept;
 /* the last problem logged, so that a lasting one is logged once */
 static char *logged;
 
+/* What the keeper can fail to do, for note_problem() */
+typedef enum KeeperProblem
+{
+	PROBLEM_NONE,
+	PROBLEM_READ_PROGRESS,
+	PROBLEM_CREATE_SLOT,
+	PROBLEM_ADVANCE_SLOT
+} KeeperProblem;
+
 /*
- * Log a WARNING for a problem unless it is the one logged last; NULL says
- * the problem is over.
+ * Log a WARNING for a problem unless it is the one logged last (the same
+ * kind and error); PROBLEM_NONE says the problem is over.
  */
 static void
-note_problem(const char *message, const char *error)
+note_problem(KeeperProblem problem, const char *error)
 {
-	char	   *text;
+	static KeeperProblem logged_problem = PROBLEM_NONE;
 
-	if (message == NULL)
+	if (problem == PROBLEM_NONE)
 	{
 		if (logged != NULL)
 			pfree(logged);
 		logged = NULL;
+		logged_problem = PROBLEM_NONE;
 		return;
 	}
-	text = psprintf("%s: %s", message, error);
-
-	if (logged != NULL && strcmp(logged, text) == 0)
-	{
-		pfree(text);
+	if (problem == logged_problem && logged != NULL &&
+		strcmp(logged, error) == 0)
 		return;
-	}
 	ereport(WARNING,
-			(errmsg("%s", text),
+			(problem == PROBLEM_READ_PROGRESS ?
+	errmsg("connlog could not read connlog_wal_progress on this standby: %s",
+		   error) :
+			 problem == PROBLEM_CREATE_SLOT ?
+			 errmsg("connlog could not create its replication slot on this standby: %s",
+					error) :
+			 errmsg("connlog could not advance its replication slot on this standby: %s",
+					error),
 			 errdetail("Until this is fixed the standby keeps the WAL of the primary's unwritten events only as far as replication slot \"%s\" already does.",
 					   CONNLOG_SLOT_NAME)));
 	if (logged != NULL)
 		pfree(logged);
-	logged = MemoryContextStrdup(TopMemoryContext, text);
-	pfree(text);
+	logged = MemoryContextStrdup(TopMemoryContext, error);
+	logged_problem = problem;
 }
 
 /*
@@ -167,8 +183,7 @@ keep_turn(void)
 		return;					/* no extension: no WAL-backed events */
 	if (st != CL_WRITE_OK)
 	{
-		note_problem("connlog could not read connlog_wal_progress on this standby",
-					 error);
+		note_problem(PROBLEM_READ_PROGRESS, error);
 		return;
 	}
 	if (XLogRecPtrIsInvalid(done.lsn) || done.lsn <= kept ||
@@ -182,8 +197,7 @@ keep_turn(void)
 
 		if (!connlog_wal_slot_create(done.lsn, &error))
 		{
-			note_problem("connlog could not create its replication slot on this standby",
-						 error);
+			note_problem(PROBLEM_CREATE_SLOT, error);
 			return;
 		}
 		XLByteToSeg(done.lsn, segno, wal_segment_size);
@@ -196,11 +210,10 @@ keep_turn(void)
 	}
 	else if (!connlog_wal_slot_advance(done.lsn, &error))
 	{
-		note_problem("connlog could not advance its replication slot on this standby",
-					 error);
+		note_problem(PROBLEM_ADVANCE_SLOT, error);
 		return;
 	}
-	note_problem(NULL, NULL);
+	note_problem(PROBLEM_NONE, NULL);
 	kept = done.lsn;
 }
 
@@ -257,7 +270,6 @@ connlog_standby_main(Datum main_arg)
 
 	how.who = CL_CONNECTOR_KEEPER;
 	how.name = "connlog standby keeper";
-	how.detail = "Until then this standby keeps the WAL of the primary's unwritten events only as far as replication slot \"" CONNLOG_SLOT_NAME "\" already does; connlog looks again every second.";
 	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby");
 	how.turn = connect_wait_turn;
 	how.publish = NULL;

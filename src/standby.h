@@ -3,6 +3,9 @@
  * standby.h
  *		The standby's keeper of the WAL the primary's worker still needs.
  *
+ * IDENTIFICATION
+ *	  src/standby.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_STANDBY_H

@@ -239,6 +239,9 @@
  * the server once connlog_stats shows nothing pending, or start it again
  * to let the worker write what its log says is left.
  *
+ * IDENTIFICATION
+ *	  src/wal.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -812,7 +815,7 @@ event_refused(const char *rec, uint32 len)
 	ClEvent		ev;
 	const char *why;
 	const ClText *texts[] = {&ev.workspace_name, &ev.agent_name,
-	&ev.user_agent, &ev.slug_or_port, &ev.disconnect_reason};
+	&ev.user_agent, &ev.slug_or_port, &ev.disconnect_reason, &ev.type_text};
 
 	if (!cl_decode(rec, len, &ev))
 		return "the record is malformed";

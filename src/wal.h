@@ -4,6 +4,9 @@
  *		connlog.durability: the events' WAL records, the replication slot
  *		that keeps them, and the worker's progress through them (wal.c).
  *
+ * IDENTIFICATION
+ *	  src/wal.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_WAL_H

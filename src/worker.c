@@ -114,6 +114,9 @@
  * the loop checks (in assert-enabled builds) that every turn ends in
  * turn_cxt.
  *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -707,7 +710,6 @@ connlog_worker_main(Datum main_arg)
 	connlog_ring_attach_worker();
 	how.who = CL_CONNECTOR_WORKER;
 	how.name = "connlog worker";
-	how.detail = "Events stay in the ring until then; connlog looks again every connlog.flush_interval.";
 	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain");
 	how.turn = connect_wait_turn;
 	how.publish = connect_wait_publish;

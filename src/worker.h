@@ -3,6 +3,9 @@
  * worker.h
  *		The connlog background worker (worker.c).
  *
+ * IDENTIFICATION
+ *	  src/worker.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_WORKER_H

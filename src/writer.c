@@ -70,8 +70,8 @@
  * member, found through pg_depend, never merely by name: the extension
  * comes from pg_extension (scanned, not queried), connection_logs,
  * connection_logs_rejected and, from version 1.1 on, connlog_wal_progress
- * must be ordinary tables that belong to it, and so must the types
- * connlog_batch_row and connection_type.  Anything else under those names
+ * must be ordinary tables that belong to it, as must connlog_batch_row and,
+ * before 1.2, connection_type.  Anything else under those names
  * (a view another role created where a member is missing, say) is an
  * error that names it, and nothing is prepared; the worker then holds the
  * events, as for a missing extension, whether it finds this when it starts
@@ -147,6 +147,9 @@
  * ordinary INSERT assignment, so a table with added columns works too.  The log_events line is also built
  * here, since it shares the per-field conversions with the upsert.
  *
+ * IDENTIFICATION
+ *	  src/writer.c
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -221,7 +224,10 @@ enum
 	UPSERT_NCOLS
 };
 
-/* and their types; InvalidOid stands for the connection_type enum */
+/*
+ * and their types; InvalidOid marks the type column's, which is text from
+ * 1.2 on and the enum connection_type before
+ */
 static const Oid row_types[UPSERT_NCOLS] = {
 	UUIDOID, TIMESTAMPTZOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID,
 	InvalidOid, INETOID, INT4OID, TEXTOID, UUIDOID, TEXTOID, UUIDOID,
@@ -268,6 +274,8 @@ static char *rows_table = NULL;
 static Oid	rows_owner = InvalidOid;
 static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
+static Oid	type_enum_typid = InvalidOid;	/* connection_type, if the type
+											 * column is one; else text */
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
 static MemoryContext write_cxt = NULL;
 static MemoryContext log_events_cxt = NULL;
@@ -467,17 +475,19 @@ check_member_type(Oid extoid, Oid typid)
 }
 
 /*
- * Look up connlog_batch_row in the extension's schema, check that it and
- * its connection_type are the extension's and that it has the columns
- * build_upsert_args() fills, and find the OIDs of the connection_type
- * labels.  A label that is missing is left InvalidOid and fails only the
- * events that carry it, as casting the label would.
+ * Look up connlog_batch_row in the extension's schema, check that it is
+ * the extension's and that it has the columns build_upsert_args() fills.
+ * Its type column is text from 1.2 on.  Before, it is the enum
+ * connection_type, which must be the extension's too, and the OIDs of its
+ * labels are looked up here for the seven labels connlog knows; a label
+ * that is missing is left InvalidOid and fails only the events that carry
+ * it, as casting the label would.
  */
 static void
 find_row_type(Oid extoid, Oid nspoid, const char *nspname)
 {
 	TupleDesc	desc;
-	Oid			enum_typid = InvalidOid;
+	Oid			type_typid = InvalidOid;
 	bool		ok;
 
 	row_typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
@@ -501,23 +511,29 @@ find_row_type(Oid extoid, Oid nspoid, const char *nspname)
 		if (att->attisdropped)
 			ok = false;
 		else if (c == COL_TYPE)
-			enum_typid = att->atttypid;
+			type_typid = att->atttypid;
 		else
 			ok = att->atttypid == row_types[c];
 	}
 	ReleaseTupleDesc(desc);
-	if (!ok || get_typtype(enum_typid) != TYPTYPE_ENUM)
+	if (!ok || (type_typid != TEXTOID &&
+				get_typtype(type_typid) != TYPTYPE_ENUM))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("type \"%s.connlog_batch_row\" does not have the columns connlog writes",
 						nspname),
 				 errhint("Reinstall the extension.")));
-	check_member_type(extoid, enum_typid);
-
+	if (type_typid == TEXTOID)
+	{
+		type_enum_typid = InvalidOid;
+		return;
+	}
+	check_member_type(extoid, type_typid);
+	type_enum_typid = type_typid;
 	for (int i = 0; i < CL_NUM_TYPES; i++)
 		type_label_oids[i] =
 			GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
-							ObjectIdGetDatum(enum_typid),
+							ObjectIdGetDatum(type_typid),
 							CStringGetDatum(connlog_type_labels[i]));
 }
 
@@ -1290,6 +1306,39 @@ store_progress(const ConnlogProgress *progress)
 			 SPI_result_code_string(rc));
 }
 
+/*
+ * The type column's value for ev: the text, or before 1.2 the label of
+ * connection_type.  A type the enum has no label for fails the statement
+ * with a data exception, as casting it would, so the worker's split
+ * rejects only the rows that carry it.
+ */
+static Datum
+type_datum(const ClEvent *ev)
+{
+	ClText		type = cl_event_type(ev);
+	Oid			label;
+
+	if (!OidIsValid(type_enum_typid))
+		return text_datum(&type);
+	if (!(ev->flags & CL_HAS_TYPE_TEXT))
+		label = type_label_oids[ev->type];
+	else
+		label = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+								ObjectIdGetDatum(type_enum_typid),
+								CStringGetDatum(pnstrdup(type.data,
+														 type.len)));
+	if (!OidIsValid(label))
+	{
+		char	   *name = pnstrdup(type.data, type.len);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			   errmsg("invalid input value for enum connection_type: \"%s\"",
+					  name)));
+	}
+	return ObjectIdGetDatum(label);
+}
+
 static void
 build_upsert_args(UpsertArgs *a)
 {
@@ -1307,11 +1356,6 @@ build_upsert_args(UpsertArgs *a)
 		bool		null[UPSERT_NCOLS];
 
 		cl_batch_entry_event(a->batch, e, &ev);
-		if (!OidIsValid(type_label_oids[ev.type]))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			   errmsg("invalid input value for enum connection_type: \"%s\"",
-					  connlog_type_labels[ev.type])));
 		memset(null, 0, sizeof(null));
 		v[COL_ID] = uuid_datum(ev.id);
 		v[COL_CONNECT_TIME] = TimestampTzGetDatum(e->connect_time);
@@ -1320,7 +1364,7 @@ build_upsert_args(UpsertArgs *a)
 		v[COL_WORKSPACE_ID] = uuid_datum(ev.workspace_id);
 		v[COL_WORKSPACE_NAME] = text_datum(&ev.workspace_name);
 		v[COL_AGENT_NAME] = text_datum(&ev.agent_name);
-		v[COL_TYPE] = ObjectIdGetDatum(type_label_oids[ev.type]);
+		v[COL_TYPE] = type_datum(&ev);
 		if (ev.flags & CL_HAS_IP)
 			v[COL_IP] = inet_datum(&ev);
 		else
@@ -1494,6 +1538,7 @@ static char *
 event_json(const ClEvent *ev, const ClEntry *e)
 {
 	StringInfoData buf;
+	ClText		type;
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -1504,8 +1549,8 @@ event_json(const ClEvent *ev, const ClEntry *e)
 	json_uuid(&buf, "workspace_id", ev->workspace_id);
 	json_text(&buf, "workspace_name", &ev->workspace_name);
 	json_text(&buf, "agent_name", &ev->agent_name);
-	json_key(&buf, "type");
-	escape_json(&buf, connlog_type_labels[ev->type]);
+	type = cl_event_type(ev);
+	json_text(&buf, "type", &type);
 	json_key(&buf, "status");
 	escape_json(&buf, connlog_status_labels[ev->status]);
 	if (ev->flags & CL_HAS_CONNECTION_ID)

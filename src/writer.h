@@ -3,6 +3,9 @@
  * writer.h
  *		The statements the worker runs (writer.c).
  *
+ * IDENTIFICATION
+ *	  src/writer.h
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CONNLOG_WRITER_H

@@ -7,7 +7,12 @@
 # each update survive it and the query functions find them, and the
 # library serves every version's SQL (connlog_stats before and after).
 # The update also gives the same catalog when the indexes were built
-# beforehand, as doc/connlog.md says to on a big table.
+# beforehand, as doc/connlog.md says to on a big table.  Role app, granted what an
+# application and a reader need before the update, keeps it: the update
+# gives the functions 1.2 makes afresh the grants of 1.1's (the catalogs
+# compared, pg_init_privs included, hold the same grants made in a fresh
+# 1.2), and app enqueues a type connection_type never had with a string
+# literal.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -223,6 +228,37 @@ FROM connlog_stats}),
 	'12|7|0|0|t',
 	'1.1: connlog_stats has the new columns and kept counting');
 
+# Role app's grants: in postgres and from11 on 1.1's functions, in fresh
+# on 1.2's (both connlog_enqueue overloads), in prebuilt on 1.0's
+# connlog_enqueue; 1.0 has no query functions, so prebuilt's are granted
+# after its update.
+my $app_grants = q{
+GRANT SELECT ON connection_logs TO app;
+GRANT EXECUTE ON FUNCTION connlog_query_check(text, integer, integer,
+  timestamptz, timestamptz) TO app;
+GRANT EXECUTE ON FUNCTION connlog_connections, connlog_connection_count
+  TO app WITH GRANT OPTION;
+};
+my $enqueue_args = 'uuid, timestamptz, uuid, uuid, uuid, text, text, %s, '
+  . 'connection_status, uuid, inet, integer, text, uuid, text, text';
+my $grant_enqueue = sub {
+	return sprintf("GRANT EXECUTE ON FUNCTION connlog_enqueue($enqueue_args) TO app;\n",
+		$_[0]);
+};
+$node->safe_psql('postgres', 'CREATE ROLE app');
+$node->safe_psql($_, $grant_enqueue->('connection_type') . $app_grants)
+  for qw(postgres from11);
+# (the update gives whoever may run connlog_query_check
+# connlog_table_query too, which a reader of a fresh 1.2 is granted)
+$node->safe_psql('fresh',
+	    $grant_enqueue->('connection_type')
+	  . $grant_enqueue->('text')
+	  . $app_grants
+	  . 'GRANT EXECUTE ON FUNCTION connlog_table_query TO app;');
+$node->safe_psql('prebuilt',
+	$grant_enqueue->('connection_type')
+	  . 'GRANT SELECT ON connection_logs TO app');
+
 # Under 1.1: connection 7 connects and is written, still open.  Then the
 # update to 1.2, which the prebuilt database (at 1.0) and from11 (at 1.1)
 # take too.
@@ -234,6 +270,9 @@ for my $db (qw(postgres prebuilt from11))
 			"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
 		'1.2', "$db: ALTER EXTENSION connlog UPDATE goes to 1.2");
 }
+$node->safe_psql('prebuilt',
+	($app_grants =~ s/GRANT SELECT ON \S+ TO app;//r)
+	  . 'GRANT EXECUTE ON FUNCTION connlog_table_query TO app;');
 
 compare_catalog(
 	'fresh', 'fresh 1.2',
@@ -249,9 +288,18 @@ like($functions,
 like($functions, qr/^connlog_query_check\(.*\{"search_path=pg_catalog, pg_temp"\}/m,
 	'the compared connlog_query_check is 1.2\'s, with its search_path');
 
-# Rows written under 1.0 and 1.1 survive the update to 1.2, the query
-# functions find them, and the worker merges connection 7's disconnect
-# into the row written under 1.1.
+# Rows written under 1.0 and 1.1 survive the update to 1.2, their types
+# with them, the query functions find them, and the worker merges
+# connection 7's disconnect into the row written under 1.1.
+is( $node->safe_psql(
+		'postgres', q{
+SELECT format_type(atttypid, atttypmod), attnotnull,
+       (SELECT string_agg(type || ' ' || n, ',' ORDER BY type)
+        FROM (SELECT type, count(*) n FROM connection_logs GROUP BY type) t)
+FROM pg_attribute
+WHERE attrelid = 'connection_logs'::regclass AND attname = 'type'}),
+	'text|t|ssh 7',
+	'1.2: connection_logs.type is text NOT NULL, the rows\' types kept');
 is( $node->safe_psql(
 		'postgres', q{
 SELECT good_pairs(1, 6), rows_between(1, 7),
@@ -274,17 +322,65 @@ FROM connlog_stats}),
 	'14|9|0|0|t',
 	'1.2: connlog_stats kept counting');
 
+# app was granted 1.1's connlog_enqueue; it enqueues with a literal type
+# connection_type has no label for, which resolves to 1.2's function, and
+# finds the row with the query functions the update granted it.
+$node->safe_psql(
+	'postgres', q{
+SET ROLE app;
+SELECT connlog_enqueue(id => uid(3, 8), event_time => t0(8),
+  organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
+  workspace_id => uid(12, 0), workspace_name => 'dev', agent_name => 'main',
+  type => 'file_transfer', status => 'connected', connection_id => uid(2, 8));
+RESET ROLE;
+SELECT connlog_flush()});
+is( $node->safe_psql(
+		'postgres', q{
+SET ROLE app;
+SELECT connection_id = uid(2, 8), type
+FROM connlog_connections(types => '{file_transfer,tunnel}');
+SELECT count FROM connlog_connection_count(types => ARRAY['ssh']);
+SELECT has_function_privilege('connlog_enqueue(uuid, timestamptz, uuid, uuid,
+  uuid, text, text, connection_type, connection_status, uuid, inet, integer,
+  text, uuid, text, text)', 'EXECUTE')}),
+	"t|file_transfer\n7\nt",
+	'1.2: a role granted 1.1\'s functions enqueues a new type with a literal and queries it'
+);
+
 # from11's rows, inserted under 1.1, as 1.2's query functions see them
 is( $node->safe_psql(
 		'from11', q{
 SELECT array(SELECT right(connection_id::text, 1)
-             FROM connlog_connections(type => 'vscode')),
+             FROM connlog_connections(types => '{vscode}')),
        (SELECT count FROM connlog_connection_count(state => 'ongoing')),
        (SELECT count FROM connlog_connection_count(
           workspace_id => '0000000c-0000-0000-0000-000000000000',
           connected_after => '2024-01-01 00:00:02+00'))}),
 	'{3,2,1}|1|2',
 	'1.1 updated to 1.2: rows written before the update are found');
+
+# The library writes to a 1.0 or 1.1 table too, whose type is the enum:
+# events enqueued under 1.2 and written after the extension was made
+# again at 1.1 keep their type if the enum has it, and one the enum does
+# not have fails only its own row, which is rejected.  (CASCADE drops the
+# helper ev(), whose argument is a connection_status.)
+$node->safe_psql('postgres', q{
+SELECT ev(9);
+SELECT connlog_enqueue(id => uid(3, 10), event_time => t0(10),
+  organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
+  workspace_id => uid(12, 0), workspace_name => 'dev', agent_name => 'main',
+  type => 'file_transfer', status => 'connected', connection_id => uid(2, 10));
+DROP EXTENSION connlog CASCADE;
+CREATE EXTENSION connlog VERSION '1.1';
+SELECT connlog_flush()});
+is( $node->safe_psql(
+		'postgres', q{
+SELECT string_agg(right(connection_id::text, 2) || ' ' || type, ',')
+FROM connection_logs;
+SELECT error, event->>'type' FROM connection_logs_rejected}),
+	qq{09 ssh\ninvalid input value for enum connection_type: "file_transfer" (SQLSTATE 22P02)|file_transfer},
+	'1.1 table: a type the enum has is written, one it has not is rejected alone'
+);
 
 $node->stop;
 done_testing();

@@ -526,6 +526,7 @@ HINT:  Create the extension in database "postgres", or set connlog.database to "
 	my @lookalikes = (
 		[ '=', 'public.connection_type', 'public.connection_type' ],
 		[ '=', 'public.connection_log_state', 'public.connection_log_state' ],
+		[ '=',  'text',        'text' ],
 		[ '=',  'uuid',        'uuid' ],
 		[ '>=', 'timestamptz', 'timestamptz' ],
 		[ '<=', 'timestamptz', 'timestamptz' ],
@@ -629,7 +630,8 @@ CREATE AGGREGATE $s.count(*) (SFUNC = $s.count_step, STYPE = bigint,
 		[ "organization_id => '" . $u->(10, 1) . "'", '3 2 1' ],
 		[ "workspace_owner_id => '" . $u->(11, 3) . "'", '5 4' ],
 		[ "workspace_id => '" . $u->(12, 4) . "'",       '5 4' ],
-		[ "type => 'ssh'",                               '4 1' ],
+		[ "types => '{ssh}'",                            '4 1' ],
+		[ "types => '{vscode,jetbrains}'",               '6 2' ],
 		[ "user_id => '" . $u->(13, 1) . "'",            '6 3' ],
 		[ "connection_id => '" . $u->(2, 5) . "'",       '5' ],
 		[ "state => 'ongoing'",                          '4 2' ],
@@ -645,7 +647,7 @@ CREATE AGGREGATE $s.count(*) (SFUNC = $s.count_step, STYPE = bigint,
 			  . $at->(50),
 			'6 5'
 		],
-		[ "type => 'ssh', state => 'ongoing'", '4' ],
+		[ "types => '{ssh}', state => 'ongoing'", '4' ],
 		[ '"limit" => 2, "offset" => 1',      '5 4', 'list only' ]);
 
 	# which look-alikes ran (in a session with a safe search_path), and
@@ -700,13 +702,15 @@ SELECT (SELECT coalesce(string_agg(DISTINCT what, ', '), 'none')
 		# still inlined into the caller's query, under a hostile path too
 		my $plan = $node->safe_psql('postgres',
 			"SET search_path = $path; EXPLAIN (COSTS OFF)
-			 SELECT * FROM connlog_connections(type => 'ssh', state => 'ongoing');
+			 SELECT * FROM connlog_connections(types => '{ssh}', state => 'ongoing');
 			 EXPLAIN (COSTS OFF)
 			 SELECT * FROM connlog_connection_count(workspace_id => '"
 			  . $u->(12, 4) . "')");
 		like($plan, qr/Scan (using \S+ )?on connection_logs/,
 			"sql: path $path: the plans scan connection_logs");
-		unlike($plan, qr/Function Scan/,
+		# (the scan of connlog_table_query is the branch that runs only
+		# with connlog.table set)
+		unlike($plan, qr/Function Scan on connlog_conn/,
 			"sql: path $path: the query functions are inlined");
 
 		# connlog_query_check's comparisons (PL/pgSQL) and its errors
@@ -755,6 +759,10 @@ SELECT (SELECT coalesce(string_agg(DISTINCT what, ', '), 'none')
 	my $attack = q{
 SET search_path = shared, public;
 SELECT id FROM connlog_connections(type => 'ssh')};
+	# 1.2's filter on types is a text[]
+	my $attack12 = q{
+SET search_path = shared, public;
+SELECT id FROM connlog_connections(types => '{ssh}')};
 	is($node->safe_psql('old', $attack), $u->(1, 1),
 		'sql: 1.1: the attacked query still answers right');
 	my $superuser = $node->safe_psql('old', 'SELECT current_user');
@@ -771,7 +779,7 @@ SELECT (SELECT string_agg(DISTINCT who || ' ' || what, ', ') FROM shared.ran),
 	is($messages->($node, 'old', 'ALTER EXTENSION connlog UPDATE'),
 		$elsewhere->('old'),
 		'sql: the update to 1.2 in another database warns where events go');
-	is($node->safe_psql('old', $attack), $u->(1, 1),
+	is($node->safe_psql('old', $attack12), $u->(1, 1),
 		'sql: 1.2 after the update: the query answers right');
 	is($node->safe_psql('old', $verdict),
 		'none|f',
@@ -1108,7 +1116,9 @@ SELECT (SELECT count(*) FROM connection_logs WHERE id IN (uid(5, 3), uid(5, 4)))
 CREATE EXTENSION connlog;
 CREATE ROLE app LOGIN;
 CREATE DATABASE appdb OWNER app;
-GRANT EXECUTE ON FUNCTION connlog_enqueue TO app;
+GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid,
+  uuid, text, text, text, connection_status, uuid, inet, integer, text,
+  uuid, text, text) TO app;
 GRANT EXECUTE ON FUNCTION connlog_flush TO app;
 } . $ConnlogTest::connlog_helpers);
 

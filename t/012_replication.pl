@@ -22,7 +22,9 @@ $primary->safe_psql('postgres',
 $primary->safe_psql(
 	'postgres', q{
 CREATE ROLE producer LOGIN;
-GRANT EXECUTE ON FUNCTION connlog_enqueue TO producer;
+GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid,
+  uuid, text, text, text, connection_status, uuid, inet, integer, text,
+  uuid, text, text) TO producer;
 GRANT EXECUTE ON FUNCTION uid(int, bigint), t0(bigint),
   ev(bigint, connection_status, text) TO producer;
 ALTER ROLE producer SET connlog.durability = flush;

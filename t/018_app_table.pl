@@ -182,6 +182,12 @@ is( $node->safe_psql(
 	),
 	'5|2|2',
 	'connlog_connection_count counts them, limit and offset page them');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT (SELECT count FROM connlog_connection_count(types => '{ssh,file_transfer}')), (SELECT count FROM connlog_connection_count(types => '{vscode}')), (SELECT count(*) FROM connlog_connections(types => '{ssh}'))"
+	),
+	'5|0|5',
+	'the types filter applies to the application\'s text column');
 
 # a reader: EXECUTE on the query functions, SELECT on both tables (each
 # function names the extension's table in the branch it does not run)

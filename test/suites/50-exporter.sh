@@ -2,7 +2,8 @@
 # Monitoring: run Debian's prometheus-postgres-exporter with
 # monitoring/postgres_exporter.yml against a throwaway server and check the
 # connlog metrics it serves on loopback, once before any event (last_flush
-# is NULL) and once after three events were flushed.  scripts/test runs it
+# is NULL), once while three events wait (lag), and once after they were
+# flushed.  scripts/test runs it
 # (as root in CI) with the tree as $1, after installing the extension.
 set -euo pipefail
 tree=${1:?usage: 50-exporter.sh TREE}
@@ -172,7 +173,7 @@ expect_between() {
 }
 
 counters="enqueued merged written rejected dropped batches write_errors retries purged"
-gauges="pending ring_used_bytes ring_size_bytes last_flush_age_seconds worker_up"
+gauges="pending ring_used_bytes ring_size_bytes last_flush_age_seconds lag_seconds worker_up"
 
 start_exporter
 echo "exporter: pid $exporter_pid on 127.0.0.1:$port"
@@ -193,6 +194,8 @@ expect connlog_pending 0
 expect connlog_ring_used_bytes 0
 expect connlog_ring_size_bytes 1048576
 expect connlog_worker_up 1
+# nothing pending: lag is NULL, exported as 0, not NaN
+expect connlog_lag_seconds 0
 # last_flush is NULL: the age counts from the server's start, not NaN
 uptime=$(sql "SELECT ceil(extract(epoch FROM now() - pg_postmaster_start_time()))")
 expect_between connlog_last_flush_age_seconds 0 "$uptime"
@@ -214,11 +217,24 @@ sql "SELECT connlog_enqueue(id => ('00000000-0000-0000-0000-00000000000' || n)::
 		connection_id => CASE WHEN n < 3 THEN '20000000-0000-0000-0000-000000000001'::uuid END,
 		slug_or_port => CASE n WHEN 3 THEN 'code-server' END)
 	FROM generate_series(1, 3) AS n" >/dev/null
+
+# Not written yet (flush_interval is 1h): the exported lag is the
+# oldest event's age, which grows from what connlog_stats said before the
+# scrape to what it says after it.
+lag_before=$(sql "SELECT extract(epoch FROM lag) FROM connlog_stats")
+echo "scrape 2, 3 events pending:"
+scrape
+lag_after=$(sql "SELECT extract(epoch FROM lag) FROM connlog_stats")
+expect connlog_pending 3
+expect_between connlog_lag_seconds "$lag_before" "$lag_after"
+awk -v v="$lag_before" 'BEGIN { exit !(v > 0) }' ||
+	fail "connlog_stats.lag is $lag_before with 3 events pending"
+
 sql "SELECT connlog_flush()" >/dev/null
 [ "$(sql "SELECT count(*) FROM connection_logs")" = 2 ] ||
 	fail "connection_logs does not hold the 2 rows the metrics should count"
 
-echo "scrape 2, after 3 events and connlog_flush():"
+echo "scrape 3, after 3 events and connlog_flush():"
 scrape
 state=$(sql "SELECT worker_state FROM connlog_stats")
 expect connlog_enqueued 3
@@ -231,6 +247,7 @@ expect connlog_write_errors 0
 expect connlog_retries 0
 expect connlog_purged 0
 expect connlog_pending 0
+expect connlog_lag_seconds 0
 expect connlog_ring_used_bytes 0
 expect connlog_worker_up 1
 # the age now counts from the flush
