@@ -348,80 +348,10 @@ REVOKE ALL ON FUNCTION connlog_table_query(text, uuid, uuid, uuid,
 	text[], uuid, uuid, connection_log_state, timestamptz,
 	timestamptz, integer, integer, boolean) FROM PUBLIC;
 
--- Whoever may execute 1.1's connlog_enqueue, connlog_connections or
--- connlog_connection_count may execute its 1.2 counterpart, and whoever
--- may execute connlog_query_check (every reader of the query functions)
--- may execute connlog_table_query, which they call: each grant of
--- EXECUTE (to a role or PUBLIC, with its grant option) is given again
--- on the new function, by the role running the update.  A GRANT in an
--- extension script also records the object's privileges as the
--- extension's initial ones (pg_init_privs), which pg_dump leaves out of
--- a dump because CREATE EXTENSION makes them; but these grants are the
--- administrator's, not the extension's, so the initial privileges are
--- set back to what the REVOKEs above made them, those of a fresh 1.2.
--- Like the query functions, this runs under a search_path the script
--- does not choose: every name is qualified.
-DO $$
-DECLARE
-	pair record;
-	g record;
-	init pg_catalog.aclitem[];
-BEGIN
-	FOR pair IN
-		SELECT v.old_fn::pg_catalog.oid AS old_fn, v.new_fn::pg_catalog.oid AS new_fn
-		FROM (VALUES
-			('@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, @extschema@.connection_type, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text)'::pg_catalog.regprocedure,
-			 '@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text)'::pg_catalog.regprocedure),
-			('@extschema@.connlog_connections(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_type, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.int4)'::pg_catalog.regprocedure,
-			 '@extschema@.connlog_connections(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text[], pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.int4)'::pg_catalog.regprocedure),
-			('@extschema@.connlog_connection_count(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_type, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz)'::pg_catalog.regprocedure,
-			 '@extschema@.connlog_connection_count(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text[], pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz)'::pg_catalog.regprocedure),
-			('@extschema@.connlog_query_check(pg_catalog.text, pg_catalog.int4, pg_catalog.int4, pg_catalog.timestamptz, pg_catalog.timestamptz)'::pg_catalog.regprocedure,
-			 '@extschema@.connlog_table_query(pg_catalog.text, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text[], pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.int4, pg_catalog.bool)'::pg_catalog.regprocedure)
-		) AS v(old_fn, new_fn)
-	LOOP
-		SELECT i.initprivs INTO init
-		FROM pg_catalog.pg_init_privs i
-		WHERE i.objoid OPERATOR(pg_catalog.=) pair.new_fn
-			AND i.classoid OPERATOR(pg_catalog.=)
-				'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
-			AND i.objsubid OPERATOR(pg_catalog.=) 0;
-		FOR g IN
-			SELECT a.grantee, a.is_grantable
-			FROM pg_catalog.pg_proc p,
-				LATERAL pg_catalog.aclexplode(p.proacl) a
-			WHERE p.oid OPERATOR(pg_catalog.=) pair.old_fn
-				AND a.privilege_type OPERATOR(pg_catalog.=)
-					'EXECUTE'::pg_catalog.text
-				AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-		LOOP
-			EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
-				pair.new_fn::pg_catalog.regprocedure,
-				CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid
-					THEN 'PUBLIC'
-					ELSE pg_catalog.quote_ident(
-						pg_catalog.pg_get_userbyid(g.grantee)) END,
-				CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-		END LOOP;
-		UPDATE pg_catalog.pg_init_privs i SET initprivs = init
-		WHERE i.objoid OPERATOR(pg_catalog.=) pair.new_fn
-			AND i.classoid OPERATOR(pg_catalog.=)
-				'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
-			AND i.objsubid OPERATOR(pg_catalog.=) 0;
-	END LOOP;
-END
-$$;
-
-DROP FUNCTION connlog_connections(uuid, uuid, uuid, connection_type, uuid,
-	uuid, connection_log_state, timestamptz, timestamptz, integer, integer);
-DROP FUNCTION connlog_connection_count(uuid, uuid, uuid, connection_type,
-	uuid, uuid, connection_log_state, timestamptz, timestamptz);
-
 -- connlog_stats gains lag.  A function's OUT columns cannot change in
 -- place, so the view and the function are made afresh.  The old ones are
 -- renamed first and dropped last, so that the grants other roles had on
--- them can be given again on the new ones, by the owner; grants given
--- with GRANT OPTION keep it.
+-- them can be given again on the new ones (below).
 ALTER VIEW @extschema@.connlog_stats RENAME TO connlog_stats_1_1;
 ALTER FUNCTION @extschema@.connlog_stats() RENAME TO connlog_stats_1_1;
 
@@ -454,66 +384,99 @@ REVOKE ALL ON @extschema@.connlog_stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.connlog_stats() TO pg_monitor;
 GRANT SELECT ON @extschema@.connlog_stats TO pg_monitor;
 
--- A GRANT in an extension script also records the object's whole ACL in
--- pg_init_privs as the extension's own initial privileges, which pg_dump
--- leaves out: so once the roles' grants are given again, the rows are put
--- back to what the script's own GRANTs left, or a dump would lose those
--- grants.  (The script runs as a superuser: connlog is not trusted.)
--- Every name is qualified: the script's search_path is not the script's
--- to choose, and pg_temp comes first on it for relations.
+-- The roles' grants on what 1.2 makes afresh.  Whoever may execute
+-- 1.1's connlog_enqueue, connlog_connections, connlog_connection_count or
+-- connlog_stats(), or read the view connlog_stats, may do the same with
+-- its 1.2 counterpart, and whoever may execute connlog_query_check (every
+-- reader of the query functions) may execute connlog_table_query, which
+-- they call: each grant (to a role or PUBLIC, with its grant option) is
+-- given again on the new object, by the role running the update.  A GRANT
+-- in an extension script also records the object's privileges as the
+-- extension's initial ones (pg_init_privs), which pg_dump leaves out of
+-- a dump because CREATE EXTENSION makes them; but these grants are the
+-- administrator's, not the extension's, so the initial privileges are
+-- set back to what the script's own REVOKEs and GRANTs made them, those
+-- of a fresh 1.2.  (The script runs as a superuser: connlog is not
+-- trusted.)  Like the query functions, this runs under a search_path the
+-- script does not choose: every name is qualified.
 DO $$
 DECLARE
-	fn pg_catalog.oid := '@extschema@.connlog_stats()'::pg_catalog.regprocedure;
-	vw pg_catalog.oid := '@extschema@.connlog_stats'::pg_catalog.regclass;
-	fn_init pg_catalog.aclitem[];
-	vw_init pg_catalog.aclitem[];
+	pair record;
 	g record;
+	init pg_catalog.aclitem[];
 BEGIN
-	SELECT p.proacl INTO STRICT fn_init FROM pg_catalog.pg_proc p
-	WHERE p.oid OPERATOR(pg_catalog.=) fn;
-	SELECT c.relacl INTO STRICT vw_init FROM pg_catalog.pg_class c
-	WHERE c.oid OPERATOR(pg_catalog.=) vw;
-	FOR g IN
-		SELECT 'FUNCTION'::pg_catalog.text AS kind,
-			pg_catalog.format('%I.connlog_stats()', n.nspname) AS target,
-			a.grantee, a.privilege_type, a.is_grantable
-		FROM pg_catalog.pg_proc p
-			JOIN pg_catalog.pg_namespace n
-				ON n.oid OPERATOR(pg_catalog.=) p.pronamespace,
-			pg_catalog.aclexplode(p.proacl) a
-		WHERE p.oid OPERATOR(pg_catalog.=)
-			'@extschema@.connlog_stats_1_1()'::pg_catalog.regprocedure
-			AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
-		UNION ALL
-		SELECT 'TABLE'::pg_catalog.text,
-			pg_catalog.format('%I.connlog_stats', n.nspname),
-			a.grantee, a.privilege_type, a.is_grantable
-		FROM pg_catalog.pg_class c
-			JOIN pg_catalog.pg_namespace n
-				ON n.oid OPERATOR(pg_catalog.=) c.relnamespace,
-			pg_catalog.aclexplode(c.relacl) a
-		WHERE c.oid OPERATOR(pg_catalog.=)
-			'@extschema@.connlog_stats_1_1'::pg_catalog.regclass
-			AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+	FOR pair IN
+		SELECT v.catalog, v.old_obj, v.new_obj
+		FROM (VALUES
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 '@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, @extschema@.connection_type, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text)'::pg_catalog.regprocedure::pg_catalog.oid,
+			 '@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text)'::pg_catalog.regprocedure::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 '@extschema@.connlog_connections(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_type, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.int4)'::pg_catalog.regprocedure::pg_catalog.oid,
+			 '@extschema@.connlog_connections(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text[], pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.int4)'::pg_catalog.regprocedure::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 '@extschema@.connlog_connection_count(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_type, pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz)'::pg_catalog.regprocedure::pg_catalog.oid,
+			 '@extschema@.connlog_connection_count(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text[], pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz)'::pg_catalog.regprocedure::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 '@extschema@.connlog_query_check(pg_catalog.text, pg_catalog.int4, pg_catalog.int4, pg_catalog.timestamptz, pg_catalog.timestamptz)'::pg_catalog.regprocedure::pg_catalog.oid,
+			 '@extschema@.connlog_table_query(pg_catalog.text, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text[], pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.int4, pg_catalog.bool)'::pg_catalog.regprocedure::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 '@extschema@.connlog_stats_1_1()'::pg_catalog.regprocedure::pg_catalog.oid,
+			 '@extschema@.connlog_stats()'::pg_catalog.regprocedure::pg_catalog.oid),
+			('pg_catalog.pg_class'::pg_catalog.regclass,
+			 '@extschema@.connlog_stats_1_1'::pg_catalog.regclass::pg_catalog.oid,
+			 '@extschema@.connlog_stats'::pg_catalog.regclass::pg_catalog.oid)
+		) AS v(catalog, old_obj, new_obj)
 	LOOP
-		EXECUTE pg_catalog.format('GRANT %s ON %s %s TO %s%s',
-			g.privilege_type, g.kind, g.target,
-			CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid
-				THEN 'PUBLIC'
-				ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee))
-			END,
-			CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+		SELECT i.initprivs INTO init
+		FROM pg_catalog.pg_init_privs i
+		WHERE i.objoid OPERATOR(pg_catalog.=) pair.new_obj
+			AND i.classoid OPERATOR(pg_catalog.=) pair.catalog::pg_catalog.oid
+			AND i.objsubid OPERATOR(pg_catalog.=) 0;
+		FOR g IN
+			SELECT a.grantee, a.privilege_type, a.is_grantable
+			FROM pg_catalog.pg_proc p,
+				LATERAL pg_catalog.aclexplode(p.proacl) a
+			WHERE pair.catalog OPERATOR(pg_catalog.=)
+					'pg_catalog.pg_proc'::pg_catalog.regclass
+				AND p.oid OPERATOR(pg_catalog.=) pair.old_obj
+				AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+			UNION ALL
+			SELECT a.grantee, a.privilege_type, a.is_grantable
+			FROM pg_catalog.pg_class c,
+				LATERAL pg_catalog.aclexplode(c.relacl) a
+			WHERE pair.catalog OPERATOR(pg_catalog.=)
+					'pg_catalog.pg_class'::pg_catalog.regclass
+				AND c.oid OPERATOR(pg_catalog.=) pair.old_obj
+				AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+		LOOP
+			EXECUTE pg_catalog.format('GRANT %s ON %s TO %s%s',
+				g.privilege_type,
+				CASE WHEN pair.catalog OPERATOR(pg_catalog.=)
+						'pg_catalog.pg_proc'::pg_catalog.regclass
+					THEN 'FUNCTION ' OPERATOR(pg_catalog.||)
+						pair.new_obj::pg_catalog.regprocedure::pg_catalog.text
+					ELSE 'TABLE ' OPERATOR(pg_catalog.||)
+						pair.new_obj::pg_catalog.regclass::pg_catalog.text
+				END,
+				CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+					THEN 'PUBLIC'
+					ELSE pg_catalog.quote_ident(
+						pg_catalog.pg_get_userbyid(g.grantee)) END,
+				CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+		END LOOP;
+		UPDATE pg_catalog.pg_init_privs i SET initprivs = init
+		WHERE i.objoid OPERATOR(pg_catalog.=) pair.new_obj
+			AND i.classoid OPERATOR(pg_catalog.=) pair.catalog::pg_catalog.oid
+			AND i.objsubid OPERATOR(pg_catalog.=) 0;
 	END LOOP;
-	UPDATE pg_catalog.pg_init_privs i SET initprivs = fn_init
-	WHERE i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-		AND i.objoid OPERATOR(pg_catalog.=) fn
-		AND i.objsubid OPERATOR(pg_catalog.=) 0;
-	UPDATE pg_catalog.pg_init_privs i SET initprivs = vw_init
-	WHERE i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-		AND i.objoid OPERATOR(pg_catalog.=) vw
-		AND i.objsubid OPERATOR(pg_catalog.=) 0;
 END
 $$;
+
+DROP FUNCTION connlog_connections(uuid, uuid, uuid, connection_type, uuid,
+	uuid, connection_log_state, timestamptz, timestamptz, integer, integer);
+DROP FUNCTION connlog_connection_count(uuid, uuid, uuid, connection_type,
+	uuid, uuid, connection_log_state, timestamptz, timestamptz);
 
 DROP VIEW @extschema@.connlog_stats_1_1;
 DROP FUNCTION @extschema@.connlog_stats_1_1();
