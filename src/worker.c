@@ -414,6 +414,33 @@ note_denied(const char *error)
 	log_blocked(BLOCKED_PRIVILEGE, error);
 }
 
+static char *held_logged;		/* the error note_held() logged last */
+
+/*
+ * A batch is held: every row of it failed, alone or with others, with an
+ * error no row causes by its nature (flush.c's write_split).  Not a state:
+ * the worker writes other batches meanwhile, and a privilege is not
+ * missing (that would be note_denied()).  The error goes to last_error,
+ * and to the log when it is news; NULL (rows written since) makes it news
+ * again.
+ */
+static void
+note_held(const char *error)
+{
+	if (error == NULL)
+	{
+		(void) is_news(&held_logged, NULL);
+		return;
+	}
+	connlog_ring_note_flush(error);
+	if (is_news(&held_logged, error))
+		ereport(WARNING,
+				(errmsg("connlog is holding rows that no write takes: %s",
+						error),
+				 errdetail("Every row of a batch failed, alone or with others, so connlog takes the error for a fault of the table or the server, not of the rows, and rejects none of them."),
+				 errhint("connlog tries again every connlog.retry_interval; the rows are written once the cause is gone.")));
+}
+
 /*
  * What connlog_stats.worker_state shows between writes: why the worker
  * cannot write, or whether its retry queue is full.
@@ -688,6 +715,7 @@ static const ConnlogFlushHooks flush_hooks = {
 	.found_missing = found_missing,
 	.denied = note_denied,
 	.wait_until_writable = wait_until_writable,
+	.held = note_held,
 };
 
 void
