@@ -14,44 +14,6 @@ use FindBin;
 use lib $FindBin::RealBin;
 use ConnlogTest;
 
-# The application's table, the way its migration would create it; %opt
-# leaves a part out or changes it, to make each misconfiguration.
-sub app_table_sql
-{
-	my (%opt) = @_;
-	my $ip = $opt{no_ip} ? '' : "\tip inet,\n";
-	my $code = $opt{code_type} // 'integer';
-	my $sql = qq{
-CREATE TABLE public.connection_logs (
-	id uuid NOT NULL PRIMARY KEY,
-	connect_time timestamptz NOT NULL,
-	organization_id uuid NOT NULL,
-	workspace_owner_id uuid NOT NULL,
-	workspace_id uuid NOT NULL,
-	workspace_name text NOT NULL,
-	agent_name text NOT NULL,
-	type text NOT NULL,
-$ip	code $code,
-	user_agent text,
-	user_id uuid,
-	slug_or_port text,
-	connection_id uuid,
-	disconnect_time timestamptz,
-	disconnect_reason text,
-	source text NOT NULL DEFAULT 'connlog'
-);
-CREATE INDEX idx_connection_logs_connect_time_desc
-	ON public.connection_logs (connect_time DESC);
-CREATE INDEX idx_connection_logs_workspace_id
-	ON public.connection_logs (workspace_id);
-};
-	$sql .= q{
-CREATE UNIQUE INDEX idx_connection_logs_connection_id_workspace_id_agent_name
-	ON public.connection_logs (connection_id, workspace_id, agent_name);
-} unless $opt{no_unique};
-	return $sql;
-}
-
 my $node = connlog_node(
 	'app_table', qq{
 connlog.table = 'public.connection_logs'
