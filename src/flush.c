@@ -15,14 +15,22 @@
  *	  connlog_flush()).  Failed batches wait in a bounded retry queue, and
  *	  the ring is not drained while that queue is full, so back-pressure
  *	  reaches the producers (connlog.overflow) instead of losing batches.
- *	- a batch that fails for its rows' fault (a data exception or an
- *	  integrity violation, see writer.c) is split in halves at once until
- *	  each failing row stands alone; other failures are retried first,
- *	  max_retries times.  The failing row goes to connection_logs_rejected,
- *	  and only if even that fails is it dropped.  A transient error (a lock
- *	  timeout, say) in the middle of a split rejects nothing: the batch
- *	  goes back to the retry queue, and its next attempt goes on with the
- *	  rows that have no outcome yet.
+ *	- a batch that fails for its rows' fault (a data exception, an
+ *	  integrity violation or a program limit, see writer.c) is split in
+ *	  halves at once until each failing row stands alone; other failures,
+ *	  transient ones included, are retried first, max_retries times.  A
+ *	  row that fails alone goes to connection_logs_rejected, and only if
+ *	  even that fails is it dropped.  But unless its error is its own by
+ *	  nature, it goes there only once the table has taken other rows
+ *	  (may_reject_alone): an error that every row gets is the table's or
+ *	  the server's, and a batch none of whose rows is taken is held in the
+ *	  retry queue, rejecting nothing (write_split).  The owner of
+ *	  connlog.table chooses what its policies and triggers raise, so a
+ *	  SQLSTATE it raises for some rows (42501, a transient one) costs those
+ *	  rows, never the others.  A transient error in the middle of a split,
+ *	  while the batch has retries left, rejects nothing: the batch goes
+ *	  back to the retry queue, and its next attempt goes on with the rows
+ *	  that have no outcome yet.
  *	- every write goes through one path, write_entries(), which stores the
  *	  durability progress with the rows and, once they are committed,
  *	  records their outcome; its callers only decide what to do with what
@@ -61,7 +69,8 @@
  * connlog_flush_before_exit(), which writes what it can by the deadline.
  * What this side reports back, through the ConnlogFlushHooks it was given:
  * a write that found the extension missing (found_missing) or was refused
- * for a privilege (denied), which change the worker's state; it asks that
+ * for a privilege (denied), which change the worker's state, and a batch
+ * held for an error every row gets (held), which does not; it asks that
  * state (can_write) before each batch, and waits it out
  * (wait_until_writable) where only the stack remembers a split's place.
  * Who owns what: this file, the batches (cur and the retry queue), the

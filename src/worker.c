@@ -24,7 +24,8 @@
  *
  * While the extension is missing from the database, or connlog.role lacks
  * a privilege the statements need (checked when the plans are prepared,
- * and signalled by SQLSTATE 42501 from any write), nothing is taken from
+ * and again after a write fails with SQLSTATE 42501, which a row-level
+ * security policy raises too: writer.c), nothing is taken from
  * the ring and a batch refused for a privilege keeps its place in the
  * retry queue without using up a retry; the worker looks again every
  * flush_interval.  A privilege error never sends rows to
@@ -53,7 +54,9 @@
  * reload_config() calls connlog_flush_reloaded(), and shutdown_drain()
  * connlog_flush_before_exit().  What a write meets that changes the state
  * comes back through flush_hooks: a missing extension (found_missing) or
- * a refused privilege (note_denied); the batch side asks can_write()
+ * a refused privilege (note_denied), and a batch held because no row of
+ * it is taken (note_held), which is no state, since other batches are
+ * written meanwhile, only news for the log; the batch side asks can_write()
  * before each batch, and wait_until_writable() while a split waits for a
  * privilege.  This file owns the state, when the worker looks again,
  * shutting_down and its deadline, the turn's memory and the messages

@@ -14,26 +14,14 @@ use FindBin;
 use lib $FindBin::RealBin;
 use ConnlogTest;
 
-my $node = connlog_node(
-	'app_table', qq{
-connlog.table = 'public.connection_logs'
+# The extension in its own schema, the application's role owning its
+# table; sessions find both through search_path.
+my $node = app_table_node(
+	'app_table', q{
 connlog.flush_interval = 100ms
 connlog.retry_interval = 100ms
 connlog.purge_interval = 1s
 });
-
-# The extension in its own schema, the application's role owning its
-# table; sessions find both through search_path.
-$node->safe_psql(
-	'postgres', q{
-CREATE ROLE app LOGIN;
-GRANT CREATE ON SCHEMA public TO app;
-CREATE SCHEMA connlog;
-CREATE EXTENSION connlog SCHEMA connlog;
-ALTER DATABASE postgres SET search_path = public, connlog;
-});
-$node->safe_psql('postgres',
-	"SET ROLE app;\n" . app_table_sql() . "RESET ROLE;\n" . $connlog_helpers);
 
 # what the worker reports, and whether an event has been lost or rejected
 sub status

@@ -125,6 +125,34 @@ sub wait_retries
 	return;
 }
 
+# Every row refused: $enqueue's $n events are held past max_retries, none
+# written or rejected, last_error is $error (the state never "missing
+# privileges"), the log says it once; after $fix they are written
+# ($written: the counters' "written=.. merged=..").
+sub held_until_fixed
+{
+	my ($what, $enqueue, $n, $error, $fix, $written) = @_;
+	my $s0 = stats();
+	my $offset = -s $node->logfile;
+	ok(flush_times_out($enqueue), "$what: connlog_flush times out");
+	$node->poll_query_until('postgres',
+		"SELECT last_error = \$\$$error\$\$ AND retries > $s0->{retries} + 3 FROM connlog_stats"
+	) or diag state_error();
+	is(moved($s0, qw(enqueued written rejected pending)),
+		"enqueued=$n written=0 rejected=0 pending=$n",
+		"$what: the events are held past max_retries, none rejected");
+	like(state_error(), qr/^(?:idle|writing)\|\Q$error\E$/,
+		"$what: last_error says why, the state is not \"missing privileges\"");
+	is(held_lines($offset, $error),
+		1, "$what: the log says so once, however many retries");
+	$node->safe_psql('postgres', $fix);
+	is(flush_returns('SELECT 1'), 0, "$what, fixed: connlog_flush returns");
+	is(moved($s0, qw(enqueued written merged rejected pending)),
+		"enqueued=$n $written rejected=0 pending=0",
+		"$what, fixed: the held events are written");
+	return;
+}
+
 my $rls_error =
   'new row violates row-level security policy for table "connection_logs" (SQLSTATE 42501)';
 
@@ -195,30 +223,12 @@ SET ROLE app;
 DROP POLICY no_system ON public.connection_logs;
 CREATE POLICY nothing ON public.connection_logs USING (true) WITH CHECK (false);
 });
-$s0 = stats();
-my $offset = -s $node->logfile;
-ok(flush_times_out('SELECT pair(n) FROM generate_series(20, 24) n'),
-	'every row refused: connlog_flush times out');
-$node->poll_query_until('postgres',
-	"SELECT last_error = \$\$$rls_error\$\$ AND retries > $s0->{retries} + 2 FROM connlog_stats"
-) or diag state_error();
-wait_retries(stats(), 3);
-is(moved($s0, qw(enqueued written rejected pending)),
-	'enqueued=10 written=0 rejected=0 pending=10',
-	'every row refused: the 10 events are held, none rejected');
-like(state_error(), qr/^(?:idle|writing)\|\Q$rls_error\E$/,
-	'every row refused: last_error says why, the state is not "missing privileges"');
-is(held_lines($offset, $rls_error),
-	1, 'every row refused: the log says so once, however many retries');
-is($node->safe_psql('postgres', 'SELECT rows_between(20, 24)'),
-	'0', 'every row refused: no row');
-$node->safe_psql('postgres',
+held_until_fixed(
+	'every row refused', 'SELECT pair(n) FROM generate_series(20, 24) n',
+	10, $rls_error,
 	'SET ROLE app; DROP POLICY nothing ON public.connection_logs; '
-	  . 'ALTER TABLE public.connection_logs DISABLE ROW LEVEL SECURITY');
-is(flush_returns('SELECT 1'), 0, 'policy dropped: connlog_flush returns');
-is( moved($s0, qw(enqueued written merged rejected pending)),
-	'enqueued=10 written=5 merged=5 rejected=0 pending=0',
-	'policy dropped: the held events are written');
+	  . 'ALTER TABLE public.connection_logs DISABLE ROW LEVEL SECURITY',
+	'written=5 merged=5');
 is($node->safe_psql('postgres', 'SELECT good_pairs(20, 24)'),
 	'5', 'policy dropped: each pair is a row with its span');
 nothing_gained('every row refused');
@@ -261,24 +271,10 @@ is(rejected_errors("event->>'workspace_name' = 'flaky'"),
 	"flaky: $flaky_error", '40001 for one row: rejected with its error');
 
 $node->safe_psql('postgres', 'UPDATE public.flaky_all SET on_all = true');
-$s0 = stats();
-$offset = -s $node->logfile;
-ok(flush_times_out('SELECT pair(n) FROM generate_series(40, 42) n'),
-	'40001 for every row: connlog_flush times out');
-$node->poll_query_until('postgres',
-	"SELECT last_error = '$flaky_error' AND retries > $s0->{retries} + 3 FROM connlog_stats"
-) or diag state_error();
-is(moved($s0, qw(enqueued written rejected pending)),
-	'enqueued=6 written=0 rejected=0 pending=6',
-	'40001 for every row: the events are held past max_retries, none rejected'
-);
-is(held_lines($offset, $flaky_error),
-	1, '40001 for every row: the log says it once');
-$node->safe_psql('postgres', 'UPDATE public.flaky_all SET on_all = false');
-is(flush_returns('SELECT 1'), 0, '40001 gone: connlog_flush returns');
-is( moved($s0, qw(enqueued written merged rejected pending)),
-	'enqueued=6 written=3 merged=3 rejected=0 pending=0',
-	'40001 gone: the held events are written');
+held_until_fixed(
+	'40001 for every row', 'SELECT pair(n) FROM generate_series(40, 42) n',
+	6, $flaky_error, 'UPDATE public.flaky_all SET on_all = false',
+	'written=3 merged=3');
 is($node->safe_psql('postgres', 'SELECT good_pairs(40, 42)'),
 	'3', '40001 gone: each pair is a row');
 $node->safe_psql('postgres',
@@ -329,24 +325,10 @@ is(rejected_errors("event->>'workspace_name' = 'void'"),
 	'NULL for one row: connection_logs_rejected has the event and the reason');
 
 $node->safe_psql('postgres', 'UPDATE public.void_all SET on_all = true');
-$s0 = stats();
-$offset = -s $node->logfile;
-ok(flush_times_out('SELECT web(n) FROM generate_series(53, 55) n'),
-	'NULL for every row: connlog_flush times out');
-$node->poll_query_until('postgres',
-	"SELECT last_error = '$void_error' AND retries > $s0->{retries} + 3 FROM connlog_stats"
-) or diag state_error();
-is(moved($s0, qw(enqueued written rejected pending)),
-	'enqueued=3 written=0 rejected=0 pending=3',
-	'NULL for every row: the events are held, nothing written or rejected');
-is(held_lines($offset, $void_error),
-	1, 'NULL for every row: the log says it once');
-$node->safe_psql('postgres',
-	'DROP TRIGGER void ON public.connection_logs');
-is(flush_returns('SELECT 1'), 0, 'trigger dropped: connlog_flush returns');
-is( moved($s0, qw(enqueued written rejected pending)),
-	'enqueued=3 written=3 rejected=0 pending=0',
-	'trigger dropped: the held events are written');
+held_until_fixed(
+	'NULL for every row', 'SELECT web(n) FROM generate_series(53, 55) n',
+	3, $void_error, 'DROP TRIGGER void ON public.connection_logs',
+	'written=3 merged=0');
 is( $node->safe_psql(
 		'postgres',
 		'SELECT count(*) FROM public.connection_logs WHERE id BETWEEN uid(5, 53) AND uid(5, 55)'
