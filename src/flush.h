@@ -35,9 +35,9 @@ typedef struct ConnlogFlushHooks
 	bool		(*wait_until_writable) (void);
 
 	/*
-	 * Every row of a batch failed, alone or with others, with an error no
-	 * row causes by its nature (error: the last one): the batch is held.
-	 * NULL: rows have been written since.
+	 * Every row of a batch failed, alone or with others, with an error no row
+	 * causes by its nature (error: the last one): the batch is held. NULL:
+	 * rows have been written since.
 	 */
 	void		(*held) (const char *error);
 } ConnlogFlushHooks;

@@ -683,8 +683,8 @@ check_rows_index(Relation rel, const char *name)
 	if (nulls_not_distinct != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("unique index \"%s\" of table %s is NULLS NOT DISTINCT",
-						nulls_not_distinct, name),
+			  errmsg("unique index \"%s\" of table %s is NULLS NOT DISTINCT",
+					 nulls_not_distinct, name),
 				 errdetail("Web events have no connection_id: as the upsert's ON CONFLICT arbiter, that index would merge them into one row."),
 				 errhint("Create the unique index on (connection_id, workspace_id, agent_name) without NULLS NOT DISTINCT and drop this one.")));
 	if (!found)
@@ -1534,11 +1534,11 @@ upsert_fn(void *arg)
 	}
 
 	/*
-	 * Every row the statement was given must have been inserted or updated:
-	 * a BEFORE trigger that returns NULL stores nothing, without an error.
-	 * Such rows are not written, so the statement is not committed as if
-	 * they were: it fails, and the worker's split finds the rows the table
-	 * takes nothing for, which go to connection_logs_rejected (flush.c).
+	 * Every row the statement was given must have been inserted or updated: a
+	 * BEFORE trigger that returns NULL stores nothing, without an error. Such
+	 * rows are not written, so the statement is not committed as if they
+	 * were: it fails, and the worker's split finds the rows the table takes
+	 * nothing for, which go to connection_logs_rejected (flush.c).
 	 */
 	if (stored < expected)
 		ereport(ERROR,
