@@ -428,6 +428,7 @@ cl_batch_reset(ClBatch *b, uint64 seq_start)
 	b->rewrite = false;
 	b->splitting = false;
 	b->attempts = 0;
+	b->written_mark = 0;
 	b->next_attempt = 0;
 	memset(b->slots, -1, sizeof(int32) * b->nslots);
 }

@@ -208,6 +208,7 @@ typedef struct ClBatch
 	bool		rewrite;		/* some rows may have been written already */
 	bool		splitting;		/* being written in parts */
 	int			attempts;
+	uint64		written_mark;	/* upserts committed before this attempt */
 	int64		next_attempt;
 } ClBatch;
 

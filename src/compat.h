@@ -25,6 +25,8 @@
  *	- CONNLOG_WAIT_EVENT(): named wait events (WaitEventExtensionNew, 17);
  *	  "Extension" before.
  *	- LogLogicalMessage() (17 added a flush argument): connlog_log_message().
+ *	- INDEX_NULLS_NOT_DISTINCT() (15, unique indexes NULLS NOT DISTINCT):
+ *	  false before, as every unique index treated NULLs as distinct.
  *
  * Differences that need nothing here: postmaster/interrupt.h is 13's, and
  * so the floor; pgstat_report_activity() and pgstat_report_appname() moved
@@ -63,6 +65,16 @@
  */
 #if PG_VERSION_NUM >= 150000
 #define CONNLOG_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+/*
+ * 15 added unique indexes NULLS NOT DISTINCT (pg_index.indnullsnotdistinct);
+ * before, every unique index treats NULLs as distinct.
+ */
+#if PG_VERSION_NUM >= 150000
+#define INDEX_NULLS_NOT_DISTINCT(ix) ((ix)->indnullsnotdistinct)
+#else
+#define INDEX_NULLS_NOT_DISTINCT(ix) ((void) (ix), false)
 #endif
 
 /* 15 renamed EmitWarningsOnPlaceholders() */

@@ -15,14 +15,22 @@
  *	  connlog_flush()).  Failed batches wait in a bounded retry queue, and
  *	  the ring is not drained while that queue is full, so back-pressure
  *	  reaches the producers (connlog.overflow) instead of losing batches.
- *	- a batch that fails for its rows' fault (a data exception or an
- *	  integrity violation, see writer.c) is split in halves at once until
- *	  each failing row stands alone; other failures are retried first,
- *	  max_retries times.  The failing row goes to connection_logs_rejected,
- *	  and only if even that fails is it dropped.  A transient error (a lock
- *	  timeout, say) in the middle of a split rejects nothing: the batch
- *	  goes back to the retry queue, and its next attempt goes on with the
- *	  rows that have no outcome yet.
+ *	- a batch that fails for its rows' fault (a data exception, an
+ *	  integrity violation or a program limit, see writer.c) is split in
+ *	  halves at once until each failing row stands alone; other failures,
+ *	  transient ones included, are retried first, max_retries times.  A
+ *	  row that fails alone goes to connection_logs_rejected, and only if
+ *	  even that fails is it dropped.  But unless its error is its own by
+ *	  nature, it goes there only once the table has taken other rows
+ *	  (may_reject_alone): an error that every row gets is the table's or
+ *	  the server's, and a batch none of whose rows is taken is held in the
+ *	  retry queue, rejecting nothing (write_split).  The owner of
+ *	  connlog.table chooses what its policies and triggers raise, so a
+ *	  SQLSTATE it raises for some rows (42501, a transient one) costs those
+ *	  rows, never the others.  A transient error in the middle of a split,
+ *	  while the batch has retries left, rejects nothing: the batch goes
+ *	  back to the retry queue, and its next attempt goes on with the rows
+ *	  that have no outcome yet.
  *	- every write goes through one path, write_entries(), which stores the
  *	  durability progress with the rows and, once they are committed,
  *	  records their outcome; its callers only decide what to do with what
@@ -61,7 +69,8 @@
  * connlog_flush_before_exit(), which writes what it can by the deadline.
  * What this side reports back, through the ConnlogFlushHooks it was given:
  * a write that found the extension missing (found_missing) or was refused
- * for a privilege (denied), which change the worker's state; it asks that
+ * for a privilege (denied), which change the worker's state, and a batch
+ * held for an error every row gets (held), which does not; it asks that
  * state (can_write) before each batch, and waits it out
  * (wait_until_writable) where only the stack remembers a split's place.
  * Who owns what: this file, the batches (cur and the retry queue), the
@@ -133,6 +142,20 @@ static const ConnlogFlushHooks *worker;
 /* Once the worker exits, its writes end at exit_deadline. */
 static bool exiting;
 static TimestampTz exit_deadline;
+
+/*
+ * Evidence that the target takes rows (see may_reject_alone): upserts this
+ * worker committed, compared with a batch's written_mark.
+ */
+static uint64 upserts_committed;
+
+/*
+ * The split under way (write_split): the error of a row that failed alone
+ * without that evidence and was left pending, NULL if none was; and
+ * whether a batch is held for such rows, reported to the worker.
+ */
+static const char *split_held;
+static bool holding;
 static ConnlogCounters *
 counters(void)
 {
@@ -308,11 +331,11 @@ next_progress(const ClBatch *exclude, ConnlogProgress *p)
 /* what follows a failed write of rows, for report_failure() */
 typedef enum FailureNext
 {
-	NEXT_LATER,					/* a transient error: retried as long as it
-								 * takes */
+	NEXT_LATER,					/* a transient error: retried, max_retries
+								 * times before a split */
 	NEXT_RETRY,					/* the batch is retried (attempt: the retry
 								 * that failed, 0 for the first write) */
-	NEXT_SPLIT					/* the rows that fail alone are rejected */
+	NEXT_SPLIT					/* the rows that fail alone may be rejected */
 } FailureNext;
 
 static void
@@ -326,7 +349,7 @@ report_failure(const char *error, int nrows, FailureNext next, int attempt)
 			 next == NEXT_LATER ?
 			 errdetail("The error may be temporary: what is not written yet will be retried.") :
 			 next == NEXT_SPLIT ?
-			 errdetail("The rows that fail on their own go to connection_logs_rejected.") :
+			 errdetail("The batch is split: a row that fails on its own goes to connection_logs_rejected once the table has taken other rows.") :
 			 attempt > 0 ?
 			 errdetail("Retry %d of %d.", attempt, connlog_max_retries) :
 			 errdetail("The batch will be retried.")));
@@ -384,8 +407,9 @@ typedef enum WriteResult
  * marked, and b is accounted for once none of its entries is left.  A
  * missing extension stops writing; a refused privilege is noted, and for
  * a part of a split, whose position lives only in the caller's stack
- * frames, waited out here (the same entries are then written again); a
- * transient error is reported, since it ends the attempt in every caller.
+ * frames, waited out here (the same entries are then written again).
+ * Each committed upsert is evidence that the target takes rows
+ * (upserts_committed).
  */
 static WriteResult
 write_entries(ClBatch *b, WriteKind kind, int start, int n,
@@ -419,6 +443,12 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 				}
 				else
 				{
+					upserts_committed++;
+					if (holding)
+					{
+						worker->held(NULL);
+						holding = false;
+					}
 					connlog_count(&counters()->batches, 1);
 					connlog_ring_note_flush(NULL);
 					settle(b, start, n, OUTCOME_WRITTEN);
@@ -434,7 +464,6 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 					return WR_DENIED;
 				break;			/* the same entries again */
 			case CL_WRITE_TRANSIENT:
-				report_failure(*error, n, NEXT_LATER, 0);
 				return WR_TRANSIENT;
 			case CL_WRITE_FAILED:
 				return WR_FAILED;
@@ -458,6 +487,9 @@ reject_entry(ClBatch *b, int i, const char *error)
 	{
 		case WR_OK:
 			return true;
+		case WR_TRANSIENT:
+			report_failure(err2, 1, NEXT_LATER, 0);
+			return false;
 		case WR_FAILED:
 		case WR_BAD_DATA:
 			ereport(WARNING,
@@ -510,21 +542,63 @@ web_events_first(ClBatch *b)
 }
 
 /*
- * Write the entries of [start, start + n) of b that have no outcome yet,
- * halving the range on each failure until a failing row stands alone, and
- * store that row in connection_logs_rejected.  failed is the error of a
- * write of exactly this range that just failed, NULL if it was not tried.
- * A row that fails is found in about 2 log2(n) statements; a web event
- * among connection rows in about 4, since a range holding both kinds is
- * cut between them (see web_events_first).
- *
- * Returns false if it stops first: at a transient error (a lock timeout
- * must not reject good rows), a missing extension, or when the worker
- * exits.  The outcomes so far stay in b's entries, and the next attempt
- * goes on from there.
+ * Has b used up the retries a transient error gets?  Then it is split, and
+ * in the split a transient error is a failure like any other: a trigger
+ * can raise any SQLSTATE, and one that raised 40001 for one row would
+ * otherwise hold its batch for ever.  Exiting, the worker leaves such a
+ * batch in the ring for its successor instead.
  */
 static bool
-write_range(ClBatch *b, int start, int n, const char *failed)
+transient_spent(const ClBatch *b)
+{
+	return !exiting && b->attempts >= connlog_max_retries;
+}
+
+/*
+ * The rule for a row of b that failed on its own with why (a WriteResult):
+ * may it go to connection_logs_rejected?  An error that is the row's own
+ * by nature (a data exception, an integrity violation, a program limit:
+ * WR_BAD_DATA) says so by itself.  Any other (a policy's 42501, a
+ * trigger's error, a transient SQLSTATE past its retries, a row the table
+ * stored nothing for) may be one every row gets, a fault of the table or
+ * the server rather than of the row, and then rejecting the rows one by
+ * one would empty the ring into connection_logs_rejected.  So such a row
+ * is rejected only with evidence that the target takes other rows: an
+ * upsert committed since b's attempt began, or since its last attempt
+ * ended (rows of b written in this attempt, or another batch written in
+ * between).  Without it the row is held (write_split).
+ */
+static bool
+may_reject_alone(const ClBatch *b, WriteResult why)
+{
+	return why == WR_BAD_DATA || upserts_committed > b->written_mark;
+}
+
+/*
+ * Write the entries of [start, start + n) of b that have no outcome yet,
+ * halving the range on each failure until a failing row stands alone, and
+ * store that row in connection_logs_rejected if may_reject_alone() allows;
+ * if not, leave it pending (split_held).  failed is the error of a write
+ * of exactly this range that just failed (why: its class), NULL if it was
+ * not tried.  A row that fails is found in about 2 log2(n) statements; a
+ * web event among connection rows in about 4, since a range holding both
+ * kinds is cut between them (see web_events_first).
+ *
+ * Once a row is left pending, nothing having been written, a range that
+ * fails is left too instead of being halved: the ranges tried next (the
+ * other halves on the way back up) are the probe for evidence, and if
+ * every row fails, as when the table or the server is at fault, the
+ * attempt costs about 2 log2(n) statements, not 2n.  write_split() goes
+ * over what was left once there is evidence.
+ *
+ * Returns false if it stops first: at a transient error while b has
+ * retries left (a lock timeout must not reject good rows), a missing
+ * extension, or when the worker exits.  The outcomes so far stay in b's
+ * entries, and the next attempt goes on from there.
+ */
+static bool
+write_range(ClBatch *b, int start, int n, const char *failed,
+			WriteResult why)
 {
 	int			pending = 0;
 	int			half = n / 2;
@@ -538,10 +612,18 @@ write_range(ClBatch *b, int start, int n, const char *failed)
 	{
 		char	   *err;
 
-		switch (write_entries(b, WRITE_PART, start, n, NULL, &err))
+		why = write_entries(b, WRITE_PART, start, n, NULL, &err);
+		switch (why)
 		{
 			case WR_OK:
 				return true;
+			case WR_TRANSIENT:
+				if (!transient_spent(b))
+				{
+					report_failure(err, n, NEXT_LATER, 0);
+					return false;
+				}
+				/* FALLTHROUGH */
 			case WR_FAILED:
 			case WR_BAD_DATA:
 				connlog_count(&counters()->write_errors, 1);
@@ -552,15 +634,55 @@ write_range(ClBatch *b, int start, int n, const char *failed)
 		}
 	}
 	if (n == 1)
-		return reject_entry(b, start, failed);
+	{
+		if (may_reject_alone(b, why))
+			return reject_entry(b, start, failed);
+		split_held = failed;
+		return true;
+	}
+	if (split_held != NULL && !may_reject_alone(b, why))
+		return true;
 	if (is_web(&b->entries[start]) && !is_web(&b->entries[start + n - 1]))
 	{
 		half = 1;
 		while (is_web(&b->entries[start + half]))
 			half++;
 	}
-	return write_range(b, start, half, NULL) &&
-		write_range(b, start + half, n - half, NULL);
+	return write_range(b, start, half, NULL, WR_FAILED) &&
+		write_range(b, start + half, n - half, NULL, WR_FAILED);
+}
+
+/*
+ * Split b: write_range() over all of it (failed, why: its whole write's
+ * failure, NULL if this attempt did not try it), then again once there is
+ * evidence, over what the first pass left pending for the lack of it.  If
+ * rows are still left, no row having been written, every row failed alone
+ * or with others: that is the fault of the table or the server, not of
+ * the rows, so nothing is rejected: b is held, retried every
+ * retry_interval, and the worker is told why (connlog_stats.last_error,
+ * and the server log once).  Returns true once every entry of b has its
+ * outcome.
+ */
+static bool
+write_split(ClBatch *b, const char *failed, WriteResult why)
+{
+	split_held = NULL;
+	b->splitting = true;
+	if (!write_range(b, 0, b->nentries, failed, why))
+		return false;
+	if (split_held != NULL && may_reject_alone(b, WR_FAILED))
+	{
+		split_held = NULL;
+		if (!write_range(b, 0, b->nentries, NULL, WR_FAILED))
+			return false;
+	}
+	if (split_held != NULL)
+	{
+		holding = true;
+		worker->held(split_held);
+		return false;
+	}
+	return true;
 }
 
 /* Publish how far every event is accounted for, for connlog_flush(). */
@@ -596,9 +718,10 @@ remove_retry(int i)
 /*
  * Write b: cur, or a batch from the retry queue when retry.  A failure
  * that is the rows' fault (CL_WRITE_BAD_DATA) splits b at once; other
- * failures are retried max_retries times first (not at all during
- * shutdown).  Returns true once every event of b is accounted for, false
- * if b must wait for a retry.
+ * failures, transient ones included, are retried max_retries times first
+ * (during shutdown a non-transient one is not retried, and a transient
+ * one leaves b to the next worker).  Returns true once every event of b
+ * is accounted for, false if b must wait for a retry.
  */
 static bool
 write_batch_internal(ClBatch *b, bool retry)
@@ -613,14 +736,18 @@ write_batch_internal(ClBatch *b, bool retry)
 	}
 	if (!shutdown_budget())
 		return false;
+	if (!retry)
+	{
+		web_events_first(b);
+		b->written_mark = upserts_committed;
+	}
 	if (b->splitting)
 	{
-		/* a transient error stopped its split: go on from there */
+		/* a split that stopped, or rows held: go on from there */
 		connlog_count(&counters()->retries, 1);
-		return write_range(b, 0, b->nentries, NULL);
+		b->attempts++;
+		return write_split(b, NULL, WR_FAILED);
 	}
-	if (!retry)
-		web_events_first(b);
 	r = write_entries(b, WRITE_WHOLE, 0, b->nentries, NULL, &error);
 	/* not the batch's fault: it keeps its place and its retries */
 	if (r == WR_MISSING || r == WR_DENIED || r == WR_STOPPED)
@@ -634,26 +761,23 @@ write_batch_internal(ClBatch *b, bool retry)
 
 	/*
 	 * A transient error (a lock or statement timeout, a serialization
-	 * failure) is never the rows' fault: the batch is retried however often
-	 * it takes, and never split, since a split would reject good rows for it.
-	 * Exiting, the worker leaves the batch in the ring for its successor.
+	 * failure) is not the rows' fault: the batch is retried, and split only
+	 * once it has used its retries, where it rejects a row only as
+	 * write_range() says.
 	 */
-	if (r == WR_TRANSIENT)
+	if (r == WR_TRANSIENT && !transient_spent(b))
+	{
+		report_failure(error, b->nentries, NEXT_LATER, 0);
 		return false;
-	if (r != WR_BAD_DATA && !exiting &&
-		b->attempts < connlog_max_retries)
+	}
+	if (r == WR_FAILED && !exiting && b->attempts < connlog_max_retries)
 	{
 		report_failure(error, b->nentries, NEXT_RETRY,
 					   retry ? b->attempts : 0);
 		return false;
 	}
 	report_failure(error, b->nentries, NEXT_SPLIT, 0);
-	if (!write_range(b, 0, b->nentries, error))
-	{
-		b->splitting = true;
-		return false;
-	}
-	return true;
+	return write_split(b, error, r);
 }
 
 /*
@@ -667,6 +791,9 @@ write_batch(ClBatch *b, bool retry)
 	MemoryContext old = MemoryContextSwitchTo(batch_write_cxt);
 	bool		done = write_batch_internal(b, retry);
 
+	/* what is written from now on is evidence for its next attempt */
+	if (!done)
+		b->written_mark = upserts_committed;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(batch_write_cxt);
 	return done;

@@ -33,6 +33,13 @@ typedef struct ConnlogFlushHooks
 	 * can write again.  Returns false if the worker must exit first.
 	 */
 	bool		(*wait_until_writable) (void);
+
+	/*
+	 * Every row of a batch failed, alone or with others, with an error no row
+	 * causes by its nature (error: the last one): the batch is held. NULL:
+	 * rows have been written since.
+	 */
+	void		(*held) (const char *error);
 } ConnlogFlushHooks;
 
 extern void connlog_flush_init(const ConnlogFlushHooks *hooks);

@@ -24,7 +24,8 @@
  *
  * While the extension is missing from the database, or connlog.role lacks
  * a privilege the statements need (checked when the plans are prepared,
- * and signalled by SQLSTATE 42501 from any write), nothing is taken from
+ * and again after a write fails with SQLSTATE 42501, which a row-level
+ * security policy raises too: writer.c), nothing is taken from
  * the ring and a batch refused for a privilege keeps its place in the
  * retry queue without using up a retry; the worker looks again every
  * flush_interval.  A privilege error never sends rows to
@@ -53,7 +54,9 @@
  * reload_config() calls connlog_flush_reloaded(), and shutdown_drain()
  * connlog_flush_before_exit().  What a write meets that changes the state
  * comes back through flush_hooks: a missing extension (found_missing) or
- * a refused privilege (note_denied); the batch side asks can_write()
+ * a refused privilege (note_denied), and a batch held because no row of
+ * it is taken (note_held), which is no state, since other batches are
+ * written meanwhile, only news for the log; the batch side asks can_write()
  * before each batch, and wait_until_writable() while a split waits for a
  * privilege.  This file owns the state, when the worker looks again,
  * shutting_down and its deadline, the turn's memory and the messages
@@ -414,6 +417,33 @@ note_denied(const char *error)
 	log_blocked(BLOCKED_PRIVILEGE, error);
 }
 
+static char *held_logged;		/* the error note_held() logged last */
+
+/*
+ * A batch is held: every row of it failed, alone or with others, with an
+ * error no row causes by its nature (flush.c's write_split).  Not a state:
+ * the worker writes other batches meanwhile, and a privilege is not
+ * missing (that would be note_denied()).  The error goes to last_error,
+ * and to the log when it is news; NULL (rows written since) makes it news
+ * again.
+ */
+static void
+note_held(const char *error)
+{
+	if (error == NULL)
+	{
+		(void) is_news(&held_logged, NULL);
+		return;
+	}
+	connlog_ring_note_flush(error);
+	if (is_news(&held_logged, error))
+		ereport(WARNING,
+				(errmsg("connlog is holding rows that no write takes: %s",
+						error),
+				 errdetail("Every row of a batch failed, alone or with others, so connlog takes the error for a fault of the table or the server, not of the rows, and rejects none of them."),
+				 errhint("connlog tries again every connlog.retry_interval; the rows are written once the cause is gone.")));
+}
+
 /*
  * What connlog_stats.worker_state shows between writes: why the worker
  * cannot write, or whether its retry queue is full.
@@ -688,6 +718,7 @@ static const ConnlogFlushHooks flush_hooks = {
 	.found_missing = found_missing,
 	.denied = note_denied,
 	.wait_until_writable = wait_until_writable,
+	.held = note_held,
 };
 
 void

@@ -118,9 +118,16 @@
  *
  * Before preparing, the statements' privileges are checked for the role
  * the worker runs as (connlog.role), so a missing GRANT is reported by name
- * instead of surfacing as failed rows; an error with SQLSTATE 42501 from
- * any statement is reported as CL_WRITE_DENIED, which the worker treats
- * like a missing extension: it keeps the events and looks again.
+ * instead of surfacing as failed rows; an error with SQLSTATE 42501 is
+ * reported as CL_WRITE_DENIED, which the worker treats like a missing
+ * extension: it keeps the events and looks again.  But 42501 from the
+ * upsert need not mean that: a row-level security policy refuses rows
+ * with it too (a policy's WITH CHECK, which FORCE ROW LEVEL SECURITY
+ * applies to the table's owner), as may a trigger.  So after one, the
+ * privileges are checked again (recheck_denied), and unless one is
+ * really missing the error is the rows' (CL_WRITE_FAILED): the owner of
+ * the table must not make the worker stop writing altogether by refusing
+ * one row.
  *
  * Other errors are classified by SQLSTATE (error_status), because what the
  * worker should do next depends on whose fault the error is.  Data
@@ -135,9 +142,20 @@
  * statement_timeout), insufficient resources (53), system errors (58),
  * connection exceptions (08), invalid transaction state (25: a read-only
  * transaction, an idle-in-transaction timeout) and snapshot too old
- * (72000).  The worker retries those and never rejects a row for one.
- * Anything else (a missing table or column, a trigger's own error) is
- * CL_WRITE_FAILED: retried max_retries times, then split.
+ * (72000).  The worker retries those, max_retries times, before it splits
+ * the batch (a trigger can raise any SQLSTATE).  Anything else (a missing
+ * table or column, a trigger's own error, a policy's 42501) is
+ * CL_WRITE_FAILED: retried max_retries times, then split.  In a split,
+ * only a row of class 22, 23 or 54 is rejected on its own failure alone;
+ * for the others flush.c asks for evidence that the table takes other
+ * rows (see may_reject_alone there).
+ *
+ * The upsert counts what it stored.  A BEFORE trigger that returns NULL
+ * inserts or updates nothing, without an error; the statement's count
+ * (SPI_processed, or for events written again its RETURNING) would then
+ * be short of its rows, and counting them all as written would be a lie.
+ * upsert_fn fails such a statement (SQLSTATE 09000), so that the split
+ * finds the rows the table refused, as for an error.
  *
  * A batch goes to the upsert as one array of the extension's composite
  * type connlog_batch_row, built here tuple by tuple.  That costs the
@@ -306,11 +324,14 @@ static const char *const upsert_sql =
  * One bounded step of connlog.retention.  The rows come from the
  * connect_time index; SKIP LOCKED passes over rows a session has locked
  * rather than waiting for it, and the step's size bounds how long the
- * worker's event writes wait behind it.
+ * worker's event writes wait behind it.  ONLY, in both places: a ctid
+ * names a row only within one table, and an inheritance child of the
+ * table (an archive, say) has rows under the same ctids, which the
+ * DELETE would otherwise match too, whatever their age.
  */
 static const char *const purge_sql =
-"DELETE FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) "
-"ANY (ARRAY(SELECT ctid FROM %1$s "
+"DELETE FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) "
+"ANY (ARRAY(SELECT ctid FROM ONLY %1$s "
 "WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2 "
 "FOR UPDATE SKIP LOCKED))";
 
@@ -322,12 +343,25 @@ static const char *const purge_sql =
  * event (same id, time and workspace): a different event that reuses the
  * id still fails and goes to connection_logs_rejected, as it would have
  * the first time.  Connection rows are idempotent under the upsert above.
+ * The row is looked for in the table itself (ONLY), where the upsert
+ * inserts it, not in an inheritance child.
  */
 static const char *const replay_filter =
 "WHERE u.connection_id IS NOT NULL OR NOT EXISTS "
-"(SELECT 1 FROM %1$s x WHERE x.id OPERATOR(pg_catalog.=) u.id "
+"(SELECT 1 FROM ONLY %1$s x WHERE x.id OPERATOR(pg_catalog.=) u.id "
 "AND x.connect_time OPERATOR(pg_catalog.=) u.connect_time "
 "AND x.workspace_id OPERATOR(pg_catalog.=) u.workspace_id) ";
+
+/*
+ * The upsert of those events, %1$s with the filter above, counting what
+ * it stored (see upsert_fn) and the rows the filter let through, which it
+ * should have stored: both counts run in one snapshot, so the filter
+ * decides the same for both.
+ */
+static const char *const replay_sql =
+"WITH w AS (%1$s RETURNING 1) "
+"SELECT (SELECT pg_catalog.count(*) FROM w), "
+"(SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1) AS u %2$s)";
 
 static const char *const reject_sql =
 "INSERT INTO %1$s (rejected_at, error, event) "
@@ -602,7 +636,10 @@ check_rows_columns(Relation rel, const char *name)
  * connlog.table: the upsert's ON CONFLICT (connection_id, workspace_id,
  * agent_name) needs an index it can infer as its arbiter: unique, not
  * deferrable, valid, without a predicate or expressions, on exactly those
- * columns in any order.
+ * columns in any order.  And none that ON CONFLICT would infer may be
+ * NULLS NOT DISTINCT: every web event has a NULL connection_id, so such an
+ * arbiter would make the web events of a workspace's agent conflict with
+ * each other and fold them into one row, each counted as written.
  */
 static void
 check_rows_index(Relation rel, const char *name)
@@ -614,6 +651,7 @@ check_rows_index(Relation rel, const char *name)
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
 	bool		found = false;
+	char	   *nulls_not_distinct = NULL;
 
 	for (int k = 0; k < lengthof(key_names); k++)
 		keys[k] = attnameAttNum(rel, key_names[k], false);
@@ -635,14 +673,20 @@ check_rows_index(Relation rel, const char *name)
 				has |= ix->indkey.values[j] == keys[k];
 			ok = has;
 		}
-		index_close(index, AccessShareLock);
-		if (ok)
-		{
+		if (ok && INDEX_NULLS_NOT_DISTINCT(ix) && nulls_not_distinct == NULL)
+			nulls_not_distinct = pstrdup(RelationGetRelationName(index));
+		else if (ok)
 			found = true;
-			break;
-		}
+		index_close(index, AccessShareLock);
 	}
 	list_free(indexes);
+	if (nulls_not_distinct != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			  errmsg("unique index \"%s\" of table %s is NULLS NOT DISTINCT",
+					 nulls_not_distinct, name),
+				 errdetail("Web events have no connection_id: as the upsert's ON CONFLICT arbiter, that index would merge them into one row."),
+				 errhint("Create the unique index on (connection_id, workspace_id, agent_name) without NULLS NOT DISTINCT and drop this one.")));
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
@@ -817,6 +861,7 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	char	   *rows_name;
 	char	   *rows_nsp = NULL;	/* connlog.table's, if set */
 	char	   *rows_rel = NULL;
+	char	   *filter;
 
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
@@ -852,9 +897,12 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 
 	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(upsert_sql, rows_name, ""), 1,
 							&row_array_typid);
+	filter = psprintf(replay_filter, rows_name);
 	upsert_replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
-								   psprintf(upsert_sql, rows_name,
-										 psprintf(replay_filter, rows_name)),
+								   psprintf(replay_sql,
+											psprintf(upsert_sql, rows_name,
+													 filter),
+											filter),
 								   1, &row_array_typid);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
@@ -1444,6 +1492,8 @@ upsert_fn(void *arg)
 	MemoryContext old;
 	AsOwner		owner;
 	int			rc;
+	uint64		stored;
+	uint64		expected;
 
 	if (!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
@@ -1456,13 +1506,79 @@ upsert_fn(void *arg)
 		!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
 	begin_as_owner(&owner);
-	rc = SPI_execute_plan(a->batch->rewrite ? upsert_replay_plan : upsert_plan,
-						  &a->rows, NULL, false, 0);
-	end_as_owner(&owner);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "connlog upsert failed: %s", SPI_result_code_string(rc));
+	if (a->batch->rewrite)
+	{
+		bool		isnull;
+
+		rc = SPI_execute_plan(upsert_replay_plan, &a->rows, NULL, false, 0);
+		end_as_owner(&owner);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "connlog upsert failed: %s",
+				 SPI_result_code_string(rc));
+		stored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1,
+											 &isnull));
+		expected = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 2,
+											   &isnull));
+	}
+	else
+	{
+		rc = SPI_execute_plan(upsert_plan, &a->rows, NULL, false, 0);
+		end_as_owner(&owner);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "connlog upsert failed: %s",
+				 SPI_result_code_string(rc));
+		stored = SPI_processed;
+		expected = a->n;
+	}
+
+	/*
+	 * Every row the statement was given must have been inserted or updated: a
+	 * BEFORE trigger that returns NULL stores nothing, without an error. Such
+	 * rows are not written, so the statement is not committed as if they
+	 * were: it fails, and the worker's split finds the rows the table takes
+	 * nothing for, which go to connection_logs_rejected (flush.c).
+	 */
+	if (stored < expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg("table %s stored nothing for %llu of the %llu rows connlog wrote",
+						rows_table, (unsigned long long) (expected - stored),
+						(unsigned long long) expected),
+				 errdetail("A trigger of the table returned NULL for them, so they were neither inserted nor updated.")));
 	store_progress(a->progress);
 	return true;
+}
+
+/*
+ * An upsert failed with SQLSTATE 42501.  connlog.role lacks a privilege
+ * only if check_privileges() says so (connlog_check_target() prepares the
+ * statements afresh, which checks them): otherwise it was the rows' error,
+ * raised by a row-level security policy (FORCE ROW LEVEL SECURITY makes
+ * the table's policies apply to its owner, as whom the upsert runs on
+ * connlog.table) or by a trigger, and is a failure like any other
+ * (CL_WRITE_FAILED, *error kept), whose rows the worker may reject.  A
+ * missing privilege is CL_WRITE_DENIED, with *error naming it.
+ */
+static ConnlogWriteStatus
+recheck_denied(char **error)
+{
+	char	   *check_error;
+
+	switch (connlog_check_target(&check_error))
+	{
+		case CL_WRITE_OK:
+			return CL_WRITE_FAILED;
+		case CL_WRITE_DENIED:
+			*error = check_error;
+			return CL_WRITE_DENIED;
+		case CL_WRITE_MISSING:
+			return CL_WRITE_MISSING;
+		default:
+			/* whatever it is, the next statement meets it again */
+			return CL_WRITE_FAILED;
+	}
 }
 
 /*
@@ -1486,6 +1602,8 @@ connlog_write_upsert(const ClBatch *b, int start, int n,
 	snprintf(activity, sizeof(activity), "connlog: writing %d rows", n);
 	status = run_statement(upsert_fn, &a, activity, SHOWS_WRITING, error);
 	MemoryContextReset(write_cxt);
+	if (status == CL_WRITE_DENIED)
+		status = recheck_denied(error);
 	return status;
 }
 

@@ -188,9 +188,11 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(1001, 1200)'),
 	'200', 'every row written with its connect and disconnect time');
 ok(identity_holds(), 'accounting identity holds');
 
-# 8. max_retries, reloaded to 1, does not bound transient errors (40001):
-# they are never the rows' fault, so the batch is retried past it, never
-# split, and rejects nothing; its fourth attempt writes it whole.
+# 8. max_retries, reloaded to 1, bounds transient errors (40001) too: the
+# first write and its one retry fail, then the batch is split; the split's
+# first half fails as well (the third failure) and is halved again, as a
+# transient error in a split no longer stops it; the three parts are
+# written, and no row is rejected, none having failed on its own.
 set_conf('connlog.max_retries' => '1');
 $node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
 $s0 = flush_pairs(1201, 1400);
@@ -198,8 +200,8 @@ is( moved(
 		$s0,
 		qw(enqueued written merged rejected dropped pending batches write_errors retries)
 	),
-	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=1 write_errors=3 retries=3',
-	'max_retries 1 after reload: transient errors retried past it, no split, then all written'
+	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=3 write_errors=3 retries=1',
+	'max_retries 1 after reload: one retry of the transient error, then a split writes all, nothing rejected'
 );
 is($node->safe_psql('postgres', 'SELECT good_pairs(1201, 1400)'),
 	'200', 'every row written with its connect and disconnect time');
