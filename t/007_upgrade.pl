@@ -328,7 +328,7 @@ for my $db (qw(fresh from12))
 		[ 'pg_dump', '--schema-only', '-d', $node->connstr($db) ]);
 	like(
 		$dump,
-		qr/^GRANT ALL ON FUNCTION public\.connlog_convert\("any", anyelement\) TO app;$/m,
+		qr/^GRANT ALL ON FUNCTION public\.connlog_convert\(value "any", target anyelement\) TO app;$/m,
 		"$db: pg_dump dumps app's grant on connlog_convert");
 }
 

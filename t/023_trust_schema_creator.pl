@@ -144,9 +144,10 @@ GRANT USAGE, CREATE ON SCHEMA shared TO squat;
 	my $fn = sub {
 		my ($name, $args, $returns) = @_;
 		$returns //= 'boolean';
+		my $return = $returns =~ /^(void|SETOF|TABLE)/ ? 'RETURN' : 'RETURN NULL';
 		return qq{
 CREATE FUNCTION shared.$name($args) RETURNS $returns LANGUAGE plpgsql AS
-\$\$ BEGIN PERFORM evil.escalate(); RETURN NULL; END \$\$;};
+\$\$ BEGIN PERFORM evil.escalate(); $return; END \$\$;};
 	};
 	my $enqueue_text = 'uuid, timestamptz, uuid, uuid, uuid, text, text, text, '
 	  . 'shared.connection_status, uuid, inet, integer, text, uuid, text, text';

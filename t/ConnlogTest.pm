@@ -197,7 +197,8 @@ sub restart_and_write
 
 # The extension's member objects in database $db, described.
 my $members_sql = q{
-SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' ORDER BY 1)
+SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n'
+                  ORDER BY pg_describe_object(classid, objid, 0))
 FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'connlog')};
