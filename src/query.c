@@ -56,7 +56,7 @@ connlog_convert(PG_FUNCTION_ARGS)
 	if (!OidIsValid(from) || !OidIsValid(to))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("could not determine the argument types of connlog_convert")));
+		errmsg("could not determine the argument types of connlog_convert")));
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 
