@@ -2,11 +2,11 @@
 # the build needs and run the tests.
 
 MODULE_big = connlog
-OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/flush.o src/writer.o src/wal.o src/standby.o
+OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/flush.o src/writer.o src/wal.o src/standby.o src/query.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog
-DATA = connlog--1.0.sql connlog--1.1.sql connlog--1.2.sql connlog--1.0--1.1.sql connlog--1.1--1.2.sql
+DATA = connlog--1.0.sql connlog--1.1.sql connlog--1.2.sql connlog--1.3.sql connlog--1.0--1.1.sql connlog--1.1--1.2.sql connlog--1.2--1.3.sql
 
 REGRESS = setup merge stats errors privileges normalize types query_paths
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf

@@ -3,6 +3,118 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION connlog UPDATE TO '1.1'" to load this file. \quit
 
+-- Make room.  The schema this extension lives in may be one where other
+-- roles can create objects (public is the database owner's), and an
+-- object there with a name this script creates would make the CREATE
+-- fail, and so block the update.  Such an object is not a member of the
+-- extension: it is renamed to a free name, with a WARNING that says so,
+-- and otherwise left as its owner made it.  It never becomes a
+-- member (another role's object must not) and is never dropped.  The list names each object the script creates under a name
+-- that may be free before it runs, by its identity: a function by its
+-- arguments, a relation and a type by its name (they share one name
+-- space).  A type that is a relation's row type is the relation's.  (The
+-- query functions take a connection_log_state, a type this script makes:
+-- no function another role made before can have their arguments.)  Like
+-- the query functions, this runs under a search_path the script does not
+-- choose: every name is qualified.
+DO $$
+DECLARE
+	ext pg_catalog.oid;
+	obj record;
+	free text;
+	n integer;
+BEGIN
+	SELECT e.oid INTO ext FROM pg_catalog.pg_extension e
+	WHERE e.extname OPERATOR(pg_catalog.=) 'connlog'::pg_catalog.name;
+	FOR obj IN
+		SELECT v.catalog, v.objid,
+			pg_catalog.pg_describe_object(v.catalog, v.objid, 0) AS what,
+			COALESCE(p.proname, c.relname, t.typname) AS name,
+			COALESCE(p.proowner, c.relowner, t.typowner) AS owner,
+			CASE
+				WHEN p.oid IS NOT NULL THEN 'ROUTINE'
+				WHEN c.relkind OPERATOR(pg_catalog.=) 'v' THEN 'VIEW'
+				WHEN c.relkind OPERATOR(pg_catalog.=) 'm' THEN 'MATERIALIZED VIEW'
+				WHEN c.relkind OPERATOR(pg_catalog.=) ANY ('{i,I}') THEN 'INDEX'
+				WHEN c.relkind OPERATOR(pg_catalog.=) 'S' THEN 'SEQUENCE'
+				WHEN c.relkind OPERATOR(pg_catalog.=) 'f' THEN 'FOREIGN TABLE'
+				WHEN c.relkind OPERATOR(pg_catalog.=) 'c' THEN 'TYPE'
+				WHEN c.oid IS NOT NULL THEN 'TABLE'
+				WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN 'DOMAIN'
+				ELSE 'TYPE'
+			END AS kind,
+			pg_catalog.oidvectortypes(p.proargtypes) AS args
+		FROM (VALUES
+			('pg_catalog.pg_class'::pg_catalog.regclass,
+			 pg_catalog.to_regclass('@extschema@.connlog_wal_progress')::pg_catalog.oid),
+			('pg_catalog.pg_type'::pg_catalog.regclass,
+			 pg_catalog.to_regtype('@extschema@.connlog_wal_progress')::pg_catalog.oid),
+			('pg_catalog.pg_class'::pg_catalog.regclass,
+			 pg_catalog.to_regclass('@extschema@.connection_logs_user_id_idx')::pg_catalog.oid),
+			('pg_catalog.pg_class'::pg_catalog.regclass,
+			 pg_catalog.to_regclass('@extschema@.connection_log_state')::pg_catalog.oid),
+			('pg_catalog.pg_type'::pg_catalog.regclass,
+			 pg_catalog.to_regtype('@extschema@.connection_log_state')::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 pg_catalog.to_regprocedure('@extschema@.connlog_query_check(pg_catalog.text, pg_catalog.int4, pg_catalog.int4, pg_catalog.timestamptz, pg_catalog.timestamptz)')::pg_catalog.oid)
+		) AS v(catalog, objid)
+		LEFT JOIN pg_catalog.pg_proc p
+			ON v.catalog OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+			AND p.oid OPERATOR(pg_catalog.=) v.objid
+		LEFT JOIN pg_catalog.pg_class c
+			ON v.catalog OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+			AND c.oid OPERATOR(pg_catalog.=) v.objid
+		LEFT JOIN pg_catalog.pg_type t
+			ON v.catalog OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+			AND t.oid OPERATOR(pg_catalog.=) v.objid
+		WHERE v.objid IS NOT NULL
+			AND COALESCE(t.typrelid, 0::pg_catalog.oid) OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+			AND NOT EXISTS (
+				SELECT FROM pg_catalog.pg_depend d
+				WHERE d.classid OPERATOR(pg_catalog.=) v.catalog
+					AND d.objid OPERATOR(pg_catalog.=) v.objid
+					AND d.refclassid OPERATOR(pg_catalog.=)
+						'pg_catalog.pg_extension'::pg_catalog.regclass
+					AND d.refobjid OPERATOR(pg_catalog.=) ext
+					AND d.deptype OPERATOR(pg_catalog.=) 'e')
+			-- an index on a member table (built beforehand) is the extension's
+			AND NOT EXISTS (
+				SELECT FROM pg_catalog.pg_index i
+				JOIN pg_catalog.pg_depend d
+					ON d.classid OPERATOR(pg_catalog.=)
+						'pg_catalog.pg_class'::pg_catalog.regclass
+					AND d.objid OPERATOR(pg_catalog.=) i.indrelid
+					AND d.refclassid OPERATOR(pg_catalog.=)
+						'pg_catalog.pg_extension'::pg_catalog.regclass
+					AND d.refobjid OPERATOR(pg_catalog.=) ext
+					AND d.deptype OPERATOR(pg_catalog.=) 'e'
+				WHERE i.indexrelid OPERATOR(pg_catalog.=) v.objid)
+	LOOP
+		n := 0;
+		LOOP
+			n := n OPERATOR(pg_catalog.+) 1;
+			free := pg_catalog.format('%s_moved_%s',
+				pg_catalog.left(obj.name, 40), n);
+			EXIT WHEN CASE WHEN obj.kind OPERATOR(pg_catalog.=) 'ROUTINE'
+				THEN pg_catalog.to_regprocedure(pg_catalog.format('@extschema@.%I(%s)',
+						free, obj.args)) IS NULL
+				ELSE pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I', free)) IS NULL
+					AND pg_catalog.to_regtype(pg_catalog.format('@extschema@.%I', free)) IS NULL
+				END;
+		END LOOP;
+		EXECUTE pg_catalog.format('ALTER %s @extschema@.%I%s RENAME TO %I',
+			obj.kind, obj.name,
+			CASE WHEN obj.kind OPERATOR(pg_catalog.=) 'ROUTINE'
+				THEN pg_catalog.format('(%s)', obj.args) ELSE '' END,
+			free);
+		RAISE WARNING 'renamed % to "%"', obj.what, free
+			USING DETAIL = pg_catalog.format('Updating extension connlog creates an object of that name in schema %s, where role %s had created one that is not a member of the extension.',
+				'@extschema@', pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(obj.owner))),
+			HINT = 'The renamed object is otherwise unchanged; drop it if it is not needed.';
+	END LOOP;
+END
+$$;
+
 -- A NULL timeout is now an error instead of a silent no-op.
 ALTER FUNCTION connlog_flush(interval) CALLED ON NULL INPUT;
 

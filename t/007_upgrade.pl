@@ -1,9 +1,11 @@
 # ALTER EXTENSION connlog UPDATE gives the same catalog as a fresh install
 # of the version it reaches: functions, columns, indexes, constraints,
 # grants, members and views, each compared as text.  Database postgres
-# (the worker's) goes from 1.0 to 1.1, compared with a fresh 1.1, and on
-# to 1.2; a database created at 1.1 and one at 1.0 (updated in one step)
-# go to 1.2; all three are compared with a fresh 1.2.  Rows written before
+# (the worker's) goes from 1.0 to 1.1, compared with a fresh 1.1, on to
+# 1.2 and on to 1.3; a database created at 1.1 and one at 1.0 (updated in
+# one step) go to 1.2; all three are compared with a fresh 1.2; then they
+# and a database created at 1.2 go to 1.3, and all four are compared
+# with a fresh 1.3.  Rows written before
 # each update survive it and the query functions find them, and the
 # library serves every version's SQL (connlog_stats before and after).
 # The update also gives the same catalog when the indexes were built
@@ -12,7 +14,8 @@
 # gives the functions 1.2 makes afresh the grants of 1.1's (the catalogs
 # compared, pg_init_privs included, hold the same grants made in a fresh
 # 1.2), and app enqueues a type connection_type never had with a string
-# literal.
+# literal.  The update to 1.3 gives whoever may run connlog_table_query
+# connlog_convert, which it calls, and pg_dump dumps that grant.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -22,8 +25,9 @@ use FindBin;
 use lib $FindBin::RealBin;
 use ConnlogTest;
 
-# database postgres (the worker's) is updated; fresh11 installs 1.1, fresh
-# the default version, 1.2; from11 is created at 1.1 and updated to 1.2
+# database postgres (the worker's) is updated; fresh11 installs 1.1,
+# fresh12 1.2, fresh the default version, 1.3; from11 is created at 1.1
+# and updated to 1.2 and 1.3, from12 at 1.2 and updated to 1.3
 my $node = connlog_node('upgrade', q{
 connlog.flush_interval = '1h'
 });
@@ -31,11 +35,15 @@ $node->safe_psql('postgres',
 	"CREATE EXTENSION connlog VERSION '1.0';\n" . $connlog_helpers);
 $node->safe_psql('postgres', 'CREATE DATABASE fresh11');
 $node->safe_psql('fresh11', "CREATE EXTENSION connlog VERSION '1.1'");
+$node->safe_psql('postgres', 'CREATE DATABASE fresh12');
+$node->safe_psql('fresh12', "CREATE EXTENSION connlog VERSION '1.2'");
+$node->safe_psql('postgres', 'CREATE DATABASE from12');
+$node->safe_psql('from12', "CREATE EXTENSION connlog VERSION '1.2'");
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION connlog');
 is($node->safe_psql('fresh',
 		"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
-	'1.2', 'CREATE EXTENSION connlog installs 1.2');
+	'1.3', 'CREATE EXTENSION connlog installs 1.3');
 
 # Database from11: rows in the table of a 1.1 installation before its
 # update (the worker writes only to database postgres, so they are
@@ -249,12 +257,16 @@ $node->safe_psql('postgres', 'CREATE ROLE app');
 $node->safe_psql($_, $grant_enqueue->('connection_type') . $app_grants)
   for qw(postgres from11);
 # (the update gives whoever may run connlog_query_check
-# connlog_table_query too, which a reader of a fresh 1.2 is granted)
+# connlog_table_query too, which a reader of a fresh 1.2 is granted, and
+# the update to 1.3 whoever may run that connlog_convert)
+my $grants12 =
+    $grant_enqueue->('connection_type')
+  . $grant_enqueue->('text')
+  . $app_grants
+  . 'GRANT EXECUTE ON FUNCTION connlog_table_query TO app;';
+$node->safe_psql($_, $grants12) for qw(fresh12 from12);
 $node->safe_psql('fresh',
-	    $grant_enqueue->('connection_type')
-	  . $grant_enqueue->('text')
-	  . $app_grants
-	  . 'GRANT EXECUTE ON FUNCTION connlog_table_query TO app;');
+	$grants12 . 'GRANT EXECUTE ON FUNCTION connlog_convert TO app;');
 $node->safe_psql('prebuilt',
 	$grant_enqueue->('connection_type')
 	  . 'GRANT SELECT ON connection_logs TO app');
@@ -265,17 +277,17 @@ $node->safe_psql('prebuilt',
 $node->safe_psql('postgres', 'SELECT ev(7); SELECT connlog_flush()');
 for my $db (qw(postgres prebuilt from11))
 {
-	$node->safe_psql($db, 'ALTER EXTENSION connlog UPDATE');
+	$node->safe_psql($db, "ALTER EXTENSION connlog UPDATE TO '1.2'");
 	is($node->safe_psql($db,
 			"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
-		'1.2', "$db: ALTER EXTENSION connlog UPDATE goes to 1.2");
+		'1.2', "$db: ALTER EXTENSION connlog UPDATE TO '1.2' goes to 1.2");
 }
 $node->safe_psql('prebuilt',
 	($app_grants =~ s/GRANT SELECT ON \S+ TO app;//r)
 	  . 'GRANT EXECUTE ON FUNCTION connlog_table_query TO app;');
 
 compare_catalog(
-	'fresh', 'fresh 1.2',
+	'fresh12', 'fresh 1.2',
 	[ 'postgres', '1.0 updated to 1.1, then to 1.2' ],
 	[ 'prebuilt', '1.0 updated to 1.2 after building indexes beforehand' ],
 	[ 'from11',   '1.1 updated to 1.2' ]);
@@ -287,6 +299,38 @@ like($functions,
 	'the compared query functions are 1.2\'s, with qualified operators');
 like($functions, qr/^connlog_query_check\(.*\{"search_path=pg_catalog, pg_temp"\}/m,
 	'the compared connlog_query_check is 1.2\'s, with its search_path');
+
+# On to 1.3: the three databases at 1.2 and one created at 1.2
+for my $db (qw(postgres prebuilt from11 from12))
+{
+	$node->safe_psql($db, 'ALTER EXTENSION connlog UPDATE');
+	is($node->safe_psql($db,
+			"SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
+		'1.3', "$db: ALTER EXTENSION connlog UPDATE goes to 1.3");
+}
+compare_catalog(
+	'fresh', 'fresh 1.3',
+	[ 'postgres', '1.0 updated to 1.1, 1.2, then 1.3' ],
+	[ 'prebuilt', '1.0 updated to 1.2, then 1.3' ],
+	[ 'from11',   '1.1 updated to 1.2, then 1.3' ],
+	[ 'from12',   '1.2 updated to 1.3' ]);
+
+# the comparison sees what 1.3 changed, and the grant the update gave
+$functions = $node->safe_psql('postgres', $catalog{functions});
+like($functions,
+	qr/^connlog_convert\("any",anyelement\)\|.*,app=X\/\w+\}\|\$libdir\/connlog connlog_convert$/m,
+	'the compared functions include 1.3\'s connlog_convert, app may run it');
+like($functions, qr/^connlog_table_query\(.*connlog_convert\(c\.%1\$I/ms,
+	'the compared connlog_table_query is 1.3\'s');
+for my $db (qw(fresh from12))
+{
+	my ($dump) = run_command(
+		[ 'pg_dump', '--schema-only', '-d', $node->connstr($db) ]);
+	like(
+		$dump,
+		qr/^GRANT ALL ON FUNCTION public\.connlog_convert\(value "any", target anyelement\) TO app;$/m,
+		"$db: pg_dump dumps app's grant on connlog_convert");
+}
 
 # Rows written under 1.0 and 1.1 survive the update to 1.2, their types
 # with them, the query functions find them, and the worker merges

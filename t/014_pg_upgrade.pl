@@ -124,7 +124,7 @@ SELECT extversion FROM pg_extension WHERE extname = 'connlog';
 SHOW connlog.durability;
 SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting
 WHERE setrole = 'auditor'::regrole}),
-	"1.2\nflush\nconnlog.overflow=error",
+	"1.3\nflush\nconnlog.overflow=error",
 	'new cluster: the extension version and the connlog settings survive');
 
 # the new cluster's worker writes new events, and the lost ones are not there

@@ -9,7 +9,8 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
 our @EXPORT = qw($connlog_helpers $writer_grants connlog_node
-  connlog_role_node reload_conf app_table_sql app_table_node);
+  connlog_role_node reload_conf app_table_sql app_table_node
+  $evil_objects nothing_ran restart_and_write update_past_squatters);
 
 # Install after CREATE EXTENSION connlog.
 #  uid(k, n)         a uuid that spells kind k and number n
@@ -174,6 +175,143 @@ ALTER DATABASE postgres SET search_path = public, connlog;
 	$node->safe_psql('postgres',
 		"SET ROLE app;\n" . app_table_sql() . "RESET ROLE;\n" . $connlog_helpers);
 	return $node;
+
+# ---- attacks on the worker's session (t/023, t/024) ----
+# The attacks of doc/connlog.md's "Security" on the worker's session are
+# mounted as the role that could mount them; a function of theirs that
+# runs at all says so in the server log ("evil ran as ...") and tries to
+# make its owner a superuser.
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# Look-alikes of every operator and function the worker's statements use,
+# and of the oid = the old catalog lookup used, in schema evil (which the
+# attacker owns); each logs that it ran and tries ALTER ROLE ... SUPERUSER
+# as whoever ran it.
+our $evil_objects = q{
+GRANT USAGE ON SCHEMA evil TO PUBLIC;
+CREATE FUNCTION evil.escalate() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE WARNING 'evil ran as %', current_user;
+  BEGIN
+    EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', 'ATTACKER');
+  EXCEPTION WHEN OTHERS THEN NULL;
+  END;
+END $$;
+DO $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['oid', 'uuid', 'tid', 'timestamptz', 'text']
+  LOOP
+    EXECUTE pg_catalog.format($f$
+      CREATE FUNCTION evil.cmp(a %1$s, b %1$s) RETURNS bool LANGUAGE plpgsql AS
+      $b$ BEGIN PERFORM evil.escalate(); RETURN a OPERATOR(pg_catalog.=) b; END $b$;
+      CREATE OPERATOR evil.= (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = evil.cmp);
+      CREATE OPERATOR evil.< (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = evil.cmp);
+    $f$, t);
+  END LOOP;
+END $$;
+CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql AS
+$$ BEGIN PERFORM evil.escalate(); RETURN pg_catalog.now(); END $$;
+CREATE FUNCTION evil.unnest(a anyarray) RETURNS SETOF anyelement
+LANGUAGE plpgsql AS
+$$ BEGIN PERFORM evil.escalate(); RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+};
+
+# Since log offset $offset, no look-alike ran, and $role is no superuser.
+sub nothing_ran
+{
+	my ($node, $db, $role, $offset, $what) = @_;
+	my $log = slurp_file($node->logfile, $offset);
+	is($log =~ /evil ran as \w+/ ? $& : 'no',
+		'no', "$what: no look-alike of ${role}'s ran");
+	is( $node->safe_psql(
+			$db, "SELECT rolsuper FROM pg_roles WHERE rolname = '$role'"),
+		'f',
+		"$what: $role is not a superuser");
+	return;
+}
+
+# Restart $node, enqueue 20 connections to database $db once its worker
+# is up, and check that the worker wrote them and nothing else happened;
+# returns the log offset from before the restart.
+sub restart_and_write
+{
+	my ($node, $db, $what) = @_;
+	my $offset = -s $node->logfile;
+	$node->restart;
+	$node->wait_for_log(qr/connlog worker started for database "$db"/,
+		$offset);
+	$node->safe_psql($db,
+		'SELECT pair(n) FROM generate_series(1, 20) n; SELECT connlog_flush()');
+	is($node->safe_psql($db, 'SELECT good_pairs(1, 20)'),
+		'20', "$what: the events are written");
+	is( $node->safe_psql(
+			$db,
+			'SELECT written, merged, rejected, dropped, pending, write_errors, '
+			  . "coalesce(last_error, '') FROM connlog_stats"),
+		'20|20|0|0|0|0|',
+		"$what: nothing rejected, dropped or failed");
+	return $offset;
+}
+
+# The extension's member objects in database $db, described.
+my $members_sql = q{
+SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n'
+                  ORDER BY pg_describe_object(classid, objid, 0))
+FROM pg_depend
+WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'connlog')};
+
+# In database $db, whose extension (in $schema, at some version) has
+# objects $role created under names its updates create (@names, made by
+# $squat, run as $role), the superuser's ALTER EXTENSION connlog UPDATE
+# reaches the default version and has the members of the extension in
+# database $fresh, created there at that version in $schema.  It warns
+# of each of @names renamed to NAME_moved_1, which is still $role's and
+# no member.  Returns the update's messages.
+sub update_past_squatters
+{
+	my ($node, $db, $fresh, $schema, $role, $squat, @names) = @_;
+	my $what = "$db: squatters";
+	$node->safe_psql($db, "SET ROLE $role;\n$squat");
+	my ($ret, $stdout, $stderr) =
+	  $node->psql($db, 'ALTER EXTENSION connlog UPDATE');
+	$stderr =~ s/^psql:<stdin>:\d+: //mg;
+	is($ret, 0, "$what: ALTER EXTENSION connlog UPDATE succeeds")
+	  or diag $stderr;
+	is( $node->safe_psql(
+			$db, "SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
+		$node->safe_psql(
+			$fresh, "SELECT extversion FROM pg_extension WHERE extname = 'connlog'"),
+		"$what: the update reaches the default version");
+	is($node->safe_psql($db, $members_sql),
+		$node->safe_psql($fresh, $members_sql),
+		"$what: the members are those of a fresh installation");
+	for my $name (@names)
+	{
+		like($stderr,
+			qr/^WARNING:  renamed \S+ (?:\Q$schema\E\.)?\Q$name\E\b.* to "\Q${name}_moved_1\E"$/m,
+			"$what: the update warns that it renamed $name");
+		is( $node->safe_psql(
+				$db, qq{
+SELECT string_agg(DISTINCT o.owner::regrole::text, ','),
+       bool_or(EXISTS (SELECT FROM pg_depend d
+                       WHERE d.classid = o.catalog AND d.objid = o.oid
+                         AND d.deptype = 'e'))
+FROM (SELECT 'pg_class'::regclass catalog, oid, relowner owner FROM pg_class
+      WHERE relname = '${name}_moved_1' AND relnamespace = '$schema'::regnamespace
+      UNION ALL
+      SELECT 'pg_proc'::regclass, oid, proowner FROM pg_proc
+      WHERE proname = '${name}_moved_1' AND pronamespace = '$schema'::regnamespace
+      UNION ALL
+      SELECT 'pg_type'::regclass, oid, typowner FROM pg_type
+      WHERE typname = '${name}_moved_1' AND typnamespace = '$schema'::regnamespace
+        AND typrelid = 0) o}),
+			"$role|f",
+			"$what: $name, renamed, is still ${role}'s and no member");
+	}
+	return $stderr;
 }
 
 1;
