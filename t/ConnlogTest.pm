@@ -175,6 +175,7 @@ ALTER DATABASE postgres SET search_path = public, connlog;
 	$node->safe_psql('postgres',
 		"SET ROLE app;\n" . app_table_sql() . "RESET ROLE;\n" . $connlog_helpers);
 	return $node;
+}
 
 # ---- attacks on the worker's session (t/023, t/024) ----
 # The attacks of doc/connlog.md's "Security" on the worker's session are
