@@ -93,6 +93,7 @@
 #include "batch.h"
 #include "connlog.h"
 #include "flush.h"
+#include "guard.h"
 #include "ring.h"
 #include "wal.h"
 #include "writer.h"
@@ -577,6 +578,70 @@ connlog_flush_publish_done(void)
 	connlog_ring_set_done(done);
 }
 
+/*
+ * A predecessor exited inside a statement that wrote rows (a FATAL the
+ * table's code raised, or a cancel it ignored; guard.c).  Put b's entries
+ * among those rows (the suspects) first, keeping the order within each
+ * kind, as web_events_first() does; returns how many there are.  Only for
+ * a batch that holds events a predecessor had read.
+ */
+static int
+suspects_first(ClBatch *b)
+{
+	ClEntry    *sorted;
+	bool	   *suspect;
+	int			nsuspects = 0;
+	int			next = 0;
+
+	if (!b->rewrite || !connlog_guard_have_suspects())
+		return 0;
+	suspect = palloc(sizeof(bool) * b->nentries);
+	for (int i = 0; i < b->nentries; i++)
+		if ((suspect[i] = connlog_guard_is_suspect(b, i)))
+			nsuspects++;
+	if (nsuspects > 0 && nsuspects < b->nentries)
+	{
+		sorted = palloc(sizeof(ClEntry) * b->nentries);
+		for (int pass = 0; pass < 2; pass++)
+			for (int i = 0; i < b->nentries; i++)
+				if (suspect[i] == (pass == 0))
+					sorted[next++] = b->entries[i];
+		memcpy(b->entries, sorted, sizeof(ClEntry) * b->nentries);
+		pfree(sorted);
+	}
+	pfree(suspect);
+	return nsuspects;
+}
+
+/*
+ * Write b, whose first nsuspects entries are suspects (suspects_first()),
+ * as a failing batch is split: the suspects in halves, never all at once
+ * again, each narrower statement recorded for the next worker should this
+ * one exit too; a row that ended the predecessor while written alone is
+ * rejected without being written again.  Then the other entries.
+ * Returns false if it stops first, as write_range() does; b goes on from
+ * there at its next attempt.
+ */
+static bool
+write_suspects(ClBatch *b, int nsuspects)
+{
+	char	   *error = connlog_guard_death_error();
+
+	b->splitting = true;
+	report_failure(error, nsuspects, NEXT_SPLIT, 0);
+	if (connlog_guard_died_alone())
+	{
+		/* more than one only for a web event enqueued twice */
+		for (int i = 0; i < nsuspects; i++)
+			if (b->entries[i].outcome == OUTCOME_PENDING &&
+				!reject_entry(b, i, error))
+				return false;
+	}
+	else if (!write_range(b, 0, nsuspects, nsuspects > 1 ? error : NULL))
+		return false;
+	return write_range(b, nsuspects, b->nentries - nsuspects, NULL);
+}
+
 static void
 retry_later(ClBatch *b)
 {
@@ -605,6 +670,7 @@ write_batch_internal(ClBatch *b, bool retry)
 {
 	char	   *error;
 	WriteResult r;
+	int			nsuspects;
 
 	if (b->nentries == 0)
 	{
@@ -621,6 +687,10 @@ write_batch_internal(ClBatch *b, bool retry)
 	}
 	if (!retry)
 		web_events_first(b);
+	/* rows that ended a predecessor are not written all at once again */
+	nsuspects = suspects_first(b);
+	if (nsuspects > 0)
+		return write_suspects(b, nsuspects);
 	r = write_entries(b, WRITE_WHOLE, 0, b->nentries, NULL, &error);
 	/* not the batch's fault: it keeps its place and its retries */
 	if (r == WR_MISSING || r == WR_DENIED || r == WR_STOPPED)
