@@ -244,6 +244,12 @@ guard_exit(int code, Datum arg)
 {
 	GuardShared *g = guard_shared;
 
+	if (escalated)
+		ereport(WARNING,
+				(errmsg("connlog worker ended itself: its statement kept running after connlog cancelled it"),
+				 errdetail("Code of the table the statement wrote to caught the cancel; the worker waited connlog.shutdown_timeout (%d ms) for the statement to end.",
+						   connlog_shutdown_timeout_ms),
+				 errhint("The events it held stay in shared memory for the next worker.  If the server is stopping, those not backed by WAL are lost.")));
 	if (inflight.doing == DIED_NOWHERE ||
 		(escalated && ShutdownRequestPending))
 	{
@@ -337,23 +343,23 @@ connlog_guard_init_worker(void)
 	guard_shared->died_in = DIED_NOWHERE;
 	if (died.died_in == DIED_WRITING)
 	{
-		char	   *error = connlog_guard_death_error();
-
-		connlog_ring_note_flush(error);
+		connlog_ring_note_flush(connlog_guard_death_error());
 		ereport(WARNING,
-				(errmsg("connlog worker exited while it wrote %d connection log rows: %s",
-						died.nrows, error),
+				(errmsg("the previous connlog worker exited inside a statement that wrote %d connection log rows",
+						died.nrows),
+				 died.error[0] != '\0' ?
+				 errdetail("It exited with: %s", died.error) : 0,
 				 died.nrows == 1 ?
-				 errdetail("The row goes to connection_logs_rejected; the other rows are written.") :
-				 errdetail("The rows are written again in smaller statements; a row that ends the worker when written alone goes to connection_logs_rejected.")));
+				 errhint("The row goes to connection_logs_rejected; the other rows are written.") :
+				 errhint("The rows are written again in smaller statements; a row that ends the worker when written alone goes to connection_logs_rejected.")));
 	}
 	else if (died.died_in == DIED_PURGING)
 	{
-		connlog_ring_note_flush(died.error);
 		ereport(WARNING,
-				(errmsg("connlog worker exited while it deleted rows past connlog.retention: %s",
-						died.error),
-				 errdetail("Events are still written; connlog deletes again after connlog.purge_interval.")));
+				(errmsg("the previous connlog worker exited inside a step of connlog.retention"),
+				 died.error[0] != '\0' ?
+				 errdetail("It exited with: %s", died.error) : 0,
+				 errhint("Events are still written; connlog deletes again after connlog.purge_interval.")));
 	}
 }
 

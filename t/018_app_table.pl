@@ -14,64 +14,14 @@ use FindBin;
 use lib $FindBin::RealBin;
 use ConnlogTest;
 
-# The application's table, the way its migration would create it; %opt
-# leaves a part out or changes it, to make each misconfiguration.
-sub app_table_sql
-{
-	my (%opt) = @_;
-	my $ip = $opt{no_ip} ? '' : "\tip inet,\n";
-	my $code = $opt{code_type} // 'integer';
-	my $sql = qq{
-CREATE TABLE public.connection_logs (
-	id uuid NOT NULL PRIMARY KEY,
-	connect_time timestamptz NOT NULL,
-	organization_id uuid NOT NULL,
-	workspace_owner_id uuid NOT NULL,
-	workspace_id uuid NOT NULL,
-	workspace_name text NOT NULL,
-	agent_name text NOT NULL,
-	type text NOT NULL,
-$ip	code $code,
-	user_agent text,
-	user_id uuid,
-	slug_or_port text,
-	connection_id uuid,
-	disconnect_time timestamptz,
-	disconnect_reason text,
-	source text NOT NULL DEFAULT 'connlog'
-);
-CREATE INDEX idx_connection_logs_connect_time_desc
-	ON public.connection_logs (connect_time DESC);
-CREATE INDEX idx_connection_logs_workspace_id
-	ON public.connection_logs (workspace_id);
-};
-	$sql .= q{
-CREATE UNIQUE INDEX idx_connection_logs_connection_id_workspace_id_agent_name
-	ON public.connection_logs (connection_id, workspace_id, agent_name);
-} unless $opt{no_unique};
-	return $sql;
-}
-
-my $node = connlog_node(
+# The extension in its own schema, the application's role owning its
+# table; sessions find both through search_path.
+my $node = app_table_node(
 	'app_table', qq{
-connlog.table = 'public.connection_logs'
 connlog.flush_interval = 100ms
 connlog.retry_interval = 100ms
 connlog.purge_interval = 1s
 });
-
-# The extension in its own schema, the application's role owning its
-# table; sessions find both through search_path.
-$node->safe_psql(
-	'postgres', q{
-CREATE ROLE app LOGIN;
-GRANT CREATE ON SCHEMA public TO app;
-CREATE SCHEMA connlog;
-CREATE EXTENSION connlog SCHEMA connlog;
-ALTER DATABASE postgres SET search_path = public, connlog;
-});
-$node->safe_psql('postgres',
-	"SET ROLE app;\n" . app_table_sql() . "RESET ROLE;\n" . $connlog_helpers);
 
 # what the worker reports, and whether an event has been lost or rejected
 sub status

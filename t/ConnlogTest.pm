@@ -114,4 +114,68 @@ sub reload_conf
 	return;
 }
 
+# --- connlog.table naming an application's table (t/018, t/025)
+push @EXPORT, qw(app_table_sql app_table_node);
+
+# The application's table, the way its migration would create it; %opt
+# leaves a part out or changes it, to make each misconfiguration.
+sub app_table_sql
+{
+	my (%opt) = @_;
+	my $ip = $opt{no_ip} ? '' : "\tip inet,\n";
+	my $code = $opt{code_type} // 'integer';
+	my $sql = qq{
+CREATE TABLE public.connection_logs (
+	id uuid NOT NULL PRIMARY KEY,
+	connect_time timestamptz NOT NULL,
+	organization_id uuid NOT NULL,
+	workspace_owner_id uuid NOT NULL,
+	workspace_id uuid NOT NULL,
+	workspace_name text NOT NULL,
+	agent_name text NOT NULL,
+	type text NOT NULL,
+$ip	code $code,
+	user_agent text,
+	user_id uuid,
+	slug_or_port text,
+	connection_id uuid,
+	disconnect_time timestamptz,
+	disconnect_reason text,
+	source text NOT NULL DEFAULT 'connlog'
+);
+CREATE INDEX idx_connection_logs_connect_time_desc
+	ON public.connection_logs (connect_time DESC);
+CREATE INDEX idx_connection_logs_workspace_id
+	ON public.connection_logs (workspace_id);
+};
+	$sql .= q{
+CREATE UNIQUE INDEX idx_connection_logs_connection_id_workspace_id_agent_name
+	ON public.connection_logs (connection_id, workspace_id, agent_name);
+} unless $opt{no_unique};
+	return $sql;
+}
+
+# A started node whose connlog.table is the application's
+# public.connection_logs (app_table_sql(), owned by role app), with the
+# extension in schema connlog, sessions finding both through search_path,
+# and $connlog_helpers installed; $conf is appended to postgresql.conf,
+# %init goes to init().
+sub app_table_node
+{
+	my ($name, $conf, %init) = @_;
+	my $node = connlog_node($name,
+		"connlog.table = 'public.connection_logs'\n" . $conf, %init);
+	$node->safe_psql(
+		'postgres', q{
+CREATE ROLE app LOGIN;
+GRANT CREATE ON SCHEMA public TO app;
+CREATE SCHEMA connlog;
+CREATE EXTENSION connlog SCHEMA connlog;
+ALTER DATABASE postgres SET search_path = public, connlog;
+});
+	$node->safe_psql('postgres',
+		"SET ROLE app;\n" . app_table_sql() . "RESET ROLE;\n" . $connlog_helpers);
+	return $node;
+}
+
 1;
