@@ -159,7 +159,7 @@ connlog_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(add_size(connlog_ring_shmem_size(connlog_ring_size_kb),
-									 connlog_guard_shmem_size()));
+									connlog_guard_shmem_size()));
 	RequestNamedLWLockTranche("connlog", 1);
 }
 #endif
@@ -369,7 +369,7 @@ _PG_init(void)
 							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.statement_timeout",
-							"Longest time one statement of the worker may run; 0 disables it.",
+		  "Longest time one statement of the worker may run; 0 disables it.",
 							"A statement still running connlog.shutdown_timeout after it was cancelled ends the worker, which the postmaster restarts.",
 							&connlog_statement_timeout_ms, 60000, 0,
 							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
@@ -832,7 +832,7 @@ enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 	if (unlikely(connlog_is_worker))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			   errmsg("connlog_enqueue cannot be called from connlog's own worker"),
+		errmsg("connlog_enqueue cannot be called from connlog's own worker"),
 				 errdetail("Code of the table connlog writes to, such as a trigger, called it while the worker wrote rows there.")));
 	check_can_enqueue();
 	for (int i = ARG_ID; i <= ARG_STATUS; i++)
@@ -989,7 +989,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	if (connlog_is_worker)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("connlog_flush cannot be called from connlog's own worker"),
+		  errmsg("connlog_flush cannot be called from connlog's own worker"),
 				 errdetail("Code of the table connlog writes to, such as a trigger, called it while the worker wrote rows there.")));
 	require_worker();
 	/* version 1.0 declared the function STRICT; 1.1 lets NULL reach here */

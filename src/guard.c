@@ -130,13 +130,15 @@ typedef struct GuardShared
 static GuardShared *guard_shared = NULL;
 
 /* The statement running now that runs the table's code, if any. */
-static struct
+typedef struct InFlight
 {
 	DiedIn		doing;
 	const ClBatch *batch;
 	int			start;
 	int			n;
-} inflight;
+} InFlight;
+
+static InFlight inflight;
 
 /* The message of the FATAL that is ending the worker, if it is */
 static char fatal_message[CONNLOG_LAST_ERROR_LEN];

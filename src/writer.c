@@ -279,7 +279,7 @@ static Oid	type_enum_typid = InvalidOid;	/* connection_type, if the type
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
 static MemoryContext write_cxt = NULL;
 static MemoryContext log_events_cxt = NULL;
-static int	exit_budget_ms = 0;	/* 0: the worker is not exiting */
+static int	exit_budget_ms = 0; /* 0: the worker is not exiting */
 
 /*
  * The upsert.  %1$s is the table, quoted and qualified; $1 is a

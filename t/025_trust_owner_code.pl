@@ -307,6 +307,42 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(120, 121)'),
 no_privilege_gained('exit_on_error');
 reload_conf($node, 'connlog.flush_interval' => '100ms');
 
+# the same in a step of connlog.retention: one exit, and the successor
+# waits a purge_interval before the next step
+$node->safe_psql(
+	'postgres', q{
+INSERT INTO public.connection_logs (id, connect_time, organization_id,
+	workspace_owner_id, workspace_id, workspace_name, agent_name, type)
+VALUES (uid(9, 1), now() - interval '3000 days', uid(10, 0), uid(11, 0),
+	uid(12, 0), 'old', 'main', 'ssh');
+SET ROLE app;
+CREATE FUNCTION public.no_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('exit_on_error', 'on', true);
+	RAISE EXCEPTION 'the owner''s trigger ends the purge';
+END $$;
+CREATE TRIGGER no_delete BEFORE DELETE ON public.connection_logs
+	FOR EACH ROW EXECUTE FUNCTION public.no_delete();
+});
+$offset = -s $node->logfile;
+$old_pid = worker_pid();
+reload_conf($node, 'connlog.purge_interval' => '1h', 'connlog.retention' => '2000d');
+wait_new_worker($old_pid);
+$node->wait_for_log(
+	qr/WARNING:  the previous connlog worker exited inside a step of connlog.retention\n[^\n]*DETAIL:  It exited with: the owner's trigger ends the purge/,
+	$offset);
+$node->safe_psql('postgres', 'SELECT pair(130); SELECT connlog_flush();');
+is($node->safe_psql('postgres', 'SELECT good_pairs(130, 130)'),
+	'1', 'exit_on_error in a purge: events are still written');
+my $purge_deaths = () =
+  slurp_file($node->logfile, $offset) =~
+  /FATAL:  the owner's trigger ends the purge/g;
+is($purge_deaths, 1, 'exit_on_error in a purge: one exit, no restart loop');
+$node->safe_psql('postgres',
+	'ALTER SYSTEM RESET connlog.retention; ALTER SYSTEM RESET connlog.purge_interval; SELECT pg_reload_conf()');
+$node->safe_psql('postgres',
+	"SET ROLE app; DROP TRIGGER no_delete ON public.connection_logs; DELETE FROM public.connection_logs WHERE workspace_name = 'old'");
+
 # --- 4. re-entry: a trigger that calls connlog_enqueue (or connlog_flush)
 # fails at once in the worker; the batch waits for a retry, other
 # sessions enqueue as before, and once the trigger is gone every event
@@ -372,13 +408,53 @@ for my $case (['dev', 'connlog_enqueue', 201], ['flush', 'connlog_flush', 211])
 }
 no_privilege_gained('re-entry');
 
-# --- 5. pg_ctl stop -m fast with the worker in the trap: the stop
+# --- 5. a deferred trigger (a constraint trigger INITIALLY DEFERRED) of
+# the owner never runs as the worker: the server refuses to fire it after
+# a security-restricted operation queued it, so the events wait (nothing
+# rejected) until the trigger is gone
+$node->safe_psql(
+	'postgres', q{
+SET ROLE app;
+DROP TRIGGER echo ON public.connection_logs;
+CREATE TABLE public.later_saw (who text, escalated bool);
+CREATE FUNCTION public.later() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	esc bool := true;
+BEGIN
+	BEGIN
+		EXECUTE 'ALTER ROLE app SUPERUSER';
+	EXCEPTION WHEN OTHERS THEN esc := false;
+	END;
+	INSERT INTO public.later_saw VALUES (current_user, esc);
+	RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER later AFTER INSERT ON public.connection_logs
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION public.later();
+});
+$s0 = stats();
+$node->safe_psql('postgres', 'SELECT pair(250)');
+$node->poll_query_until('postgres',
+	"SELECT last_error LIKE 'cannot fire deferred trigger within security-restricted operation%' FROM connlog_stats"
+) or die 'the deferred trigger was not refused';
+is($node->safe_psql('postgres', 'SELECT count(*) FROM public.later_saw'),
+	'0', 'deferred: the owner\'s deferred trigger never ran');
+$node->safe_psql('postgres',
+	'SET ROLE app; DROP TRIGGER later ON public.connection_logs');
+$node->safe_psql('postgres', 'SELECT connlog_flush()');
+is($node->safe_psql('postgres', 'SELECT good_pairs(250, 250)'),
+	'1', 'deferred: the row is written once the trigger is gone');
+is( moved($s0),
+	'enqueued=2 written=1 merged=1 rejected=0 dropped=0 pending=0',
+	'deferred: nothing rejected');
+no_privilege_gained('deferred');
+
+# --- 6. pg_ctl stop -m fast with the worker in the trap: the stop
 # finishes, and with connlog.durability = wal the events are written
 # after the restart
 $node->safe_psql(
 	'postgres', q{
 SET ROLE app;
-DROP TRIGGER echo ON public.connection_logs;
 CREATE TRIGGER stall BEFORE INSERT ON public.connection_logs
 	FOR EACH ROW EXECUTE FUNCTION public.stall();
 });
