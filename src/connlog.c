@@ -46,6 +46,7 @@
 #include "batch.h"
 #include "compat.h"
 #include "connlog.h"
+#include "guard.h"
 #include "ring.h"
 #include "standby.h"
 #include "wal.h"
@@ -65,6 +66,7 @@ int			connlog_max_retries = 3;
 int			connlog_retry_interval_ms = 1000;
 int			connlog_retry_queue_size = 10;
 int			connlog_shutdown_timeout_ms = 10000;
+int			connlog_statement_timeout_ms = 60000;
 int			connlog_enqueue_timeout_ms = 10000;
 int			connlog_overflow = CL_PUT_WAIT;
 bool		connlog_log_events = false;
@@ -72,6 +74,8 @@ int			connlog_retention_s = 0;
 int			connlog_purge_batch_size = 10000;
 int			connlog_purge_interval_ms = 600000;
 int			connlog_durability = CL_DURABILITY_MEMORY;
+
+bool		connlog_is_worker = false;
 
 static const struct config_enum_entry durability_options[] = {
 	{"memory", CL_DURABILITY_MEMORY, false},
@@ -154,7 +158,8 @@ connlog_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(connlog_ring_shmem_size(connlog_ring_size_kb));
+	RequestAddinShmemSpace(add_size(connlog_ring_shmem_size(connlog_ring_size_kb),
+									connlog_guard_shmem_size()));
 	RequestNamedLWLockTranche("connlog", 1);
 }
 #endif
@@ -221,6 +226,7 @@ connlog_shmem_startup(void)
 							crash_wal_pending);
 	connlog_shared->worker_registered = worker_registered;
 	crash_mem_pending = crash_wal_pending = 0;
+	connlog_guard_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 	/* nothing WAL-backed happens in binary-upgrade mode: see _PG_init */
 	if (!IsUnderPostmaster && !IsBinaryUpgrade)
@@ -362,6 +368,12 @@ _PG_init(void)
 							NULL, &connlog_shutdown_timeout_ms, 10000, 0,
 							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("connlog.statement_timeout",
+		  "Longest time one statement of the worker may run; 0 disables it.",
+							"A statement still running connlog.shutdown_timeout after it was cancelled ends the worker, which the postmaster restarts.",
+							&connlog_statement_timeout_ms, 60000, 0,
+							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.enqueue_timeout",
 							"Time connlog_enqueue waits for ring space when connlog.overflow is \"wait\".",
 							NULL, &connlog_enqueue_timeout_ms, 10000, 0,
@@ -401,7 +413,8 @@ _PG_init(void)
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = connlog_shmem_request;
 #else
-	RequestAddinShmemSpace(connlog_ring_shmem_size(connlog_ring_size_kb));
+	RequestAddinShmemSpace(add_size(connlog_ring_shmem_size(connlog_ring_size_kb),
+									connlog_guard_shmem_size()));
 	RequestNamedLWLockTranche("connlog", 1);
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -815,6 +828,12 @@ enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 	bool		wal = connlog_durability != CL_DURABILITY_MEMORY;
 	uint64		seq;
 
+	/* the worker would wait on its own ring: see guard.c */
+	if (unlikely(connlog_is_worker))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		errmsg("connlog_enqueue cannot be called from connlog's own worker"),
+				 errdetail("Code of the table connlog writes to, such as a trigger, called it while the worker wrote rows there.")));
 	check_can_enqueue();
 	for (int i = ARG_ID; i <= ARG_STATUS; i++)
 		if (PG_ARGISNULL(i))
@@ -966,6 +985,12 @@ connlog_flush(PG_FUNCTION_ARGS)
 	pid_t		pid;
 	bool		seen;
 
+	/* the worker would wait for itself: see guard.c */
+	if (connlog_is_worker)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		  errmsg("connlog_flush cannot be called from connlog's own worker"),
+				 errdetail("Code of the table connlog writes to, such as a trigger, called it while the worker wrote rows there.")));
 	require_worker();
 	/* version 1.0 declared the function STRICT; 1.1 lets NULL reach here */
 	if (PG_ARGISNULL(0))

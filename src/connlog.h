@@ -25,6 +25,7 @@ extern int	connlog_max_retries;
 extern int	connlog_retry_interval_ms;
 extern int	connlog_retry_queue_size;
 extern int	connlog_shutdown_timeout_ms;
+extern int	connlog_statement_timeout_ms;
 extern int	connlog_enqueue_timeout_ms;
 extern int	connlog_overflow;
 extern bool connlog_log_events;
@@ -32,6 +33,9 @@ extern int	connlog_retention_s;
 extern int	connlog_purge_batch_size;
 extern int	connlog_purge_interval_ms;
 extern int	connlog_durability;
+
+/* true in connlog's worker: connlog_enqueue() must not wait for itself */
+extern bool connlog_is_worker;
 
 extern bool connlog_table_name(const char *value, char **schema,
 							   char **relname);

@@ -102,6 +102,7 @@
 #include "batch.h"
 #include "connlog.h"
 #include "flush.h"
+#include "guard.h"
 #include "ring.h"
 #include "wal.h"
 #include "writer.h"
@@ -596,6 +597,9 @@ may_reject_alone(const ClBatch *b, WriteResult why)
  * extension, or when the worker exits.  The outcomes so far stay in b's
  * entries, and the next attempt goes on from there.
  */
+static bool finish_split(ClBatch *b, int start, int n);
+static void hold_batch(const char *why);
+
 static bool
 write_range(ClBatch *b, int start, int n, const char *failed,
 			WriteResult why)
@@ -654,14 +658,7 @@ write_range(ClBatch *b, int start, int n, const char *failed,
 
 /*
  * Split b: write_range() over all of it (failed, why: its whole write's
- * failure, NULL if this attempt did not try it), then again once there is
- * evidence, over what the first pass left pending for the lack of it.  If
- * rows are still left, no row having been written, every row failed alone
- * or with others: that is the fault of the table or the server, not of
- * the rows, so nothing is rejected: b is held, retried every
- * retry_interval, and the worker is told why (connlog_stats.last_error,
- * and the server log once).  Returns true once every entry of b has its
- * outcome.
+ * failure, NULL if this attempt did not try it), then finish_split().
  */
 static bool
 write_split(ClBatch *b, const char *failed, WriteResult why)
@@ -670,19 +667,42 @@ write_split(ClBatch *b, const char *failed, WriteResult why)
 	b->splitting = true;
 	if (!write_range(b, 0, b->nentries, failed, why))
 		return false;
+	return finish_split(b, 0, b->nentries);
+}
+
+/*
+ * After write_range() went over [start, start + n) of b: once there is
+ * evidence, go over what it left pending for the lack of it again.  If
+ * rows are still left, no row having been written, every row failed alone
+ * or with others: that is the fault of the table or the server, not of
+ * the rows, so nothing is rejected: b is held, retried every
+ * retry_interval, and the worker is told why (connlog_stats.last_error,
+ * and the server log once).  Returns true once every entry of the range
+ * has its outcome.
+ */
+static bool
+finish_split(ClBatch *b, int start, int n)
+{
 	if (split_held != NULL && may_reject_alone(b, WR_FAILED))
 	{
 		split_held = NULL;
-		if (!write_range(b, 0, b->nentries, NULL, WR_FAILED))
+		if (!write_range(b, start, n, NULL, WR_FAILED))
 			return false;
 	}
 	if (split_held != NULL)
 	{
-		holding = true;
-		worker->held(split_held);
+		hold_batch(split_held);
 		return false;
 	}
 	return true;
+}
+
+/* Hold the batch being written for why, an error every row gets */
+static void
+hold_batch(const char *why)
+{
+	holding = true;
+	worker->held(why);
 }
 
 /* Publish how far every event is accounted for, for connlog_flush(). */
@@ -697,6 +717,86 @@ connlog_flush_publish_done(void)
 		if (b != cur || b->seq_end > b->seq_start)
 			done = Min(done, b->seq_start);
 	connlog_ring_set_done(done);
+}
+
+/*
+ * A predecessor exited inside a statement that wrote rows (a FATAL the
+ * table's code raised, or a cancel it ignored; guard.c).  Put b's entries
+ * among those rows (the suspects) first, keeping the order within each
+ * kind, as web_events_first() does; returns how many there are.  Only for
+ * a batch that holds events a predecessor had read.
+ */
+static int
+suspects_first(ClBatch *b)
+{
+	ClEntry    *sorted;
+	bool	   *suspect;
+	int			nsuspects = 0;
+	int			next = 0;
+
+	if (!b->rewrite || !connlog_guard_have_suspects())
+		return 0;
+	suspect = palloc(sizeof(bool) * b->nentries);
+	for (int i = 0; i < b->nentries; i++)
+		if ((suspect[i] = connlog_guard_is_suspect(b, i)))
+			nsuspects++;
+	if (nsuspects > 0 && nsuspects < b->nentries)
+	{
+		sorted = palloc(sizeof(ClEntry) * b->nentries);
+		for (int pass = 0; pass < 2; pass++)
+			for (int i = 0; i < b->nentries; i++)
+				if (suspect[i] == (pass == 0))
+					sorted[next++] = b->entries[i];
+		memcpy(b->entries, sorted, sizeof(ClEntry) * b->nentries);
+		pfree(sorted);
+	}
+	pfree(suspect);
+	return nsuspects;
+}
+
+/*
+ * Write b, whose first nsuspects entries are suspects (suspects_first()),
+ * as a failing batch is split: the suspects in halves, never all at once
+ * again, each narrower statement recorded for the next worker should this
+ * one exit too.  A row that ended the predecessor while written alone is
+ * not written again: it is rejected once the other rows are written, or
+ * other batches are, which is the evidence may_reject_alone() asks for
+ * (code that ends the worker for every row is the table's fault, not the
+ * rows'); without it b is held.  Returns false if it stops first, as
+ * write_range() does; b goes on from there at its next attempt.
+ */
+static bool
+write_suspects(ClBatch *b, int nsuspects)
+{
+	char	   *error = connlog_guard_death_error();
+	bool		died_alone = connlog_guard_died_alone();
+
+	b->splitting = true;
+	split_held = NULL;
+	report_failure(error, nsuspects, NEXT_SPLIT, 0);
+	if (!died_alone &&
+		!write_range(b, 0, nsuspects, nsuspects > 1 ? error : NULL, WR_FAILED))
+		return false;
+	if (!write_range(b, nsuspects, b->nentries - nsuspects, NULL, WR_FAILED) ||
+		!finish_split(b, died_alone ? nsuspects : 0,
+					  died_alone ? b->nentries - nsuspects : b->nentries))
+		return false;
+	if (!died_alone)
+		return true;
+	/* more than one only for a web event enqueued twice */
+	for (int i = 0; i < nsuspects; i++)
+	{
+		if (b->entries[i].outcome != OUTCOME_PENDING)
+			continue;
+		if (!may_reject_alone(b, WR_FAILED))
+		{
+			hold_batch(error);
+			return false;
+		}
+		if (!reject_entry(b, i, error))
+			return false;
+	}
+	return true;
 }
 
 static void
@@ -728,6 +828,7 @@ write_batch_internal(ClBatch *b, bool retry)
 {
 	char	   *error;
 	WriteResult r;
+	int			nsuspects;
 
 	if (b->nentries == 0)
 	{
@@ -741,6 +842,10 @@ write_batch_internal(ClBatch *b, bool retry)
 		web_events_first(b);
 		b->written_mark = upserts_committed;
 	}
+	/* rows that ended a predecessor are not written all at once again */
+	nsuspects = suspects_first(b);
+	if (nsuspects > 0)
+		return write_suspects(b, nsuspects);
 	if (b->splitting)
 	{
 		/* a split that stopped, or rows held: go on from there */

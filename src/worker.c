@@ -19,8 +19,10 @@
  *	- on SIGTERM (shutdown, or pg_terminate_backend) cancel the statement
  *	  in progress, if any, and write everything enqueued so far, bounded by
  *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
- *	  the worker unless the server is stopping.  Nothing the worker holds is
- *	  lost when it exits, whenever that is: flush.c says why.
+ *	  the worker unless the server is stopping.  A statement whose code
+ *	  catches that cancel and runs on ends the worker with FATAL
+ *	  shutdown_timeout later (guard.c).  Nothing the worker holds is lost
+ *	  when it exits, whenever that is: flush.c says why.
  *
  * While the extension is missing from the database, or connlog.role lacks
  * a privilege the statements need (checked when the plans are prepared,
@@ -137,12 +139,14 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
 #include "connect.h"
 #include "connlog.h"
 #include "flush.h"
+#include "guard.h"
 #include "ring.h"
 #include "wal.h"
 #include "worker.h"
@@ -215,15 +219,19 @@ begin_turn(void)
  * the drain, whose own statements are bounded by statement_timeout instead.
  * SIGINT (pg_cancel_backend) cancels a running statement and nothing else:
  * between statements no error handler is set up, and a cancel there would
- * end the worker and the batches in its memory.
+ * end the worker and the batches in its memory.  A cancel of connlog's
+ * own (SIGTERM's, or the SIGINT of its statement timeout) must end the
+ * statement: guard.c ends the worker if the statement's code catches it.
  */
 static void
-cancel_running_statement(void)
+cancel_running_statement(bool ours)
 {
 	if (connlog_in_statement)
 	{
 		QueryCancelPending = true;
 		InterruptPending = true;
+		if (ours)
+			connlog_guard_cancel_sent();
 	}
 }
 
@@ -234,7 +242,7 @@ handle_sigterm(SIGNAL_ARGS)
 
 	ShutdownRequestPending = true;
 	if (!shutting_down)
-		cancel_running_statement();
+		cancel_running_statement(true);
 	SetLatch(MyLatch);
 	errno = save_errno;
 }
@@ -244,7 +252,8 @@ handle_sigint(SIGNAL_ARGS)
 {
 	int			save_errno = errno;
 
-	cancel_running_statement();
+	/* the timeout's indicator is set before its handler sends SIGINT */
+	cancel_running_statement(get_timeout_indicator(STATEMENT_TIMEOUT, false));
 	SetLatch(MyLatch);
 	errno = save_errno;
 }
@@ -727,6 +736,7 @@ connlog_worker_main(Datum main_arg)
 	TimestampTz last_flush;		/* start of the current flush interval */
 	ConnlogConnectWait how;
 
+	connlog_is_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGINT, handle_sigint);
@@ -746,6 +756,7 @@ connlog_worker_main(Datum main_arg)
 	how.publish = connect_wait_publish;
 	connlog_connect(&how);
 	connlog_writer_init_session();
+	connlog_guard_init_worker();
 
 #ifdef __GLIBC__
 
@@ -761,6 +772,10 @@ connlog_worker_main(Datum main_arg)
 #endif
 
 	connlog_flush_init(&flush_hooks);
+	/* a purge step its predecessor exited in waits a purge_interval */
+	if (connlog_guard_died_purging())
+		next_purge = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												 connlog_purge_interval_ms);
 
 	ereport(LOG,
 			(errmsg("connlog worker started for database \"%s\"",

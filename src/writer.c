@@ -40,9 +40,9 @@
  *	  concurrently.
  *	- statement_timeout, lock_timeout, idle_in_transaction_session_timeout,
  *	  idle_session_timeout (and transaction_timeout from 17) = 0: the
- *	  worker waits for its locks, bounds its own statements at shutdown
- *	  (connlog_writer_set_timeout), and is never idle in a transaction; a
- *	  tiny timeout would fail every write.
+ *	  worker bounds its own statements (connlog.statement_timeout, and
+ *	  at shutdown connlog_writer_set_timeout; guard.c), and is never idle
+ *	  in a transaction; a tiny timeout would fail every write.
  *	- exit_on_error = off: it would turn every caught error into FATAL,
  *	  ending the worker with the batches it holds.
  *	- session_replication_role = origin: replica would skip the table's
@@ -210,13 +210,13 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
 #include "compat.h"
 #include "connlog.h"
+#include "guard.h"
 #include "ring.h"
 #include "writer.h"
 
@@ -297,7 +297,7 @@ static Oid	type_enum_typid = InvalidOid;	/* connection_type, if the type
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
 static MemoryContext write_cxt = NULL;
 static MemoryContext log_events_cxt = NULL;
-static int	statement_timeout_ms = 0;	/* 0: statements are not bounded */
+static int	exit_budget_ms = 0; /* 0: the worker is not exiting */
 
 /*
  * The upsert.  %1$s is the table, quoted and qualified; $1 is a
@@ -1151,13 +1151,8 @@ run_statement(write_fn fn, void *arg, const char *activity,
 	StartTransactionCommand();
 	PG_TRY();
 	{
-		/*
-		 * statement_timeout itself is armed only for client statements
-		 * (postgres.c), so arm its timer here.  Its handler sends SIGINT,
-		 * which the worker turns into a cancel while a statement runs.
-		 */
-		if (statement_timeout_ms > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, statement_timeout_ms);
+		/* connlog.statement_timeout, and the time left at shutdown */
+		connlog_guard_statement_start(exit_budget_ms);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -1185,10 +1180,9 @@ run_statement(write_fn fn, void *arg, const char *activity,
 			forget_plans();
 	}
 	PG_END_TRY();
-	if (statement_timeout_ms > 0)
-		disable_timeout(STATEMENT_TIMEOUT, false);
 	/* a cancel that came too late for the statement must not outlive it */
 	connlog_in_statement = false;
+	connlog_guard_statement_end();
 	QueryCancelPending = false;
 	MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_stat(false);
@@ -1197,13 +1191,14 @@ run_statement(write_fn fn, void *arg, const char *activity,
 }
 
 /*
- * Bound every later statement (used for the drain at shutdown); 0 removes
- * the bound.
+ * Bound every later statement by the time the exiting worker has left
+ * (used for the drain at shutdown), besides connlog.statement_timeout; 0
+ * removes the bound.
  */
 void
 connlog_writer_set_timeout(int timeout_ms)
 {
-	statement_timeout_ms = Max(timeout_ms, 0);
+	exit_budget_ms = Max(timeout_ms, 0);
 }
 
 /*
@@ -1505,6 +1500,8 @@ upsert_fn(void *arg)
 	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
 		!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
+	/* should the table's code end the worker: see guard.c */
+	connlog_guard_rows_begin(a->batch, a->start, a->n);
 	begin_as_owner(&owner);
 	if (a->batch->rewrite)
 	{
@@ -1801,6 +1798,7 @@ purge_fn(void *arg)
 						GetUserNameFromId(GetUserId(), false), rows_table)));
 	values[0] = TimestampTzGetDatum(a->cutoff);
 	values[1] = Int32GetDatum(a->limit);
+	connlog_guard_purge_begin();
 	begin_as_owner(&owner);
 	rc = SPI_execute_plan(purge_plan, values, NULL, false, 0);
 	end_as_owner(&owner);

@@ -17,7 +17,7 @@ use ConnlogTest;
 # The extension in its own schema, the application's role owning its
 # table; sessions find both through search_path.
 my $node = app_table_node(
-	'app_table', q{
+	'app_table', qq{
 connlog.flush_interval = 100ms
 connlog.retry_interval = 100ms
 connlog.purge_interval = 1s

@@ -155,15 +155,16 @@ CREATE UNIQUE INDEX idx_connection_logs_connection_id_workspace_id_agent_name
 	return $sql;
 }
 
-# A started node whose connlog.table is public.connection_logs, created
-# by role app (a LOGIN role, no superuser) with app_table_sql(); the
-# extension in schema connlog, both on the database's search_path, and
-# $connlog_helpers installed.  $conf is appended to postgresql.conf.
+# A started node whose connlog.table is the application's
+# public.connection_logs (app_table_sql(), owned by role app), with the
+# extension in schema connlog, sessions finding both through search_path,
+# and $connlog_helpers installed; $conf is appended to postgresql.conf,
+# %init goes to init().
 sub app_table_node
 {
-	my ($name, $conf) = @_;
+	my ($name, $conf, %init) = @_;
 	my $node = connlog_node($name,
-		"connlog.table = 'public.connection_logs'\n" . $conf);
+		"connlog.table = 'public.connection_logs'\n" . $conf, %init);
 	$node->safe_psql(
 		'postgres', q{
 CREATE ROLE app LOGIN;

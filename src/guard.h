@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.h
+ *		What the code of the table the worker writes to cannot do to the
+ *		worker: outlive its cancel, or make it exit again and again
+ *		(guard.c).
+ *
+ * IDENTIFICATION
+ *	  src/guard.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONNLOG_GUARD_H
+#define CONNLOG_GUARD_H
+
+#include "batch.h"
+
+/* shared memory (connlog.c's hooks) */
+extern Size connlog_guard_shmem_size(void);
+extern void connlog_guard_shmem_init(void);
+
+/* the worker, once connected */
+extern void connlog_guard_init_worker(void);
+
+/* every statement the worker runs (writer.c) */
+extern void connlog_guard_statement_start(int exit_budget_ms);
+extern void connlog_guard_statement_end(void);
+extern void connlog_guard_rows_begin(const ClBatch *b, int start, int n);
+extern void connlog_guard_purge_begin(void);
+
+/* the worker's signal handlers: a cancel that must not be ignored */
+extern void connlog_guard_cancel_sent(void);
+
+/* what a predecessor that exited inside a statement left */
+extern bool connlog_guard_died_purging(void);
+extern bool connlog_guard_have_suspects(void);
+extern bool connlog_guard_is_suspect(const ClBatch *b, int i);
+extern bool connlog_guard_died_alone(void);
+extern char *connlog_guard_death_error(void);
+
+#endif							/* CONNLOG_GUARD_H */
