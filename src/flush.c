@@ -775,7 +775,7 @@ write_suspects(ClBatch *b, int nsuspects)
 	split_held = NULL;
 	report_failure(error, nsuspects, NEXT_SPLIT, 0);
 	if (!died_alone &&
-		!write_range(b, 0, nsuspects, nsuspects > 1 ? error : NULL, WR_FAILED))
+	  !write_range(b, 0, nsuspects, nsuspects > 1 ? error : NULL, WR_FAILED))
 		return false;
 	if (!write_range(b, nsuspects, b->nentries - nsuspects, NULL, WR_FAILED) ||
 		!finish_split(b, died_alone ? nsuspects : 0,
