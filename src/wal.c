@@ -93,7 +93,7 @@
  *
  * Replay.  When the worker starts (after a crash restart, and after any
  * other start too) it reads WAL from done_lsn up to the insert position
- * with an XLogReader over local WAL, picks the "connlog" logical messages,
+ * with an XLogReader over local WAL, picks the records of connlog's resource manager,
  * leaves out those of epoch numbered below done_seq (written) and all
  * those of the current epoch (the ring frees an event only once it is
  * accounted for, ring.c: so each of this life's events is either
@@ -197,7 +197,7 @@
  * the wait, never throw out of it with the process still queued) and with
  * commit = true, because with false it caps the wait at remote flush and
  * remote_apply would not be honoured.  The standby reports the replay of a
- * logical message although, unlike a commit record under remote_apply, it
+ * connlog record although, unlike a commit record under remote_apply, it
  * does not ask for that feedback: the startup process makes the WAL
  * receiver reply whenever it has replayed all it received and waits for
  * more (WaitForWALToBecomeAvailable), and a busy standby replies with each
