@@ -36,9 +36,11 @@ FROM pg_roles r WHERE rolname IN ('producer', 'mallory') ORDER BY 1};
 for my $mode (qw(wal flush))
 {
 	# autovacuum off and flush_interval 1h: no other WAL while the worker
-	# looks at the insert position (it does within wal_writer_delay)
+	# looks at the insert position; a WAL writer that cycles every 10 ms
+	# acts on a bad request at once
 	my $node = connlog_node("boundary_$mode", q{
 autovacuum = off
+wal_writer_delay = 10ms
 connlog.batch_size = 100000
 connlog.flush_interval = '1h'
 }, allows_streaming => 1);
@@ -66,8 +68,10 @@ ALTER ROLE producer SET connlog.durability = $mode;"
 		my ($k, $lsn) = split / /, $r;
 		$hits++;
 		$n += $k;
-		# the WAL writer flushes to the boundary, asked by the worker or on
-		# its own; the server is still up
+		# a reload (which writes no WAL) makes the worker take a turn now,
+		# in which it wakes the WAL writer for the events; the WAL writer
+		# then flushes to the boundary, and the server is still up
+		$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 		$node->poll_query_until('postgres',
 			"SELECT pg_current_wal_flush_lsn() >= '$lsn'")
 		  or die "WAL not flushed to $lsn";
