@@ -40,9 +40,10 @@ connlog.batch_size = 100000
 connlog.flush_interval = '1h'
 }, allows_streaming => 1);
 	$node->safe_psql('postgres',
-		"CREATE EXTENSION connlog; ALTER SYSTEM SET connlog.durability = $mode;"
+		'CREATE EXTENSION connlog;'
 		  . $connlog_helpers
-		  . 'SELECT pg_reload_conf(); SELECT ev(0); SELECT connlog_flush();');
+		  . 'SELECT ev(0); SELECT connlog_flush();'
+		  . "ALTER SYSTEM SET connlog.durability = $mode; SELECT pg_reload_conf();");
 	$node->poll_query_until('postgres',
 		"SELECT current_setting('connlog.durability') = '$mode'")
 	  or die 'not reloaded';
@@ -116,9 +117,10 @@ connlog.batch_size = 100000
 connlog.flush_interval = '1h'
 }, allows_streaming => 1);
 	$node->safe_psql('postgres',
-		"CREATE EXTENSION connlog; ALTER SYSTEM SET connlog.durability = flush;"
+		'CREATE EXTENSION connlog;'
 		  . $connlog_helpers
-		  . 'SELECT pg_reload_conf(); SELECT ev(0); SELECT connlog_flush();');
+		  . 'SELECT ev(0); SELECT connlog_flush();'
+		  . 'ALTER SYSTEM SET connlog.durability = flush; SELECT pg_reload_conf();');
 	$node->poll_query_until('postgres',
 		"SELECT current_setting('connlog.durability') = 'flush'")
 	  or die 'not reloaded';
@@ -141,7 +143,7 @@ connlog.flush_interval = '1h'
 	$node->adjust_conf('postgresql.conf', 'shared_preload_libraries', "''");
 	$node->start;
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs'),
-		'100', 'removal: the server starts without the library and runs');
+		'101', 'removal: the server starts without the library and runs');
 	# 6. drop the slot, which would keep WAL forever
 	$node->safe_psql('postgres', "SELECT pg_drop_replication_slot('connlog')");
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_replication_slots'),
