@@ -582,9 +582,9 @@ connlog_wal_check_enqueue(void)
 #ifndef CONNLOG_HAVE_CUSTOM_RMGR
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("connlog.durability = \"%s\" requires PostgreSQL 15 or later",
-				connlog_durability == CL_DURABILITY_FLUSH ? "flush" : "wal"),
-			 errdetail("connlog's WAL records need a custom WAL resource manager."),
+		errmsg("connlog.durability = \"%s\" requires PostgreSQL 15 or later",
+			   connlog_durability == CL_DURABILITY_FLUSH ? "flush" : "wal"),
+	  errdetail("connlog's WAL records need a custom WAL resource manager."),
 			 errhint("Set connlog.durability to \"memory\".")));
 #endif
 	if (pg_atomic_read_u32(&s->slot_ready) != 0)
@@ -989,7 +989,7 @@ read_records(const ConnlogProgress *done, XLogRecPtr upto,
 						MemoryContext old = MemoryContextSwitchTo(caller_cxt);
 
 						appendBinaryStringInfo(&out,
-											 data + CONNLOG_WAL_HEADER_SIZE,
+											   data + CONNLOG_WAL_HEADER_SIZE,
 											   len);
 						MemoryContextSwitchTo(old);
 						(*nrecords)++;
