@@ -93,8 +93,9 @@
  *
  * Replay.  When the worker starts (after a crash restart, and after any
  * other start too) it reads WAL from done_lsn up to the insert position
- * with an XLogReader over local WAL, picks the records of connlog's resource manager,
- * leaves out those of epoch numbered below done_seq (written) and all
+ * with an XLogReader over local WAL, picks the records of connlog's
+ * resource manager, leaves out those of epoch numbered below done_seq
+ * (written) and all
  * those of the current epoch (the ring frees an event only once it is
  * accounted for, ring.c: so each of this life's events is either
  * accounted for or still in the ring), and writes the rest before it
@@ -237,11 +238,11 @@
  *
  * pg_upgrade.  It starts the old and the new server with -b
  * (IsBinaryUpgrade), and copies the old cluster's relation files into the
- * new one, but none of its WAL, its slots (PostgreSQL 15 copies none) or
- * the slot.  In binary-upgrade mode connlog registers no worker
- * (connlog.c), only its resource manager: nothing may write into a cluster being
- * upgraded, and replaying the old server's WAL there while pg_dump reads
- * its schema would write rows behind pg_upgrade's back.  So WAL-backed
+ * new one, but none of its WAL or its slots (PostgreSQL 15 copies none).
+ * In binary-upgrade mode connlog registers no worker (connlog.c), only its
+ * resource manager: nothing may write into a cluster being upgraded, and
+ * replaying the old server's WAL there while pg_dump reads its schema
+ * would write rows behind pg_upgrade's back.  So WAL-backed
  * events that the old server's last worker did not write are gone once
  * pg_upgrade has run; the worker cannot prevent that, since nothing tells
  * it an upgrade follows the shutdown, so it makes the loss loud and exact:
