@@ -58,6 +58,8 @@ ALTER ROLE producer SET connlog.durability = $mode;"
 	$node->safe_psql('postgres', 'SELECT ev(1); SELECT connlog_flush()',
 		extra_params => [ '-U', 'producer' ]);
 
+	my $wal_from =
+	  $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 	my ($n, $hits) = (1000, 0);
 	for my $round (1 .. 5)
 	{
@@ -97,6 +99,15 @@ ALTER ROLE producer SET connlog.durability = $mode;"
 		"$mode: every event enqueued is written; the identity holds");
 	is($node->safe_psql('postgres', $roles_sql),
 		$roles_before, "$mode: the producer gained no role attribute");
+	# what pg_walinspect, which runs in the server, shows of the records
+	like(
+		$node->safe_psql(
+			'postgres', qq{CREATE EXTENSION pg_walinspect;
+SELECT record_type || ' ' || description FROM pg_get_wal_records_info(
+  '$wal_from', pg_current_wal_flush_lsn())
+WHERE resource_manager = 'connlog' LIMIT 1}),
+		qr/^EVENT epoch \d+ seq \d+; connected$/,
+		"$mode: pg_walinspect shows connlog's records");
 	$node->stop;
 }
 
