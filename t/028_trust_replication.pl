@@ -128,6 +128,17 @@ is( $node->safe_psql(
 	),
 	$restart_lsn,
 	'the slot did not move');
+# a worker that exits lets go of the slot, and its successor takes it
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($worker)");
+wait_for_worker($node, $worker);
+$node->safe_psql('postgres',
+	'SET connlog.durability = flush; SELECT pair(101); SELECT connlog_flush()');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT active_pid = (SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker') FROM pg_replication_slots WHERE slot_name = 'connlog'"
+	),
+	't',
+	'the next worker holds the slot');
 
 # ---- 3. the slot moved while no worker holds it ----
 # Events left pending: the worker holds them for flush_interval (1 h), and
