@@ -24,7 +24,9 @@
  *	  before, as no interval was infinite.
  *	- CONNLOG_WAIT_EVENT(): named wait events (WaitEventExtensionNew, 17);
  *	  "Extension" before.
- *	- LogLogicalMessage() (17 added a flush argument): connlog_log_message().
+ *	- custom WAL resource managers (RegisterCustomRmgr, 15):
+ *	  CONNLOG_HAVE_CUSTOM_RMGR.  Before 15 connlog has no WAL records of its
+ *	  own, and connlog.durability = wal and flush are refused.
  *	- INDEX_NULLS_NOT_DISTINCT() (15, unique indexes NULLS NOT DISTINCT):
  *	  false before, as every unique index treated NULLs as distinct.
  *
@@ -119,16 +121,11 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 #endif
 
 /*
- * 17 gave LogLogicalMessage() a flush argument (connlog.durability, in
- * wal.c, flushes by itself when it must).
+ * 15 made WAL resource managers pluggable (RegisterCustomRmgr); connlog's
+ * WAL records need one of their own (wal.c, "The records").
  */
-#include "replication/message.h"
-#if PG_VERSION_NUM >= 170000
-#define connlog_log_message(prefix, msg, len) \
-	LogLogicalMessage((prefix), (msg), (len), false, false)
-#else
-#define connlog_log_message(prefix, msg, len) \
-	LogLogicalMessage((prefix), (msg), (len), false)
+#if PG_VERSION_NUM >= 150000
+#define CONNLOG_HAVE_CUSTOM_RMGR
 #endif
 
 #endif							/* CONNLOG_COMPAT_H */

@@ -228,9 +228,6 @@ connlog_shmem_startup(void)
 	crash_mem_pending = crash_wal_pending = 0;
 	connlog_guard_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
-	/* nothing WAL-backed happens in binary-upgrade mode: see _PG_init */
-	if (!IsUnderPostmaster && !IsBinaryUpgrade)
-		connlog_wal_load_key();
 
 	/*
 	 * Registered after the shared memory itself, so it runs before that is
@@ -419,6 +416,12 @@ _PG_init(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = connlog_shmem_startup;
+
+	/*
+	 * Registered even in binary-upgrade mode: recovery, there as anywhere,
+	 * must be able to replay connlog's records (wal.c, "The records").
+	 */
+	connlog_wal_register_rmgr();
 
 	/*
 	 * pg_upgrade starts both the old and the new server with -b.  The worker

@@ -174,6 +174,8 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	pg_atomic_init_u64(&s->wal_woken_at, 0);
 	s->crash_mem_pending = crash_mem_pending;
 	s->crash_wal_pending = crash_wal_pending;
+	s->exit_stored = false;
+	s->exit_ring_pending = 0;
 	pg_atomic_init_u32(&s->worker_state, CL_STATE_NOT_RUNNING);
 	SpinLockInit(&s->mutex);
 	s->last_flush = 0;

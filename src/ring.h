@@ -23,9 +23,6 @@
 
 #define CONNLOG_LAST_ERROR_LEN	256
 
-/* bytes of the key of connlog.durability's WAL records (see wal.c) */
-#define CONNLOG_WAL_KEY_SIZE	32
-
 /* Event counters; doc/connlog.md says what each one means */
 typedef struct ConnlogCounters
 {
@@ -139,8 +136,9 @@ typedef struct ConnlogShared
 									 * writer (a TimestampTz) */
 	uint64		crash_mem_pending;	/* set at reinitialization after a */
 	uint64		crash_wal_pending;	/* crash: what the old ring held */
-	bool		wal_key_valid;	/* wal_key was loaded (wal.c) */
-	uint8		wal_key[CONNLOG_WAL_KEY_SIZE];	/* the records' MAC key */
+	bool		exit_stored;	/* a worker of this life stored
+								 * pending_at_exit (wal.c) ... */
+	uint64		exit_ring_pending;	/* ... of which the ring held these */
 
 	ConnlogCounters counters;
 

@@ -73,14 +73,19 @@
  *	  makes it again.  pg_basebackup copies no slot, and pg_rewind removes
  *	  the rewound server's.
  *
- * The records' MAC key (connlog_wal.key) is in the data directory, copied
- * by pg_basebackup and pg_rewind, so the promoted worker can verify the
- * records it replays (wal.c, "The key").
+ * The standby replays connlog's records with the redo of connlog's
+ * resource manager (wal.c, "The records"), a no-op, so a standby that
+ * streams them needs connlog in shared_preload_libraries, as the keeper
+ * does anyway; the records need no key, so a promoted worker trusts what
+ * it replays as the primary's would.
  *
- * At promotion the keeper sees RecoveryInProgress() turn false and exits
- * with code 0 before its next slot operation; the worker, which takes the
- * slot with ReplicationSlotAcquire(nowait), retries at its next write
- * should the two ever meet.
+ * The keeper holds the slot from its first slot operation until it exits,
+ * as the primary's worker does (wal.c, "The slot is held"): while it runs,
+ * no other session on the standby can move or drop the slot.  At
+ * promotion the keeper sees RecoveryInProgress() turn false and exits with
+ * code 0 before its next slot operation, which releases the slot; the
+ * worker, which takes the slot with ReplicationSlotAcquire(nowait), takes
+ * it at its next write should it start before the keeper has exited.
  *
  * IDENTIFICATION
  *	  src/standby.c

@@ -12,69 +12,58 @@
  * serves every backend waiting behind it), and then for the synchronous
  * standbys as a commit would (below, "Synchronous replication").
  *
- * The record is a non-transactional logical message
- * (LogLogicalMessage("connlog", payload, len, false)) whose payload is the
- * epoch and sequence number below (8 bytes each), a MAC, and the event's
- * ring record (batch.h).  LogLogicalMessage does not check wal_level
- * (message.c in 15 has no such test): the messages are written at
- * wal_level replica too; logical decoding is not needed.
+ * The records.  Each event's record belongs to connlog's own WAL resource
+ * manager (RegisterCustomRmgr, CONNLOG_RMGR_ID, named "connlog"), written
+ * with XLogBeginInsert/XLogRegisterData/XLogInsert: its data is the epoch
+ * and sequence number below (8 bytes each) and the event's ring record
+ * (batch.h).  Nothing but connlog's C code can write such a record: SQL
+ * has no function that writes a record of a chosen resource manager.
  *
- * Only connlog may write what replay turns into rows.  Replay writes as
- * the worker's role, by default a superuser, into an audit table; but
- * pg_logical_emit_message() is executable by PUBLIC, so any role can put
- * a message with prefix "connlog" and any payload into WAL.  Two ways to
- * tell connlog's records from those:
+ * Why not a logical message.  Replay writes as the worker's role, by
+ * default a superuser, into an audit table, so only connlog may write what
+ * replay turns into rows.  pg_logical_emit_message() is executable by
+ * PUBLIC and writes any payload under any prefix; a MAC under a key kept
+ * in the data directory would tell connlog's messages from others only
+ * for as long as the key stays secret, and everyone who can copy the data
+ * directory can read it: pg_basebackup hands it to any REPLICATION role.
+ * A key kept out of base backups would leave a promoted standby unable to
+ * verify what it replays.  A resource manager needs no secret: who can
+ * write its records is decided by the code that is loaded.  So replay
+ * reads only connlog's records and ignores logical messages altogether,
+ * including those with prefix "connlog" in the form a MAC-keyed connlog
+ * wrote: it cannot tell those from forgeries (whoever once held the key
+ * can write them), so it counts the ones after done_lsn that the stored
+ * progress does not say are written and logs one WARNING that they were
+ * not written.  doc/connlog.md tells operators to stop the server cleanly,
+ * which drains the ring, before installing this library over that one.
  *
- *	- a custom WAL resource manager, whose records SQL cannot write.  But
- *	  a record of an unregistered custom rmgr makes recovery FATAL
- *	  ("resource manager with ID ... not registered"), so once such records
- *	  exist the server cannot start without the library in
- *	  shared_preload_libraries, and neither can a standby that replays
- *	  them; redo would also run in the startup process, where the ring
- *	  cannot be refilled safely.
- *	- logical messages carrying a MAC under a key only the server has.
- *	  Logical messages have a built-in no-op redo, so a server without
- *	  connlog, or a standby, replays and ignores them.  This is what
- *	  connlog does.
+ * What the resource manager costs: recovery must be able to redo every
+ * record it meets, and PostgreSQL refuses to start ("resource manager with
+ * ID ... not registered") if the library is not in shared_preload_libraries
+ * while WAL to be replayed holds connlog's records: crash recovery after
+ * the last checkpoint, a standby, point-in-time recovery from an archive
+ * or a base backup.  Redo itself does nothing (the records change no page;
+ * the worker reads them back itself, below); rm_desc and rm_identify let
+ * pg_walinspect, which runs in the server, show them ("EVENT epoch ... seq
+ * ..."), and pg_waldump shows them as "custom187".  doc/connlog.md,
+ * "Removing connlog", gives the order that leaves no such WAL behind:
+ * memory mode, connlog_flush(), CHECKPOINT, a clean stop, then the setting.
+ * Each record costs the same insert as a logical message would.
  *
- * The key: CONNLOG_WAL_KEY_SIZE (32) bytes from pg_strong_random in the
- * file CONNLOG_WAL_KEY_FILE in the data directory, created by the
- * postmaster when it is missing (mode pg_file_create_mode; written to a
- * temporary file, synced and durably renamed, so a crash leaves either no
- * file or the whole key) and loaded into shared memory whenever the
- * postmaster makes it.  Being in the data directory, it is copied with the
- * data by pg_basebackup and pg_rewind, so a standby, once promoted, can
- * verify and replay the primary's records; and it is readable only by
- * those who can read the data directory anyway: the OS user, superusers
- * and pg_read_server_files (pg_read_binary_file).  A key file that exists
- * but cannot be read is never replaced (that would orphan the records
- * written under it): connlog then refuses wal and flush and replays
- * nothing until it is fixed.  A key that changed (the file deleted and
- * made again) leaves the records written under the old one unverifiable:
- * they are counted and logged, never written.
+ * A record is still held to what connlog_enqueue checks before it becomes
+ * a row (event_refused: batch.c's cl_event_refused and the database
+ * encoding): the resource manager proves who wrote the bytes, not that a
+ * bug did not make them anything, and the worker writes them as a
+ * superuser.  A record that fails is counted, not written and not counted
+ * as enqueued; the replay logs one WARNING with the counts.
  *
- * The MAC is HMAC-SHA-256 (common/hmac.h) of the epoch, the sequence
- * number and the ring record, truncated to CONNLOG_WAL_MAC_SIZE (16)
- * bytes: a forger has a 2^-128 chance per record and no oracle (a guess
- * is tested only at the next replay, whose answer is a count in the log).
- * The epoch and sequence number are covered because replay decides by
- * them what is written already.  The MAC cannot stop a genuine record
- * from being emitted again by someone who could read it from WAL (a
- * replication or superuser role): that writes its event twice at most,
- * and a connection's row is idempotent.  It costs one HMAC per event at
- * enqueue and at replay, small beside the WAL insert itself
- * (bench/RESULTS.md, "The records' MAC").
+ * The records are not marked XLOG_MARK_UNIMPORTANT, as logical messages
+ * are: an event is data, and archive_timeout or a checkpoint of an
+ * otherwise idle server must not skip the WAL that holds it.
  *
- * A verified record is still held to what connlog_enqueue checks before it
- * becomes a row (event_refused: batch.c's cl_event_refused and the
- * database encoding): the MAC proves who wrote the bytes, not that they
- * are an event enqueue would accept, and the worker writes them as a
- * superuser.  Every "connlog" record that fails either test is counted,
- * not written and not counted as enqueued; the replay logs one WARNING
- * with the counts.
- *
- * A standby replays the records as no-ops; connlog_enqueue is refused
- * there anyway.
+ * A standby replays the records as no-ops (and so needs the library
+ * loaded, which its keeper needs anyway, standby.c); connlog_enqueue is
+ * refused there.
  *
  * Order and progress.  A producer stores the event in the ring first and
  * writes its WAL record after it has released the ring lock, so that
@@ -104,8 +93,9 @@
  *
  * Replay.  When the worker starts (after a crash restart, and after any
  * other start too) it reads WAL from done_lsn up to the insert position
- * with an XLogReader over local WAL, picks the "connlog" logical messages,
- * leaves out those of epoch numbered below done_seq (written) and all
+ * with an XLogReader over local WAL, picks the records of connlog's
+ * resource manager, leaves out those of epoch numbered below done_seq
+ * (written) and all
  * those of the current epoch (the ring frees an event only once it is
  * accounted for, ring.c: so each of this life's events is either
  * accounted for or still in the ring), and writes the rest before it
@@ -128,8 +118,23 @@
  * old ring held, and the worker logs how many of those it did not find.
  *
  * What each mode costs is measured by bench/run and bench/durability
- * (bench/RESULTS.md, "Durability").  A custom rmgr would cost the same
- * insert and is ruled out for the reasons above.
+ * (bench/RESULTS.md, "Durability").
+ *
+ * What may be asked of the WAL writer.  A request to write or flush WAL
+ * must not lie past the end of the WAL generated so far: the WAL writer
+ * PANICs on one ("xlog write request ... is past end of log"), and
+ * XLogFlush fails it.  GetXLogInsertRecPtr() is not such an end: when the
+ * insert position sits exactly on a page boundary it returns the position
+ * after the next page's header, where the next record would start, and
+ * that page does not exist yet.  So a producer asks for the end of its own
+ * record (what XLogInsert returns, as a commit uses XactLastRecEnd), and
+ * where the worker has no record of its own (waking the writer for the
+ * producers, flushing before its replay) it asks for insert_end(): the
+ * insert position taken back before that page header, which is the end of
+ * the last record reserved, the very position WaitXLogInsertionsToFinish
+ * takes as the end of generated WAL.  Every other LSN connlog keeps is
+ * where records start at or after (floors, done_lsn, the slot's
+ * restart_lsn), for which the position after a page header is right.
  *
  * The checkpoint window.  Crash recovery starts at the last checkpoint's
  * redo pointer, but connlog does not rely on recovery to see its records:
@@ -147,6 +152,37 @@
  * only marks it dirty: the checkpointer saves it, and after a crash the
  * slot on disk is older, which keeps more WAL, never less.
  *
+ * The slot is held.  The worker acquires the slot when it first needs it
+ * and keeps it acquired until it exits, as a walsender holds its slot, so
+ * that pg_replication_slot_advance() and pg_drop_replication_slot() from
+ * another session fail ("replication slot "connlog" is active for PID
+ * ...") for as long as the worker lives.  An error in a slot operation
+ * leaves it held (run_guarded); the server releases it when the process
+ * exits (ReplicationSlotShmemExit, a before_shmem_exit callback of every
+ * process), whatever the exit.  A REPLICATION role can still move or drop
+ * it while no worker holds it: between a worker's exit and its
+ * successor's start, and while the worker waits for its database, role
+ * or extension.  Since connlog only ever sets restart_lsn to a committed
+ * done_lsn, a restart_lsn past the stored done_lsn is someone else's move,
+ * and the worker detects it as it acquires the slot (slot_hold): at start,
+ * before its replay, it sets restart_lsn back to done_lsn, then reads
+ * what WAL is left.  If none is missing nothing was lost and the WARNING
+ * says so; otherwise the events whose WAL is gone are counted in
+ * "dropped" (and in "enqueued", as replayed events are, so the accounting
+ * identity holds) with a WARNING that names the move.  How many: those
+ * the last exiting worker counted in pending_at_exit (less, in the same
+ * shared memory's life, the ones still in the ring, which the next worker
+ * writes from there, exit_ring_pending), or after a crash those the
+ * postmaster counted, less those read back from what WAL is left.  That is
+ * exact when nothing was enqueued between the last write and the exit
+ * (see "pg_upgrade" below); without either count all the WARNING can say
+ * is how much WAL is gone.  A move the worker meets after its start (it
+ * could not acquire the slot then: the keeper still held it at a
+ * promotion, say) is set back and reported without a count: the events
+ * it concerns are in the ring or held, and are written unless the server
+ * crashes first.  REPLICATION roles are therefore trusted for
+ * completeness, as for any slot (doc/connlog.md, "Security").
+ *
  * Synchronous replication.  After its local flush a commit waits for
  * the synchronous standbys as its session's synchronous_commit asks:
  * remote_write, on (remote flush) or remote_apply; local and off do not
@@ -162,7 +198,7 @@
  * the wait, never throw out of it with the process still queued) and with
  * commit = true, because with false it caps the wait at remote flush and
  * remote_apply would not be honoured.  The standby reports the replay of a
- * logical message although, unlike a commit record under remote_apply, it
+ * connlog record although, unlike a commit record under remote_apply, it
  * does not ask for that feedback: the startup process makes the WAL
  * receiver reply whenever it has replayed all it received and waits for
  * more (WaitForWALToBecomeAvailable), and a busy standby replies with each
@@ -195,17 +231,18 @@
  * before its keeper made the slot) may lack that WAL.  The worker then
  * warns with the number of bytes it had to skip (or, if the row counts
  * them, the number of events lost, see below), and goes on.  With the
- * library removed from shared_preload_libraries the server starts
- * normally, but the slot keeps WAL from done_lsn forever: drop it with
+ * library removed from shared_preload_libraries the server starts only
+ * if no WAL it replays holds connlog's records (see "The records"), and
+ * the slot then keeps WAL from done_lsn forever: drop it with
  * pg_drop_replication_slot('connlog').
  *
  * pg_upgrade.  It starts the old and the new server with -b
  * (IsBinaryUpgrade), and copies the old cluster's relation files into the
- * new one, but none of its WAL, its slots (PostgreSQL 15 copies none) or
- * the key file.  In binary-upgrade mode connlog registers no worker and
- * loads no key (connlog.c): nothing may write into a cluster being
- * upgraded, and replaying the old server's WAL there while pg_dump reads
- * its schema would write rows behind pg_upgrade's back.  So WAL-backed
+ * new one, but none of its WAL or its slots (PostgreSQL 15 copies none).
+ * In binary-upgrade mode connlog registers no worker (connlog.c), only its
+ * resource manager: nothing may write into a cluster being upgraded, and
+ * replaying the old server's WAL there while pg_dump reads its schema
+ * would write rows behind pg_upgrade's back.  So WAL-backed
  * events that the old server's last worker did not write are gone once
  * pg_upgrade has run; the worker cannot prevent that, since nothing tells
  * it an upgrade follows the shutdown, so it makes the loss loud and exact:
@@ -246,14 +283,13 @@
  */
 #include "postgres.h"
 
+#include "access/rmgr.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "access/xloginsert.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
-#include "common/file_perm.h"
-#include "common/hmac.h"
-#include "common/sha2.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -269,6 +305,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "batch.h"
 #include "compat.h"
 #include "connlog.h"
 #include "ring.h"
@@ -282,170 +319,103 @@ StaticAssertDecl(CL_MIN_EVENT_TIME == MIN_TIMESTAMP &&
 				 CL_END_EVENT_TIME == END_TIMESTAMP,
    "CL_MIN_EVENT_TIME and CL_END_EVENT_TIME must match timestamptz's range");
 
-#define KEY_TEMP_FILE	CONNLOG_WAL_KEY_FILE ".tmp"
-
 #define USECS_PER_MSEC	1000
 /* how often a producer waiting for the slot looks again, at most */
 #define SLOT_WAIT_POLL_MS	100
-#define KEY_DETAIL		"Until it is fixed and the server restarted, connlog.durability = wal and flush are refused and connlog replays no WAL record."
+
+/*
+ * Logical messages in the form a MAC-keyed connlog wrote: prefix
+ * "connlog", then epoch, seq, a 16-byte MAC and the ring record.  Replay
+ * only counts them (see "The records" above).
+ */
+#define LEGACY_PREFIX		"connlog"
+#define LEGACY_HEADER_SIZE	(2 * sizeof(uint64) + 16)
 
 /* ---------------------------------------------------------------------
- * The key (postmaster)
+ * The resource manager
  * ---------------------------------------------------------------------
  */
 
 /*
- * Make a new key and store it in the key file, durably: written to a
- * temporary file, which is synced and renamed into place (durable_rename
- * syncs the directory too).  False, with a WARNING, if that fails.
- */
-static bool
-create_key(uint8 *key)
-{
-	int			fd;
-
-	if (!pg_strong_random(key, CONNLOG_WAL_KEY_SIZE))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-		 errmsg("could not generate a random key for connlog's WAL records"),
-				 errdetail(KEY_DETAIL)));
-		return false;
-	}
-	fd = OpenTransientFilePerm(KEY_TEMP_FILE,
-							   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
-							   pg_file_create_mode);
-	if (fd < 0)
-	{
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", KEY_TEMP_FILE),
-				 errdetail(KEY_DETAIL)));
-		return false;
-	}
-	errno = 0;
-	if (write(fd, key, CONNLOG_WAL_KEY_SIZE) != CONNLOG_WAL_KEY_SIZE)
-	{
-		/* if write didn't set errno, assume the problem is no disk space */
-		if (errno == 0)
-			errno = ENOSPC;
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", KEY_TEMP_FILE),
-				 errdetail(KEY_DETAIL)));
-		CloseTransientFile(fd);
-		return false;
-	}
-	if (pg_fsync(fd) != 0)
-	{
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not fsync file \"%s\": %m", KEY_TEMP_FILE),
-				 errdetail(KEY_DETAIL)));
-		CloseTransientFile(fd);
-		return false;
-	}
-	if (CloseTransientFile(fd) != 0)
-	{
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", KEY_TEMP_FILE),
-				 errdetail(KEY_DETAIL)));
-		return false;
-	}
-	if (durable_rename(KEY_TEMP_FILE, CONNLOG_WAL_KEY_FILE, WARNING) != 0)
-		return false;
-	ereport(LOG,
-		 (errmsg("connlog created the key of its WAL records in file \"%s\"",
-				 CONNLOG_WAL_KEY_FILE)));
-	return true;
-}
-
-/*
- * Called by the postmaster whenever it makes shared memory: load the key
- * from the key file in the data directory (the working directory), or
- * create the file if it does not exist.  A file that exists but cannot be
- * read, or has the wrong size, is left alone: a new key would make every
- * record written under the old one unverifiable.  Without a key the server
- * runs, but nothing WAL-backed (KEY_DETAIL).
- */
-void
-connlog_wal_load_key(void)
-{
-	ConnlogShared *s = connlog_shared;
-	struct stat st;
-	int			fd;
-	int			r;
-
-	s->wal_key_valid = false;
-	fd = OpenTransientFile(CONNLOG_WAL_KEY_FILE, O_RDONLY | PG_BINARY);
-	if (fd < 0 && errno == ENOENT)
-	{
-		s->wal_key_valid = create_key(s->wal_key);
-		return;
-	}
-	if (fd < 0)
-	{
-		ereport(WARNING,
-				(errcode_for_file_access(),
-			  errmsg("could not open file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
-				 errdetail(KEY_DETAIL)));
-		return;
-	}
-	if (fstat(fd, &st) != 0)
-		ereport(WARNING,
-				(errcode_for_file_access(),
-			  errmsg("could not stat file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
-				 errdetail(KEY_DETAIL)));
-	else if (st.st_size != CONNLOG_WAL_KEY_SIZE)
-		ereport(WARNING,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("file \"%s\" has %lld bytes, connlog expects %d",
-						CONNLOG_WAL_KEY_FILE, (long long) st.st_size,
-						CONNLOG_WAL_KEY_SIZE),
-				 errdetail(KEY_DETAIL)));
-	else if ((r = read(fd, s->wal_key, CONNLOG_WAL_KEY_SIZE)) != CONNLOG_WAL_KEY_SIZE)
-	{
-		if (r < 0)
-			ereport(WARNING,
-					(errcode_for_file_access(),
-			  errmsg("could not read file \"%s\": %m", CONNLOG_WAL_KEY_FILE),
-					 errdetail(KEY_DETAIL)));
-		else
-			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("could not read file \"%s\": read %d of %d",
-							CONNLOG_WAL_KEY_FILE, r, CONNLOG_WAL_KEY_SIZE),
-					 errdetail(KEY_DETAIL)));
-	}
-	else
-		s->wal_key_valid = true;
-	CloseTransientFile(fd);
-}
-
-/*
- * The MAC of the WAL record at msg (see the layout in connlog.h) whose
- * ring record has len bytes: HMAC-SHA-256 under the cluster's key of the
- * epoch, the sequence number and the ring record, truncated to
- * CONNLOG_WAL_MAC_SIZE bytes.
+ * Redo: nothing.  The record changes no page; the worker reads it back
+ * from WAL itself ("Replay" above), in its own process, where the ring can
+ * be refilled safely.
  */
 static void
-record_mac(const char *msg, uint32 len, uint8 *mac)
+connlog_rmgr_redo(XLogReaderState *record)
 {
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
-	uint8		full[PG_SHA256_DIGEST_LENGTH];
+}
 
-	if (pg_hmac_init(ctx, connlog_shared->wal_key, CONNLOG_WAL_KEY_SIZE) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) msg, 2 * sizeof(uint64)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) msg + CONNLOG_WAL_HEADER_SIZE,
-					   len) < 0 ||
-		pg_hmac_final(ctx, full, sizeof(full)) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-			  errmsg("could not compute the MAC of a connlog WAL record: %s",
-					 pg_hmac_error(ctx))));
-	pg_hmac_free(ctx);
-	memcpy(mac, full, CONNLOG_WAL_MAC_SIZE);
+static void
+connlog_rmgr_desc(StringInfo buf, XLogReaderState *record)
+{
+	const char *data = XLogRecGetData(record);
+	uint32		len = XLogRecGetDataLen(record);
+	uint64		epoch;
+	uint64		seq;
+	ClEvent		ev;
+
+	if ((XLogRecGetInfo(record) & ~XLR_INFO_MASK) != XLOG_CONNLOG_EVENT ||
+		len < CONNLOG_WAL_HEADER_SIZE)
+	{
+		appendStringInfo(buf, "malformed, %u bytes", len);
+		return;
+	}
+	memcpy(&epoch, data, sizeof(epoch));
+	memcpy(&seq, data + sizeof(epoch), sizeof(seq));
+	appendStringInfo(buf, "epoch %llu seq %llu",
+					 (unsigned long long) epoch, (unsigned long long) seq);
+	if (!cl_decode(data + CONNLOG_WAL_HEADER_SIZE,
+				   len - CONNLOG_WAL_HEADER_SIZE, &ev))
+		appendStringInfoString(buf, "; malformed event");
+	else if (ev.status < lengthof(connlog_status_labels))
+		appendStringInfo(buf, "; %s", connlog_status_labels[ev.status]);
+}
+
+static const char *
+connlog_rmgr_identify(uint8 info)
+{
+	if ((info & ~XLR_INFO_MASK) == XLOG_CONNLOG_EVENT)
+		return "EVENT";
+	return NULL;
+}
+
+#ifdef CONNLOG_HAVE_CUSTOM_RMGR
+static RmgrData connlog_rmgr = {
+	.rm_name = CONNLOG_RMGR_NAME,
+	.rm_redo = connlog_rmgr_redo,
+	.rm_desc = connlog_rmgr_desc,
+	.rm_identify = connlog_rmgr_identify,
+};
+#endif
+
+/*
+ * Called by _PG_init while shared_preload_libraries are loaded, which is
+ * the only time RegisterCustomRmgr accepts (and in every process, since
+ * the postmaster's table is inherited).
+ */
+void
+connlog_wal_register_rmgr(void)
+{
+#ifdef CONNLOG_HAVE_CUSTOM_RMGR
+	RegisterCustomRmgr(CONNLOG_RMGR_ID, &connlog_rmgr);
+#endif
+}
+
+/*
+ * The end of the WAL generated when the insert position was insert (a
+ * value of GetXLogInsertRecPtr()): insert itself, unless it is the
+ * position after a page header, where no record has been reserved yet.
+ * See "What may be asked of the WAL writer" above.
+ */
+static XLogRecPtr
+insert_end(XLogRecPtr insert)
+{
+	if (XLogSegmentOffset(insert, wal_segment_size) == SizeOfXLogLongPHD)
+		return insert - SizeOfXLogLongPHD;
+	if (insert % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return insert - SizeOfXLogShortPHD;
+	return insert;
 }
 
 /*
@@ -459,19 +429,14 @@ record_mac(const char *msg, uint32 len, uint8 *mac)
  * under load is every commit, and the wakeups cost more than the record
  * (bench/RESULTS.md, "Measurements behind the design").  So the record is
  * kept out of XactLastRecEnd, and the WAL writer is woken directly
- * (XLogSetAsyncXactLSN, as a commit would) at most every
- * CONNLOG_WAL_WAKE_MS by whichever producer comes first; the records of
- * the last events of a burst get theirs from the worker, which looks
+ * (XLogSetAsyncXactLSN, as a commit would, with the record's end) at most
+ * every CONNLOG_WAL_WAKE_MS by whichever producer comes first; the records
+ * of the last events of a burst get theirs from the worker, which looks
  * again within CONNLOG_WAL_WAKE_MS while WAL-backed events come in
  * (connlog_wal_wake_writer, below).  A record so waits in the WAL buffers
  * about that long, plus the writer's own time to write it.  With flush
  * the enqueue flushes its record itself, after which the commit finds
  * nothing to wake the writer for.
- *
- * The MAC is computed here, after the ring has taken the event, since it
- * covers seq.  Should it fail (pg_hmac fails only for want of memory), the
- * event is in the ring without a WAL record, as after a crash between the
- * two: it is written, but not durable.
  */
 XLogRecPtr
 connlog_wal_insert(char *msg, uint64 seq, uint32 len)
@@ -482,9 +447,9 @@ connlog_wal_insert(char *msg, uint64 seq, uint32 len)
 
 	memcpy(msg, &s->epoch, sizeof(s->epoch));
 	memcpy(msg + sizeof(s->epoch), &seq, sizeof(seq));
-	record_mac(msg, len, (uint8 *) msg + 2 * sizeof(uint64));
-	end = connlog_log_message(CONNLOG_WAL_PREFIX, msg,
-							  CONNLOG_WAL_HEADER_SIZE + len);
+	XLogBeginInsert();
+	XLogRegisterData(msg, CONNLOG_WAL_HEADER_SIZE + len);
+	end = XLogInsert(CONNLOG_RMGR_ID, XLOG_CONNLOG_EVENT);
 	if (connlog_durability == CL_DURABILITY_WAL)
 	{
 		TimestampTz now = GetCurrentTimestamp();
@@ -615,13 +580,14 @@ connlog_wal_check_enqueue(void)
 				 errdetail("The WAL of connlog's events is kept by the replication slot \"%s\".",
 						   CONNLOG_SLOT_NAME),
 				 errhint("Change those settings, or set connlog.durability to \"memory\".")));
-	if (!s->wal_key_valid)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("connlog has no key for its WAL records"),
-				 errdetail("The postmaster could not read or create file \"%s\" in the data directory; the server log says why.",
-						   CONNLOG_WAL_KEY_FILE),
-				 errhint("Correct what the server log reports and restart the server, or set connlog.durability to \"memory\".")));
+#ifndef CONNLOG_HAVE_CUSTOM_RMGR
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		errmsg("connlog.durability = \"%s\" requires PostgreSQL 15 or later",
+			   connlog_durability == CL_DURABILITY_FLUSH ? "flush" : "wal"),
+	  errdetail("connlog's WAL records need a custom WAL resource manager."),
+			 errhint("Set connlog.durability to \"memory\".")));
+#endif
 	if (pg_atomic_read_u32(&s->slot_ready) != 0)
 		return;
 
@@ -674,18 +640,33 @@ connlog_wal_slot_exists(void)
 	return SearchNamedReplicationSlot(CONNLOG_SLOT_NAME, true) != NULL;
 }
 
-/* what an abort leaves to its caller: the slot acquired */
+/*
+ * The slot's restart_lsn when this process acquired it, and whether an
+ * operation of run_guarded just did (see "The slot is held" above).
+ */
+static XLogRecPtr slot_found;
+static bool slot_acquired;
+
+/*
+ * Acquire the slot unless this process holds it already; it stays held
+ * until the process exits.
+ */
 static void
-release_slot(void *arg)
+slot_hold(void)
 {
 	if (MyReplicationSlot != NULL)
-		ReplicationSlotRelease();
+		return;
+	ReplicationSlotAcquire(CONNLOG_SLOT_NAME, true);
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	slot_found = MyReplicationSlot->data.restart_lsn;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	slot_acquired = true;
 }
 
 /*
  * Run fn in a transaction of its own, catching its error into *error: the
  * slot functions raise ERRORs (slot in use, all slots in use), and the
- * worker must carry on.
+ * worker must carry on.  A slot acquired before the error stays held.
  */
 static bool
 run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
@@ -694,6 +675,7 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 	volatile bool ok = true;
 
 	*error = NULL;
+	slot_acquired = false;
 	StartTransactionCommand();
 	PG_TRY();
 	{
@@ -702,8 +684,7 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata = connlog_abort_caught(caller_cxt, release_slot,
-												 NULL);
+		ErrorData  *edata = connlog_abort_caught(caller_cxt, NULL, NULL);
 
 		*error = psprintf("%s", edata->message);
 		FreeErrorData(edata);
@@ -714,17 +695,18 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 	return ok;
 }
 
+/* ReplicationSlotCreate acquires the slot it makes: it stays held */
 static void
 slot_create(XLogRecPtr restart_lsn)
 {
 	ReplicationSlotCreate(CONNLOG_SLOT_NAME, false, RS_PERSISTENT, false);
+	slot_found = restart_lsn;
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	MyReplicationSlot->data.restart_lsn = restart_lsn;
 	SpinLockRelease(&MyReplicationSlot->mutex);
 	ReplicationSlotMarkDirty();
 	ReplicationSlotSave();
 	ReplicationSlotsComputeRequiredLSN();
-	ReplicationSlotRelease();
 }
 
 /* Create the slot, keeping WAL from restart_lsn on. */
@@ -744,7 +726,7 @@ connlog_wal_slot_create(XLogRecPtr restart_lsn, char **error)
 static void
 slot_advance(XLogRecPtr lsn)
 {
-	ReplicationSlotAcquire(CONNLOG_SLOT_NAME, true);
+	slot_hold();
 	if (MyReplicationSlot->data.restart_lsn < lsn)
 	{
 		SpinLockAcquire(&MyReplicationSlot->mutex);
@@ -754,12 +736,12 @@ slot_advance(XLogRecPtr lsn)
 		ReplicationSlotMarkDirty();
 	}
 	ReplicationSlotsComputeRequiredLSN();
-	ReplicationSlotRelease();
 }
 
 /*
  * Let the slot release WAL before lsn, a done_lsn that has committed.  If
- * the slot is gone (someone dropped it), make it again from lsn.
+ * the slot is gone (someone dropped it while no connlog process held it),
+ * make it again from lsn.
  */
 bool
 connlog_wal_slot_advance(XLogRecPtr lsn, char **error)
@@ -774,37 +756,36 @@ connlog_wal_slot_advance(XLogRecPtr lsn, char **error)
 	return run_guarded(slot_advance, lsn, error);
 }
 
+/*
+ * Hold the slot, and if someone moved its restart_lsn past lsn, where
+ * connlog left it, set it back there and save that at once: a move is
+ * never connlog's (see "The slot is held" above).  slot_found says where
+ * it was found.
+ */
+static void
+slot_hold_at(XLogRecPtr lsn)
+{
+	slot_hold();
+	if (MyReplicationSlot->data.restart_lsn > lsn)
+	{
+		SpinLockAcquire(&MyReplicationSlot->mutex);
+		MyReplicationSlot->data.restart_lsn = lsn;
+		SpinLockRelease(&MyReplicationSlot->mutex);
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+	}
+	ReplicationSlotsComputeRequiredLSN();
+}
+
 /* ---------------------------------------------------------------------
  * Replay (worker only)
  * ---------------------------------------------------------------------
  */
 
 /*
- * Did connlog_wal_insert write this logical message: is it
- * non-transactional, of a size it writes, and does its MAC verify?
- * Compared in constant time, though a forger learns nothing from timing
- * anyway: each guess takes a restart, and the replay's only answer is a
- * count in the log.
- */
-static bool
-record_verified(const xl_logical_message *m)
-{
-	const char *payload = m->message + m->prefix_size;
-	uint8		mac[CONNLOG_WAL_MAC_SIZE];
-
-	if (m->transactional || !connlog_shared->wal_key_valid ||
-		m->message_size < CONNLOG_WAL_HEADER_SIZE + CL_RECORD_FIXED_SIZE ||
-		m->message_size > CONNLOG_WAL_HEADER_SIZE + CL_MAX_RECORD)
-		return false;
-	record_mac(payload, m->message_size - CONNLOG_WAL_HEADER_SIZE, mac);
-	return timingsafe_bcmp(mac, payload + 2 * sizeof(uint64),
-						   CONNLOG_WAL_MAC_SIZE) == 0;
-}
-
-/*
- * Would connlog_enqueue have accepted the event of this ring record?  The
- * MAC says connlog wrote it, but replay writes as a superuser what a key
- * once leaked or a bug could make anything, so it holds the event to
+ * Would connlog_enqueue have accepted the event of this ring record?  Its
+ * resource manager says connlog wrote it, but replay writes as a
+ * superuser what a bug could make anything, so it holds the event to
  * enqueue's rules again: batch.c's, and the texts valid in the database's
  * encoding (the worker's database is the only one enqueue accepts events
  * in).  NULL if it would, else why not.
@@ -896,27 +877,29 @@ close_segment(void *arg)
 }
 
 /*
- * Read the "connlog" messages of the WAL records that start at or after
- * done->lsn and end at or before upto, leaving out the events done says
- * are written and all those of this life (see "Replay" above).  Returns
- * the others' ring records back to back, palloc'd in the caller's context;
- * *nrecords and *nbytes say how many, *nskipped how many were left out,
- * and *last_end is the end of the last WAL record read (done->lsn if
- * none): no connlog message ending at or before it was missed.  WAL that
- * is gone is skipped and reported (report_gone); an error while reading
- * ends the replay with a WARNING.
+ * Read connlog's records among the WAL records that start at or after
+ * done->lsn and end at or before upto (an insert position), leaving out
+ * the events done says are written and all those of this life (see
+ * "Replay" above).  Returns the others' ring records back to back,
+ * palloc'd in the caller's context; *nrecords and *nbytes say how many,
+ * *nskipped how many were left out, and *last_end is the end of the last
+ * WAL record read (done->lsn if none): no connlog record ending at or
+ * before it was missed.  WAL that is gone is skipped: *gone_to_out is
+ * where what is left starts (InvalidXLogRecPtr if nothing is gone), for
+ * the caller to report.  An error while reading ends the replay with a
+ * WARNING.
  */
 static char *
 read_records(const ConnlogProgress *done, XLogRecPtr upto,
 			 XLogRecPtr *last_end, uint64 *nrecords, uint64 *nskipped,
-			 size_t *nbytes)
+			 size_t *nbytes, XLogRecPtr *gone_to_out)
 {
 	XLogRecPtr	from = done->lsn;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	StringInfoData out;
 	XLogReaderState *volatile xr = NULL;
 	XLogRecPtr	start = from;
-	volatile uint64 nunverified = 0;
+	volatile uint64 nlegacy = 0;
 	volatile uint64 ninvalid = 0;
 	const char *volatile first_refusal = NULL;
 	volatile XLogRecPtr gone_to = InvalidXLogRecPtr;
@@ -928,8 +911,10 @@ read_records(const ConnlogProgress *done, XLogRecPtr upto,
 
 	/*
 	 * WAL up to upto may still sit in the WAL buffers (connlog.durability =
-	 * wal)
+	 * wal).  upto is an insert position: flush only to the end of the WAL
+	 * generated by then (see "What may be asked of the WAL writer").
 	 */
+	upto = insert_end(upto);
 	XLogFlush(upto);
 
 	StartTransactionCommand();
@@ -974,30 +959,27 @@ read_records(const ConnlogProgress *done, XLogRecPtr upto,
 				if (xr->EndRecPtr > upto)
 					break;
 				*last_end = xr->EndRecPtr;
-				if (XLogRecGetRmid(xr) == RM_LOGICALMSG_ID &&
-				(XLogRecGetInfo(xr) & ~XLR_INFO_MASK) == XLOG_LOGICAL_MESSAGE)
+				if (XLogRecGetRmid(xr) == CONNLOG_RMGR_ID)
 				{
-					xl_logical_message *m = (xl_logical_message *) XLogRecGetData(xr);
-					const char *payload = m->message + m->prefix_size;
-					uint32		len = m->message_size - CONNLOG_WAL_HEADER_SIZE;
+					const char *data = XLogRecGetData(xr);
+					uint32		len = XLogRecGetDataLen(xr);
 					uint64		epoch;
 					uint64		seq;
 
-					if (m->prefix_size != sizeof(CONNLOG_WAL_PREFIX) ||
-						memcmp(m->message, CONNLOG_WAL_PREFIX,
-							   sizeof(CONNLOG_WAL_PREFIX)) != 0)
-						continue;	/* not connlog's */
-					if (!record_verified(m))
+					if ((XLogRecGetInfo(xr) & ~XLR_INFO_MASK) != XLOG_CONNLOG_EVENT ||
+						len < CONNLOG_WAL_HEADER_SIZE)
 					{
-						nunverified++;
+						if (ninvalid++ == 0)
+							first_refusal = "the record is malformed";
 						continue;
 					}
-					memcpy(&epoch, payload, sizeof(epoch));
-					memcpy(&seq, payload + sizeof(epoch), sizeof(seq));
+					memcpy(&epoch, data, sizeof(epoch));
+					memcpy(&seq, data + sizeof(epoch), sizeof(seq));
+					len -= CONNLOG_WAL_HEADER_SIZE;
 					if ((epoch == done->epoch && seq < done->seq) ||
 						epoch == connlog_shared->epoch)
 						(*nskipped)++;	/* written, or the ring has it */
-					else if ((why = event_refused(payload + CONNLOG_WAL_HEADER_SIZE,
+					else if ((why = event_refused(data + CONNLOG_WAL_HEADER_SIZE,
 												  len)) != NULL)
 					{
 						if (ninvalid++ == 0)
@@ -1008,11 +990,30 @@ read_records(const ConnlogProgress *done, XLogRecPtr upto,
 						MemoryContext old = MemoryContextSwitchTo(caller_cxt);
 
 						appendBinaryStringInfo(&out,
-										   payload + CONNLOG_WAL_HEADER_SIZE,
+											   data + CONNLOG_WAL_HEADER_SIZE,
 											   len);
 						MemoryContextSwitchTo(old);
 						(*nrecords)++;
 					}
+				}
+				else if (XLogRecGetRmid(xr) == RM_LOGICALMSG_ID &&
+				(XLogRecGetInfo(xr) & ~XLR_INFO_MASK) == XLOG_LOGICAL_MESSAGE)
+				{
+					/* never written: only counted (see "The records") */
+					xl_logical_message *m = (xl_logical_message *) XLogRecGetData(xr);
+					uint64		epoch;
+					uint64		seq;
+
+					if (m->prefix_size != sizeof(LEGACY_PREFIX) ||
+						memcmp(m->message, LEGACY_PREFIX,
+							   sizeof(LEGACY_PREFIX)) != 0 ||
+						m->message_size < LEGACY_HEADER_SIZE)
+						continue;
+					memcpy(&epoch, m->message + m->prefix_size, sizeof(epoch));
+					memcpy(&seq, m->message + m->prefix_size + sizeof(epoch),
+						   sizeof(seq));
+					if (!(epoch == done->epoch && seq < done->seq))
+						nlegacy++;
 				}
 			}
 			XLogReaderFree(xr);
@@ -1033,22 +1034,22 @@ read_records(const ConnlogProgress *done, XLogRecPtr upto,
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller_cxt);
-	if (!XLogRecPtrIsInvalid(gone_to))
-		report_gone(done, gone_to, *nrecords);
-	if (nunverified + ninvalid > 0)
+	*gone_to_out = gone_to;
+	if (ninvalid > 0)
 		ereport(WARNING,
-				(errmsg("connlog ignored %llu WAL records with prefix \"%s\" between %X/%X and %X/%X",
-						(unsigned long long) (nunverified + ninvalid),
-						CONNLOG_WAL_PREFIX, LSN_FORMAT_ARGS(from),
+				(errmsg("connlog did not write %llu events of its WAL records between %X/%X and %X/%X",
+						(unsigned long long) ninvalid, LSN_FORMAT_ARGS(from),
 						LSN_FORMAT_ARGS(*last_end)),
-				 ninvalid == 0 ?
-				 errdetail("%llu records have no valid MAC.",
-						   (unsigned long long) nunverified) :
-				 errdetail("%llu records have no valid MAC; %llu have a valid MAC but hold an event connlog_enqueue refuses (the first: %s).",
-						   (unsigned long long) nunverified,
-						   (unsigned long long) ninvalid, first_refusal),
-				 errhint("Any role can write such records with pg_logical_emit_message(); connlog writes only the events connlog_enqueue accepted, and it cannot verify records written under a key other than the one in file \"%s\".",
-						 CONNLOG_WAL_KEY_FILE)));
+				 errdetail("connlog_enqueue would refuse their events (the first: %s).",
+						   first_refusal)));
+	if (nlegacy > 0)
+		ereport(WARNING,
+				(errmsg("connlog did not write %llu events from logical messages with prefix \"%s\" between %X/%X and %X/%X",
+						(unsigned long long) nlegacy, LEGACY_PREFIX,
+						LSN_FORMAT_ARGS(from), LSN_FORMAT_ARGS(*last_end)),
+				 errdetail("connlog writes only the records of its own WAL resource manager \"%s\".  Any role can write logical messages with pg_logical_emit_message(), and those a connlog library signed with the key in file \"connlog_wal.key\" can be forged by anyone who has read that file.",
+						   CONNLOG_RMGR_NAME),
+				 errhint("Stop the server cleanly, which writes the pending events, before replacing the connlog library.")));
 	*nbytes = out.len;
 	return out.data;
 }
@@ -1160,6 +1161,90 @@ connlog_wal_next_progress(const ConnlogHeld *held, ConnlogProgress *p)
 	return p;
 }
 
+/*
+ * Acquire the slot, setting it back to lsn if it was moved past it (see
+ * "The slot is held" above); *moved_to is where it was found if so, else
+ * InvalidXLogRecPtr.  Without a valid lsn there is nothing to compare: the
+ * slot is only held.  False, with *error, if it cannot be acquired.
+ */
+static bool
+take_slot(XLogRecPtr lsn, XLogRecPtr *moved_to, char **error)
+{
+	*moved_to = InvalidXLogRecPtr;
+	if (XLogRecPtrIsInvalid(lsn))
+		return run_guarded(slot_advance, lsn, error);
+	if (!run_guarded(slot_hold_at, lsn, error))
+		return false;
+	if (slot_acquired && slot_found > lsn)
+		*moved_to = slot_found;
+	return true;
+}
+
+/*
+ * At start, the slot was found moved from done->lsn to moved_to and set
+ * back; WAL from done->lsn to gone_to is gone (InvalidXLogRecPtr: none
+ * is), and nrecords events were read back from what is left.  Log it, and
+ * return how many events the move cost, counted in dropped by the caller:
+ * those the last exiting worker (or, after a crash, the postmaster) left
+ * unwritten, less those still in the ring and those read back; 0 if that
+ * cannot be known, which the WARNING then says.
+ */
+static uint64
+report_moved(const ConnlogProgress *done, XLogRecPtr moved_to,
+			 XLogRecPtr gone_to, uint64 nrecords)
+{
+	ConnlogShared *s = connlog_shared;
+	uint64		left;
+	uint64		lost;
+
+	if (XLogRecPtrIsInvalid(gone_to))
+	{
+		ereport(WARNING,
+				(errmsg("replication slot \"%s\" was moved from %X/%X to %X/%X by another session",
+						CONNLOG_SLOT_NAME, LSN_FORMAT_ARGS(done->lsn),
+						LSN_FORMAT_ARGS(moved_to)),
+				 errdetail("connlog set it back to %X/%X; no WAL had been removed since, so no event was lost.",
+						   LSN_FORMAT_ARGS(done->lsn)),
+				 errhint("While no connlog worker holds the slot, superusers and roles with REPLICATION can move or drop it.")));
+		return 0;
+	}
+	if (done->at_exit)
+	{
+		left = done->pending;
+		/* in the same life the ring still has its part: it is written */
+		if (s->exit_stored)
+			left -= Min(left, s->exit_ring_pending);
+	}
+	else if (s->crash_wal_pending > 0)
+	{
+		left = s->crash_wal_pending;
+		s->crash_wal_pending = 0;	/* reported here, not as the crash's */
+	}
+	else
+	{
+		ereport(WARNING,
+				(errmsg("replication slot \"%s\" was moved from %X/%X to %X/%X by another session; the WAL-backed events not written yet in the %llu bytes of WAL removed since are lost",
+						CONNLOG_SLOT_NAME, LSN_FORMAT_ARGS(done->lsn),
+						LSN_FORMAT_ARGS(moved_to),
+						(unsigned long long) (gone_to - done->lsn)),
+				 errdetail("connlog cannot tell how many: no worker stored a count of the events it left unwritten.  %llu events were read back from the WAL that is left.",
+						   (unsigned long long) nrecords),
+				 errhint("While no connlog worker holds the slot, superusers and roles with REPLICATION can move or drop it.")));
+		return 0;
+	}
+	lost = left > nrecords ? left - nrecords : 0;
+	ereport(WARNING,
+			(errmsg("replication slot \"%s\" was moved from %X/%X to %X/%X by another session; %llu events were lost",
+					CONNLOG_SLOT_NAME, LSN_FORMAT_ARGS(done->lsn),
+					LSN_FORMAT_ARGS(moved_to), (unsigned long long) lost),
+			 errdetail("The WAL from %X/%X to %X/%X was removed while no connlog worker held the slot; %llu WAL-backed events were not written yet, %llu were read back from the WAL that is left, and the lost ones are counted as dropped.",
+					   LSN_FORMAT_ARGS(done->lsn), LSN_FORMAT_ARGS(gone_to),
+					   (unsigned long long) left,
+					   (unsigned long long) nrecords),
+			 errhint("While no connlog worker holds the slot, superusers and roles with REPLICATION can move or drop it.")));
+	return lost;
+}
+
 /* A write that stored progress has committed: let the slot follow. */
 void
 connlog_wal_progress_committed(const ConnlogProgress *progress)
@@ -1171,6 +1256,25 @@ connlog_wal_progress_committed(const ConnlogProgress *progress)
 	stored = *progress;
 	if (stored.lsn <= slot_done)
 		return;
+
+	/*
+	 * Not held since the start (another process held it then): acquiring it
+	 * now tells whether it moved meanwhile.  The events that concern are in
+	 * the ring or held, and are written unless the server crashes first.
+	 */
+	if (MyReplicationSlot == NULL && connlog_wal_slot_exists())
+	{
+		XLogRecPtr	moved_to;
+
+		if (take_slot(slot_done, &moved_to, &error) &&
+			!XLogRecPtrIsInvalid(moved_to))
+			ereport(WARNING,
+					(errmsg("replication slot \"%s\" was moved from %X/%X to %X/%X by another session",
+							CONNLOG_SLOT_NAME, LSN_FORMAT_ARGS(slot_done),
+							LSN_FORMAT_ARGS(moved_to)),
+					 errdetail("connlog set it back.  Events whose WAL was removed meanwhile are still written, but are lost if the server crashes first."),
+					 errhint("While no connlog worker holds the slot, superusers and roles with REPLICATION can move or drop it.")));
+	}
 	if (connlog_wal_slot_advance(stored.lsn, &error))
 	{
 		slot_done = stored.lsn;
@@ -1211,6 +1315,8 @@ connlog_wal_replay_at_start(ConnlogFeedFn feed, ConnlogHeldFn held)
 	char	   *data = NULL;
 	ConnlogWriteStatus st;
 	ConnlogShared *s = connlog_shared;
+	XLogRecPtr	moved_to = InvalidXLogRecPtr;
+	XLogRecPtr	gone_to = InvalidXLogRecPtr;
 
 	st = connlog_read_progress(&done, &error);
 	if (st == CL_WRITE_MISSING)
@@ -1229,15 +1335,34 @@ connlog_wal_replay_at_start(ConnlogFeedFn feed, ConnlogHeldFn held)
 
 	if (!XLogRecPtrIsInvalid(done.lsn))
 	{
-		if (!connlog_wal_slot_exists() &&
-			!connlog_wal_slot_create(done.lsn, &error))
-			ereport(WARNING,
-			  (errmsg("connlog could not create replication slot \"%s\": %s",
-					  CONNLOG_SLOT_NAME, error)));
+		if (!connlog_wal_slot_exists())
+		{
+			if (!connlog_wal_slot_create(done.lsn, &error))
+				ereport(WARNING,
+						(errmsg("connlog could not create replication slot \"%s\": %s",
+								CONNLOG_SLOT_NAME, error)));
+		}
+		else if (!take_slot(done.lsn, &moved_to, &error))
+			/* at a promotion the keeper may not have exited yet: LOG only */
+			ereport(LOG,
+					(errmsg("connlog could not acquire replication slot \"%s\" yet: %s",
+							CONNLOG_SLOT_NAME, error),
+					 errdetail("connlog tries again as it writes.")));
 		last_end = done.lsn;
 		if (done.lsn < insert_lsn)
 			data = read_records(&done, insert_lsn, &last_end,
-								&nrecords, &nskipped, &nbytes);
+								&nrecords, &nskipped, &nbytes, &gone_to);
+		if (!XLogRecPtrIsInvalid(moved_to))
+		{
+			uint64		lost = report_moved(&done, moved_to, gone_to,
+											nrecords);
+
+			/* as replayed events count (flush.c), so the identity holds */
+			connlog_count(&s->counters.enqueued, lost);
+			connlog_count(&s->counters.dropped, lost);
+		}
+		else if (!XLogRecPtrIsInvalid(gone_to))
+			report_gone(&done, gone_to, nrecords);
 
 		/*
 		 * The ring's own events were left out of the replay: they may start
@@ -1381,6 +1506,9 @@ connlog_wal_store_exit_progress(const ConnlogHeld *held)
 	n = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
 				 pg_atomic_read_u64(&c->wal_accounted));
 	n = Max(0, Min(n, (int64) st.pending));
+	/* the ring's part, which a successor in this life finds there */
+	connlog_shared->exit_ring_pending = (uint64) n;
+	connlog_shared->exit_stored = true;
 	n += held->nreplayed;
 	if (connlog_wal_next_progress(held, &p) == NULL)
 		p = stored;
@@ -1418,6 +1546,7 @@ connlog_wal_wake_writer(void)
 	if (n == wal_enqueued_seen)
 		return WalWriterDelay;
 	wal_enqueued_seen = n;
-	XLogSetAsyncXactLSN(GetXLogInsertRecPtr());
+	/* see "What may be asked of the WAL writer" above */
+	XLogSetAsyncXactLSN(insert_end(GetXLogInsertRecPtr()));
 	return CONNLOG_WAL_WAKE_MS;
 }

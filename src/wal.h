@@ -16,22 +16,28 @@
 
 #include "connlog.h"
 
-#define CONNLOG_WAL_PREFIX		"connlog"
 #define CONNLOG_SLOT_NAME		"connlog"
 /* with wal, producers wake the WAL writer at most this often (see wal.c) */
 #define CONNLOG_WAL_WAKE_MS		10
-/* the per-cluster key of the records' MACs, in the data directory */
-#define CONNLOG_WAL_KEY_FILE	"connlog_wal.key"
-/* bytes of a record's MAC: HMAC-SHA-256, truncated */
-#define CONNLOG_WAL_MAC_SIZE	16
-/*
- * A WAL record's payload: epoch and seq (uint64 each), the MAC of those
- * and the record, then the record
- */
-#define CONNLOG_WAL_HEADER_SIZE	(2 * sizeof(uint64) + CONNLOG_WAL_MAC_SIZE)
 
-/* the postmaster, and producers (connlog_enqueue) */
-extern void connlog_wal_load_key(void);
+/*
+ * connlog's WAL resource manager (wal.c, "The records").  A WAL record
+ * names its resource manager by this number alone, so it is fixed for as
+ * long as any WAL holds connlog's records: 129 to 255 are for extensions
+ * (128, RM_EXPERIMENTAL_ID, is for development only), and this one is
+ * connlog's.
+ */
+#define CONNLOG_RMGR_ID			187
+#define CONNLOG_RMGR_NAME		"connlog"
+/* the record of one enqueued event: its info bits */
+#define XLOG_CONNLOG_EVENT		0x00
+/* a record's data: epoch and seq (uint64 each), then the ring record */
+#define CONNLOG_WAL_HEADER_SIZE	(2 * sizeof(uint64))
+
+/* _PG_init, while shared_preload_libraries are loaded */
+extern void connlog_wal_register_rmgr(void);
+
+/* producers (connlog_enqueue) */
 extern XLogRecPtr connlog_wal_insert(char *msg, uint64 seq, uint32 len);
 extern void connlog_wal_flush(XLogRecPtr end);
 extern void connlog_wal_check_enqueue(void);

@@ -46,7 +46,7 @@ sub last_record_end
 	return $primary->safe_psql(
 		'postgres', qq{
 SELECT max(end_lsn) FROM pg_get_wal_records_info('$from', pg_current_wal_flush_lsn())
-WHERE resource_manager = 'LogicalMessage'});
+WHERE resource_manager = 'connlog'});
 }
 
 # a background session of role producer that has started to enqueue event

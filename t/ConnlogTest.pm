@@ -10,7 +10,8 @@ use PostgreSQL::Test::Cluster;
 
 our @EXPORT = qw($connlog_helpers $writer_grants connlog_node
   connlog_role_node reload_conf app_table_sql app_table_node
-  $evil_objects nothing_ran restart_and_write update_past_squatters);
+  $evil_objects nothing_ran restart_and_write update_past_squatters
+  $boundary_helper wait_for_worker crash_restart connlog_counts legacy_record);
 
 # Install after CREATE EXTENSION connlog.
 #  uid(k, n)         a uuid that spells kind k and number n
@@ -314,6 +315,105 @@ FROM (SELECT 'pg_class'::regclass catalog, oid, relowner owner FROM pg_class
 			"$what: $name, renamed, is still ${role}'s and no member");
 	}
 	return $stderr;
+}
+
+# ---- WAL durability: page boundaries, forged records, the slot ----
+
+# Install after $connlog_helpers.  enqueue_at_boundary(n) enqueues ev(n),
+# ev(n + 1), ... as whoever calls it (SECURITY INVOKER: it runs with the
+# caller's privileges, as the same statements in a DO block would), and
+# pads WAL with pg_logical_emit_message() so that the WAL record of its
+# last event ends exactly on a WAL page boundary: the insert position is
+# then the next page's header, which is past the end of generated WAL.
+# Returns "k lsn": how many events it enqueued, and that boundary; NULL if
+# other WAL writes kept it from hitting the boundary 200 times.
+our $boundary_helper = q{
+CREATE FUNCTION enqueue_at_boundary(n bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  first bigint := n;
+  b numeric; a numeric; r numeric; d numeric; p numeric; pos numeric;
+BEGIN
+  -- the size of an event's record, measured where it crosses no page
+  LOOP
+    b := pg_current_wal_insert_lsn() - '0/0';
+    PERFORM ev(n);
+    n := n + 1;
+    a := pg_current_wal_insert_lsn() - '0/0';
+    EXIT WHEN div(a, 8192) = div(b, 8192);
+  END LOOP;
+  r := a - b;
+  FOR i IN 1..200 LOOP
+    d := 8192 - mod(pg_current_wal_insert_lsn() - '0/0', 8192);
+    p := d - r;
+    IF p = 0 THEN
+      PERFORM ev(n);
+      n := n + 1;
+      pos := pg_current_wal_insert_lsn() - '0/0';
+      IF mod(pos, 8192) IN (24, 40) THEN
+        RETURN (n - first) || ' ' || (pg_lsn '0/0' + (pos - mod(pos, 8192)));
+      END IF;
+    ELSIF p >= 56 THEN
+      -- a message record of exactly p bytes: 24 (header) + 2 or 5 (data
+      -- header) + 24 (xl_logical_message) + 4 ('pad' and its NUL) + l
+      PERFORM pg_logical_emit_message(false, 'pad',
+        repeat('x', (CASE WHEN p - 54 < 228 THEN p - 54 ELSE p - 57 END)::int));
+    ELSE
+      PERFORM pg_logical_emit_message(false, 'pad', repeat('x', 200));
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END $$;
+};
+
+# Wait until a connlog worker runs (other than the one whose pid is $not).
+sub wait_for_worker
+{
+	my ($node, $not) = @_;
+	my $cond = "backend_type = 'connlog worker'"
+	  . (defined $not ? " AND pid <> $not" : '');
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE $cond")
+	  or die 'no connlog worker';
+	return;
+}
+
+# Crash (kill -9 of the postmaster and all) and start again; returns the
+# log offset before the start.
+sub crash_restart
+{
+	my ($node) = @_;
+	$node->stop('immediate');
+	my $offset = -s $node->logfile;
+	$node->start;
+	wait_for_worker($node);
+	return $offset;
+}
+
+# connlog_stats' counters, and whether the accounting identity holds.
+sub connlog_counts
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		'SELECT enqueued, written, merged, rejected, dropped, pending, '
+		  . 'enqueued = written + merged + rejected + dropped + pending '
+		  . 'FROM connlog_stats');
+}
+
+# A payload in the layout of the logical messages a MAC-keyed connlog
+# wrote with prefix "connlog": epoch, seq, a 16-byte MAC, then the ring
+# record (batch.h) of ev(n)'s connect event, in host byte order.  $mac
+# defaults to zeros; $time is microseconds since 2000-01-01.
+sub legacy_record
+{
+	my (%e) = @_;
+	my $uuid = sub { pack('H32', sprintf('%08d000000000000%012d', @_)) };
+	my $rec = pack('q', $e{time})
+	  . $uuid->(3, $e{n}) . $uuid->(10, 0) . $uuid->(11, 0) . $uuid->(12, 0)
+	  . pack('CCCCCSS', 1, 0, 0, 0, 0, length($e{ws}), 4)
+	  . $uuid->(2, $e{n})
+	  . $e{ws} . 'main';
+	$rec = pack('L', 4 + length($rec)) . $rec;
+	return pack('QQ', $e{epoch} // 7, $e{n}) . ($e{mac} // "\0" x 16) . $rec;
 }
 
 1;
