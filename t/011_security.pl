@@ -240,7 +240,7 @@ CREATE ROLE app LOGIN;
 CREATE DATABASE appdb OWNER app;
 GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid,
   uuid, text, text, text, connection_status, uuid, inet, integer, text,
-  uuid, text, text) TO app;
+  uuid, text, text, jsonb) TO app;
 GRANT EXECUTE ON FUNCTION connlog_flush TO app;
 } . $ConnlogTest::connlog_helpers);
 
