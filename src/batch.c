@@ -150,7 +150,7 @@ cl_encode(const ClEvent *ev, size_t len, char *buf)
 	uint32		total = (uint32) len;
 	char	   *p = buf;
 	uint8		status = ev->status |
-		(ev->extra_len > 0 ? CL_STATUS_HAS_EXTRA : 0);
+	(ev->extra_len > 0 ? CL_STATUS_HAS_EXTRA : 0);
 
 	p = put(p, &total, 4);
 	p = put(p, &ev->event_time, 8);

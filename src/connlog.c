@@ -613,8 +613,8 @@ set_type_text(text *t, const char *func, ClEvent *ev)
 	if (len > CL_MAX_TYPE_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("argument \"type\" of %s must not be longer than %d bytes",
-						func, CL_MAX_TYPE_LEN),
+		   errmsg("argument \"type\" of %s must not be longer than %d bytes",
+				  func, CL_MAX_TYPE_LEN),
 				 errdetail("The value given is %zu bytes long.", len)));
 	cl_set_type(ev, VARDATA_ANY(t), (uint16) len);
 }
@@ -660,8 +660,8 @@ check_extra_key(const char *func, const char *key, int len)
 	if (len == 0 || len > CL_MAX_EXTRA_KEY)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key \"%s\" of argument \"extra\" of %s is not a column name",
-						name, func),
+		errmsg("key \"%s\" of argument \"extra\" of %s is not a column name",
+			   name, func),
 				 errdetail("A key names a column: it is 1 to %d bytes long.",
 						   CL_MAX_EXTRA_KEY)));
 	if (cl_extra_reserved_key(key, len))
@@ -669,8 +669,8 @@ check_extra_key(const char *func, const char *key, int len)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("key \"%s\" of argument \"extra\" of %s names a column of connlog's own",
 						name, func),
-				 errhint("Pass the value as argument \"%s\" of connlog_enqueue.",
-						 name)));
+			 errhint("Pass the value as argument \"%s\" of connlog_enqueue.",
+					 name)));
 	if (connlog_columns_find(key, (uint32) len, &relid) != CL_COLUMNS_MISSING ||
 		column_writable(relid, name) ||
 		(relname = get_rel_name(relid)) == NULL)
@@ -679,8 +679,8 @@ check_extra_key(const char *func, const char *key, int len)
 			(errcode(ERRCODE_UNDEFINED_COLUMN),
 			 errmsg("key \"%s\" of argument \"extra\" of %s names no column of table %s",
 					name, func,
-					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-											   relname)),
+	 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+								relname)),
 			 errdetail("extra carries values for the columns of the table connlog writes to beyond connlog's own; that table has no column of that name that connlog can write.")));
 }
 
@@ -732,7 +732,7 @@ encode_extra(Jsonb *jb, const char *func, StringInfo out)
 			case jbvNumeric:
 				kind = CL_EXTRA_NUMBER;
 				value = DatumGetCString(DirectFunctionCall1(numeric_out,
-															NumericGetDatum(v.val.numeric)));
+											NumericGetDatum(v.val.numeric)));
 				value_len = strlen(value);
 				break;
 			case jbvBool:
@@ -1226,8 +1226,8 @@ batch_time(Datum d, bool isnull, const char *name)
 	if (TIMESTAMP_NOT_FINITE(t))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"%s\" of connlog_enqueue_batch must be finite",
-						name)));
+			errmsg("argument \"%s\" of connlog_enqueue_batch must be finite",
+				   name)));
 	return t;
 }
 
@@ -1317,7 +1317,7 @@ connlog_enqueue_batch(PG_FUNCTION_ARGS)
 		memset(&ev, 0, sizeof(ev));
 		memcpy(ev.id, DatumGetUUIDP(values[BATCH_ID][i])->data, UUID_LEN);
 		memcpy(ev.organization_id,
-			   DatumGetUUIDP(values[BATCH_ORGANIZATION_ID][i])->data, UUID_LEN);
+			DatumGetUUIDP(values[BATCH_ORGANIZATION_ID][i])->data, UUID_LEN);
 		memcpy(ev.workspace_owner_id,
 			   DatumGetUUIDP(values[BATCH_WORKSPACE_OWNER_ID][i])->data,
 			   UUID_LEN);

@@ -255,7 +255,7 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 	bool		sleeping = false;
 	ConnlogPutResult result;
 	uint64		need = len + (uint64) nrecs *
-		(CL_RING_TIME_SIZE + (wal ? CL_RING_LSN_SIZE : 0));
+	(CL_RING_TIME_SIZE + (wal ? CL_RING_LSN_SIZE : 0));
 
 	for (;;)
 	{
@@ -268,7 +268,7 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 		{
 			bool		below_half = (s->head - s->tail) * 2 <= s->size;
 			uint64		unread = s->head_seq -
-				pg_atomic_read_u64(&s->taken_seq);
+			pg_atomic_read_u64(&s->taken_seq);
 			uint64		pos = s->head;
 			uint32		off = 0;
 

@@ -1612,7 +1612,7 @@ publish_columns(Relation rel, bool any_key)
 		if (extra_column(TupleDescAttr(desc, i)))
 			appendBinaryStringInfo(&names,
 								   NameStr(TupleDescAttr(desc, i)->attname),
-								   strlen(NameStr(TupleDescAttr(desc, i)->attname)) + 1);
+					   strlen(NameStr(TupleDescAttr(desc, i)->attname)) + 1);
 	connlog_columns_publish(CL_COLUMNS_LISTED, RelationGetRelid(rel),
 							names.data, (uint32) names.len);
 	pfree(names.data);
@@ -1682,8 +1682,8 @@ find_extra_plan(const char *sig, int sig_len)
 		if (!ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("table %s has no column \"%s\" that connlog can write",
-							rows_table, name),
+			   errmsg("table %s has no column \"%s\" that connlog can write",
+					  rows_table, name),
 					 errdetail("The event's extra names it.")));
 		argtypes[c + 1] = get_array_type(p->typids[c]);
 		if (!OidIsValid(argtypes[c + 1]))
@@ -1703,7 +1703,7 @@ find_extra_plan(const char *sig, int sig_len)
 	row_desc = lookup_rowtype_tupdesc(row_typid, -1);
 	for (int i = 0; i < row_desc->natts; i++)
 		appendStringInfo(&from, "%s%s", i > 0 ? ", " : "",
-						 quote_identifier(NameStr(TupleDescAttr(row_desc, i)->attname)));
+			 quote_identifier(NameStr(TupleDescAttr(row_desc, i)->attname)));
 	ReleaseTupleDesc(row_desc);
 	for (int c = 0; c < ncols; c++)
 		appendStringInfo(&from, ", x%d", c + 1);
@@ -2063,7 +2063,7 @@ upsert_fn(void *arg)
 		if (a->groups != NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("connlog's tables changed while it was writing")));
+				   errmsg("connlog's tables changed while it was writing")));
 		if (!use_plans(USES_LOGS | USES_PROGRESS))
 			return false;
 	}
