@@ -8,7 +8,7 @@ PGFILEDESC = "connlog - batched connection logging"
 EXTENSION = connlog
 DATA = connlog--1.0.sql connlog--1.1.sql connlog--1.2.sql connlog--1.3.sql connlog--1.0--1.1.sql connlog--1.1--1.2.sql connlog--1.2--1.3.sql
 
-REGRESS = setup merge stats errors privileges normalize types query_paths
+REGRESS = setup merge stats errors privileges normalize types extra query_paths
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 TAP_TESTS = 1
 

@@ -62,7 +62,11 @@ BEGIN
 			pg_catalog.oidvectortypes(p.proargtypes) AS args
 		FROM (VALUES
 			('pg_catalog.pg_proc'::pg_catalog.regclass,
-			 pg_catalog.to_regprocedure('@extschema@.connlog_convert("any", anyelement)')::pg_catalog.oid)
+			 pg_catalog.to_regprocedure('@extschema@.connlog_convert("any", anyelement)')::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 pg_catalog.to_regprocedure('@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb)')::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 pg_catalog.to_regprocedure('@extschema@.connlog_enqueue_batch(pg_catalog.uuid[], pg_catalog.timestamptz[], pg_catalog.uuid[], pg_catalog.uuid[], pg_catalog.uuid[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.int4[], pg_catalog.bool[], pg_catalog.inet[], pg_catalog.text[], pg_catalog.uuid[], pg_catalog.text[], pg_catalog.uuid[], pg_catalog.text[], pg_catalog.timestamptz[])')::pg_catalog.oid)
 		) AS v(catalog, objid)
 		LEFT JOIN pg_catalog.pg_proc p
 			ON v.catalog OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
@@ -248,6 +252,65 @@ $$;
 
 REVOKE ALL ON FUNCTION connlog_convert("any", anyelement) FROM PUBLIC;
 
+-- connlog_enqueue's extra: the application's columns (connlog--1.3.sql).
+-- The function with the new argument replaces the one without it (both
+-- at once would make every call without extra ambiguous); the last DO
+-- block gives it the old one's grants, and so connlog_enqueue_batch too,
+-- which enqueues the same events.
+ALTER TABLE connection_logs ADD COLUMN extra pg_catalog.jsonb;
+ALTER TYPE connlog_batch_row ADD ATTRIBUTE extra pg_catalog.jsonb;
+
+CREATE FUNCTION connlog_enqueue(
+	id uuid,
+	event_time timestamptz,
+	organization_id uuid,
+	workspace_owner_id uuid,
+	workspace_id uuid,
+	workspace_name text,
+	agent_name text,
+	type text,
+	status connection_status,
+	connection_id uuid DEFAULT NULL,
+	ip inet DEFAULT NULL,
+	code integer DEFAULT NULL,
+	user_agent text DEFAULT NULL,
+	user_id uuid DEFAULT NULL,
+	slug_or_port text DEFAULT NULL,
+	disconnect_reason text DEFAULT NULL,
+	extra jsonb DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'connlog_enqueue_1_3'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION connlog_enqueue_batch(
+	id uuid[],
+	connect_time timestamptz[],
+	organization_id uuid[],
+	workspace_owner_id uuid[],
+	workspace_id uuid[],
+	workspace_name text[],
+	agent_name text[],
+	type text[],
+	code integer[],
+	code_valid boolean[],
+	ip inet[],
+	user_agent text[],
+	user_id uuid[],
+	slug_or_port text[],
+	connection_id uuid[],
+	disconnect_reason text[],
+	disconnect_time timestamptz[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'connlog_enqueue_batch'
+LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
+	text, text, text, connection_status, uuid, inet, integer, text,
+	uuid, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_enqueue_batch(uuid[], timestamptz[], uuid[],
+	uuid[], uuid[], text[], text[], text[], integer[], boolean[], inet[],
+	text[], uuid[], text[], uuid[], text[], timestamptz[]) FROM PUBLIC;
+
 -- The roles' grants on what 1.3 adds: whoever may execute
 -- connlog_table_query may execute connlog_convert, which it calls.  Each
 -- grant (to a role or PUBLIC, with its grant option) is given again on
@@ -268,7 +331,13 @@ BEGIN
 		FROM (VALUES
 			('pg_catalog.pg_proc'::pg_catalog.regclass,
 			 '@extschema@.connlog_table_query(pg_catalog.text, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text[], pg_catalog.uuid, pg_catalog.uuid, @extschema@.connection_log_state, pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.int4, pg_catalog.bool)'::pg_catalog.regprocedure::pg_catalog.oid,
-			 '@extschema@.connlog_convert("any", anyelement)'::pg_catalog.regprocedure::pg_catalog.oid)
+			 '@extschema@.connlog_convert("any", anyelement)'::pg_catalog.regprocedure::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 '@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text)'::pg_catalog.regprocedure::pg_catalog.oid,
+			 '@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb)'::pg_catalog.regprocedure::pg_catalog.oid),
+			('pg_catalog.pg_proc'::pg_catalog.regclass,
+			 '@extschema@.connlog_enqueue(pg_catalog.uuid, pg_catalog.timestamptz, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text, @extschema@.connection_status, pg_catalog.uuid, pg_catalog.inet, pg_catalog.int4, pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text)'::pg_catalog.regprocedure::pg_catalog.oid,
+			 '@extschema@.connlog_enqueue_batch(pg_catalog.uuid[], pg_catalog.timestamptz[], pg_catalog.uuid[], pg_catalog.uuid[], pg_catalog.uuid[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.int4[], pg_catalog.bool[], pg_catalog.inet[], pg_catalog.text[], pg_catalog.uuid[], pg_catalog.text[], pg_catalog.uuid[], pg_catalog.text[], pg_catalog.timestamptz[])'::pg_catalog.regprocedure::pg_catalog.oid)
 		) AS v(catalog, old_obj, new_obj)
 	LOOP
 		SELECT i.initprivs INTO init
@@ -315,3 +384,8 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- the connlog_enqueue without extra, whose grants its successor has now
+DROP FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
+	text, text, text, connection_status, uuid, inet, integer, text,
+	uuid, text, text);

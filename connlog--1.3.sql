@@ -43,6 +43,9 @@ CREATE TABLE connection_logs (
 	connection_id uuid,
 	disconnect_time timestamptz,
 	disconnect_reason text,
+	-- connlog_enqueue's extra: on conflict the row's keys keep their
+	-- values and the event's other keys are added
+	extra jsonb,
 	-- the upsert's conflict target; NULL connection_ids never conflict
 	UNIQUE (connection_id, workspace_id, agent_name)
 );
@@ -81,7 +84,8 @@ CREATE TYPE connlog_batch_row AS (
 	slug_or_port text,
 	connection_id uuid,
 	disconnect_time timestamptz,
-	disconnect_reason text
+	disconnect_reason text,
+	extra jsonb
 );
 
 CREATE TABLE connection_logs_rejected (
@@ -94,7 +98,9 @@ CREATE TABLE connection_logs_rejected (
 SELECT pg_catalog.pg_extension_config_dump('connection_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('connection_logs_rejected', '');
 
--- type: any text of 1 to 63 bytes (README).
+-- type: any text of 1 to 63 bytes (README).  extra: values for the
+-- columns of connlog.target_table's table beyond these sixteen, by name,
+-- or on connection_logs for its column extra (doc/connlog.md).
 CREATE FUNCTION connlog_enqueue(
 	id uuid,
 	event_time timestamptz,
@@ -111,9 +117,10 @@ CREATE FUNCTION connlog_enqueue(
 	user_agent text DEFAULT NULL,
 	user_id uuid DEFAULT NULL,
 	slug_or_port text DEFAULT NULL,
-	disconnect_reason text DEFAULT NULL)
+	disconnect_reason text DEFAULT NULL,
+	extra jsonb DEFAULT NULL)
 RETURNS void
-AS 'MODULE_PATHNAME', 'connlog_enqueue_1_2'
+AS 'MODULE_PATHNAME', 'connlog_enqueue_1_3'
 LANGUAGE C VOLATILE;
 
 -- Kept for compatibility: 1.1's connlog_enqueue, for callers that cast
@@ -138,6 +145,31 @@ CREATE FUNCTION connlog_enqueue(
 	disconnect_reason text DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'connlog_enqueue'
+LANGUAGE C VOLATILE;
+
+-- A drop-in for coder's BatchUpsertConnectionLogs: its seventeen arrays,
+-- in its order, enqueued as events, all or none; returns how many events
+-- (doc/connlog.md).
+CREATE FUNCTION connlog_enqueue_batch(
+	id uuid[],
+	connect_time timestamptz[],
+	organization_id uuid[],
+	workspace_owner_id uuid[],
+	workspace_id uuid[],
+	workspace_name text[],
+	agent_name text[],
+	type text[],
+	code integer[],
+	code_valid boolean[],
+	ip inet[],
+	user_agent text[],
+	user_id uuid[],
+	slug_or_port text[],
+	connection_id uuid[],
+	disconnect_reason text[],
+	disconnect_time timestamptz[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'connlog_enqueue_batch'
 LANGUAGE C VOLATILE;
 
 -- Not STRICT: a NULL timeout is an error, not a silent no-op.
@@ -173,10 +205,13 @@ CREATE VIEW connlog_stats AS SELECT * FROM @extschema@.connlog_stats();
 -- Only roles granted these may enqueue, flush or read the counters.
 REVOKE ALL ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
 	text, text, text, connection_status, uuid, inet, integer, text,
-	uuid, text, text) FROM PUBLIC;
+	uuid, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
 	text, text, connection_type, connection_status, uuid, inet, integer, text,
 	uuid, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION connlog_enqueue_batch(uuid[], timestamptz[], uuid[],
+	uuid[], uuid[], text[], text[], text[], integer[], boolean[], inet[],
+	text[], uuid[], text[], uuid[], text[], timestamptz[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_flush(interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION connlog_stats() FROM PUBLIC;
 REVOKE ALL ON connlog_stats FROM PUBLIC;

@@ -55,6 +55,18 @@ static const uint8 conn_pool[4][16] = {{0}, {1}, {[15] = 1}, {1,[15] = 1}};
 static const uint8 ws_pool[2][16] = {{7}, {7,[15] = 7}};
 static const char *const agent_pool[4] = {"", "a", "ab", "main"};
 
+/*
+ * Keys of extra, in jsonb's order (shorter first, then bytewise); "id" is
+ * one of connlog's own columns, which enqueue refuses as a key.
+ */
+#define NUM_EXTRA_KEYS	5
+static const char *const extra_keys[NUM_EXTRA_KEYS] = {
+	"a", "b", "cs", "id", "xyz"
+};
+
+/* Room for one event's extra: every key with a value of up to 15 bytes */
+#define EXTRA_BUF		(NUM_EXTRA_KEYS * (1 + 3 + 1 + 2 + 15))
+
 /* Source of text bytes; big enough for any length a script can pick */
 static char pattern[65536 + 256];
 
@@ -126,6 +138,35 @@ model_uuid_set(const uint8 *u)
 }
 
 /*
+ * An extra enqueue makes: no key is one of connlog's own columns (of the
+ * pool, "id"), no key or value holds a NUL byte.  Walks the entries
+ * without batch.c's help: key length, key, kind, value length, value.
+ */
+static bool
+model_extra_ok(const ClEvent *ev)
+{
+	const char *p = ev->extra;
+	const char *end = ev->extra + ev->extra_len;
+
+	while (p < end)
+	{
+		uint8		klen = (uint8) p[0];
+		ClText		key = {p + 1, klen};
+		uint16		vlen;
+		ClText		value;
+
+		memcpy(&vlen, p + 2 + klen, 2);
+		value.data = p + 4 + klen;
+		value.len = vlen;
+		if ((klen == 2 && memcmp(key.data, "id", 2) == 0) ||
+			!model_text_ok(key, false) || !model_text_ok(value, false))
+			return false;
+		p = value.data + vlen;
+	}
+	return true;
+}
+
+/*
  * The model of cl_event_refused(): would connlog_enqueue have made this
  * decoded event?  Its time is a finite timestamptz, optional fields are
  * present only with a value (a UUID other than nil, a text not empty), a
@@ -146,7 +187,8 @@ model_enqueue_accepts(const ClEvent *ev)
 		 (model_text_ok(ev->type_text, true) &&
 		  ev->type_text.len <= CL_MAX_TYPE_LEN)) &&
 		model_text_ok(ev->workspace_name, false) &&
-		model_text_ok(ev->agent_name, false);
+		model_text_ok(ev->agent_name, false) &&
+		model_extra_ok(ev);
 }
 
 /*
@@ -217,7 +259,7 @@ gen_text(Script *s)
  * which the caller checks).
  */
 static bool
-gen_event(Script *s, uint32 serial, ClEvent *ev)
+gen_event(Script *s, uint32 serial, ClEvent *ev, char *extra_buf)
 {
 	uint8		key = next(s);
 	uint8		mode = next(s);
@@ -282,6 +324,34 @@ gen_event(Script *s, uint32 serial, ClEvent *ev)
 	ev->workspace_name = gen_text(s);
 	ev->agent_name.data = agent;
 	ev->agent_name.len = (uint16) strlen(agent);
+	if (mode & 0x40)
+	{
+		/* a subset of the pool's keys, in order, each with a value */
+		uint8		keys = next(s);
+		char	   *p = extra_buf;
+
+		for (int k = 0; k < NUM_EXTRA_KEYS; k++)
+		{
+			uint8		klen = (uint8) strlen(extra_keys[k]);
+			uint8		kind = next(s) % 4;
+			uint16		vlen = next(s) % 16;
+
+			if (!(keys & (1 << k)))
+				continue;
+			*p++ = (char) klen;
+			memcpy(p, extra_keys[k], klen);
+			p += klen;
+			*p++ = (char) kind;
+			memcpy(p, &vlen, 2);
+			p += 2;
+			memcpy(p, pattern + next(s), vlen);
+			p += vlen;
+		}
+		ev->extra = extra_buf;
+		ev->extra_len = (uint32) (p - extra_buf);
+		if (ev->extra_len == 0)
+			ev->extra = NULL;
+	}
 
 	switch (bad)
 	{
@@ -312,6 +382,13 @@ gen_event(Script *s, uint32 serial, ClEvent *ev)
 			ev->ip_bits = (ev->ip_family == 4 ? 33 : 129) + (mode >> 5);
 			break;
 		case 7:
+			if (ev->extra_len > 0 && (mode & 0x20))
+			{
+				/* a key of extra empty or too long to name a column */
+				extra_buf[0] = (char) ((mode & 0x10) ? 0 :
+									   CL_MAX_EXTRA_KEY + 1);
+				break;
+			}
 			ev->flags &= ~CL_HAS_IP;
 			ev->ip_family = 4;
 			break;
@@ -378,7 +455,40 @@ typedef struct Row
 	int64		connect_time;
 	int64		disconnect_time;	/* CL_NO_TIME is NULL */
 	uint32		nevents;
+	/* the application's columns: each pool key's kind and value */
+	bool		has[NUM_EXTRA_KEYS];
+	uint8		kind[NUM_EXTRA_KEYS];
+	ClText		value[NUM_EXTRA_KEYS];
 } Row;
+
+/* Fill r's columns from ev's extra, which holds keys of the pool only */
+static void
+row_columns(Row *r, const ClEvent *ev)
+{
+	const char *p = ev->extra;
+	const char *end = ev->extra + ev->extra_len;
+
+	memset(r->has, 0, sizeof(r->has));
+	while (p < end)
+	{
+		uint8		klen = (uint8) p[0];
+		uint16		vlen;
+		int			k;
+
+		for (k = 0; k < NUM_EXTRA_KEYS; k++)
+			if (strlen(extra_keys[k]) == klen &&
+				memcmp(extra_keys[k], p + 1, klen) == 0)
+				break;
+		CHECK(k < NUM_EXTRA_KEYS && !r->has[k]);
+		memcpy(&vlen, p + 2 + klen, 2);
+		r->has[k] = true;
+		r->kind[k] = (uint8) p[1 + klen];
+		r->value[k].data = p + 4 + klen;
+		r->value[k].len = vlen;
+		p += 4 + klen + vlen;
+	}
+	CHECK(p == end);
+}
 
 typedef struct Table
 {
@@ -390,7 +500,8 @@ typedef struct Table
  * Upsert r into t exactly as writer.c's upsert_sql does: insert it, or
  * on conflict keep the row but for connect_time = LEAST, disconnect_time
  * = GREATEST (which ignores NULL, as CL_NO_TIME = INT64_MIN does here),
- * code and disconnect_reason = COALESCE(old, new).
+ * code, disconnect_reason and each application column (a key of extra) =
+ * COALESCE(old, new).
  */
 static void
 model_upsert(Table *t, const Row *r)
@@ -415,6 +526,14 @@ model_upsert(Table *t, const Row *r)
 			o->ev.disconnect_reason = r->ev.disconnect_reason;
 			o->ev.flags |= CL_HAS_REASON;
 		}
+		/* an application column: COALESCE(old, new) */
+		for (int k = 0; k < NUM_EXTRA_KEYS; k++)
+			if (!o->has[k] && r->has[k])
+			{
+				o->has[k] = true;
+				o->kind[k] = r->kind[k];
+				o->value[k] = r->value[k];
+			}
 		o->nevents += r->nevents;
 		return;
 	}
@@ -433,6 +552,7 @@ event_row(const ClEvent *ev)
 	r.disconnect_time = ev->status == CL_STATUS_DISCONNECTED ?
 		ev->event_time : CL_NO_TIME;
 	r.nevents = 1;
+	row_columns(&r, ev);
 	return r;
 }
 
@@ -446,12 +566,18 @@ entry_row(const ClBatch *b, const ClEntry *e)
 	r.connect_time = e->connect_time;
 	r.disconnect_time = e->disconnect_time;
 	r.nevents = e->nevents;
+	row_columns(&r, &r.ev);
 	return r;
 }
 
 static bool
 row_equal(const Row *a, const Row *b)
 {
+	for (int k = 0; k < NUM_EXTRA_KEYS; k++)
+		if (a->has[k] != b->has[k] ||
+			(a->has[k] && (a->kind[k] != b->kind[k] ||
+						   !text_equal(a->value[k], b->value[k]))))
+			return false;
 	return event_equal(&a->ev, &b->ev) &&
 		a->connect_time == b->connect_time &&
 		a->disconnect_time == b->disconnect_time &&
@@ -558,6 +684,7 @@ run_script(const uint8 *data, size_t size)
 	ClEvent		events[MAX_EVENTS];
 	ClBatch    *batches[MAX_EVENTS];
 	int			first[MAX_EVENTS];	/* each batch's first event */
+	static char extra_bufs[MAX_EVENTS + 1][EXTRA_BUF];
 	int			n = 0;
 	int			nb = 1;
 	int			capacity = 1 + next(&s) % 8;
@@ -569,7 +696,7 @@ run_script(const uint8 *data, size_t size)
 		ClBatch    *b = batches[nb - 1];
 		ClEvent		ev;
 		ClEvent		dec;
-		bool		valid = gen_event(&s, serial, &ev);
+		bool		valid = gen_event(&s, serial, &ev, extra_bufs[n]);
 		bool		cut = next(&s) < 48;
 		size_t		len = cl_encoded_size(&ev);
 		char	   *rec = malloc(len);
@@ -582,6 +709,9 @@ run_script(const uint8 *data, size_t size)
 		if (valid)
 		{
 			CHECK(event_equal(&ev, &dec));
+			CHECK(dec.extra_len == ev.extra_len &&
+				  (ev.extra_len == 0 ||
+				   memcmp(dec.extra, ev.extra, ev.extra_len) == 0));
 			CHECK((cl_event_refused(&dec) == NULL) == model_enqueue_accepts(&dec));
 			probe_damaged(rec, len, &s);
 		}

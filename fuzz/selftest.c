@@ -311,6 +311,53 @@ main(void)
 		CHECK(!cl_decode(rec, len, &dec));
 	}
 
+	/*
+	 * extra: per key, the first value in enqueue order wins, and a later
+	 * event adds only the keys the row lacks; a record without extra is
+	 * exactly the older format
+	 */
+	{
+		/* {"a": "1", "cs": "x"}, then {"a": "2", "b": true} */
+		static const char x1[] = "\001a\000\001\0001\002cs\000\001\000x";
+		static const char x2[] = "\001a\000\001\0002\001b\002\004\000true";
+		static const char bad[] = "\001b\000\000\000\001a\000\000\000";
+		ClEvent		ev[] = {mk(1, 0, 0, 10, "a"), mk(2, 0, 1, 20, "a")};
+		ClEvent		dec;
+		ClEvent		plain = mk(3, 1, 0, 10, "a");
+		char		rec[512];
+		size_t		len;
+		Row			r;
+
+		ev[0].extra = x1;
+		ev[0].extra_len = sizeof(x1) - 1;
+		ev[1].extra = x2;
+		ev[1].extra_len = sizeof(x2) - 1;
+		b = build(ev, 2);
+		CHECK(b->nentries == 1);
+		cl_batch_entry_event(b, &b->entries[0], &m);
+		row_columns(&r, &m);
+		CHECK(r.has[0] && text_is(r.value[0], "1"));
+		CHECK(r.has[1] && r.kind[1] == CL_EXTRA_BOOL &&
+			  text_is(r.value[1], "true"));
+		CHECK(r.has[2] && text_is(r.value[2], "x"));
+		CHECK(!r.has[3] && !r.has[4]);
+		cl_batch_free(b);
+
+		/* keys out of order, or twice, do not decode */
+		ev[0].extra = bad;
+		ev[0].extra_len = sizeof(bad) - 1;
+		len = cl_encoded_size(&ev[0]);
+		CHECK(cl_encode(&ev[0], len, rec) == len);
+		CHECK(!cl_decode(rec, len, &dec));
+
+		/* no extra: no flag, and the fixed part's size is unchanged */
+		len = cl_encoded_size(&plain);
+		CHECK(len == CL_RECORD_FIXED_SIZE + 16 + 2 + 1);
+		CHECK(cl_encode(&plain, len, rec) == len);
+		CHECK((uint8) rec[4 + 8 + 64 + 2] == CL_STATUS_CONNECTED);
+		CHECK(cl_decode(rec, len, &dec) && dec.extra == NULL);
+	}
+
 	/* pseudo-random scripts from a fixed seed (xorshift64) */
 	for (int i = 0; i < NSCRIPTS; i++)
 	{
@@ -326,6 +373,6 @@ main(void)
 		LLVMFuzzerTestOneInput(script, len);
 	}
 
-	printf("selftest: 7 merge cases, 8 refusal cases, 10 type cases and %d scripts passed\n", NSCRIPTS);
+	printf("selftest: 7 merge cases, 8 refusal cases, 10 type cases, 3 extra cases and %d scripts passed\n", NSCRIPTS);
 	return 0;
 }

@@ -17,7 +17,7 @@ RESET ROLE;
 GRANT EXECUTE ON FUNCTION connlog_enqueue TO connlog_app;
 GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid,
   text, text, text, connection_status, uuid, inet, integer, text, uuid, text,
-  text) TO connlog_app;
+  text, jsonb) TO connlog_app;
 GRANT EXECUTE ON FUNCTION connlog_flush TO connlog_app;
 SET ROLE connlog_app;
 SELECT ev(1, 'connected', 0, ws => 30);

@@ -20,7 +20,10 @@
  *	- the first to arrive (the base) supplies id and every field the upsert
  *	  does not update, whatever its status or time;
  *	- code is the first non-NULL code in arrival order, and likewise
- *	  disconnect_reason (each may come from a different event);
+ *	  disconnect_reason (each may come from a different event), and
+ *	  likewise each key of extra, key by key (the upsert keeps an
+ *	  application column's non-NULL value, and connection_logs.extra's
+ *	  keys, the same way);
  *	- connect_time is the earliest time of any of the events, where a
  *	  disconnect's own time counts too (a standalone disconnect's row has
  *	  connect_time = disconnect_time = its time), and disconnect_time is
@@ -106,7 +109,8 @@ ip_addr_size(uint8 family)
 
 /*
  * Bytes cl_encode() will write for ev.  Text lengths must already fit in
- * uint16; the caller checks the total against CL_MAX_RECORD.
+ * uint16, and so must extra's; the caller checks the total against
+ * CL_MAX_RECORD.
  */
 size_t
 cl_encoded_size(const ClEvent *ev)
@@ -129,6 +133,8 @@ cl_encoded_size(const ClEvent *ev)
 		n += 2 + (size_t) ev->disconnect_reason.len;
 	if (ev->flags & CL_HAS_TYPE_TEXT)
 		n += 2 + (size_t) ev->type_text.len;
+	if (ev->extra_len > 0)
+		n += 2 + (size_t) ev->extra_len;
 	n += (size_t) ev->workspace_name.len + ev->agent_name.len;
 	return n;
 }
@@ -143,6 +149,8 @@ cl_encode(const ClEvent *ev, size_t len, char *buf)
 {
 	uint32		total = (uint32) len;
 	char	   *p = buf;
+	uint8		status = ev->status |
+	(ev->extra_len > 0 ? CL_STATUS_HAS_EXTRA : 0);
 
 	p = put(p, &total, 4);
 	p = put(p, &ev->event_time, 8);
@@ -152,7 +160,7 @@ cl_encode(const ClEvent *ev, size_t len, char *buf)
 	p = put(p, ev->workspace_id, 16);
 	p = put(p, &ev->flags, 1);
 	p = put(p, &ev->type, 1);
-	p = put(p, &ev->status, 1);
+	p = put(p, &status, 1);
 	p = put(p, &ev->ip_family, 1);
 	p = put(p, &ev->ip_bits, 1);
 	p = put(p, &ev->workspace_name.len, 2);
@@ -185,6 +193,13 @@ cl_encode(const ClEvent *ev, size_t len, char *buf)
 		p = put(p, &ev->type_text.len, 2);
 		p = put(p, ev->type_text.data, ev->type_text.len);
 	}
+	if (ev->extra_len > 0)
+	{
+		uint16		n = (uint16) ev->extra_len;
+
+		p = put(p, &n, 2);
+		p = put(p, ev->extra, ev->extra_len);
+	}
 	p = put(p, ev->workspace_name.data, ev->workspace_name.len);
 	p = put(p, ev->agent_name.data, ev->agent_name.len);
 	return (size_t) (p - buf);
@@ -201,6 +216,84 @@ cl_record_length(const char *rec)
 }
 
 /*
+ * The next entry of an extra from *pos, which must be before end; moves
+ * *pos past it.  Returns false, leaving *pos, if the bytes from *pos are
+ * not one whole entry with a key of 1 to CL_MAX_EXTRA_KEY bytes and a
+ * known kind.
+ */
+bool
+cl_extra_next(const char **pos, const char *end, ClExtraItem *item)
+{
+	Cursor		c = {*pos, end};
+
+	if (!take(&c, &item->key_len, 1) || item->key_len == 0 ||
+		item->key_len > CL_MAX_EXTRA_KEY)
+		return false;
+	item->key = c.p;
+	c.p += item->key_len;
+	if (c.p > c.end || !take(&c, &item->kind, 1) ||
+		item->kind > CL_EXTRA_JSON || !take(&c, &item->value_len, 2) ||
+		(size_t) (c.end - c.p) < item->value_len)
+		return false;
+	item->value = c.p;
+	c.p += item->value_len;
+	*pos = c.p;
+	return true;
+}
+
+/* jsonb's order of keys: the shorter first, then bytewise */
+static int
+key_cmp(const char *a, uint8 alen, const char *b, uint8 blen)
+{
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	return memcmp(a, b, alen);
+}
+
+/*
+ * Is extra[0 .. len) a sequence of whole entries, their keys in strictly
+ * increasing order (so each key once)?
+ */
+static bool
+extra_valid(const char *extra, size_t len)
+{
+	const char *p = extra;
+	const char *end = extra + len;
+	ClExtraItem prev = {0};
+	ClExtraItem it;
+
+	while (p < end)
+	{
+		if (!cl_extra_next(&p, end, &it) ||
+			(prev.key != NULL &&
+			 key_cmp(prev.key, prev.key_len, it.key, it.key_len) >= 0))
+			return false;
+		prev = it;
+	}
+	return true;
+}
+
+/*
+ * Is key the name of one of the sixteen columns connlog_enqueue has an
+ * argument for?  Those never come from extra.
+ */
+bool
+cl_extra_reserved_key(const char *key, size_t len)
+{
+	static const char *const names[] = {
+		"id", "connect_time", "organization_id", "workspace_owner_id",
+		"workspace_id", "workspace_name", "agent_name", "type", "ip", "code",
+		"user_agent", "user_id", "slug_or_port", "connection_id",
+		"disconnect_time", "disconnect_reason"
+	};
+
+	for (int i = 0; i < (int) (sizeof(names) / sizeof(names[0])); i++)
+		if (strlen(names[i]) == len && memcmp(names[i], key, len) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Decode rec[0 .. len) into ev.  Returns false, leaving ev unspecified,
  * unless the bytes are exactly one well-formed record.
  */
@@ -210,6 +303,7 @@ cl_decode(const char *rec, size_t len, ClEvent *ev)
 	Cursor		c = {rec, rec + len};
 	uint32		total;
 	uint16		n;
+	bool		has_extra;
 
 	memset(ev, 0, sizeof(ClEvent));
 	if (!take(&c, &total, 4) || total != len || len > CL_MAX_RECORD)
@@ -227,6 +321,8 @@ cl_decode(const char *rec, size_t len, ClEvent *ev)
 		!take(&c, &ev->workspace_name.len, 2) ||
 		!take(&c, &ev->agent_name.len, 2))
 		return false;
+	has_extra = (ev->status & CL_STATUS_HAS_EXTRA) != 0;
+	ev->status &= ~CL_STATUS_HAS_EXTRA;
 	if ((ev->flags & ~CL_HAS_ALL) != 0 ||
 		ev->type >= ((ev->flags & CL_HAS_TYPE_TEXT) ? 1 : CL_NUM_TYPES) ||
 		ev->status > CL_STATUS_DISCONNECTED ||
@@ -270,6 +366,16 @@ cl_decode(const char *rec, size_t len, ClEvent *ev)
 		if (!take(&c, &n, 2) || !take_text(&c, &ev->type_text, n))
 			return false;
 	}
+	if (has_extra)
+	{
+		ClText		extra;
+
+		if (!take(&c, &n, 2) || n == 0 || !take_text(&c, &extra, n) ||
+			!extra_valid(extra.data, extra.len))
+			return false;
+		ev->extra = extra.data;
+		ev->extra_len = extra.len;
+	}
 	if (!take_text(&c, &ev->workspace_name, ev->workspace_name.len) ||
 		!take_text(&c, &ev->agent_name, ev->agent_name.len))
 		return false;
@@ -298,7 +404,9 @@ text_storable(ClText t)
  * outside the ring (WAL, see wal.c) is held to the same rules: a finite
  * event_time in timestamptz's range, optional fields present only with a
  * value (a non-nil UUID, a non-empty text), a type of 1 to
- * CL_MAX_TYPE_LEN bytes, no NUL byte in any text.
+ * CL_MAX_TYPE_LEN bytes, no NUL byte in any text (extra's keys and
+ * values included), no key of extra that names one of connlog's own
+ * columns.
  * Whether the texts are valid in the database's encoding is for the
  * caller to check.  Returns NULL if the event is acceptable, else what is
  * wrong with it (a static string).
@@ -323,6 +431,20 @@ cl_event_refused(const ClEvent *ev)
 	if (memchr(ev->workspace_name.data, '\0', ev->workspace_name.len) != NULL ||
 		memchr(ev->agent_name.data, '\0', ev->agent_name.len) != NULL)
 		return "a text field contains a NUL byte";
+	if (ev->extra_len > 0)
+	{
+		const char *p = ev->extra;
+		ClExtraItem it;
+
+		while (cl_extra_next(&p, ev->extra + ev->extra_len, &it))
+		{
+			if (memchr(it.key, '\0', it.key_len) != NULL ||
+				memchr(it.value, '\0', it.value_len) != NULL)
+				return "a key or value of extra contains a NUL byte";
+			if (cl_extra_reserved_key(it.key, it.key_len))
+				return "a key of extra names a column connlog_enqueue has an argument for";
+		}
+	}
 	return NULL;
 }
 
@@ -448,6 +570,18 @@ cl_batch_full(const ClBatch *b)
 	return b->nentries >= b->capacity;
 }
 
+/* Make room for len more bytes in the arena; it may move. */
+static void
+arena_reserve(ClBatch *b, size_t len)
+{
+	if (b->arena_used + len > b->arena_size)
+	{
+		while (b->arena_used + len > b->arena_size)
+			b->arena_size *= 2;
+		b->arena = cl_realloc(b->arena, b->arena_size);
+	}
+}
+
 /*
  * Copy a record or a merged-in reason into the arena, growing it as
  * needed; returns its offset.  The source must not be in the arena.
@@ -457,20 +591,16 @@ arena_copy(ClBatch *b, const char *src, size_t len)
 {
 	uint32		off = (uint32) b->arena_used;
 
-	if (b->arena_used + len > b->arena_size)
-	{
-		while (b->arena_used + len > b->arena_size)
-			b->arena_size *= 2;
-		b->arena = cl_realloc(b->arena, b->arena_size);
-	}
+	arena_reserve(b, len);
 	memcpy(b->arena + off, src, len);
 	b->arena_used += len;
 	return off;
 }
 
 /*
- * The event an entry stands for: its base event, with the code and
- * disconnect_reason of later events filled in where the base had none.
+ * The event an entry stands for: its base event, with the code,
+ * disconnect_reason and keys of extra of later events filled in where the
+ * base had none.
  */
 void
 cl_batch_entry_event(const ClBatch *b, const ClEntry *e, ClEvent *ev)
@@ -488,7 +618,106 @@ cl_batch_entry_event(const ClBatch *b, const ClEntry *e, ClEvent *ev)
 		ev->disconnect_reason.data = b->arena + e->reason_off;
 		ev->disconnect_reason.len = e->reason_len;
 	}
+	if (e->extra_len > 0)
+	{
+		ev->extra = b->arena + e->extra_off;
+		ev->extra_len = e->extra_len;
+	}
 	ev->flags = e->flags;
+}
+
+/*
+ * Merge the extra of a later event of entry e, add[0 .. add_len), into
+ * the entry's: the keys the entry lacks are taken, each with its value,
+ * and those it has keep theirs (the first non-NULL value wins; a key with
+ * a JSON null was never stored).  Both lists are in key order, so one
+ * pass merges them, in key order again.  The entry's extra may be in its
+ * base record or an earlier merge, both in the arena, which may move as
+ * it grows: only offsets are kept across the growth.  add is not in the
+ * arena.
+ */
+static void
+merge_extra(ClBatch *b, ClEntry *e, const char *add, uint32 add_len)
+{
+	const char *rec = b->arena + e->rec_off;
+	ClEvent		base;
+	uint32		cur_off;
+	uint32		cur_len;
+	const char *p;
+	const char *q;
+	const char *cur;
+	ClExtraItem a;
+	ClExtraItem c;
+	bool		have_a;
+	bool		have_c;
+	size_t		size = 0;
+	bool		adds = false;
+	char	   *out;
+
+	if (e->extra_len > 0)
+	{
+		cur_off = e->extra_off;
+		cur_len = e->extra_len;
+	}
+	else
+	{
+		(void) cl_decode(rec, cl_record_length(rec), &base);
+		cur_off = base.extra_len > 0 ?
+			(uint32) (base.extra - b->arena) : 0;
+		cur_len = base.extra_len;
+	}
+
+	/* the merged list's size, and whether add brings any key at all */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		cur = b->arena + cur_off;
+		p = cur;
+		q = add;
+		out = pass == 0 ? NULL : b->arena + b->arena_used;
+		have_c = p < cur + cur_len && cl_extra_next(&p, cur + cur_len, &c);
+		have_a = q < add + add_len && cl_extra_next(&q, add + add_len, &a);
+		while (have_c || have_a)
+		{
+			int			cmp;
+			const ClExtraItem *take_it;
+
+			if (!have_a)
+				cmp = -1;
+			else if (!have_c)
+				cmp = 1;
+			else
+				cmp = key_cmp(c.key, c.key_len, a.key, a.key_len);
+			take_it = cmp <= 0 ? &c : &a;
+			if (pass == 0)
+			{
+				size += 1 + take_it->key_len + 1 + 2 + take_it->value_len;
+				adds |= cmp > 0;
+			}
+			else
+			{
+				out = put(out, &take_it->key_len, 1);
+				out = put(out, take_it->key, take_it->key_len);
+				out = put(out, &take_it->kind, 1);
+				out = put(out, &take_it->value_len, 2);
+				out = put(out, take_it->value, take_it->value_len);
+			}
+			if (cmp <= 0)
+				have_c = p < cur + cur_len &&
+					cl_extra_next(&p, cur + cur_len, &c);
+			if (cmp >= 0)
+				have_a = q < add + add_len &&
+					cl_extra_next(&q, add + add_len, &a);
+		}
+		if (pass == 0)
+		{
+			if (!adds)
+				return;
+			arena_reserve(b, size);
+		}
+	}
+	e->extra_off = (uint32) b->arena_used;
+	e->extra_len = (uint32) size;
+	b->arena_used += size;
 }
 
 /*
@@ -550,6 +779,8 @@ cl_batch_add(ClBatch *b, const char *rec, size_t len)
 				e->reason_len = ev.disconnect_reason.len;
 				e->flags |= CL_HAS_REASON;
 			}
+			if (ev.extra_len > 0)
+				merge_extra(b, e, ev.extra, ev.extra_len);
 			return true;
 		}
 	}
@@ -565,6 +796,8 @@ cl_batch_add(ClBatch *b, const char *rec, size_t len)
 	e->reason_len = 0;
 	e->reason_off = 0;
 	e->code = 0;
+	e->extra_off = 0;
+	e->extra_len = 0;
 	e->hash = hash;
 	e->outcome = 0;
 	if (ev.flags & CL_HAS_CONNECTION_ID)

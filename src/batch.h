@@ -17,15 +17,33 @@
  *	uint8	flags (CL_HAS_* below: which optional fields follow)
  *	uint8	connection type (index into connlog_type_labels; 0 if
  *			CL_HAS_TYPE_TEXT)
- *	uint8	connection status (CL_STATUS_*)
+ *	uint8	connection status (CL_STATUS_*), or'ed with CL_STATUS_HAS_EXTRA
  *	uint8	ip family (4 or 6) if CL_HAS_IP
  *	uint8	ip netmask bits if CL_HAS_IP
  *	uint16	length of workspace_name, uint16 length of agent_name
  *	then, each only when its flag is set and in this order:
  *	16 connection_id, 16 user_id, int32 code, 4 or 16 ip address bytes,
  *	uint16 + bytes user_agent, uint16 + bytes slug_or_port,
- *	uint16 + bytes disconnect_reason, uint16 + bytes type
+ *	uint16 + bytes disconnect_reason, uint16 + bytes type,
+ *	uint16 + bytes extra (CL_STATUS_HAS_EXTRA: the application's columns)
  *	then the bytes of workspace_name and agent_name.
+ *
+ * extra is connlog_enqueue's jsonb argument, as the entries of its
+ * top-level keys whose value is not JSON null, each
+ *
+ *	uint8	key length (1 to CL_MAX_EXTRA_KEY), then the key's bytes
+ *	uint8	kind of the value (CL_EXTRA_*: what JSON it was)
+ *	uint16	value length, then the value's text
+ *
+ * in jsonb's order of keys (shorter first, then bytewise), each key once.
+ * The value's text is what the column's input function is given: a JSON
+ * string's text, a number's or boolean's text form, an object's or
+ * array's JSON text; the kind rebuilds the JSON for connection_logs'
+ * own extra column.  A record with no such key has no extra at all, and
+ * one without the flag is exactly a record of a build before extra,
+ * which therefore still decodes.  The flag lives in the status byte,
+ * whose other bits were always zero, so that the fixed part keeps its
+ * size.
  *
  * Integers are in host byte order (the ring never leaves the machine) and
  * unaligned, so they are always read and written with memcpy.  NULL
@@ -83,6 +101,16 @@ typedef uint64_t uint64;
 
 #define CL_STATUS_CONNECTED		0
 #define CL_STATUS_DISCONNECTED	1
+#define CL_STATUS_HAS_EXTRA		0x80	/* in the status byte: extra follows */
+
+/* What JSON an extra value was; its text is given to the column as is */
+#define CL_EXTRA_STRING			0
+#define CL_EXTRA_NUMBER			1
+#define CL_EXTRA_BOOL			2
+#define CL_EXTRA_JSON			3	/* an object or an array */
+
+/* Longest key of extra: NAMEDATALEN - 1, the longest column name */
+#define CL_MAX_EXTRA_KEY		63
 
 #define CL_NUM_TYPES			7
 
@@ -151,14 +179,27 @@ typedef struct ClEvent
 	ClText		slug_or_port;
 	ClText		disconnect_reason;
 	ClText		type_text;		/* the type if CL_HAS_TYPE_TEXT */
+	const char *extra;			/* extra's entries (see above), or NULL */
+	uint32		extra_len;		/* their bytes; 0 when there is no extra */
 } ClEvent;
+
+/* One entry of an extra, pointing into it */
+typedef struct ClExtraItem
+{
+	const char *key;
+	uint8		key_len;
+	uint8		kind;			/* CL_EXTRA_* */
+	const char *value;
+	uint16		value_len;
+} ClExtraItem;
 
 /*
  * One row of the upsert: the first event of its key in the batch (the
  * base), plus what later events of the key add to it the way the upsert
- * would (see the merge rules in batch.c).  Only code and disconnect_reason
- * can come from a later event: code is kept here, the reason's bytes are
- * copied into the arena.
+ * would (see the merge rules in batch.c).  Only code, disconnect_reason
+ * and keys of extra can come from a later event: code is kept here, the
+ * reason's bytes are copied into the arena, and so is the merged extra
+ * when a later event adds a key.
  */
 typedef struct ClEntry
 {
@@ -172,6 +213,8 @@ typedef struct ClEntry
 	uint16		reason_len;		/* merged-in disconnect_reason ... */
 	uint32		reason_off;		/* ... and its offset in the arena */
 	int32		code;			/* merged-in code */
+	uint32		extra_off;		/* merged extra's offset in the arena ... */
+	uint32		extra_len;		/* ... and length; 0: the base's own */
 	uint32		hash;			/* of the conflict key */
 	uint8		outcome;		/* the worker's: what became of the row */
 } ClEntry;
@@ -219,6 +262,9 @@ extern uint32 cl_record_length(const char *rec);
 extern const char *cl_event_refused(const ClEvent *ev);
 extern void cl_set_type(ClEvent *ev, const char *type, uint16 len);
 extern ClText cl_event_type(const ClEvent *ev);
+extern bool cl_extra_next(const char **pos, const char *end,
+						  ClExtraItem *item);
+extern bool cl_extra_reserved_key(const char *key, size_t len);
 
 extern ClBatch *cl_batch_create(int capacity);
 extern void cl_batch_reset(ClBatch *b, uint64 seq_start);

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "access/xlog.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_enum.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
@@ -35,9 +36,12 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/array.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -135,6 +139,7 @@ enum
 	ARG_USER_ID,
 	ARG_SLUG_OR_PORT,
 	ARG_DISCONNECT_REASON,
+	ARG_EXTRA,					/* from 1.3 */
 	NUM_ARGS
 };
 
@@ -142,11 +147,13 @@ static const char *const arg_names[NUM_ARGS] = {
 	"id", "event_time", "organization_id", "workspace_owner_id",
 	"workspace_id", "workspace_name", "agent_name", "type", "status",
 	"connection_id", "ip", "code", "user_agent", "user_id", "slug_or_port",
-	"disconnect_reason"
+	"disconnect_reason", "extra"
 };
 
 PG_FUNCTION_INFO_V1(connlog_enqueue);
 PG_FUNCTION_INFO_V1(connlog_enqueue_1_2);
+PG_FUNCTION_INFO_V1(connlog_enqueue_1_3);
+PG_FUNCTION_INFO_V1(connlog_enqueue_batch);
 PG_FUNCTION_INFO_V1(connlog_flush);
 PG_FUNCTION_INFO_V1(connlog_stats);
 PG_FUNCTION_INFO_V1(connlog_stats_1_1);
@@ -579,11 +586,13 @@ get_uuid(FunctionCallInfo fcinfo, int arg, uint8 *dst)
 	memcpy(dst, PG_GETARG_UUID_P(arg)->data, UUID_LEN);
 }
 
-/* A text argument; too long a field is reported with the event's size. */
+/*
+ * A text value of argument name; too long a field is reported with the
+ * event's size.
+ */
 static void
-get_text(FunctionCallInfo fcinfo, int arg, ClText *dst)
+set_text(text *t, const char *name, ClText *dst)
 {
-	text	   *t = PG_GETARG_TEXT_PP(arg);
 	size_t		len = VARSIZE_ANY_EXHDR(t);
 
 	if (len > CL_MAX_RECORD)
@@ -591,32 +600,190 @@ get_text(FunctionCallInfo fcinfo, int arg, ClText *dst)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("connection log event is too large"),
 				 errdetail("Argument \"%s\" is %zu bytes; connlog stores at most %d bytes per event.",
-						   arg_names[arg], len, CL_MAX_RECORD)));
+						   name, len, CL_MAX_RECORD)));
 	dst->data = VARDATA_ANY(t);
 	dst->len = (uint16) len;
 }
 
+static void
+get_text(FunctionCallInfo fcinfo, int arg, ClText *dst)
+{
+	set_text(PG_GETARG_TEXT_PP(arg), arg_names[arg], dst);
+}
+
 /*
- * The type argument of connlog_enqueue from 1.2 on, which is text: any
- * value of 1 to CL_MAX_TYPE_LEN bytes (batch.h says why that bound).
+ * The type argument of connlog_enqueue from 1.2 on (and of
+ * connlog_enqueue_batch), which is text: any value of 1 to
+ * CL_MAX_TYPE_LEN bytes (batch.h says why that bound).  func names the
+ * function in the errors.
  */
 static void
-get_type_text(FunctionCallInfo fcinfo, ClEvent *ev)
+set_type_text(text *t, const char *func, ClEvent *ev)
 {
-	text	   *t = PG_GETARG_TEXT_PP(ARG_TYPE);
 	size_t		len = VARSIZE_ANY_EXHDR(t);
 
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		  errmsg("argument \"type\" of connlog_enqueue must not be empty")));
+				 errmsg("argument \"type\" of %s must not be empty", func)));
 	if (len > CL_MAX_TYPE_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("argument \"type\" of connlog_enqueue must not be longer than %d bytes",
-						CL_MAX_TYPE_LEN),
+		   errmsg("argument \"type\" of %s must not be longer than %d bytes",
+				  func, CL_MAX_TYPE_LEN),
 				 errdetail("The value given is %zu bytes long.", len)));
 	cl_set_type(ev, VARDATA_ANY(t), (uint16) len);
+}
+
+/*
+ * extra (connlog_enqueue's jsonb argument, from 1.3): values for the
+ * columns of the table the rows go to beyond connlog's sixteen, by name.
+ *
+ * A key must be able to name such a column: 1 to CL_MAX_EXTRA_KEY bytes,
+ * and none of the sixteen (those have arguments of their own).  Once the
+ * worker has published the columns of its table (connlog_columns_find),
+ * a key must also name one of them: connection_logs keeps any key (in its
+ * column extra); an application's table (connlog.target_table) only its
+ * own writable columns.  A key the list lacks is looked up in the
+ * catalog too, so a column added since the worker last prepared its
+ * statements is taken at once.  Before anything is published, the
+ * worker checks each key when it writes, and isolates an event whose key
+ * names no column, with the reason.  None of this runs for a NULL extra.
+ */
+static bool
+column_writable(Oid relid, const char *name)
+{
+	HeapTuple	tup = SearchSysCacheAttName(relid, name);
+	bool		ok;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ok = ((Form_pg_attribute) GETSTRUCT(tup))->attnum > 0 &&
+		((Form_pg_attribute) GETSTRUCT(tup))->attgenerated == '\0' &&
+		((Form_pg_attribute) GETSTRUCT(tup))->attidentity !=
+		ATTRIBUTE_IDENTITY_ALWAYS;
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+static void
+check_extra_key(const char *func, const char *key, int len)
+{
+	char	   *name = pnstrdup(key, len);
+	Oid			relid;
+	char	   *relname;
+
+	if (len == 0 || len > CL_MAX_EXTRA_KEY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		errmsg("key \"%s\" of argument \"extra\" of %s is not a column name",
+			   name, func),
+				 errdetail("A key names a column: it is 1 to %d bytes long.",
+						   CL_MAX_EXTRA_KEY)));
+	if (cl_extra_reserved_key(key, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key \"%s\" of argument \"extra\" of %s names a column of connlog's own",
+						name, func),
+			 errhint("Pass the value as argument \"%s\" of connlog_enqueue.",
+					 name)));
+	if (connlog_columns_find(key, (uint32) len, &relid) != CL_COLUMNS_MISSING ||
+		column_writable(relid, name) ||
+		(relname = get_rel_name(relid)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("key \"%s\" of argument \"extra\" of %s names no column of table %s",
+					name, func,
+	 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+								relname)),
+			 errdetail("extra carries values for the columns of the table connlog writes to beyond connlog's own; that table has no column of that name that connlog can write.")));
+}
+
+/*
+ * Encode extra in the record's format (batch.h) into out: each key whose
+ * value is not JSON null, in jsonb's order, which the record's is.
+ */
+static void
+encode_extra(Jsonb *jb, const char *func, StringInfo out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	const char *key = NULL;
+	int			key_len = 0;
+
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"extra\" of %s must be a JSON object",
+						func)));
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		const char *value;
+		size_t		value_len;
+		uint8		kind;
+		uint8		klen;
+		uint16		vlen;
+
+		if (tok == WJB_KEY)
+		{
+			key = v.val.string.val;
+			key_len = v.val.string.len;
+			check_extra_key(func, key, key_len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		switch (v.type)
+		{
+			case jbvNull:
+				continue;
+			case jbvString:
+				kind = CL_EXTRA_STRING;
+				value = v.val.string.val;
+				value_len = v.val.string.len;
+				break;
+			case jbvNumeric:
+				kind = CL_EXTRA_NUMBER;
+				value = DatumGetCString(DirectFunctionCall1(numeric_out,
+											NumericGetDatum(v.val.numeric)));
+				value_len = strlen(value);
+				break;
+			case jbvBool:
+				kind = CL_EXTRA_BOOL;
+				value = v.val.boolean ? "true" : "false";
+				value_len = strlen(value);
+				break;
+			default:
+				kind = CL_EXTRA_JSON;
+				value = JsonbToCString(NULL, v.val.binary.data,
+									   v.val.binary.len);
+				value_len = strlen(value);
+				break;
+		}
+		if (value_len > CL_MAX_RECORD)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("connection log event is too large"),
+					 errdetail("The value of key \"%s\" of argument \"extra\" is %zu bytes; connlog stores at most %d bytes per event.",
+							   pnstrdup(key, key_len), value_len,
+							   CL_MAX_RECORD)));
+		klen = (uint8) key_len;
+		vlen = (uint16) value_len;
+		appendBinaryStringInfo(out, (char *) &klen, 1);
+		appendBinaryStringInfo(out, key, key_len);
+		appendBinaryStringInfo(out, (char *) &kind, 1);
+		appendBinaryStringInfo(out, (char *) &vlen, 2);
+		appendBinaryStringInfo(out, value, vlen);
+		if (out->len > CL_MAX_RECORD)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("connection log event is too large"),
+					 errdetail("Argument \"extra\" needs more than %d bytes; connlog stores at most %d bytes per event.",
+							   CL_MAX_RECORD, CL_MAX_RECORD)));
+	}
 }
 
 /*
@@ -814,9 +981,10 @@ errhint_worker_trouble(const WorkerStatus *w, bool ring_full)
  * Not STRICT: NULLs in the optional arguments are normal, and a NULL in a
  * required one deserves an error that names it, not a silent no-op.
  *
- * Two entry points: connlog_enqueue takes the type as a connection_type
- * (1.0 and 1.1, and the overload 1.2 keeps for callers that cast to it),
- * connlog_enqueue_1_2 as text.
+ * Three entry points: connlog_enqueue takes the type as a connection_type
+ * (1.0 and 1.1, and the overload 1.2 and 1.3 keep for callers that cast to
+ * it), connlog_enqueue_1_2 as text, and connlog_enqueue_1_3 as text with
+ * extra, a seventeenth argument.  A NULL extra costs one test.
  */
 static Datum
 enqueue(FunctionCallInfo fcinfo, bool type_is_text)
@@ -858,7 +1026,7 @@ enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 	get_text(fcinfo, ARG_WORKSPACE_NAME, &ev.workspace_name);
 	get_text(fcinfo, ARG_AGENT_NAME, &ev.agent_name);
 	if (type_is_text)
-		get_type_text(fcinfo, &ev);
+		set_type_text(PG_GETARG_TEXT_PP(ARG_TYPE), "connlog_enqueue", &ev);
 	else
 		ev.type = enum_index(PG_GETARG_OID(ARG_TYPE), connlog_type_labels,
 							 CL_NUM_TYPES);
@@ -903,6 +1071,18 @@ enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 	{
 		ev.flags |= CL_HAS_REASON;
 		get_text(fcinfo, ARG_DISCONNECT_REASON, &ev.disconnect_reason);
+	}
+	if (PG_NARGS() > ARG_EXTRA && !PG_ARGISNULL(ARG_EXTRA))
+	{
+		StringInfoData extra;
+
+		initStringInfo(&extra);
+		encode_extra(PG_GETARG_JSONB_P(ARG_EXTRA), "connlog_enqueue", &extra);
+		if (extra.len > 0)
+		{
+			ev.extra = extra.data;
+			ev.extra_len = (uint32) extra.len;
+		}
 	}
 
 	len = cl_encoded_size(&ev);
@@ -969,6 +1149,353 @@ Datum
 connlog_enqueue_1_2(PG_FUNCTION_ARGS)
 {
 	return enqueue(fcinfo, true);
+}
+
+Datum
+connlog_enqueue_1_3(PG_FUNCTION_ARGS)
+{
+	return enqueue(fcinfo, true);
+}
+
+/*
+ * connlog_enqueue_batch(id uuid[], connect_time timestamptz[], ...,
+ * disconnect_time timestamptz[]) returns bigint
+ *
+ * A drop-in for coder's BatchUpsertConnectionLogs: the same seventeen
+ * arrays, in its order, one element per row it would upsert, enqueued as
+ * events instead.  coder merges a connection's connect and disconnect in
+ * its batcher before it upserts, so an element stands for up to two
+ * events: a connect at connect_time, a disconnect at disconnect_time.
+ * The zero time ('0001-01-01 00:00:00+00', Go's zero value) and NULL mean
+ * none; a disconnect_time equal to connect_time (coder's standalone
+ * disconnect) is one disconnect.  An element without a connection_id (a
+ * web event) never merges, so it must be one event: a disconnect_time
+ * later than its connect_time is refused.  code counts only where
+ * code_valid is true; empty texts and zero UUIDs are NULL, as in
+ * connlog_enqueue, which validates each event the same way.
+ *
+ * All or nothing: every element is checked and encoded first, then all
+ * events go into the ring at once (connlog_ring_put_many), so an error
+ * leaves nothing enqueued.  Returns the number of events enqueued.
+ */
+enum
+{
+	BATCH_ID,
+	BATCH_CONNECT_TIME,
+	BATCH_ORGANIZATION_ID,
+	BATCH_WORKSPACE_OWNER_ID,
+	BATCH_WORKSPACE_ID,
+	BATCH_WORKSPACE_NAME,
+	BATCH_AGENT_NAME,
+	BATCH_TYPE,
+	BATCH_CODE,
+	BATCH_CODE_VALID,
+	BATCH_IP,
+	BATCH_USER_AGENT,
+	BATCH_USER_ID,
+	BATCH_SLUG_OR_PORT,
+	BATCH_CONNECTION_ID,
+	BATCH_DISCONNECT_REASON,
+	BATCH_DISCONNECT_TIME,
+	BATCH_NARGS
+};
+
+static const char *const batch_arg_names[BATCH_NARGS] = {
+	"id", "connect_time", "organization_id", "workspace_owner_id",
+	"workspace_id", "workspace_name", "agent_name", "type", "code",
+	"code_valid", "ip", "user_agent", "user_id", "slug_or_port",
+	"connection_id", "disconnect_reason", "disconnect_time"
+};
+
+/* Go's zero time.Time, 0001-01-01 00:00:00+00, as a TimestampTz */
+#define GO_ZERO_TIME	INT64CONST(-63082281600000000)
+
+typedef struct BatchElement
+{
+	int			index;			/* counted from 1 */
+} BatchElement;
+
+static void
+batch_element_context(void *arg)
+{
+	errcontext("element %d of the arrays of connlog_enqueue_batch",
+			   ((BatchElement *) arg)->index);
+}
+
+static bool
+batch_uuid_present(Datum d, bool isnull)
+{
+	static const uint8 zero[UUID_LEN] = {0};
+
+	return !isnull && memcmp(DatumGetUUIDP(d)->data, zero, UUID_LEN) != 0;
+}
+
+static bool
+batch_text_present(Datum d, bool isnull)
+{
+	return !isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(d)) > 0;
+}
+
+/* A time of an element, or CL_NO_TIME for none (NULL or Go's zero) */
+static int64
+batch_time(Datum d, bool isnull, const char *name)
+{
+	TimestampTz t;
+
+	if (isnull || DatumGetTimestampTz(d) == GO_ZERO_TIME)
+		return CL_NO_TIME;
+	t = DatumGetTimestampTz(d);
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("argument \"%s\" of connlog_enqueue_batch must be finite",
+				   name)));
+	return t;
+}
+
+/* Append ev's record to buf; checks the size limit as connlog_enqueue does */
+static void
+batch_append(StringInfo buf, const ClEvent *ev)
+{
+	size_t		len = cl_encoded_size(ev);
+
+	if (len > CL_MAX_RECORD)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("connection log event is too large"),
+				 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
+						   len, CL_MAX_RECORD)));
+	enlargeStringInfo(buf, (int) len);
+	cl_encode(ev, len, buf->data + buf->len);
+	buf->len += (int) len;
+}
+
+Datum
+connlog_enqueue_batch(PG_FUNCTION_ARGS)
+{
+	Datum	   *values[BATCH_NARGS];
+	bool	   *nulls[BATCH_NARGS];
+	int			n = -1;
+	StringInfoData recs;
+	uint32		nrecs = 0;
+	BatchElement elem;
+	ErrorContextCallback callback;
+	bool		wal = connlog_durability != CL_DURABILITY_MEMORY;
+	uint64		seq;
+
+	check_can_enqueue();
+	for (int a = 0; a < BATCH_NARGS; a++)
+	{
+		ArrayType  *arr;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			count;
+
+		if (PG_ARGISNULL(a))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"%s\" of connlog_enqueue_batch must not be null",
+							batch_arg_names[a])));
+		arr = PG_GETARG_ARRAYTYPE_P(a);
+		if (ARR_NDIM(arr) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("argument \"%s\" of connlog_enqueue_batch must be a one-dimensional array",
+							batch_arg_names[a])));
+		get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
+						  &values[a], &nulls[a], &count);
+		if (n < 0)
+			n = count;
+		else if (count != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("the arrays of connlog_enqueue_batch must all have the same length"),
+					 errdetail("Argument \"%s\" has %d elements and argument \"%s\" has %d.",
+							   batch_arg_names[0], n, batch_arg_names[a],
+							   count)));
+	}
+
+	initStringInfo(&recs);
+	callback.callback = batch_element_context;
+	callback.arg = &elem;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	for (int i = 0; i < n; i++)
+	{
+		ClEvent		ev;
+		int64		connect_time;
+		int64		disconnect_time;
+		bool		has_code;
+
+		elem.index = i + 1;
+		for (int a = 0; a <= BATCH_TYPE; a++)
+			if (nulls[a][i] && a != BATCH_CONNECT_TIME)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("argument \"%s\" of connlog_enqueue_batch must not have a null element",
+								batch_arg_names[a])));
+		memset(&ev, 0, sizeof(ev));
+		memcpy(ev.id, DatumGetUUIDP(values[BATCH_ID][i])->data, UUID_LEN);
+		memcpy(ev.organization_id,
+			DatumGetUUIDP(values[BATCH_ORGANIZATION_ID][i])->data, UUID_LEN);
+		memcpy(ev.workspace_owner_id,
+			   DatumGetUUIDP(values[BATCH_WORKSPACE_OWNER_ID][i])->data,
+			   UUID_LEN);
+		memcpy(ev.workspace_id,
+			   DatumGetUUIDP(values[BATCH_WORKSPACE_ID][i])->data, UUID_LEN);
+		set_text(DatumGetTextPP(values[BATCH_WORKSPACE_NAME][i]),
+				 "workspace_name", &ev.workspace_name);
+		set_text(DatumGetTextPP(values[BATCH_AGENT_NAME][i]), "agent_name",
+				 &ev.agent_name);
+		set_type_text(DatumGetTextPP(values[BATCH_TYPE][i]),
+					  "connlog_enqueue_batch", &ev);
+		if (batch_uuid_present(values[BATCH_CONNECTION_ID][i],
+							   nulls[BATCH_CONNECTION_ID][i]))
+		{
+			ev.flags |= CL_HAS_CONNECTION_ID;
+			memcpy(ev.connection_id,
+				   DatumGetUUIDP(values[BATCH_CONNECTION_ID][i])->data,
+				   UUID_LEN);
+		}
+		if (!nulls[BATCH_IP][i])
+		{
+			inet	   *ip = DatumGetInetPP(values[BATCH_IP][i]);
+
+			ev.flags |= CL_HAS_IP;
+			ev.ip_family = ip_family(ip) == PGSQL_AF_INET ? 4 : 6;
+			ev.ip_bits = ip_bits(ip);
+			memcpy(ev.ip_addr, ip_addr(ip), ip_addrsize(ip));
+		}
+		if (batch_text_present(values[BATCH_USER_AGENT][i],
+							   nulls[BATCH_USER_AGENT][i]))
+		{
+			ev.flags |= CL_HAS_USER_AGENT;
+			set_text(DatumGetTextPP(values[BATCH_USER_AGENT][i]),
+					 "user_agent", &ev.user_agent);
+		}
+		if (batch_uuid_present(values[BATCH_USER_ID][i],
+							   nulls[BATCH_USER_ID][i]))
+		{
+			ev.flags |= CL_HAS_USER_ID;
+			memcpy(ev.user_id, DatumGetUUIDP(values[BATCH_USER_ID][i])->data,
+				   UUID_LEN);
+		}
+		if (batch_text_present(values[BATCH_SLUG_OR_PORT][i],
+							   nulls[BATCH_SLUG_OR_PORT][i]))
+		{
+			ev.flags |= CL_HAS_SLUG_OR_PORT;
+			set_text(DatumGetTextPP(values[BATCH_SLUG_OR_PORT][i]),
+					 "slug_or_port", &ev.slug_or_port);
+		}
+
+		connect_time = batch_time(values[BATCH_CONNECT_TIME][i],
+								  nulls[BATCH_CONNECT_TIME][i],
+								  "connect_time");
+		disconnect_time = batch_time(values[BATCH_DISCONNECT_TIME][i],
+									 nulls[BATCH_DISCONNECT_TIME][i],
+									 "disconnect_time");
+		if (connect_time == CL_NO_TIME && disconnect_time == CL_NO_TIME)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("an element of connlog_enqueue_batch must have a connect_time or a disconnect_time")));
+		if (connect_time != CL_NO_TIME && disconnect_time != CL_NO_TIME &&
+			connect_time != disconnect_time &&
+			!(ev.flags & CL_HAS_CONNECTION_ID))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("an element of connlog_enqueue_batch without a connection_id must not have both a connect_time and a later disconnect_time"),
+					 errdetail("Events without a connection_id are never merged, so such an element cannot become one row.")));
+
+		/* the connect, unless the element is a standalone disconnect */
+		if (connect_time != CL_NO_TIME && connect_time != disconnect_time)
+		{
+			ev.event_time = connect_time;
+			ev.status = CL_STATUS_CONNECTED;
+			batch_append(&recs, &ev);
+			nrecs++;
+		}
+		if (disconnect_time == CL_NO_TIME)
+			continue;
+
+		/* the disconnect, which also carries code and disconnect_reason */
+		has_code = !nulls[BATCH_CODE_VALID][i] &&
+			DatumGetBool(values[BATCH_CODE_VALID][i]) &&
+			!nulls[BATCH_CODE][i];
+		if (has_code)
+		{
+			ev.flags |= CL_HAS_CODE;
+			ev.code = DatumGetInt32(values[BATCH_CODE][i]);
+		}
+		if (batch_text_present(values[BATCH_DISCONNECT_REASON][i],
+							   nulls[BATCH_DISCONNECT_REASON][i]))
+		{
+			ev.flags |= CL_HAS_REASON;
+			set_text(DatumGetTextPP(values[BATCH_DISCONNECT_REASON][i]),
+					 "disconnect_reason", &ev.disconnect_reason);
+		}
+		ev.event_time = disconnect_time;
+		ev.status = CL_STATUS_DISCONNECTED;
+		batch_append(&recs, &ev);
+		nrecs++;
+	}
+	error_context_stack = callback.previous;
+
+	if (nrecs == 0)
+		PG_RETURN_INT64(0);
+	if (!connlog_ring_entries_fit((uint64) recs.len, nrecs, wal))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%u connection log events do not fit in the connlog ring at once",
+						nrecs),
+				 errdetail("They need more than connlog.ring_size, %d kB.",
+						   connlog_ring_size_kb),
+				 errhint("Call connlog_enqueue_batch with fewer elements.")));
+	if (wal)
+		connlog_wal_check_enqueue();
+	switch (connlog_ring_put_many(recs.data, (uint32) recs.len, nrecs,
+								  (ConnlogPutMode) connlog_overflow,
+								  connlog_batch_size,
+								  connlog_enqueue_timeout_ms,
+								  CONNLOG_WAIT_EVENT(wait_event_ring_full,
+													 "ConnlogRingFull"),
+								  wal, &seq))
+	{
+		case CL_PUT_STORED:
+			if (wal)
+			{
+				char	   *msg = palloc(CONNLOG_WAL_HEADER_SIZE + CL_MAX_RECORD);
+				XLogRecPtr	end = InvalidXLogRecPtr;
+				uint32		off = 0;
+
+				for (uint32 r = 0; r < nrecs; r++)
+				{
+					uint32		rlen = cl_record_length(recs.data + off);
+
+					memcpy(msg + CONNLOG_WAL_HEADER_SIZE, recs.data + off, rlen);
+					end = connlog_wal_insert(msg, seq + r, rlen);
+					off += rlen;
+				}
+				if (connlog_durability == CL_DURABILITY_FLUSH)
+					connlog_wal_flush(end);
+			}
+			break;
+		case CL_PUT_DROPPED:
+			break;
+		case CL_PUT_FULL:
+			{
+				WorkerStatus w;
+
+				worker_status(&w);
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+						 errmsg("connlog ring is full"),
+						 errdetail_ring_full(&w),
+						 errhint_worker_trouble(&w, true)));
+			}
+	}
+	PG_RETURN_INT64((int64) nrecs);
 }
 
 /*

@@ -76,6 +76,7 @@
  *	  accounted for that moment.  started is set at initialization and
  *	  never changes.
  *	- mutex (a spinlock) protects last_flush and last_error.
+ *	- columns is a sequence lock of its own (connlog_columns_publish).
  *	- connlog.durability (wal.c): epoch is set at initialization and never
  *	  changes.  last_floor is a WAL insert position the worker read; only
  *	  the worker advances it, under lock held shared (no other shared
@@ -145,6 +146,8 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	s->worker_seen = false;
 	ConditionVariableInit(&s->space_cv);
 	ConditionVariableInit(&s->flush_cv);
+	pg_atomic_init_u32(&s->columns.gen, 0);
+	s->columns.state = CL_COLUMNS_UNKNOWN;
 	pg_atomic_init_u64(&s->done_seq, 0);
 	pg_atomic_init_u32(&s->flush_requested, 0);
 	pg_atomic_init_u64(&s->counters.enqueued, 0);
@@ -226,10 +229,11 @@ prefault(ConnlogShared *s, uint32 len)
 }
 
 /*
- * Store one record.  When the ring is full, CL_PUT_WAIT sleeps on space_cv
+ * Store nrecs records, back to back in recs[0 .. len), all or none.  When
+ * the ring has no room for all of them, CL_PUT_WAIT sleeps on space_cv
  * for up to wait_ms (interruptibly: ConditionVariableTimedSleep runs
  * CHECK_FOR_INTERRUPTS), CL_PUT_ERROR gives up at once, and CL_PUT_DROP
- * counts the event as enqueued and dropped.
+ * counts the events as enqueued and dropped.
  *
  * The worker is woken when the events it has not read yet (those from
  * taken_seq on) reach wake_events (a full batch) or the ring passes half
@@ -237,50 +241,66 @@ prefault(ConnlogShared *s, uint32 len)
  * keeps the hot path free of signals even while the worker cannot drain
  * (say, while the extension is missing).
  *
- * The ring entry gets the time of the attempt that stored it.  With wal
+ * Each ring entry gets the time of the attempt that stored it.  With wal
  * it also gets CL_RING_WAL_FLAG and the event's LSN floor, last_floor
- * (see the locking rules), and *seq returns the event's sequence number
- * for its WAL record, which the caller writes once the lock is released.
+ * (see the locking rules), and *seq returns the first event's sequence
+ * number (the others follow it) for their WAL records, which the caller
+ * writes once the lock is released.
  */
-ConnlogPutResult
-connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
-				 int wake_events, long wait_ms, uint32 wait_event,
-				 bool wal, uint64 *seq)
+static inline ConnlogPutResult
+ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
+		 int wake_events, long wait_ms, uint32 wait_event, bool wal,
+		 uint64 *seq)
 {
 	ConnlogShared *s = connlog_shared;
 	TimestampTz start = 0;
 	bool		sleeping = false;
 	ConnlogPutResult result;
-	uint32		need = len + CL_RING_TIME_SIZE + (wal ? CL_RING_LSN_SIZE : 0);
+	uint64		need = len + (uint64) nrecs *
+	(CL_RING_TIME_SIZE + (wal ? CL_RING_LSN_SIZE : 0));
 
 	for (;;)
 	{
 		Latch	   *wake = NULL;
 		TimestampTz now = GetCurrentTimestamp();
 
-		prefault(s, need);
+		prefault(s, (uint32) need);
 		LWLockAcquire(s->lock, LW_EXCLUSIVE);
 		if (s->size - (s->head - s->tail) >= need)
 		{
 			bool		below_half = (s->head - s->tail) * 2 <= s->size;
+			uint64		unread = s->head_seq -
+			pg_atomic_read_u64(&s->taken_seq);
+			uint64		pos = s->head;
+			uint32		off = 0;
 
-			ring_write(s, s->head, rec, len);
-			ring_write(s, s->head + len, (const char *) &now, sizeof(now));
-			if (wal)
+			for (uint32 i = 0; i < nrecs; i++)
 			{
-				uint32		flagged = len | CL_RING_WAL_FLAG;
+				uint32		rlen = cl_record_length(recs + off);
 
-				ring_write(s, s->head, (const char *) &flagged, sizeof(flagged));
-				ring_write(s, s->head + len + CL_RING_TIME_SIZE,
-						   (const char *) &s->last_floor, sizeof(XLogRecPtr));
-				pg_atomic_fetch_add_u64(&s->counters.wal_enqueued, 1);
+				ring_write(s, pos, recs + off, rlen);
+				ring_write(s, pos + rlen, (const char *) &now, sizeof(now));
+				pos += rlen + CL_RING_TIME_SIZE;
+				if (wal)
+				{
+					uint32		flagged = rlen | CL_RING_WAL_FLAG;
+
+					ring_write(s, pos - rlen - CL_RING_TIME_SIZE,
+							   (const char *) &flagged, sizeof(flagged));
+					ring_write(s, pos, (const char *) &s->last_floor,
+							   sizeof(XLogRecPtr));
+					pos += CL_RING_LSN_SIZE;
+				}
+				off += rlen;
 			}
+			if (wal)
+				pg_atomic_fetch_add_u64(&s->counters.wal_enqueued, nrecs);
 			*seq = s->head_seq;
 			s->head += need;
-			s->head_seq++;
-			pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
-			if (s->head_seq - pg_atomic_read_u64(&s->taken_seq) ==
-				(uint64) wake_events ||
+			s->head_seq += nrecs;
+			pg_atomic_fetch_add_u64(&s->counters.enqueued, nrecs);
+			if ((unread < (uint64) wake_events &&
+				 unread + nrecs >= (uint64) wake_events) ||
 				(below_half && (s->head - s->tail) * 2 > s->size))
 				wake = s->worker_latch;
 			result = CL_PUT_STORED;
@@ -290,8 +310,8 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 			wake = s->worker_latch;
 			if (mode == CL_PUT_DROP)
 			{
-				pg_atomic_fetch_add_u64(&s->counters.enqueued, 1);
-				pg_atomic_fetch_add_u64(&s->counters.dropped, 1);
+				pg_atomic_fetch_add_u64(&s->counters.enqueued, nrecs);
+				pg_atomic_fetch_add_u64(&s->counters.dropped, nrecs);
 				result = CL_PUT_DROPPED;
 			}
 			else
@@ -327,6 +347,115 @@ connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
 	if (sleeping)
 		ConditionVariableCancelSleep();
 	return result;
+}
+
+/* Store one record: ring_put() of one */
+ConnlogPutResult
+connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
+				 int wake_events, long wait_ms, uint32 wait_event,
+				 bool wal, uint64 *seq)
+{
+	return ring_put(rec, len, 1, mode, wake_events, wait_ms, wait_event,
+					wal, seq);
+}
+
+/*
+ * Store nrecs records at once, or none (connlog_enqueue_batch).  The
+ * caller has checked that they fit in the ring at all
+ * (connlog_ring_entries_fit): a wait for room that can never come would
+ * only time out.
+ */
+ConnlogPutResult
+connlog_ring_put_many(const char *recs, uint32 len, uint32 nrecs,
+					  ConnlogPutMode mode, int wake_events, long wait_ms,
+					  uint32 wait_event, bool wal, uint64 *seq)
+{
+	return ring_put(recs, len, nrecs, mode, wake_events, wait_ms,
+					wait_event, wal, seq);
+}
+
+/* Could nrecs records of len bytes in all fit in the empty ring? */
+bool
+connlog_ring_entries_fit(uint64 len, uint32 nrecs, bool wal)
+{
+	return len + (uint64) nrecs *
+		(CL_RING_TIME_SIZE + (wal ? CL_RING_LSN_SIZE : 0)) <=
+		connlog_shared->size;
+}
+
+/*
+ * The columns of the table the rows go to that extra may name, which the
+ * worker publishes each time it prepares its statements (writer.c), for
+ * connlog_enqueue to refuse a key that names none.  A sequence lock: the
+ * worker, the only writer, makes gen odd while it writes, and a reader
+ * retries while gen is odd or changed under it, so producers take no lock
+ * for it (and a NULL extra never reads it at all).
+ */
+void
+connlog_columns_publish(ConnlogColumnsState state, Oid relid,
+						const char *names, uint32 len)
+{
+	ConnlogColumns *c = &connlog_shared->columns;
+
+	if (state == CL_COLUMNS_LISTED && len > CL_COLUMN_NAMES_SIZE)
+		state = CL_COLUMNS_UNKNOWN;
+	pg_atomic_fetch_add_u32(&c->gen, 1);	/* a full barrier */
+	c->state = state;
+	c->relid = relid;
+	c->len = state == CL_COLUMNS_LISTED ? len : 0;
+	if (c->len > 0)
+		memcpy(c->names, names, len);
+	pg_atomic_fetch_add_u32(&c->gen, 1);
+}
+
+/*
+ * Does the published list name key[0 .. len)?  CL_COLUMNS_UNKNOWN if
+ * nothing is published (the worker checks the key when it writes),
+ * CL_COLUMNS_ANY if any key goes (connection_logs keeps them all), else
+ * CL_COLUMNS_LISTED if the list has it, and CL_COLUMNS_MISSING, with the
+ * table in *relid, if not.
+ */
+ConnlogColumnsState
+connlog_columns_find(const char *key, uint32 len, Oid *relid)
+{
+	ConnlogColumns *c = &connlog_shared->columns;
+
+	for (;;)
+	{
+		uint32		gen = pg_atomic_read_u32(&c->gen);
+		ConnlogColumnsState state;
+
+		if (gen & 1)
+		{
+			pg_spin_delay();
+			continue;
+		}
+		pg_read_barrier();
+		state = c->state;
+		*relid = c->relid;
+		if (state == CL_COLUMNS_LISTED)
+		{
+			uint32		n = Min(c->len, CL_COLUMN_NAMES_SIZE);
+			uint32		pos = 0;
+
+			/* names end with a NUL each; a torn read is retried below */
+			state = CL_COLUMNS_MISSING;
+			while (pos < n)
+			{
+				uint32		l = strnlen(c->names + pos, n - pos);
+
+				if (l == len && memcmp(c->names + pos, key, len) == 0)
+				{
+					state = CL_COLUMNS_LISTED;
+					break;
+				}
+				pos += l + 1;
+			}
+		}
+		pg_read_barrier();
+		if (pg_atomic_read_u32(&c->gen) == gen)
+			return state;
+	}
 }
 
 /* Wake the worker, e.g. for connlog_flush(); a no-op if none runs. */

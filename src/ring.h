@@ -102,6 +102,30 @@ typedef enum ConnlogConnector
 
 #define CL_NUM_CONNECTORS	(CL_CONNECTOR_KEEPER + 1)
 
+/*
+ * The columns of the table the rows go to that connlog_enqueue's extra may
+ * name, as the worker last published them (ring.c,
+ * connlog_columns_publish).  names holds each name followed by a NUL.
+ */
+typedef enum ConnlogColumnsState
+{
+	CL_COLUMNS_UNKNOWN,			/* none published: the worker checks keys */
+	CL_COLUMNS_ANY,				/* connection_logs: every key is kept */
+	CL_COLUMNS_LISTED,			/* the names below (a lookup: found) */
+	CL_COLUMNS_MISSING			/* a lookup only: not among them */
+} ConnlogColumnsState;
+
+#define CL_COLUMN_NAMES_SIZE	4096
+
+typedef struct ConnlogColumns
+{
+	pg_atomic_uint32 gen;		/* odd while the worker writes */
+	ConnlogColumnsState state;
+	Oid			relid;			/* the table */
+	uint32		len;			/* bytes of names */
+	char		names[CL_COLUMN_NAMES_SIZE];
+} ConnlogColumns;
+
 typedef struct ConnlogShared
 {
 	LWLock	   *lock;			/* see ring.c */
@@ -141,6 +165,8 @@ typedef struct ConnlogShared
 	uint64		exit_ring_pending;	/* ... of which the ring held these */
 
 	ConnlogCounters counters;
+
+	ConnlogColumns columns;		/* what extra may name */
 
 	slock_t		mutex;			/* protects the fields below */
 	TimestampTz last_flush;
@@ -197,6 +223,15 @@ extern ConnlogPutResult connlog_ring_put(const char *rec, uint32 len,
 										 ConnlogPutMode mode, int wake_events,
 										 long wait_ms, uint32 wait_event,
 										 bool wal, uint64 *seq);
+extern ConnlogPutResult connlog_ring_put_many(const char *recs, uint32 len,
+											  uint32 nrecs,
+											  ConnlogPutMode mode,
+											  int wake_events, long wait_ms,
+											  uint32 wait_event, bool wal,
+											  uint64 *seq);
+extern bool connlog_ring_entries_fit(uint64 len, uint32 nrecs, bool wal);
+extern ConnlogColumnsState connlog_columns_find(const char *key, uint32 len,
+												Oid *relid);
 extern void connlog_ring_wake_worker(void);
 
 /* the worker (the only consumer) */
@@ -215,6 +250,8 @@ extern void connlog_ring_note_flush(const char *error);
 extern void connlog_ring_clear_error(void);
 extern void connlog_ring_set_state(ConnlogWorkerState state);
 extern void connlog_ring_set_replayed(bool holds);
+extern void connlog_columns_publish(ConnlogColumnsState state, Oid relid,
+									const char *names, uint32 len);
 extern const char *connlog_worker_state_label(ConnlogWorkerState state);
 
 /* readers */

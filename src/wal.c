@@ -807,6 +807,18 @@ event_refused(const char *rec, uint32 len)
 			!pg_verify_mbstr(GetDatabaseEncoding(), texts[i]->data,
 							 texts[i]->len, true))
 			return "a text field is not valid in the database encoding";
+	if (ev.extra_len > 0)
+	{
+		const char *pos = ev.extra;
+		ClExtraItem it;
+
+		while (cl_extra_next(&pos, ev.extra + ev.extra_len, &it))
+			if (!pg_verify_mbstr(GetDatabaseEncoding(), it.key, it.key_len,
+								 true) ||
+				!pg_verify_mbstr(GetDatabaseEncoding(), it.value,
+								 it.value_len, true))
+				return "a key or value of extra is not valid in the database encoding";
+	}
 	return NULL;
 }
 

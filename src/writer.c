@@ -239,8 +239,12 @@ enum
 	COL_CONNECTION_ID,
 	COL_DISCONNECT_TIME,
 	COL_DISCONNECT_REASON,
+	COL_EXTRA,					/* from 1.3 */
 	UPSERT_NCOLS
 };
+
+/* the columns of connection_logs a table of connlog.table must have */
+#define ROWS_TABLE_NCOLS	COL_EXTRA
 
 /*
  * and their types; InvalidOid marks the type column's, which is text from
@@ -249,8 +253,11 @@ enum
 static const Oid row_types[UPSERT_NCOLS] = {
 	UUIDOID, TIMESTAMPTZOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID,
 	InvalidOid, INETOID, INT4OID, TEXTOID, UUIDOID, TEXTOID, UUIDOID,
-	TIMESTAMPTZOID, TEXTOID
+	TIMESTAMPTZOID, TEXTOID, JSONBOID
 };
+
+/* connlog_batch_row's columns: UPSERT_NCOLS from 1.3, COL_EXTRA before */
+static int	row_ncols = UPSERT_NCOLS;
 
 /*
  * The extension's tables that the statements use, in the order of
@@ -300,25 +307,53 @@ static MemoryContext log_events_cxt = NULL;
 static int	exit_budget_ms = 0; /* 0: the worker is not exiting */
 
 /*
+ * connlog.table: the upserts of rows with application columns (extra),
+ * one per set of columns (ExtraPlan, below), in TopMemoryContext; the
+ * schema names keep_plan needs to prepare them later.
+ */
+static List *extra_plans = NIL;
+static char *plan_nspname = NULL;
+static char *rows_nsp_name = NULL;
+static char *rows_rel_name = NULL;
+
+static void forget_extra_plans(void);
+static void append_extra_json(StringInfo buf, const ClEvent *ev);
+static Datum batch_row(TupleDesc desc, const ClBatch *b, const ClEntry *e,
+					   bool with_extra);
+static Datum batch_rows_array(Datum *rows, int n);
+static void publish_columns(Relation rel, bool any_key);
+
+/*
  * The upsert.  %1$s is the table, quoted and qualified; $1 is a
  * connlog_batch_row[].
  * Merging in the batch guarantees that no conflict key appears twice in one
- * statement, which ON CONFLICT DO UPDATE would refuse.
+ * statement, which ON CONFLICT DO UPDATE would refuse.  The rest is what
+ * extra adds (upsert_text): %3$s the columns, %4$s their values, %5$s the
+ * rows as u, %6$s the columns' updates.
  */
 static const char *const upsert_sql =
 "INSERT INTO %1$s AS c (id, connect_time, organization_id, "
 "workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
 "code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
-"disconnect_reason) "
+"disconnect_reason%3$s) "
 "SELECT u.id, u.connect_time, u.organization_id, u.workspace_owner_id, "
 "u.workspace_id, u.workspace_name, u.agent_name, u.type, u.ip, u.code, "
-"u.user_agent, u.user_id, u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason "
-"FROM pg_catalog.unnest($1) AS u %2$s"
+"u.user_agent, u.user_id, u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason%4$s "
+"FROM %5$s %2$s"
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
 "connect_time = LEAST(c.connect_time, excluded.connect_time), "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
 "code = COALESCE(c.code, excluded.code), "
-"disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)";
+"disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)%6$s";
+
+/*
+ * connection_logs.extra (1.3): the row's keys keep their values, the
+ * event's other keys are added (jsonb's || takes the right operand's value
+ * of a key both have), as batch.c merges them.
+ */
+static const char *const extra_set =
+", extra = COALESCE(excluded.extra OPERATOR(pg_catalog.||) c.extra, "
+"c.extra, excluded.extra)";
 
 /*
  * One bounded step of connlog.retention.  The rows come from the
@@ -389,8 +424,19 @@ forget_plans(void)
 	if (rows_table != NULL)
 		pfree(rows_table);
 	rows_table = NULL;
+	if (plan_nspname != NULL)
+		pfree(plan_nspname);
+	plan_nspname = NULL;
+	if (rows_nsp_name != NULL)
+		pfree(rows_nsp_name);
+	if (rows_rel_name != NULL)
+		pfree(rows_rel_name);
+	rows_nsp_name = rows_rel_name = NULL;
 	rows_owner = InvalidOid;
 	memset(member_relids, 0, sizeof(member_relids));
+	forget_extra_plans();
+	/* until the statements are prepared again, the worker checks keys */
+	connlog_columns_publish(CL_COLUMNS_UNKNOWN, InvalidOid, NULL, 0);
 }
 
 /*
@@ -510,7 +556,8 @@ check_member_type(Oid extoid, Oid typid)
 
 /*
  * Look up connlog_batch_row in the extension's schema, check that it is
- * the extension's and that it has the columns build_upsert_args() fills.
+ * the extension's and that it has the columns build_upsert_args() fills
+ * (extra from 1.3 on).
  * Its type column is text from 1.2 on.  Before, it is the enum
  * connection_type, which must be the extension's too, and the OIDs of its
  * labels are looked up here for the seven labels connlog knows; a label
@@ -537,8 +584,9 @@ find_row_type(Oid extoid, Oid nspoid, const char *nspname)
 	check_member_type(extoid, row_typid);
 
 	desc = lookup_rowtype_tupdesc(row_typid, -1);
-	ok = desc->natts == UPSERT_NCOLS;
-	for (int c = 0; ok && c < UPSERT_NCOLS; c++)
+	row_ncols = desc->natts;
+	ok = row_ncols == UPSERT_NCOLS || row_ncols == COL_EXTRA;
+	for (int c = 0; ok && c < row_ncols; c++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, c);
 
@@ -584,7 +632,8 @@ check_rows_columns(Relation rel, const char *name)
 	TupleDesc	row_desc = lookup_rowtype_tupdesc(row_typid, -1);
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	for (int c = 0; c < row_desc->natts; c++)
+	/* extra is connection_logs' own: an application's has columns */
+	for (int c = 0; c < ROWS_TABLE_NCOLS; c++)
 	{
 		Form_pg_attribute src = TupleDescAttr(row_desc, c);
 		const char *col = NameStr(src->attname);
@@ -619,7 +668,7 @@ check_rows_columns(Relation rel, const char *name)
 		if (att->attisdropped || !att->attnotnull || att->atthasdef ||
 			att->attidentity != '\0' || att->attgenerated != '\0')
 			continue;
-		for (int c = 0; c < row_desc->natts && !written; c++)
+		for (int c = 0; c < ROWS_TABLE_NCOLS && !written; c++)
 			written = namestrcmp(&att->attname,
 						  NameStr(TupleDescAttr(row_desc, c)->attname)) == 0;
 		if (!written)
@@ -845,6 +894,37 @@ keep_plan(const char *nspname, const char *rows_nsp, const char *rows_rel,
 }
 
 /*
+ * The upsert into rows_name with filter (replay_filter or ""), and what
+ * extra adds: cols, exprs, from and sets (see upsert_sql).
+ */
+static char *
+upsert_text(const char *rows_name, const char *filter, const char *cols,
+			const char *exprs, const char *from, const char *sets)
+{
+	return psprintf(upsert_sql, rows_name, filter, cols, exprs, from, sets);
+}
+
+/* The upsert and its replay form (replay_sql), with what extra adds */
+static void
+keep_upserts(const char *nspname, const char *rows_nsp, const char *rows_rel,
+			 const char *rows_name, const char *cols, const char *exprs,
+			 const char *from, const char *sets, int nargs, Oid *argtypes,
+			 SPIPlanPtr *plan, SPIPlanPtr *replay_plan)
+{
+	char	   *filter = psprintf(replay_filter, rows_name);
+
+	*plan = keep_plan(nspname, rows_nsp, rows_rel,
+					  upsert_text(rows_name, "", cols, exprs, from, sets),
+					  nargs, argtypes);
+	*replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
+							 psprintf(replay_sql,
+									  upsert_text(rows_name, filter, cols,
+												  exprs, from, sets),
+									  filter),
+							 nargs, argtypes);
+}
+
+/*
  * Check the members of extension extoid, in schema nspoid, at version, and
  * prepare the statements for them.  Runs inside a transaction with SPI
  * connected.
@@ -861,7 +941,7 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	char	   *rows_name;
 	char	   *rows_nsp = NULL;	/* connlog.table's, if set */
 	char	   *rows_rel = NULL;
-	char	   *filter;
+	bool		own_extra;
 
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
@@ -895,15 +975,12 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	rows_table = MemoryContextStrdup(TopMemoryContext, rows_name);
 	check_privileges(nspoid, nspname);
 
-	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(upsert_sql, rows_name, ""), 1,
-							&row_array_typid);
-	filter = psprintf(replay_filter, rows_name);
-	upsert_replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
-								   psprintf(replay_sql,
-											psprintf(upsert_sql, rows_name,
-													 filter),
-											filter),
-								   1, &row_array_typid);
+	/* connection_logs keeps extra in a column of its own from 1.3 on */
+	own_extra = connlog_table[0] == '\0' && row_ncols == UPSERT_NCOLS;
+	keep_upserts(nspname, rows_nsp, rows_rel, rows_name,
+				 own_extra ? ", extra" : "", own_extra ? ", u.extra" : "",
+				 "pg_catalog.unnest($1) AS u", own_extra ? extra_set : "",
+				 1, &row_array_typid, &upsert_plan, &upsert_replay_plan);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
@@ -925,6 +1002,19 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 						   purge_types);
 	plan_extoid = extoid;
 	plan_version = MemoryContextStrdup(TopMemoryContext, version);
+	plan_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
+	if (rows_nsp != NULL)
+	{
+		rows_nsp_name = MemoryContextStrdup(TopMemoryContext, rows_nsp);
+		rows_rel_name = MemoryContextStrdup(TopMemoryContext, rows_rel);
+	}
+	{
+		Relation	rel = table_open(member_relids[MEMBER_LOGS],
+									 AccessShareLock);
+
+		publish_columns(rel, own_extra);
+		table_close(rel, AccessShareLock);
+	}
 }
 
 /*
@@ -1005,6 +1095,8 @@ prepare_plans(bool hold_if_broken)
 	return true;
 }
 
+static bool extra_plans_valid(void);
+
 /* Is every kept statement's query tree still valid? */
 static bool
 plans_valid(void)
@@ -1015,7 +1107,7 @@ plans_valid(void)
 	for (int i = 0; i < lengthof(plans); i++)
 		if (plans[i] != NULL && !SPI_plan_is_valid(plans[i]))
 			return false;
-	return true;
+	return extra_plans_valid();
 }
 
 /*
@@ -1301,7 +1393,13 @@ inet_datum(const ClEvent *ev)
 	return InetPGetDatum(ip);
 }
 
-/* The upsert's one argument: the entries as a connlog_batch_row[] */
+/*
+ * The upserts' arguments.  rows: the entries without application columns
+ * as a connlog_batch_row[], for upsert_plan; groups: those with them, one
+ * group per set of columns (see "Application columns" below).
+ */
+typedef struct ExtraGroup ExtraGroup;
+
 typedef struct UpsertArgs
 {
 	const ClBatch *batch;
@@ -1309,6 +1407,8 @@ typedef struct UpsertArgs
 	int			n;
 	const ConnlogProgress *progress;
 	Datum		rows;
+	int			nrows;
+	List	   *groups;			/* of ExtraGroup */
 } UpsertArgs;
 
 /*
@@ -1382,66 +1482,478 @@ type_datum(const ClEvent *ev)
 	return ObjectIdGetDatum(label);
 }
 
+/* ---------------------------------------------------------------------
+ * Application columns: extra on connlog.table
+ *
+ * connlog_enqueue's extra names columns of the application's table beyond
+ * connlog's sixteen.  An INSERT lists its columns once for all its rows,
+ * and a column it lists but a row does not give would get NULL instead
+ * of its default; so the entries of a batch with extra are upserted by
+ * their set of columns, one statement per set (usually one: an
+ * application sends the same keys with every event), in the batch's
+ * transaction, and entries without extra by upsert_plan as always.  Each
+ * set's statement is prepared once and kept (ExtraPlan), up to
+ * MAX_EXTRA_PLANS sets; more start the cache afresh.
+ *
+ * A value reaches its column through the column type's input function,
+ * found by OID in pg_type and called here with the column's typmod (so
+ * varchar(n) checks its length, a domain its constraints, an enum its
+ * labels), as the table's owner in a security-restricted operation, like
+ * the statement itself; never through a cast, which the type's owner
+ * could define.  The values go to the statement as one array per column,
+ * of the column's own type, beside the rows: ROWS FROM unnests them side
+ * by side.  On conflict an existing non-NULL value is kept, as coder does
+ * for code and disconnect_reason.  A value the type refuses fails the
+ * statement with its class 22 error, and a key that names no column
+ * connlog can write fails it with 22023: the worker's split then isolates
+ * the event with the reason (flush.c).
+ * ---------------------------------------------------------------------
+ */
+#define MAX_EXTRA_PLANS		16
+
+typedef struct ExtraPlan
+{
+	char	   *sig;			/* the keys as in a record: length, bytes */
+	int			sig_len;
+	int			ncols;
+	Oid		   *typids;			/* each column's type, */
+	int32	   *typmods;		/* its typmod, */
+	FmgrInfo   *inputs;			/* the type's input function */
+	Oid		   *ioparams;		/* and its argument */
+	SPIPlanPtr	plan;
+	SPIPlanPtr	replay_plan;
+} ExtraPlan;
+
+struct ExtraGroup
+{
+	ExtraPlan  *plan;
+	List	   *entries;		/* batch indexes of its entries */
+	char	  **values;			/* ncols per entry: the values' texts */
+	Datum	   *args;			/* $1, the rows; then one array per column */
+};
+
+static void
+forget_extra_plans(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, extra_plans)
+	{
+		ExtraPlan  *p = lfirst(lc);
+
+		SPI_freeplan(p->plan);
+		SPI_freeplan(p->replay_plan);
+		pfree(p->sig);
+		pfree(p->typids);
+		pfree(p->typmods);
+		pfree(p->inputs);
+		pfree(p->ioparams);
+		pfree(p);
+	}
+	list_free(extra_plans);
+	extra_plans = NIL;
+}
+
+static bool
+extra_plans_valid(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, extra_plans)
+	{
+		ExtraPlan  *p = lfirst(lc);
+
+		if (!SPI_plan_is_valid(p->plan) || !SPI_plan_is_valid(p->replay_plan))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A column extra may name: one of the table's own, not one of connlog's
+ * sixteen, and one an INSERT may give a value (not generated, not an
+ * identity GENERATED ALWAYS).
+ */
+static bool
+extra_column(Form_pg_attribute att)
+{
+	const char *name = NameStr(att->attname);
+
+	return !att->attisdropped && att->attnum > 0 &&
+		att->attgenerated == '\0' &&
+		att->attidentity != ATTRIBUTE_IDENTITY_ALWAYS &&
+		!cl_extra_reserved_key(name, strlen(name));
+}
+
+/*
+ * Tell connlog_enqueue which keys extra may have (ring.c): any, for
+ * connection_logs from 1.3 on; else the columns of rel that extra may
+ * name (none for connection_logs before 1.3).
+ */
+static void
+publish_columns(Relation rel, bool any_key)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData names;
+
+	if (any_key)
+	{
+		connlog_columns_publish(CL_COLUMNS_ANY, RelationGetRelid(rel),
+								NULL, 0);
+		return;
+	}
+	initStringInfo(&names);
+	for (int i = 0; i < desc->natts && connlog_table[0] != '\0'; i++)
+		if (extra_column(TupleDescAttr(desc, i)))
+			appendBinaryStringInfo(&names,
+								   NameStr(TupleDescAttr(desc, i)->attname),
+					   strlen(NameStr(TupleDescAttr(desc, i)->attname)) + 1);
+	connlog_columns_publish(CL_COLUMNS_LISTED, RelationGetRelid(rel),
+							names.data, (uint32) names.len);
+	pfree(names.data);
+}
+
+/*
+ * The kept statement for the columns sig names, prepared now if need be.
+ * A key that names no column connlog can write is the event's error.
+ */
+static ExtraPlan *
+find_extra_plan(const char *sig, int sig_len)
+{
+	Oid			relid = member_relids[MEMBER_LOGS];
+	ExtraPlan  *p;
+	ListCell   *lc;
+	MemoryContext old;
+	StringInfoData cols;
+	StringInfoData exprs;
+	StringInfoData from;
+	StringInfoData sets;
+	TupleDesc	row_desc;
+	Oid		   *argtypes;
+	int			ncols = 0;
+
+	foreach(lc, extra_plans)
+	{
+		p = lfirst(lc);
+		if (p->sig_len == sig_len && memcmp(p->sig, sig, sig_len) == 0)
+			return p;
+	}
+	if (list_length(extra_plans) >= MAX_EXTRA_PLANS)
+		forget_extra_plans();
+
+	for (int pos = 0; pos < sig_len; pos += 1 + (uint8) sig[pos])
+		ncols++;
+	/* kept only once every column is found: an error leaves nothing */
+	p = palloc0(sizeof(ExtraPlan));
+	p->sig_len = sig_len;
+	p->ncols = ncols;
+	p->typids = palloc(sizeof(Oid) * ncols);
+	p->typmods = palloc(sizeof(int32) * ncols);
+	p->ioparams = palloc(sizeof(Oid) * ncols);
+
+	argtypes = palloc(sizeof(Oid) * (ncols + 1));
+	argtypes[0] = row_array_typid;
+	initStringInfo(&cols);
+	initStringInfo(&exprs);
+	initStringInfo(&sets);
+	initStringInfo(&from);
+	appendStringInfoString(&from, "ROWS FROM (pg_catalog.unnest($1)");
+	for (int c = 0, pos = 0; c < ncols; c++, pos += 1 + (uint8) sig[pos])
+	{
+		char	   *name = pnstrdup(sig + pos + 1, (uint8) sig[pos]);
+		HeapTuple	tup = SearchSysCacheAttName(relid, name);
+		const char *col = quote_identifier(name);
+		bool		ok;
+
+		ok = HeapTupleIsValid(tup) &&
+			extra_column((Form_pg_attribute) GETSTRUCT(tup));
+		if (ok)
+		{
+			p->typids[c] = ((Form_pg_attribute) GETSTRUCT(tup))->atttypid;
+			p->typmods[c] = ((Form_pg_attribute) GETSTRUCT(tup))->atttypmod;
+		}
+		if (HeapTupleIsValid(tup))
+			ReleaseSysCache(tup);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			   errmsg("table %s has no column \"%s\" that connlog can write",
+					  rows_table, name),
+					 errdetail("The event's extra names it.")));
+		argtypes[c + 1] = get_array_type(p->typids[c]);
+		if (!OidIsValid(argtypes[c + 1]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"%s\" of table %s is of type %s, which has no array type",
+							name, rows_table, format_type_be(p->typids[c])),
+					 errdetail("connlog passes the values of extra as an array of the column's type.")));
+		appendStringInfo(&cols, ", %s", col);
+		appendStringInfo(&exprs, ", u.x%d", c + 1);
+		appendStringInfo(&from, ", pg_catalog.unnest($%d)", c + 2);
+		appendStringInfo(&sets, ", %s = COALESCE(c.%s, excluded.%s)",
+						 col, col, col);
+	}
+	/* name every column ROWS FROM makes: the row type's, then x1, x2, ... */
+	appendStringInfoString(&from, ") AS u(");
+	row_desc = lookup_rowtype_tupdesc(row_typid, -1);
+	for (int i = 0; i < row_desc->natts; i++)
+		appendStringInfo(&from, "%s%s", i > 0 ? ", " : "",
+			 quote_identifier(NameStr(TupleDescAttr(row_desc, i)->attname)));
+	ReleaseTupleDesc(row_desc);
+	for (int c = 0; c < ncols; c++)
+		appendStringInfo(&from, ", x%d", c + 1);
+	appendStringInfoChar(&from, ')');
+
+	keep_upserts(plan_nspname, rows_nsp_name, rows_rel_name, rows_table,
+				 cols.data, exprs.data, from.data, sets.data, ncols + 1,
+				 argtypes, &p->plan, &p->replay_plan);
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = memcpy(palloc(sizeof(ExtraPlan)), p, sizeof(ExtraPlan));
+	p->sig = memcpy(palloc(sig_len), sig, sig_len);
+	p->typids = memcpy(palloc(sizeof(Oid) * ncols), p->typids,
+					   sizeof(Oid) * ncols);
+	p->typmods = memcpy(palloc(sizeof(int32) * ncols), p->typmods,
+						sizeof(int32) * ncols);
+	p->ioparams = palloc(sizeof(Oid) * ncols);
+	p->inputs = palloc0(sizeof(FmgrInfo) * ncols);
+	for (int c = 0; c < ncols; c++)
+	{
+		Oid			typinput;
+
+		getTypeInputInfo(p->typids[c], &typinput, &p->ioparams[c]);
+		fmgr_info_cxt(typinput, &p->inputs[c], TopMemoryContext);
+	}
+	extra_plans = lappend(extra_plans, p);
+	MemoryContextSwitchTo(old);
+	return p;
+}
+
+/* Put batch entry idx, whose event is ev, into the group of its columns */
+static void
+add_to_group(UpsertArgs *a, int idx, const ClEvent *ev)
+{
+	StringInfoData sig;
+	const char *pos = ev->extra;
+	ClExtraItem it;
+	ExtraGroup *g = NULL;
+	ListCell   *lc;
+
+	initStringInfo(&sig);
+	while (cl_extra_next(&pos, ev->extra + ev->extra_len, &it))
+	{
+		appendBinaryStringInfo(&sig, (const char *) &it.key_len, 1);
+		appendBinaryStringInfo(&sig, it.key, it.key_len);
+	}
+	foreach(lc, a->groups)
+	{
+		ExtraGroup *x = lfirst(lc);
+
+		if (x->plan->sig_len == sig.len &&
+			memcmp(x->plan->sig, sig.data, sig.len) == 0)
+			g = x;
+	}
+	if (g == NULL)
+	{
+		g = palloc0(sizeof(ExtraGroup));
+		g->plan = find_extra_plan(sig.data, sig.len);
+		a->groups = lappend(a->groups, g);
+	}
+	g->entries = lappend_int(g->entries, idx);
+	pfree(sig.data);
+}
+
+/*
+ * Each group's rows ($1), and the texts of its values, which
+ * convert_group_values() turns into the column arrays.
+ */
+static void
+build_group_args(UpsertArgs *a, TupleDesc desc)
+{
+	ListCell   *lc;
+
+	foreach(lc, a->groups)
+	{
+		ExtraGroup *g = lfirst(lc);
+		int			n = list_length(g->entries);
+		Datum	   *rows = palloc(sizeof(Datum) * n);
+		ListCell   *ec;
+		int			k = 0;
+
+		g->values = palloc(sizeof(char *) * n * g->plan->ncols);
+		foreach(ec, g->entries)
+		{
+			const ClEntry *e = &a->batch->entries[lfirst_int(ec)];
+			ClEvent		ev;
+			const char *pos;
+			ClExtraItem it;
+			int			c = 0;
+
+			cl_batch_entry_event(a->batch, e, &ev);
+			rows[k] = batch_row(desc, a->batch, e, false);
+			pos = ev.extra;
+			while (cl_extra_next(&pos, ev.extra + ev.extra_len, &it))
+				g->values[k * g->plan->ncols + c++] =
+					pnstrdup(it.value, it.value_len);
+			k++;
+		}
+		g->args = palloc(sizeof(Datum) * (g->plan->ncols + 1));
+		g->args[0] = batch_rows_array(rows, n);
+	}
+}
+
+/*
+ * The column arrays of each group: every value through its column type's
+ * input function.  The caller runs this as the table's owner.
+ */
+static void
+convert_group_values(UpsertArgs *a)
+{
+	ListCell   *lc;
+
+	foreach(lc, a->groups)
+	{
+		ExtraGroup *g = lfirst(lc);
+		ExtraPlan  *p = g->plan;
+		int			n = list_length(g->entries);
+		Datum	   *col = palloc(sizeof(Datum) * n);
+
+		for (int c = 0; c < p->ncols; c++)
+		{
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			for (int k = 0; k < n; k++)
+				col[k] = InputFunctionCall(&p->inputs[c],
+										   g->values[k * p->ncols + c],
+										   p->ioparams[c], p->typmods[c]);
+			get_typlenbyvalalign(p->typids[c], &typlen, &typbyval,
+								 &typalign);
+			g->args[c + 1] = PointerGetDatum(construct_array(col, n,
+															 p->typids[c],
+															 typlen,
+															 typbyval,
+															 typalign));
+		}
+	}
+}
+
+/* connection_logs.extra's value: ev's extra as a jsonb */
+static Datum
+extra_jsonb(const ClEvent *ev)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	append_extra_json(&buf, ev);
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+/* Entry e of b as a connlog_batch_row of desc; with_extra: fill extra */
+static Datum
+batch_row(TupleDesc desc, const ClBatch *b, const ClEntry *e, bool with_extra)
+{
+	ClEvent		ev;
+	Datum		v[UPSERT_NCOLS];
+	bool		null[UPSERT_NCOLS];
+
+	cl_batch_entry_event(b, e, &ev);
+	memset(null, 0, sizeof(null));
+	v[COL_ID] = uuid_datum(ev.id);
+	v[COL_CONNECT_TIME] = TimestampTzGetDatum(e->connect_time);
+	v[COL_ORGANIZATION_ID] = uuid_datum(ev.organization_id);
+	v[COL_WORKSPACE_OWNER_ID] = uuid_datum(ev.workspace_owner_id);
+	v[COL_WORKSPACE_ID] = uuid_datum(ev.workspace_id);
+	v[COL_WORKSPACE_NAME] = text_datum(&ev.workspace_name);
+	v[COL_AGENT_NAME] = text_datum(&ev.agent_name);
+	v[COL_TYPE] = type_datum(&ev);
+	if (ev.flags & CL_HAS_IP)
+		v[COL_IP] = inet_datum(&ev);
+	else
+		null[COL_IP] = true;
+	v[COL_CODE] = Int32GetDatum(ev.code);
+	null[COL_CODE] = !(ev.flags & CL_HAS_CODE);
+	if (ev.flags & CL_HAS_USER_AGENT)
+		v[COL_USER_AGENT] = text_datum(&ev.user_agent);
+	else
+		null[COL_USER_AGENT] = true;
+	if (ev.flags & CL_HAS_USER_ID)
+		v[COL_USER_ID] = uuid_datum(ev.user_id);
+	else
+		null[COL_USER_ID] = true;
+	if (ev.flags & CL_HAS_SLUG_OR_PORT)
+		v[COL_SLUG_OR_PORT] = text_datum(&ev.slug_or_port);
+	else
+		null[COL_SLUG_OR_PORT] = true;
+	if (ev.flags & CL_HAS_CONNECTION_ID)
+		v[COL_CONNECTION_ID] = uuid_datum(ev.connection_id);
+	else
+		null[COL_CONNECTION_ID] = true;
+	v[COL_DISCONNECT_TIME] = TimestampTzGetDatum(e->disconnect_time);
+	null[COL_DISCONNECT_TIME] = (e->disconnect_time == CL_NO_TIME);
+	if (ev.flags & CL_HAS_REASON)
+		v[COL_DISCONNECT_REASON] = text_datum(&ev.disconnect_reason);
+	else
+		null[COL_DISCONNECT_REASON] = true;
+	if (with_extra && ev.extra_len > 0)
+		v[COL_EXTRA] = extra_jsonb(&ev);
+	else
+		null[COL_EXTRA] = true;
+	return HeapTupleGetDatum(heap_form_tuple(desc, v, null));
+}
+
+/* rows[0 .. n) as a connlog_batch_row[] */
+static Datum
+batch_rows_array(Datum *rows, int n)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(row_typid, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(rows, n, row_typid, typlen,
+										   typbyval, typalign));
+}
+
+/*
+ * The entries [start, start + n) of the batch as the upserts' arguments.
+ * Without connlog.table every entry is a row of upsert_plan, its extra
+ * in connection_logs' column extra (before 1.3, which has none, an entry
+ * with extra fails; connlog_enqueue had no extra then).  With it, an entry
+ * whose extra names columns goes to the group of its set of columns.
+ */
 static void
 build_upsert_args(UpsertArgs *a)
 {
 	TupleDesc	desc = lookup_rowtype_tupdesc(row_typid, -1);
 	Datum	   *rows = palloc(sizeof(Datum) * a->n);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
+	bool		app_table = connlog_table[0] != '\0';
 
+	a->nrows = 0;
+	a->groups = NIL;
 	for (int i = 0; i < a->n; i++)
 	{
 		const ClEntry *e = &a->batch->entries[a->start + i];
 		ClEvent		ev;
-		Datum		v[UPSERT_NCOLS];
-		bool		null[UPSERT_NCOLS];
 
 		cl_batch_entry_event(a->batch, e, &ev);
-		memset(null, 0, sizeof(null));
-		v[COL_ID] = uuid_datum(ev.id);
-		v[COL_CONNECT_TIME] = TimestampTzGetDatum(e->connect_time);
-		v[COL_ORGANIZATION_ID] = uuid_datum(ev.organization_id);
-		v[COL_WORKSPACE_OWNER_ID] = uuid_datum(ev.workspace_owner_id);
-		v[COL_WORKSPACE_ID] = uuid_datum(ev.workspace_id);
-		v[COL_WORKSPACE_NAME] = text_datum(&ev.workspace_name);
-		v[COL_AGENT_NAME] = text_datum(&ev.agent_name);
-		v[COL_TYPE] = type_datum(&ev);
-		if (ev.flags & CL_HAS_IP)
-			v[COL_IP] = inet_datum(&ev);
-		else
-			null[COL_IP] = true;
-		v[COL_CODE] = Int32GetDatum(ev.code);
-		null[COL_CODE] = !(ev.flags & CL_HAS_CODE);
-		if (ev.flags & CL_HAS_USER_AGENT)
-			v[COL_USER_AGENT] = text_datum(&ev.user_agent);
-		else
-			null[COL_USER_AGENT] = true;
-		if (ev.flags & CL_HAS_USER_ID)
-			v[COL_USER_ID] = uuid_datum(ev.user_id);
-		else
-			null[COL_USER_ID] = true;
-		if (ev.flags & CL_HAS_SLUG_OR_PORT)
-			v[COL_SLUG_OR_PORT] = text_datum(&ev.slug_or_port);
-		else
-			null[COL_SLUG_OR_PORT] = true;
-		if (ev.flags & CL_HAS_CONNECTION_ID)
-			v[COL_CONNECTION_ID] = uuid_datum(ev.connection_id);
-		else
-			null[COL_CONNECTION_ID] = true;
-		v[COL_DISCONNECT_TIME] = TimestampTzGetDatum(e->disconnect_time);
-		null[COL_DISCONNECT_TIME] = (e->disconnect_time == CL_NO_TIME);
-		if (ev.flags & CL_HAS_REASON)
-			v[COL_DISCONNECT_REASON] = text_datum(&ev.disconnect_reason);
-		else
-			null[COL_DISCONNECT_REASON] = true;
-		rows[i] = HeapTupleGetDatum(heap_form_tuple(desc, v, null));
+		if (ev.extra_len > 0 && app_table)
+		{
+			add_to_group(a, a->start + i, &ev);
+			continue;
+		}
+		if (ev.extra_len > 0 && row_ncols < UPSERT_NCOLS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("connection_logs has no column extra"),
+					 errdetail("The event carries extra, which connection_logs keeps only from version 1.3 of the extension on.")));
+		rows[a->nrows++] = batch_row(desc, a->batch, e, !app_table);
 	}
+	a->rows = batch_rows_array(rows, a->nrows);
+	if (a->groups != NIL)
+		build_group_args(a, desc);
 	ReleaseTupleDesc(desc);
-	get_typlenbyvalalign(row_typid, &typlen, &typbyval, &typalign);
-	a->rows = PointerGetDatum(construct_array(rows, a->n, row_typid,
-											  typlen, typbyval, typalign));
 }
 
 /*
@@ -1480,55 +1992,91 @@ end_as_owner(const AsOwner *save)
 	SetUserIdAndSecContext(save->userid, save->sec_context);
 }
 
+/*
+ * Run one upsert of n rows (args, prepared as plan and, for events that
+ * may have been written already, as replay_plan), adding to *stored what
+ * it stored and to *expected what it should have.
+ */
+static void
+run_upsert(SPIPlanPtr plan, SPIPlanPtr replay_plan, Datum *args, int n,
+		   bool rewrite, uint64 *stored, uint64 *expected)
+{
+	int			rc;
+
+	if (rewrite)
+	{
+		bool		isnull;
+
+		rc = SPI_execute_plan(replay_plan, args, NULL, false, 0);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "connlog upsert failed: %s",
+				 SPI_result_code_string(rc));
+		*stored += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1,
+											   &isnull));
+		*expected += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2,
+												 &isnull));
+	}
+	else
+	{
+		rc = SPI_execute_plan(plan, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "connlog upsert failed: %s",
+				 SPI_result_code_string(rc));
+		*stored += SPI_processed;
+		*expected += n;
+	}
+}
+
 static bool
 upsert_fn(void *arg)
 {
 	UpsertArgs *a = arg;
 	MemoryContext old;
 	AsOwner		owner;
-	int			rc;
-	uint64		stored;
-	uint64		expected;
+	uint64		stored = 0;
+	uint64		expected = 0;
+	ListCell   *lc;
 
 	if (!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
 	/* the arrays outlive SPI's memory: they are freed with write_cxt */
 	old = MemoryContextSwitchTo(write_cxt);
 	build_upsert_args(a);
-	MemoryContextSwitchTo(old);
-	/* building the rows may have read the catalogs: check again */
-	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
-		!use_plans(USES_LOGS | USES_PROGRESS))
-		return false;
 	/* should the table's code end the worker: see guard.c */
 	connlog_guard_rows_begin(a->batch, a->start, a->n);
+	if (a->groups != NIL)
+	{
+		begin_as_owner(&owner);
+		convert_group_values(a);
+		end_as_owner(&owner);
+	}
+	MemoryContextSwitchTo(old);
+	/* building the rows may have read the catalogs: check again */
+	if (!plans_current(USES_LOGS | USES_PROGRESS))
+	{
+		/* preparing afresh would free the groups' statements */
+		if (a->groups != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				   errmsg("connlog's tables changed while it was writing")));
+		if (!use_plans(USES_LOGS | USES_PROGRESS))
+			return false;
+	}
 	begin_as_owner(&owner);
-	if (a->batch->rewrite)
+	if (a->nrows > 0)
+		run_upsert(upsert_plan, upsert_replay_plan, &a->rows, a->nrows,
+				   a->batch->rewrite, &stored, &expected);
+	foreach(lc, a->groups)
 	{
-		bool		isnull;
+		ExtraGroup *g = lfirst(lc);
 
-		rc = SPI_execute_plan(upsert_replay_plan, &a->rows, NULL, false, 0);
-		end_as_owner(&owner);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "connlog upsert failed: %s",
-				 SPI_result_code_string(rc));
-		stored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1,
-											 &isnull));
-		expected = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 2,
-											   &isnull));
+		run_upsert(g->plan->plan, g->plan->replay_plan, g->args,
+				   list_length(g->entries), a->batch->rewrite, &stored,
+				   &expected);
 	}
-	else
-	{
-		rc = SPI_execute_plan(upsert_plan, &a->rows, NULL, false, 0);
-		end_as_owner(&owner);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "connlog upsert failed: %s",
-				 SPI_result_code_string(rc));
-		stored = SPI_processed;
-		expected = a->n;
-	}
+	end_as_owner(&owner);
 
 	/*
 	 * Every row the statement was given must have been inserted or updated: a
@@ -1646,6 +2194,33 @@ json_time(StringInfo buf, const char *key, int64 t)
 }
 
 /*
+ * ev's extra as a JSON object: each value as the JSON it was given as
+ * (batch.h, CL_EXTRA_*).  Also connection_logs.extra's value.
+ */
+static void
+append_extra_json(StringInfo buf, const ClEvent *ev)
+{
+	const char *pos = ev->extra;
+	ClExtraItem it;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '{');
+	while (cl_extra_next(&pos, ev->extra + ev->extra_len, &it))
+	{
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		escape_json(buf, pnstrdup(it.key, it.key_len));
+		appendStringInfoChar(buf, ':');
+		if (it.kind == CL_EXTRA_STRING)
+			escape_json(buf, pnstrdup(it.value, it.value_len));
+		else
+			appendBinaryStringInfo(buf, it.value, it.value_len);
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
  * The event's fields under the names of connlog_enqueue()'s arguments, so
  * a rejected event can be replayed by name; NULL fields are left out.
  */
@@ -1689,6 +2264,11 @@ event_json(const ClEvent *ev, const ClEntry *e)
 		json_text(&buf, "slug_or_port", &ev->slug_or_port);
 	if (ev->flags & CL_HAS_REASON)
 		json_text(&buf, "disconnect_reason", &ev->disconnect_reason);
+	if (ev->extra_len > 0)
+	{
+		json_key(&buf, "extra");
+		append_extra_json(&buf, ev);
+	}
 	if (e != NULL)
 	{
 		/* a merged row also carries its span and how many events it holds */

@@ -265,8 +265,16 @@ my $grants12 =
   . $app_grants
   . 'GRANT EXECUTE ON FUNCTION connlog_table_query TO app;';
 $node->safe_psql($_, $grants12) for qw(fresh12 from12);
+# (and the update to 1.3 gives whoever may run 1.2's connlog_enqueue with
+# a text type the one with extra that replaces it, and
+# connlog_enqueue_batch)
 $node->safe_psql('fresh',
-	$grants12 . 'GRANT EXECUTE ON FUNCTION connlog_convert TO app;');
+	    $grant_enqueue->('connection_type')
+	  . ($grant_enqueue->('text') =~ s/, text, text\)/, text, text, jsonb)/r)
+	  . 'GRANT EXECUTE ON FUNCTION connlog_enqueue_batch TO app;'
+	  . $app_grants
+	  . 'GRANT EXECUTE ON FUNCTION connlog_table_query TO app;'
+	  . 'GRANT EXECUTE ON FUNCTION connlog_convert TO app;');
 $node->safe_psql('prebuilt',
 	$grant_enqueue->('connection_type')
 	  . 'GRANT SELECT ON connection_logs TO app');

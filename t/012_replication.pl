@@ -24,7 +24,7 @@ $primary->safe_psql(
 CREATE ROLE producer LOGIN;
 GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid,
   uuid, text, text, text, connection_status, uuid, inet, integer, text,
-  uuid, text, text) TO producer;
+  uuid, text, text, jsonb) TO producer;
 GRANT EXECUTE ON FUNCTION uid(int, bigint), t0(bigint),
   ev(bigint, connection_status, text) TO producer;
 ALTER ROLE producer SET connlog.durability = flush;

@@ -291,7 +291,7 @@ SELECT (SELECT count(*) FROM connection_logs WHERE id IN (uid(5, 3), uid(5, 4)))
 CREATE ROLE producer LOGIN;
 GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid,
 	uuid, text, text, text, connection_status, uuid, inet, integer, text,
-	uuid, text, text) TO producer;
+	uuid, text, text, jsonb) TO producer;
 });
 	$s0 = $stats->();
 	$log_offset = -s $node->logfile;
