@@ -25,7 +25,7 @@ use ConnlogTest;
 
 my $enqueue_text = 'connlog_enqueue(uuid, timestamptz, uuid, uuid, uuid, '
   . 'text, text, text, connection_status, uuid, inet, integer, text, uuid, '
-  . 'text, text)';
+  . 'text, text, jsonb)';
 
 my $roles_sql = q{SELECT rolname, rolsuper, rolcreaterole, rolcreatedb,
   rolreplication, rolbypassrls,
