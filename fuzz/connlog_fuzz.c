@@ -146,8 +146,11 @@ static bool
 model_extra_ok(const ClEvent *ev)
 {
 	const char *p = ev->extra;
-	const char *end = ev->extra + ev->extra_len;
+	const char *end;
 
+	if (p == NULL)
+		return true;
+	end = p + ev->extra_len;
 	while (p < end)
 	{
 		uint8		klen = (uint8) p[0];
@@ -466,9 +469,12 @@ static void
 row_columns(Row *r, const ClEvent *ev)
 {
 	const char *p = ev->extra;
-	const char *end = ev->extra + ev->extra_len;
+	const char *end;
 
 	memset(r->has, 0, sizeof(r->has));
+	if (p == NULL)
+		return;
+	end = p + ev->extra_len;
 	while (p < end)
 	{
 		uint8		klen = (uint8) p[0];
