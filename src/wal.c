@@ -717,7 +717,7 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 static void
 slot_create(XLogRecPtr restart_lsn)
 {
-	ReplicationSlotCreate(CONNLOG_SLOT_NAME, false, RS_PERSISTENT, false);
+	connlog_slot_create(CONNLOG_SLOT_NAME);
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	MyReplicationSlot->data.restart_lsn = restart_lsn;
 	SpinLockRelease(&MyReplicationSlot->mutex);
@@ -744,7 +744,7 @@ connlog_wal_slot_create(XLogRecPtr restart_lsn, char **error)
 static void
 slot_advance(XLogRecPtr lsn)
 {
-	ReplicationSlotAcquire(CONNLOG_SLOT_NAME, true);
+	connlog_slot_acquire(CONNLOG_SLOT_NAME, true);
 	if (MyReplicationSlot->data.restart_lsn < lsn)
 	{
 		SpinLockAcquire(&MyReplicationSlot->mutex);
