@@ -201,7 +201,7 @@
  *
  * pg_upgrade.  It starts the old and the new server with -b
  * (IsBinaryUpgrade), and copies the old cluster's relation files into the
- * new one, but none of its WAL, its slots (PostgreSQL 15 copies none) or
+ * new one, but none of its WAL, its physical slots (no version copies one) or
  * the key file.  In binary-upgrade mode connlog registers no worker and
  * loads no key (connlog.c): nothing may write into a cluster being
  * upgraded, and replaying the old server's WAL there while pg_dump reads
