@@ -11,11 +11,16 @@ WHERE name LIKE 'connlog.%' ORDER BY name;
 SHOW connlog.database;
 SHOW connlog.flush_interval;
 
--- the objects the extension owns
+-- the objects the extension owns, without those that are part of another
+-- (an internal dependency: the array type of a type, the row type of a
+-- table), which PostgreSQL records as members too from 17
 SELECT pg_describe_object(classid, objid, 0) AS object
-FROM pg_depend
+FROM pg_depend d
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'connlog')
+  AND NOT EXISTS (SELECT FROM pg_depend i
+                  WHERE i.classid = d.classid AND i.objid = d.objid
+                    AND i.deptype = 'i')
 ORDER BY 1;
 \d connection_logs
 

@@ -3,11 +3,11 @@
  * compat.h
  *		Differences between PostgreSQL major versions that connlog touches.
  *
- * connlog keeps one source for PostgreSQL 13 to 18.  Only 15 is built and
- * tested here (it is the only server whose headers are installed); the
- * other branches below follow the servers' headers as read from the
- * PostgreSQL sources and are not compiled by anything in this repository,
- * so a build on another version may still find a difference missed here.
+ * connlog keeps one source for PostgreSQL 13 to 18.  15, 16, 17 and 18
+ * are built with -Werror and tested here (CI, .ci/run: Debian's 15, the
+ * others built from ../shared/postgresql by scripts/build-pg); the 13 and
+ * 14 branches below follow those servers' headers as read from the
+ * PostgreSQL sources and are compiled by nothing in this repository.
  *
  * Where an API was renamed or retyped, this file gives the call sites the
  * newest spelling on every version, so they need no #if:
@@ -29,6 +29,13 @@
  *	  own, and connlog.durability = wal and flush are refused.
  *	- INDEX_NULLS_NOT_DISTINCT() (15, unique indexes NULLS NOT DISTINCT):
  *	  false before, as every unique index treated NULLs as distinct.
+ *	- ERRCODE_SNAPSHOT_TOO_OLD (gone in 17): defined, as its SQLSTATE.
+ *	- ReplicationSlotCreate() (17 added failover and synced) and
+ *	  ReplicationSlotAcquire() (18 added error_if_invalid):
+ *	  connlog_slot_create() and connlog_slot_acquire().
+ *	- pg_noreturn (18; pg_attribute_noreturn() after the declarator before).
+ *	- BackgroundWorkerList (a dlist from 18, an slist before): the type of
+ *	  its nodes is ConnlogBgworkerNode.
  *
  * Differences that need nothing here: postmaster/interrupt.h is 13's, and
  * so the floor; pgstat_report_activity() and pgstat_report_appname() moved
@@ -126,6 +133,74 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
  */
 #if PG_VERSION_NUM >= 150000
 #define CONNLOG_HAVE_CUSTOM_RMGR
+#endif
+
+/*
+ * 17 removed old_snapshot_threshold and with it the "snapshot too old"
+ * error, SQLSTATE 72000.  No server from 17 on raises it; defined here so
+ * that writer.c keeps one list of transient errors for every version.
+ */
+#ifndef ERRCODE_SNAPSHOT_TOO_OLD
+#define ERRCODE_SNAPSHOT_TOO_OLD MAKE_SQLSTATE('7','2','0','0','0')
+#endif
+
+/*
+ * 17 added two arguments to ReplicationSlotCreate(): failover, which lets
+ * a standby's slot synchronization (sync_replication_slots) copy a slot
+ * from the primary, and synced, which only that synchronization sets.
+ * connlog's slot is physical, and slot synchronization copies logical
+ * slots only (a physical slot's failover is always false), so the standby
+ * keeper (standby.c) is still what keeps the primary's unwritten events on
+ * a standby; connlog passes false to both.  Even for a logical slot the
+ * synchronization needs hot_standby_feedback, primary_slot_name and a
+ * database in primary_conninfo, which the keeper does not.
+ */
+#if PG_VERSION_NUM >= 170000
+#define connlog_slot_create(name) \
+	ReplicationSlotCreate((name), false, RS_PERSISTENT, false, false, false)
+#else
+#define connlog_slot_create(name) \
+	ReplicationSlotCreate((name), false, RS_PERSISTENT, false)
+#endif
+
+/*
+ * 18 added error_if_invalid to ReplicationSlotAcquire(): true makes it fail
+ * on a slot that max_slot_wal_keep_size (or, for a logical slot, a
+ * conflict) invalidated.  connlog passes false, as every version before
+ * behaves: wal.c and standby.c acquire the slot only to move its
+ * restart_lsn forward, which an invalidated slot takes without keeping any
+ * WAL again, and an error at each of the worker's writes would say nothing
+ * the server's own invalidation message did not (standby.c, "What it
+ * cannot cover").
+ */
+#if PG_VERSION_NUM >= 180000
+#define connlog_slot_acquire(name, nowait) \
+	ReplicationSlotAcquire((name), (nowait), false)
+#else
+#define connlog_slot_acquire(name, nowait) \
+	ReplicationSlotAcquire((name), (nowait))
+#endif
+
+/*
+ * 18 replaced pg_attribute_noreturn(), which followed the declarator, by
+ * pg_noreturn, which comes first (it can be C11's _Noreturn, a function
+ * specifier).  The GCC attribute that pg_attribute_noreturn() stands for
+ * may also come first, so the newest spelling serves every version.
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
+/*
+ * 18 made the postmaster's BackgroundWorkerList a dlist (an slist before);
+ * both versions push a new registration at the head, which connlog.c reads
+ * to tell whether RegisterBackgroundWorker() took a worker.
+ */
+#include "lib/ilist.h"
+#if PG_VERSION_NUM >= 180000
+typedef dlist_node ConnlogBgworkerNode;
+#else
+typedef slist_node ConnlogBgworkerNode;
 #endif
 
 #endif							/* CONNLOG_COMPAT_H */

@@ -54,11 +54,12 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "compat.h"
 #include "connlog.h"
 #include "connect.h"
 #include "wal.h"
 
-static void wait_to_connect(const ConnlogConnectWait *how) pg_attribute_noreturn();
+pg_noreturn static void wait_to_connect(const ConnlogConnectWait *how);
 
 /*
  * Does a row named name exist in shared catalog relid?  For pg_authid,

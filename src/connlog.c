@@ -257,7 +257,7 @@ register_worker(const char *function, const char *name,
 				BgWorkerStartTime start_time, int restart_time)
 {
 	BackgroundWorker worker;
-	slist_node *head = BackgroundWorkerList.head.next;
+	ConnlogBgworkerNode *head = BackgroundWorkerList.head.next;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |

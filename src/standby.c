@@ -5,8 +5,9 @@
  *		has not written the events of, so that a promotion loses none.
  *
  * On the primary, the physical replication slot "connlog" keeps every WAL
- * segment from connlog_wal_progress.done_lsn on (wal.c).  Slots are not
- * replicated (PostgreSQL 15), so a standby removes WAL at its
+ * segment from connlog_wal_progress.done_lsn on (wal.c).  Physical slots
+ * are not replicated (17's slot synchronization copies logical slots only:
+ * compat.h, connlog_slot_create), so a standby removes WAL at its
  * restartpoints as if connlog did not exist, and once promoted its worker
  * cannot read back the events the old primary had acknowledged but not
  * written: the WAL was streamed, replayed as no-ops, and removed.

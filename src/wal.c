@@ -238,7 +238,7 @@
  *
  * pg_upgrade.  It starts the old and the new server with -b
  * (IsBinaryUpgrade), and copies the old cluster's relation files into the
- * new one, but none of its WAL or its slots (PostgreSQL 15 copies none).
+ * new one, but none of its WAL or its slots (no version copies a physical one).
  * In binary-upgrade mode connlog registers no worker (connlog.c), only its
  * resource manager: nothing may write into a cluster being upgraded, and
  * replaying the old server's WAL there while pg_dump reads its schema
@@ -656,7 +656,7 @@ slot_hold(void)
 {
 	if (MyReplicationSlot != NULL)
 		return;
-	ReplicationSlotAcquire(CONNLOG_SLOT_NAME, true);
+	connlog_slot_acquire(CONNLOG_SLOT_NAME, true);
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	slot_found = MyReplicationSlot->data.restart_lsn;
 	SpinLockRelease(&MyReplicationSlot->mutex);
@@ -699,7 +699,7 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 static void
 slot_create(XLogRecPtr restart_lsn)
 {
-	ReplicationSlotCreate(CONNLOG_SLOT_NAME, false, RS_PERSISTENT, false);
+	connlog_slot_create(CONNLOG_SLOT_NAME);
 	slot_found = restart_lsn;
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	MyReplicationSlot->data.restart_lsn = restart_lsn;

@@ -85,8 +85,10 @@ sub top_context_used
 		"SELECT pg_log_backend_memory_contexts($pid)");
 	$node->wait_for_log(qr/\[$pid\] LOG:  Grand total: /, $offset);
 	my $log = slurp_file($node->logfile, $offset);
+	# the top level is numbered 1 from PostgreSQL 18, 0 before
+	my $top = $node->pg_version >= 18 ? 1 : 0;
 	$log =~
-	  /\[$pid\] LOG:  level: 0; TopMemoryContext: \d+ total in \d+ blocks; \d+ free \(\d+ chunks\); (\d+) used/
+	  /\[$pid\] LOG:  level: $top; TopMemoryContext: \d+ total in \d+ blocks; \d+ free \(\d+ chunks\); (\d+) used/
 	  or die "no TopMemoryContext line in the log";
 	return $1;
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# src/compat.h against the installed server's headers (PostgreSQL 15 here):
+# src/compat.h against the headers of the server PG_CONFIG names (Debian's
+# 15 unless set; .ci/run runs it on 15, 16, 17 and 18):
 #  1. compat.h compiles on its own, warning-free, with the server's CFLAGS;
 #  2. every macro and function compat.h defines is used in src/, so no shim
 #     outlives the code that needed it.
-# Only the branch the installed server selects is compiled: the others
-# (13, 14, 16, 17, 18) need those servers' headers, which are not here.
+# Only the branch that server selects is compiled: 13 and 14 are compiled
+# nowhere.
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$root/scripts/lib.sh"

@@ -15,6 +15,14 @@ tree=$(cd "${1:?usage: 90-deb.sh TREE}" && pwd)
 . "$tree/scripts/lib.sh"
 started=$SECONDS
 
+# The package is built for the Debian servers debian/pgversions names (15,
+# the only one Debian ships here); a server built from source has no
+# Debian package to depend on.
+if [ -z "$PG_DEBIAN" ] || ! grep -qx "$PG_MAJOR" "$tree/debian/pgversions"; then
+	echo "90-deb: skipped: $PG_CONFIG is not a Debian server debian/pgversions names"
+	exit 77
+fi
+
 pkg=postgresql-$PG_MAJOR-connlog
 libdir=/usr/lib/postgresql/$PG_MAJOR/lib
 extdir=/usr/share/postgresql/$PG_MAJOR/extension
