@@ -282,8 +282,11 @@ static Oid	plan_extoid = InvalidOid;
 static char *plan_version = NULL;	/* extversion, in TopMemoryContext */
 static Oid	member_relids[NUM_MEMBERS]; /* InvalidOid: not in this version */
 
-/* connlog.table the plans were built for, in TopMemoryContext */
+/* connlog.target_table the plans were built for, in TopMemoryContext */
 static char *plan_table = NULL;
+
+/* the last warning about connlog.table logged, in TopMemoryContext */
+static char *table_warned = NULL;
 
 /* the table the rows go to, quoted and qualified, in TopMemoryContext */
 static char *rows_table = NULL;
@@ -295,12 +298,37 @@ static Oid	row_array_typid = InvalidOid;
 static Oid	type_enum_typid = InvalidOid;	/* connection_type, if the type
 											 * column is one; else text */
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
+
+/*
+ * connlog.target_table's columns that take connlog's text through their
+ * type's input function (see check_rows_columns), in the order of their
+ * COL_x; the upsert's parameters $2, $3, ... carry their values, one array
+ * each.  The catalog's facts about each type are looked up when the plans
+ * are built, which any change to the table's columns makes happen again.
+ */
+typedef struct ConvertedColumn
+{
+	int			col;			/* COL_x */
+	Oid			typid;			/* the column's type */
+	int32		typmod;			/* and its typmod, which the input checks */
+	Oid			array_typid;	/* the parameter's type */
+	Oid			typinput;
+	Oid			typioparam;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+} ConvertedColumn;
+
+static ConvertedColumn converted[UPSERT_NCOLS];
+static int	nconverted = 0;
 static MemoryContext write_cxt = NULL;
 static MemoryContext log_events_cxt = NULL;
 static int	statement_timeout_ms = 0;	/* 0: statements are not bounded */
 
 /*
- * The upsert.  %1$s is the table, quoted and qualified; $1 is a
+ * The upsert.  %1$s is the table, quoted and qualified; %2$s the values of
+ * its columns and %3$s the rows they come from, u (upsert_parts); %4$s a
+ * WHERE clause, or nothing.  The rows are those of $1, a
  * connlog_batch_row[].
  * Merging in the batch guarantees that no conflict key appears twice in one
  * statement, which ON CONFLICT DO UPDATE would refuse.
@@ -310,10 +338,7 @@ static const char *const upsert_sql =
 "workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
 "code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
 "disconnect_reason) "
-"SELECT u.id, u.connect_time, u.organization_id, u.workspace_owner_id, "
-"u.workspace_id, u.workspace_name, u.agent_name, u.type, u.ip, u.code, "
-"u.user_agent, u.user_id, u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason "
-"FROM pg_catalog.unnest($1) AS u %2$s"
+"SELECT %2$s FROM %3$s %4$s"
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
 "connect_time = LEAST(c.connect_time, excluded.connect_time), "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
@@ -356,12 +381,13 @@ static const char *const replay_filter =
  * The upsert of those events, %1$s with the filter above, counting what
  * it stored (see upsert_fn) and the rows the filter let through, which it
  * should have stored: both counts run in one snapshot, so the filter
- * decides the same for both.
+ * decides the same for both.  %2$s is the upsert's rows, u; %3$s the
+ * filter.
  */
 static const char *const replay_sql =
 "WITH w AS (%1$s RETURNING 1) "
 "SELECT (SELECT pg_catalog.count(*) FROM w), "
-"(SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1) AS u %2$s)";
+"(SELECT pg_catalog.count(*) FROM %2$s %3$s)";
 
 static const char *const reject_sql =
 "INSERT INTO %1$s (rejected_at, error, event) "
@@ -390,6 +416,7 @@ forget_plans(void)
 		pfree(rows_table);
 	rows_table = NULL;
 	rows_owner = InvalidOid;
+	nconverted = 0;
 	memset(member_relids, 0, sizeof(member_relids));
 }
 
@@ -571,12 +598,77 @@ find_row_type(Oid extoid, Oid nspoid, const char *nspname)
 							CStringGetDatum(connlog_type_labels[i]));
 }
 
+/* Is column c one whose value connlog holds as text? */
+static bool
+text_column(int c)
+{
+	switch (c)
+	{
+		case COL_WORKSPACE_NAME:
+		case COL_AGENT_NAME:
+		case COL_TYPE:
+		case COL_USER_AGENT:
+		case COL_SLUG_OR_PORT:
+		case COL_DISCONNECT_REASON:
+			return true;
+		default:
+			return false;
+	}
+}
+
 /*
- * connlog.table: every column the upsert writes (connlog_batch_row's) must
- * exist in rel, be one an INSERT may give a value, and take the value by
- * assignment, as the INSERT will; and no other column may need a value
- * connlog does not give (NOT NULL without a default would fail every row,
- * which would then all be rejected).
+ * Can column c's text take att's type through that type's input function?
+ * Only a type whose values are spelled as text (its category, or its
+ * domain's base type's, is string, enum or user-defined): the values of a
+ * number or a time never read as a workspace name or a connection type,
+ * so every row would fail.  If so, note the column in converted[].
+ */
+static bool
+convert_column(int c, Form_pg_attribute att)
+{
+	ConvertedColumn *cc = &converted[nconverted];
+	char		category;
+	bool		preferred;
+
+	get_type_category_preferred(getBaseType(att->atttypid), &category,
+								&preferred);
+	if (category != TYPCATEGORY_STRING && category != TYPCATEGORY_ENUM &&
+		category != TYPCATEGORY_USER)
+		return false;
+	cc->array_typid = get_array_type(att->atttypid);
+	if (!OidIsValid(cc->array_typid))
+		return false;
+	cc->col = c;
+	cc->typid = att->atttypid;
+	cc->typmod = att->atttypmod;
+	getTypeInputInfo(att->atttypid, &cc->typinput, &cc->typioparam);
+	get_typlenbyvalalign(att->atttypid, &cc->typlen, &cc->typbyval,
+						 &cc->typalign);
+	nconverted++;
+	return true;
+}
+
+/*
+ * connlog.target_table: every column the upsert writes (connlog_batch_row's)
+ * must exist in rel and be one an INSERT may give a value; and no other
+ * column may need a value connlog does not give (NOT NULL without a
+ * default would fail every row, which would then all be rejected).
+ *
+ * A column takes connlog's value as it is when it has the same type, or
+ * one the value is binary coercible to (text to varchar(n), say: the
+ * INSERT then checks the typmod, with the built-in length coercion).  A
+ * column connlog gives text to and of another type (an enum, a domain,
+ * citext) takes it through its type's input function, called by the
+ * worker as the table's owner (upsert_fn), with the column's typmod; the
+ * array of the values it gives is the upsert's parameter and goes into
+ * the column with no conversion at all.  Never through a cast: the owner
+ * of a type may create casts from text to it, and which cast an
+ * assignment applies is the owner's choice, not connlog's.  A value the
+ * type refuses (a label the enum lacks, a string too long, a domain's
+ * CHECK) fails with the input function's own error, of class 22 (23 for a
+ * domain's constraint), so that the worker isolates that row alone.  Any
+ * other column (a uuid, a time, an integer) must take the value by
+ * assignment, as the INSERT gives it.
  */
 static void
 check_rows_columns(Relation rel, const char *name)
@@ -584,6 +676,7 @@ check_rows_columns(Relation rel, const char *name)
 	TupleDesc	row_desc = lookup_rowtype_tupdesc(row_typid, -1);
 	TupleDesc	desc = RelationGetDescr(rel);
 
+	nconverted = 0;
 	for (int c = 0; c < row_desc->natts; c++)
 	{
 		Form_pg_attribute src = TupleDescAttr(row_desc, c);
@@ -604,7 +697,19 @@ check_rows_columns(Relation rel, const char *name)
 					 errmsg("column \"%s\" of table %s cannot be written",
 							col, name),
 					 errdetail("It is a generated column or an identity column GENERATED ALWAYS.")));
-		if (!can_coerce_type(1, &srctype, &att->atttypid, COERCION_ASSIGNMENT))
+		if (att->atttypid == srctype || IsBinaryCoercible(srctype, att->atttypid))
+			continue;
+		if (text_column(c))
+		{
+			if (!convert_column(c, att))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of table %s is of type %s, which connlog cannot convert its text values to",
+								col, name, format_type_be(att->atttypid)),
+						 errdetail("connlog converts text through the input function of a string type, an enum, a user-defined type or a domain over one of them.")));
+		}
+		else if (!can_coerce_type(1, &srctype, &att->atttypid,
+								  COERCION_ASSIGNMENT))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of table %s is of type %s, which connlog cannot assign its %s values to",
@@ -845,6 +950,49 @@ keep_plan(const char *nspname, const char *rows_nsp, const char *rows_rel,
 }
 
 /*
+ * The upsert's values (*select) and rows (*from): u.<column> for each of
+ * connlog_batch_row's columns, except the converted ones (converted[]),
+ * whose values come from arrays of their own, $2 on: ROWS FROM zips them
+ * with the rows of $1, element i of each being event i's.
+ */
+static void
+upsert_parts(char **select, char **from)
+{
+	TupleDesc	desc = lookup_rowtype_tupdesc(row_typid, -1);
+	StringInfoData sel;
+	StringInfoData fns;
+	StringInfoData names;
+	int			k = 0;
+
+	initStringInfo(&sel);
+	initStringInfo(&fns);
+	initStringInfo(&names);
+	appendStringInfoString(&fns, "pg_catalog.unnest($1)");
+	for (int c = 0; c < UPSERT_NCOLS; c++)
+	{
+		const char *col = quote_identifier(NameStr(TupleDescAttr(desc, c)->attname));
+
+		appendStringInfo(&names, "%s%s", c > 0 ? ", " : "", col);
+		if (k < nconverted && converted[k].col == c)
+		{
+			k++;
+			appendStringInfo(&sel, "%su.converted_%d", c > 0 ? ", " : "", k);
+			appendStringInfo(&fns, ", pg_catalog.unnest($%d)", k + 1);
+		}
+		else
+			appendStringInfo(&sel, "%su.%s", c > 0 ? ", " : "", col);
+	}
+	ReleaseTupleDesc(desc);
+	for (k = 1; k <= nconverted; k++)
+		appendStringInfo(&names, ", converted_%d", k);
+	*select = sel.data;
+	if (nconverted == 0)
+		*from = "pg_catalog.unnest($1) AS u";
+	else
+		*from = psprintf("ROWS FROM (%s) AS u(%s)", fns.data, names.data);
+}
+
+/*
  * Check the members of extension extoid, in schema nspoid, at version, and
  * prepare the statements for them.  Runs inside a transaction with SPI
  * connected.
@@ -859,9 +1007,13 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	Oid			progress_types[4] = {INT8OID, INT8OID, PG_LSNOID, INT8OID};
 	bool		has_pending;
 	char	   *rows_name;
-	char	   *rows_nsp = NULL;	/* connlog.table's, if set */
+	char	   *rows_nsp = NULL;	/* connlog.target_table's, if set */
 	char	   *rows_rel = NULL;
+	const char *target = connlog_effective_table();
 	char	   *filter;
+	char	   *select;
+	char	   *from;
+	Oid			upsert_types[1 + UPSERT_NCOLS];
 
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
@@ -872,22 +1024,22 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 		/* connlog.durability's progress, which version 1.0 does not have */
 		if (m == MEMBER_PROGRESS && strcmp(version, "1.0") == 0)
 			continue;
-		/* connlog.table replaces connection_logs */
-		if (m == MEMBER_LOGS && connlog_table[0] != '\0')
+		/* connlog.target_table replaces connection_logs */
+		if (m == MEMBER_LOGS && target[0] != '\0')
 			continue;
 		member_relids[m] = find_member_table(extoid, nspoid, nspname,
 											 member_names[m]);
 	}
 	find_row_type(extoid, nspoid, nspname);
-	plan_table = MemoryContextStrdup(TopMemoryContext, connlog_table);
-	if (connlog_table[0] == '\0')
+	plan_table = MemoryContextStrdup(TopMemoryContext, target);
+	if (target[0] == '\0')
 		rows_name = quote_qualified_identifier(nspname,
 											   member_names[MEMBER_LOGS]);
 	else
 	{
 		/* the setting's check hook accepts nothing else */
-		if (!connlog_table_name(connlog_table, &rows_nsp, &rows_rel))
-			elog(ERROR, "invalid connlog.table \"%s\"", connlog_table);
+		if (!connlog_table_name(target, &rows_nsp, &rows_rel))
+			elog(ERROR, "invalid connlog.target_table \"%s\"", target);
 		rows_name = quote_qualified_identifier(rows_nsp, rows_rel);
 		member_relids[MEMBER_LOGS] = find_rows_table(rows_nsp, rows_rel,
 													 rows_name);
@@ -895,15 +1047,20 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	rows_table = MemoryContextStrdup(TopMemoryContext, rows_name);
 	check_privileges(nspoid, nspname);
 
-	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(upsert_sql, rows_name, ""), 1,
-							&row_array_typid);
+	upsert_parts(&select, &from);
+	upsert_types[0] = row_array_typid;
+	for (int k = 0; k < nconverted; k++)
+		upsert_types[k + 1] = converted[k].array_typid;
+	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel,
+							psprintf(upsert_sql, rows_name, select, from, ""),
+							1 + nconverted, upsert_types);
 	filter = psprintf(replay_filter, rows_name);
 	upsert_replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
 								   psprintf(replay_sql,
 											psprintf(upsert_sql, rows_name,
-													 filter),
-											filter),
-								   1, &row_array_typid);
+													 select, from, filter),
+											from, filter),
+								   1 + nconverted, upsert_types);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
@@ -977,6 +1134,56 @@ build_plans_or_hold(Oid extoid, Oid nspoid, const char *version)
 }
 
 /*
+ * connlog.table, the deprecated name of connlog.target_table, which is
+ * used while connlog.target_table is empty (connlog_effective_table): say
+ * once what the worker makes of it, and again only when the settings
+ * change.
+ */
+static void
+warn_table_setting(void)
+{
+	const char *old = connlog_table;
+	const char *target = connlog_target_table;
+	char	   *key;
+
+	if (old[0] == '\0')
+	{
+		if (table_warned != NULL)
+			pfree(table_warned);
+		table_warned = NULL;
+		return;
+	}
+	key = psprintf("%s\n%s", old, target);
+	if (table_warned != NULL && strcmp(key, table_warned) == 0)
+	{
+		pfree(key);
+		return;
+	}
+	if (target[0] == '\0')
+		ereport(WARNING,
+				(errmsg("connlog.table is deprecated"),
+				 errdetail("The worker writes into the table connlog.table names, \"%s\".",
+						   old),
+				 errhint("Set connlog.target_table instead, and remove connlog.table.")));
+	else if (strcmp(old, target) != 0)
+		ereport(WARNING,
+				(errmsg("connlog.table is deprecated and ignored"),
+				 errdetail("The worker writes into the table connlog.target_table names, \"%s\", not into \"%s\", which connlog.table names.",
+						   target, old),
+				 errhint("Remove connlog.table.")));
+	else
+		ereport(WARNING,
+				(errmsg("connlog.table is deprecated"),
+				 errdetail("connlog.target_table names the same table, \"%s\".",
+						   target),
+				 errhint("Remove connlog.table.")));
+	if (table_warned != NULL)
+		pfree(table_warned);
+	table_warned = MemoryContextStrdup(TopMemoryContext, key);
+	pfree(key);
+}
+
+/*
  * Find the extension and prepare the statements for its schema, unless
  * they are prepared for this extension and version already.  Runs inside
  * a transaction with SPI connected.  Returns false if the extension is not
@@ -994,8 +1201,10 @@ prepare_plans(bool hold_if_broken)
 		forget_plans();
 		return false;
 	}
+	warn_table_setting();
 	if (extoid == plan_extoid && strcmp(version, plan_version) == 0 &&
-		strcmp(connlog_table, plan_table) == 0 && upsert_plan != NULL)
+		strcmp(connlog_effective_table(), plan_table) == 0 &&
+		upsert_plan != NULL)
 		return true;
 
 	forget_plans();
@@ -1306,14 +1515,17 @@ inet_datum(const ClEvent *ev)
 	return InetPGetDatum(ip);
 }
 
-/* The upsert's one argument: the entries as a connlog_batch_row[] */
+/*
+ * The upsert's arguments: the entries as a connlog_batch_row[], then the
+ * values of each converted column, as an array of the column's type
+ */
 typedef struct UpsertArgs
 {
 	const ClBatch *batch;
 	int			start;
 	int			n;
 	const ConnlogProgress *progress;
-	Datum		rows;
+	Datum		values[1 + UPSERT_NCOLS];
 } UpsertArgs;
 
 /*
@@ -1387,6 +1599,45 @@ type_datum(const ClEvent *ev)
 	return ObjectIdGetDatum(label);
 }
 
+/*
+ * The text connlog gives column c (a text_column()) for ev in *t; false if
+ * it gives NULL.
+ */
+static bool
+event_text(const ClEvent *ev, int c, ClText *t)
+{
+	switch (c)
+	{
+		case COL_WORKSPACE_NAME:
+			*t = ev->workspace_name;
+			return true;
+		case COL_AGENT_NAME:
+			*t = ev->agent_name;
+			return true;
+		case COL_TYPE:
+			*t = cl_event_type(ev);
+			return true;
+		case COL_USER_AGENT:
+			*t = ev->user_agent;
+			return (ev->flags & CL_HAS_USER_AGENT) != 0;
+		case COL_SLUG_OR_PORT:
+			*t = ev->slug_or_port;
+			return (ev->flags & CL_HAS_SLUG_OR_PORT) != 0;
+		case COL_DISCONNECT_REASON:
+			*t = ev->disconnect_reason;
+			return (ev->flags & CL_HAS_REASON) != 0;
+		default:
+			elog(ERROR, "column %d of connlog_batch_row is not text", c);
+	}
+	return false;
+}
+
+/*
+ * Fill a->values.  The converted columns' values are made by their types'
+ * input functions (see check_rows_columns), which the caller runs as the
+ * table's owner: a domain's CHECK is the owner's code.  A value the type
+ * refuses fails the statement with the input function's error.
+ */
 static void
 build_upsert_args(UpsertArgs *a)
 {
@@ -1395,7 +1646,21 @@ build_upsert_args(UpsertArgs *a)
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
+	FmgrInfo	input[UPSERT_NCOLS];
+	Datum	   *cvalues[UPSERT_NCOLS];
+	bool	   *cnulls[UPSERT_NCOLS];
+	bool		is_converted[UPSERT_NCOLS];
+	int			dims[1] = {a->n};
+	int			lbs[1] = {1};
 
+	memset(is_converted, 0, sizeof(is_converted));
+	for (int k = 0; k < nconverted; k++)
+	{
+		fmgr_info(converted[k].typinput, &input[k]);
+		cvalues[k] = palloc(sizeof(Datum) * a->n);
+		cnulls[k] = palloc(sizeof(bool) * a->n);
+		is_converted[converted[k].col] = true;
+	}
 	for (int i = 0; i < a->n; i++)
 	{
 		const ClEntry *e = &a->batch->entries[a->start + i];
@@ -1404,6 +1669,18 @@ build_upsert_args(UpsertArgs *a)
 		bool		null[UPSERT_NCOLS];
 
 		cl_batch_entry_event(a->batch, e, &ev);
+		for (int k = 0; k < nconverted; k++)
+		{
+			ClText		t;
+			char	   *str = NULL;
+
+			if (event_text(&ev, converted[k].col, &t))
+				str = pnstrdup(t.data, t.len);
+			cvalues[k][i] = InputFunctionCall(&input[k], str,
+											  converted[k].typioparam,
+											  converted[k].typmod);
+			cnulls[k][i] = (str == NULL);
+		}
 		memset(null, 0, sizeof(null));
 		v[COL_ID] = uuid_datum(ev.id);
 		v[COL_CONNECT_TIME] = TimestampTzGetDatum(e->connect_time);
@@ -1412,7 +1689,10 @@ build_upsert_args(UpsertArgs *a)
 		v[COL_WORKSPACE_ID] = uuid_datum(ev.workspace_id);
 		v[COL_WORKSPACE_NAME] = text_datum(&ev.workspace_name);
 		v[COL_AGENT_NAME] = text_datum(&ev.agent_name);
-		v[COL_TYPE] = type_datum(&ev);
+		if (is_converted[COL_TYPE])
+			null[COL_TYPE] = true;
+		else
+			v[COL_TYPE] = type_datum(&ev);
 		if (ev.flags & CL_HAS_IP)
 			v[COL_IP] = inet_datum(&ev);
 		else
@@ -1441,12 +1721,23 @@ build_upsert_args(UpsertArgs *a)
 			v[COL_DISCONNECT_REASON] = text_datum(&ev.disconnect_reason);
 		else
 			null[COL_DISCONNECT_REASON] = true;
+		/* a converted column's value is in its own array, not here */
+		for (int c = 0; c < UPSERT_NCOLS; c++)
+			null[c] |= is_converted[c];
 		rows[i] = HeapTupleGetDatum(heap_form_tuple(desc, v, null));
 	}
 	ReleaseTupleDesc(desc);
 	get_typlenbyvalalign(row_typid, &typlen, &typbyval, &typalign);
-	a->rows = PointerGetDatum(construct_array(rows, a->n, row_typid,
-											  typlen, typbyval, typalign));
+	a->values[0] = PointerGetDatum(construct_array(rows, a->n, row_typid,
+												   typlen, typbyval,
+												   typalign));
+	for (int k = 0; k < nconverted; k++)
+		a->values[k + 1] =
+			PointerGetDatum(construct_md_array(cvalues[k], cnulls[k], 1,
+											   dims, lbs, converted[k].typid,
+											   converted[k].typlen,
+											   converted[k].typbyval,
+											   converted[k].typalign));
 }
 
 /*
@@ -1495,22 +1786,36 @@ upsert_fn(void *arg)
 	uint64		stored;
 	uint64		expected;
 
-	if (!use_plans(USES_LOGS | USES_PROGRESS))
-		return false;
-	/* the arrays outlive SPI's memory: they are freed with write_cxt */
-	old = MemoryContextSwitchTo(write_cxt);
-	build_upsert_args(a);
-	MemoryContextSwitchTo(old);
-	/* building the rows may have read the catalogs: check again */
-	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
-		!use_plans(USES_LOGS | USES_PROGRESS))
-		return false;
+	/*
+	 * The arrays outlive SPI's memory: they are freed with write_cxt.  The
+	 * input functions of connlog.target_table's types run as its owner.
+	 * Building the rows may have read the catalogs (and a domain's CHECK
+	 * may have run anything): if that invalidated the statements, they are
+	 * prepared afresh, maybe with other columns converted, so the rows are
+	 * built again for them.
+	 */
+	for (int attempt = 0;; attempt++)
+	{
+		if (!use_plans(USES_LOGS | USES_PROGRESS))
+			return false;
+		old = MemoryContextSwitchTo(write_cxt);
+		begin_as_owner(&owner);
+		build_upsert_args(a);
+		end_as_owner(&owner);
+		MemoryContextSwitchTo(old);
+		if (plans_current(USES_LOGS | USES_PROGRESS))
+			break;
+		if (attempt == 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("connlog's tables kept changing while its statements were prepared")));
+	}
 	begin_as_owner(&owner);
 	if (a->batch->rewrite)
 	{
 		bool		isnull;
 
-		rc = SPI_execute_plan(upsert_replay_plan, &a->rows, NULL, false, 0);
+		rc = SPI_execute_plan(upsert_replay_plan, a->values, NULL, false, 0);
 		end_as_owner(&owner);
 		if (rc != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "connlog upsert failed: %s",
@@ -1524,7 +1829,7 @@ upsert_fn(void *arg)
 	}
 	else
 	{
-		rc = SPI_execute_plan(upsert_plan, &a->rows, NULL, false, 0);
+		rc = SPI_execute_plan(upsert_plan, a->values, NULL, false, 0);
 		end_as_owner(&owner);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "connlog upsert failed: %s",
