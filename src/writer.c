@@ -86,7 +86,7 @@
  * freshly prepared statement that references anything but the member
  * under a member's name is refused as well.
  *
- * connlog.table.  When it names a table, the rows go there instead of
+ * connlog.target_table.  When it names a table, the rows go there instead of
  * into connection_logs (connection_logs_rejected and connlog_wal_progress
  * stay the extension's).  That table is the application's: not a member,
  * owned by a role that need not be trusted with the worker's privileges,
@@ -285,13 +285,13 @@ static Oid	member_relids[NUM_MEMBERS]; /* InvalidOid: not in this version */
 /* connlog.target_table the plans were built for, in TopMemoryContext */
 static char *plan_table = NULL;
 
-/* the last warning about connlog.table logged, in TopMemoryContext */
+/* the last warning about connlog.target_table logged, in TopMemoryContext */
 static char *table_warned = NULL;
 
 /* the table the rows go to, quoted and qualified, in TopMemoryContext */
 static char *rows_table = NULL;
 
-/* connlog.table's owner, whom its statements run as; InvalidOid: unset */
+/* connlog.target_table's owner, whom its statements run as; InvalidOid: unset */
 static Oid	rows_owner = InvalidOid;
 static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
@@ -332,6 +332,26 @@ static int	statement_timeout_ms = 0;	/* 0: statements are not bounded */
  * connlog_batch_row[].
  * Merging in the batch guarantees that no conflict key appears twice in one
  * statement, which ON CONFLICT DO UPDATE would refuse.
+ *
+ * The rows are taken in the order of their conflict key, so that two
+ * writers that both do so lock the rows they share in the same order and
+ * never deadlock: connlog's upsert with another of its own (a worker
+ * writing while its predecessor's statement ends), or with an
+ * application's batch upsert that sorts too.  coder's does not, so its
+ * statements and connlog's can still deadlock; the server then cancels
+ * one of the two, and each writer retries (coder's batcher, and the
+ * worker: a deadlock is transient).  connection_id and workspace_id are
+ * enough: the order needs to be the same in every statement, not total,
+ * and agent_name may be a converted column, whose value u does not hold.
+ * ORDER BY looks up nothing by name: it sorts by the types' default
+ * btree operator classes.
+ *
+ * A connect_time of 0001-01-01 00:00:00Z is coder's mark of a time not
+ * known: its own batch upsert writes it for a disconnect whose connect it
+ * has not seen, and takes any other time over it.  connlog does the same,
+ * so that when both write into coder's table (while a deployment moves
+ * its replicas to connlog, say) the row still ends with the earliest real
+ * connect time, whichever writer came first.
  */
 static const char *const upsert_sql =
 "INSERT INTO %1$s AS c (id, connect_time, organization_id, "
@@ -339,8 +359,11 @@ static const char *const upsert_sql =
 "code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
 "disconnect_reason) "
 "SELECT %2$s FROM %3$s %4$s"
+"ORDER BY u.connection_id, u.workspace_id "
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
-"connect_time = LEAST(c.connect_time, excluded.connect_time), "
+"connect_time = CASE WHEN c.connect_time OPERATOR(pg_catalog.=) "
+"'0001-01-01 00:00:00+00'::pg_catalog.timestamptz THEN excluded.connect_time "
+"ELSE LEAST(c.connect_time, excluded.connect_time) END, "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
 "code = COALESCE(c.code, excluded.code), "
 "disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)";
@@ -738,7 +761,7 @@ check_rows_columns(Relation rel, const char *name)
 }
 
 /*
- * connlog.table: the upsert's ON CONFLICT (connection_id, workspace_id,
+ * connlog.target_table: the upsert's ON CONFLICT (connection_id, workspace_id,
  * agent_name) needs an index it can infer as its arbiter: unique, not
  * deferrable, valid, without a predicate or expressions, on exactly those
  * columns in any order.  And none that ON CONFLICT would infer may be
@@ -801,9 +824,9 @@ check_rows_index(Relation rel, const char *name)
 }
 
 /*
- * connlog.table: look up the application's table, lock it as the
+ * connlog.target_table: look up the application's table, lock it as the
  * statements will, and check that the upsert can write into it.  Sets
- * rows_owner.  See "connlog.table" in the file header.
+ * rows_owner.  See "connlog.target_table" in the file header.
  */
 static Oid
 find_rows_table(const char *nspname, const char *relname, const char *name)
@@ -818,13 +841,13 @@ find_rows_table(const char *nspname, const char *relname, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s\" does not exist", name),
-				 errdetail("connlog.table names it.")));
+				 errdetail("connlog.target_table names it.")));
 	rel = table_open(relid, NoLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("relation \"%s\" is not a table", name),
-				 errdetail("connlog.table names it.")));
+				 errdetail("connlog.target_table names it.")));
 	check_rows_columns(rel, name);
 	check_rows_index(rel, name);
 	rows_owner = rel->rd_rel->relowner;
@@ -853,7 +876,7 @@ check_table_privileges(StringInfo missing, Oid roleid, Oid relid,
 
 /*
  * The worker's statements need USAGE on the extension's schema, SELECT,
- * INSERT and UPDATE on connection_logs or connlog.table (ON CONFLICT DO
+ * INSERT and UPDATE on connection_logs or connlog.target_table (ON CONFLICT DO
  * UPDATE reads the row it updates), INSERT on connection_logs_rejected,
  * and SELECT and UPDATE on connlog_wal_progress.  Say which are missing,
  * all at once, with SQLSTATE 42501.
@@ -902,7 +925,7 @@ check_privileges(Oid nspoid, const char *nspname)
  * before; should a name have come to mean something else while the
  * statement was parsed (its schema renamed and the name taken, say), the
  * statement would reference a relation of that name in a schema of that
- * name that is not the member (or connlog.table, rows_nsp.rows_rel, when
+ * name that is not the member (or connlog.target_table, rows_nsp.rows_rel, when
  * it is set), which is refused here.  Other relations
  * the rewriter brings in (a column default's sequence, a policy's table)
  * are the table owner's and pass.
@@ -1741,7 +1764,7 @@ build_upsert_args(UpsertArgs *a)
 }
 
 /*
- * connlog.table: run a statement on the table as its owner, in a
+ * connlog.target_table: run a statement on the table as its owner, in a
  * security-restricted operation, the way VACUUM and REFRESH MATERIALIZED
  * VIEW run a table's index expressions (see the file header); settings the
  * table's functions change are undone with the nesting level.
@@ -1862,7 +1885,7 @@ upsert_fn(void *arg)
  * statements afresh, which checks them): otherwise it was the rows' error,
  * raised by a row-level security policy (FORCE ROW LEVEL SECURITY makes
  * the table's policies apply to its owner, as whom the upsert runs on
- * connlog.table) or by a trigger, and is a failure like any other
+ * connlog.target_table) or by a trigger, and is a failure like any other
  * (CL_WRITE_FAILED, *error kept), whose rows the worker may reject.  A
  * missing privilege is CL_WRITE_DENIED, with *error naming it.
  */
