@@ -364,8 +364,8 @@ _PG_init(void)
 							   &connlog_target_table, "",
 							   PGC_SIGHUP, 0, check_table, NULL, NULL);
 	DefineCustomStringVariable("connlog.table",
-				   "Deprecated name of connlog.target_table, used while that is empty.",
-							   "Reads as the table in use: connlog.target_table when that is set.",
+		"Deprecated name of connlog.target_table, used while that is empty.",
+		 "Reads as the table in use: connlog.target_table when that is set.",
 							   &connlog_table, "",
 							   PGC_SIGHUP, 0, check_table, NULL,
 							   show_table_alias);

@@ -1197,8 +1197,8 @@ warn_table_setting(void)
 	else
 		ereport(WARNING,
 				(errmsg("connlog.table is deprecated"),
-				 errdetail("connlog.target_table names the same table, \"%s\".",
-						   target),
+			  errdetail("connlog.target_table names the same table, \"%s\".",
+						target),
 				 errhint("Remove connlog.table.")));
 	if (table_warned != NULL)
 		pfree(table_warned);
@@ -1812,8 +1812,8 @@ upsert_fn(void *arg)
 	/*
 	 * The arrays outlive SPI's memory: they are freed with write_cxt.  The
 	 * input functions of connlog.target_table's types run as its owner.
-	 * Building the rows may have read the catalogs (and a domain's CHECK
-	 * may have run anything): if that invalidated the statements, they are
+	 * Building the rows may have read the catalogs (and a domain's CHECK may
+	 * have run anything): if that invalidated the statements, they are
 	 * prepared afresh, maybe with other columns converted, so the rows are
 	 * built again for them.
 	 */
