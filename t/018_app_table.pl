@@ -317,7 +317,7 @@ set_table('public.connection_logs');
 $node->safe_psql('postgres', 'SELECT pair(23); SELECT connlog_flush();');
 is($node->safe_psql('postgres', 'SELECT good_pairs(23, 23)'),
 	'1', 'both names set: rows go to the table connlog.target_table names');
-is($node->safe_psql('postgres', 'SHOW connlog.table'),
+is($node->safe_psql('postgres', 'SHOW connlog."table"'),
 	'public.connection_logs', 'connlog.table reads as the table in use');
 $node->wait_for_log(
 	qr/WARNING:  connlog.table is deprecated and ignored\n.*DETAIL:  The worker writes into the table connlog.target_table names, "public.connection_logs", not into "public.elsewhere", which connlog.table names./,
