@@ -25,7 +25,7 @@
  *	  (may_reject_alone): an error that every row gets is the table's or
  *	  the server's, and a batch none of whose rows is taken is held in the
  *	  retry queue, rejecting nothing (write_split).  The owner of
- *	  connlog.table chooses what its policies and triggers raise, so a
+ *	  connlog.target_table chooses what its policies and triggers raise, so a
  *	  SQLSTATE it raises for some rows (42501, a transient one) costs those
  *	  rows, never the others.  A transient error in the middle of a split,
  *	  while the batch has retries left, rejects nothing: the batch goes

@@ -1,4 +1,4 @@
-# The owner of the table connlog.table names (role app, no superuser)
+# The owner of the table connlog.target_table names (role app, no superuser)
 # refuses, discards or merges rows with its policies, triggers and
 # indexes, and gives it an inheritance child.  Each attack is mounted as
 # app.  A row the owner refuses on its own is rejected, the others are
