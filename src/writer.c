@@ -2407,10 +2407,10 @@ upsert_fn(void *arg)
 	/*
 	 * The arrays outlive SPI's memory: they are freed with write_cxt.
 	 * Building them may prepare the statement of a new set of extra's
-	 * columns, and the input functions run the table owner's code (a
-	 * domain's CHECK): either may invalidate the statements, which are then
-	 * prepared afresh, maybe with other columns converted, and the
-	 * arguments built again for them.
+	 * columns, and the input functions run the table owner's code (a domain's
+	 * CHECK): either may invalidate the statements, which are then prepared
+	 * afresh, maybe with other columns converted, and the arguments built
+	 * again for them.
 	 */
 	for (int attempt = 0;; attempt++)
 	{

@@ -33,20 +33,22 @@ sub counters
 }
 
 # A connect or disconnect event of connection n of type $type in
-# workspace $ws (uid(12, 0) unless given), of the helpers' shape.
+# workspace $ws (uid(12, 0) unless given), of the helpers' shape, with
+# $extra (a JSON object's text) if given.
 sub event_sql
 {
-	my ($n, $status, $type, $ws) = @_;
+	my ($n, $status, $type, $ws, $extra) = @_;
 	$ws //= 'uid(12, 0)';
 	my $disc = $status eq 'disconnected';
 	return sprintf(
 		q{SELECT connlog_enqueue(id => uid(%d, %d), event_time => t0(%d)%s,
   organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
   workspace_id => %s, workspace_name => 'dev', agent_name => 'main',
-  type => '%s', status => '%s', connection_id => uid(2, %d)%s);},
+  type => '%s', status => '%s', connection_id => uid(2, %d)%s%s);},
 		$disc ? 4 : 3, $n, $n, $disc ? " + interval '1 h'" : '',
 		$ws, $type, $status, $n,
-		$disc ? ", disconnect_reason => 'bye'" : '');
+		$disc ? ", disconnect_reason => 'bye'" : '',
+		defined $extra ? ", extra => '$extra'" : '');
 }
 
 # --- connect/disconnect merges into rows of coder's enum type
@@ -332,6 +334,114 @@ is( $node->safe_psql(
 	),
 	't|0',
 	'every event accounted for, nothing dropped');
+$node->safe_psql('postgres', 'DELETE FROM connlog.connection_logs_rejected');
+
+# --- an application column, added as a coder migration adds one (a
+# nullable column, by its owner), filled through extra as role coder.
+# Rows with extra are written by a statement of their own, which converts
+# the enum column as the plain one does: connect and disconnect merge in
+# one batch and across two, where a NULL is filled and a value kept; a
+# label the enum lacks costs its own row, rejected with its extra; rows
+# without extra leave the column alone.
+my $rejected = $node->safe_psql('postgres', 'SELECT rejected FROM connlog_stats');
+$node->safe_psql('postgres',
+	'SET ROLE coder; ALTER TABLE connection_logs ADD COLUMN client_session_id text;'
+);
+$node->safe_psql(
+	'postgres',
+	'SET ROLE coder;'
+	  . event_sql(3001, 'connected', 'vscode', undef, '{"client_session_id": "cs-1"}')
+	  . event_sql(3001, 'disconnected', 'vscode')
+	  . event_sql(3002, 'connected', 'jetbrains', undef, '{"client_session_id": "cs-2"}')
+	  . event_sql(3003, 'connected', 'ssh')
+	  . event_sql(3004, 'connected', 'vpn', undef, '{"client_session_id": "cs-4"}')
+	  . 'SELECT pair(3005); SELECT connlog_flush();');
+$node->safe_psql(
+	'postgres',
+	'SET ROLE coder;'
+	  . event_sql(3002, 'disconnected', 'jetbrains', undef, '{"client_session_id": "other"}')
+	  . event_sql(3003, 'disconnected', 'ssh', undef, '{"client_session_id": "cs-3"}')
+	  . 'SELECT connlog_flush();');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT string_agg(concat_ws(',', right(connection_id::text, 4), type,
+         client_session_id, disconnect_time - connect_time, disconnect_reason),
+       ' ' ORDER BY connection_id)
+FROM public.connection_logs WHERE connection_id IN
+  (uid(2, 3001), uid(2, 3002), uid(2, 3003), uid(2, 3004), uid(2, 3005))}),
+	'3001,vscode,cs-1,01:00:00,bye 3002,jetbrains,cs-2,01:00:00,bye '
+	  . '3003,ssh,cs-3,01:00:00,bye 3005,ssh,01:00:00,bye',
+	'client_session_id through extra: merged, kept, filled; the enum converted alongside'
+);
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT error, event->>'connection_id' = uid(2, 3004)::text, event->'extra' FROM connlog.connection_logs_rejected}
+	),
+	'invalid input value for enum public.connection_type: "vpn" (SQLSTATE 22P02)|t|{"client_session_id": "cs-4"}',
+	'a label the enum lacks in a row with extra: that row alone, with its extra'
+);
+my ($rc, $out, $err) = $node->psql('postgres',
+	'SET ROLE coder;'
+	  . event_sql(3006, 'connected', 'ssh', undef, '{"client_session": "x"}'));
+like(
+	$err,
+	qr/ERROR:  key "client_session" of argument "extra" of connlog_enqueue names no column of table public\.connection_logs/,
+	'a key naming no column of coder\'s table is refused at enqueue');
+
+# --- connlog_enqueue_batch as role coder, with the seventeen arrays its
+# batcher gives BatchUpsertConnectionLogs (Go's zero values included): a
+# connect and disconnect merged by the batcher, a standalone disconnect
+# (connect_time = disconnect_time), a web event.  With one bad element
+# (an empty type) the call is refused, naming it, and enqueues nothing.
+sub batch_sql
+{
+	my ($type2) = @_;
+	return qq{SET ROLE coder;
+SELECT connlog_enqueue_batch(
+  ARRAY[uid(3, 4001), uid(4, 4002), uid(5, 4003)],
+  ARRAY[t0(4001), t0(4002) + interval '1 h', t0(4003)],
+  ARRAY[uid(10, 0), uid(10, 0), uid(10, 0)],
+  ARRAY[uid(11, 0), uid(11, 0), uid(11, 0)],
+  ARRAY[uid(12, 0), uid(12, 0), uid(12, 0)],
+  ARRAY['dev', 'dev', 'dev'], ARRAY['main', 'main', 'main'],
+  ARRAY['ssh', '$type2', 'workspace_app'],
+  ARRAY[0, 0, 200], ARRAY[false, false, true],
+  ARRAY['10.1.2.3'::inet, NULL, NULL],
+  ARRAY['', '', 'Mozilla/5.0'],
+  ARRAY['00000000-0000-0000-0000-000000000000'::uuid,
+        '00000000-0000-0000-0000-000000000000', uid(11, 0)],
+  ARRAY['', '', 'code-server'],
+  ARRAY[uid(2, 4001), uid(2, 4002), '00000000-0000-0000-0000-000000000000'],
+  ARRAY['bye', 'lost', ''],
+  ARRAY[t0(4001) + interval '1 h', t0(4002) + interval '1 h',
+        '0001-01-01 00:00:00Z'::timestamptz]);};
+}
+my $enqueued = $node->safe_psql('postgres',
+	'SELECT enqueued FROM connlog_stats');
+($rc, $out, $err) = $node->psql('postgres', batch_sql(''));
+like(
+	$err,
+	qr/ERROR:  argument "type" of connlog_enqueue_batch must not be empty\n.*CONTEXT:  element 2 of the arrays of connlog_enqueue_batch/s,
+	'a bad element refuses the whole call, naming the element');
+is($node->safe_psql('postgres', 'SELECT enqueued FROM connlog_stats'),
+	$enqueued, 'and nothing of it is enqueued');
+is($node->safe_psql('postgres', batch_sql('tunnel')),
+	'4', 'coder\'s arrays: four events enqueued');
+$node->safe_psql('postgres', 'SELECT connlog_flush();');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT string_agg(concat_ws(',', type, coalesce(host(ip), 'null'), code,
+         connection_id IS NULL, slug_or_port, disconnect_time - connect_time,
+         disconnect_reason), ' ' ORDER BY type::text)
+FROM public.connection_logs WHERE id IN (uid(3, 4001), uid(4, 4002), uid(5, 4003))}),
+	'ssh,10.1.2.3,f,01:00:00,bye tunnel,null,f,00:00:00,lost workspace_app,null,200,t,code-server',
+	'and written into coder\'s rows, the enum converted, zero values NULL');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT enqueued = merged + written + rejected + dropped + pending, rejected - $rejected, dropped, pending FROM connlog_stats"
+	),
+	't|1|0|0',
+	'every event accounted for; only the label the enum lacks rejected');
 $node->stop;
 
 # --- the update from 1.2: the worker writes into coder's table at 1.2

@@ -559,6 +559,16 @@ sub coder_node
 {
 	my ($name, $conf, %opt) = @_;
 	my $version = $opt{version} ? " VERSION '$opt{version}'" : '';
+	# what coder's role calls: from 1.3, connlog_enqueue takes extra, and
+	# connlog_enqueue_batch takes the arrays of coder's batch statement
+	my $execute =
+	  ($opt{version} // '') eq '1.2'
+	  ? q{connlog.connlog_enqueue(uuid, timestamptz, uuid,
+	uuid, uuid, text, text, text, connlog.connection_status, uuid, inet,
+	integer, text, uuid, text, text)}
+	  : q{connlog.connlog_enqueue(uuid, timestamptz, uuid,
+	uuid, uuid, text, text, text, connlog.connection_status, uuid, inet,
+	integer, text, uuid, text, text, jsonb), connlog.connlog_enqueue_batch};
 	my $node = connlog_role_node($name, 'LOGIN',
 		"connlog.target_table = 'public.connection_logs'\n" . $conf);
 	$node->safe_psql(
@@ -572,9 +582,7 @@ GRANT USAGE ON SCHEMA connlog TO connlog_writer;
 GRANT INSERT ON connlog.connection_logs_rejected TO connlog_writer;
 GRANT SELECT, UPDATE ON connlog.connlog_wal_progress TO connlog_writer;
 GRANT USAGE ON SCHEMA connlog TO coder;
-GRANT EXECUTE ON FUNCTION connlog.connlog_enqueue(uuid, timestamptz, uuid,
-	uuid, uuid, text, text, text, connlog.connection_status, uuid, inet,
-	integer, text, uuid, text, text) TO coder;
+GRANT EXECUTE ON FUNCTION $execute TO coder;
 });
 	$node->safe_psql('postgres',
 		"SET ROLE coder;\n"
