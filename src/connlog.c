@@ -1447,6 +1447,20 @@ connlog_enqueue_batch(PG_FUNCTION_ARGS)
 					 errmsg("an element of connlog_enqueue_batch without a connection_id must not have both a connect_time and a later disconnect_time"),
 					 errdetail("Events without a connection_id are never merged, so such an element cannot become one row.")));
 
+		/*
+		 * code goes with the disconnect, or with the connect of an element
+		 * that has none: a web event's HTTP status, which coder gives with
+		 * the event's only time
+		 */
+		has_code = !nulls[BATCH_CODE_VALID][i] &&
+			DatumGetBool(values[BATCH_CODE_VALID][i]) &&
+			!nulls[BATCH_CODE][i];
+		if (has_code && disconnect_time == CL_NO_TIME)
+		{
+			ev.flags |= CL_HAS_CODE;
+			ev.code = DatumGetInt32(values[BATCH_CODE][i]);
+		}
+
 		/* the connect, unless the element is a standalone disconnect */
 		if (connect_time != CL_NO_TIME && connect_time != disconnect_time)
 		{
@@ -1459,9 +1473,6 @@ connlog_enqueue_batch(PG_FUNCTION_ARGS)
 			continue;
 
 		/* the disconnect, which also carries code and disconnect_reason */
-		has_code = !nulls[BATCH_CODE_VALID][i] &&
-			DatumGetBool(values[BATCH_CODE_VALID][i]) &&
-			!nulls[BATCH_CODE][i];
 		if (has_code)
 		{
 			ev.flags |= CL_HAS_CODE;

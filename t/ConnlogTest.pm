@@ -565,10 +565,11 @@ sub coder_node
 	  ($opt{version} // '') eq '1.2'
 	  ? q{connlog.connlog_enqueue(uuid, timestamptz, uuid,
 	uuid, uuid, text, text, text, connlog.connection_status, uuid, inet,
-	integer, text, uuid, text, text)}
+	integer, text, uuid, text, text), connlog.connlog_flush}
 	  : q{connlog.connlog_enqueue(uuid, timestamptz, uuid,
 	uuid, uuid, text, text, text, connlog.connection_status, uuid, inet,
-	integer, text, uuid, text, text, jsonb), connlog.connlog_enqueue_batch};
+	integer, text, uuid, text, text, jsonb), connlog.connlog_enqueue_batch,
+	connlog.connlog_flush};
 	my $node = connlog_role_node($name, 'LOGIN',
 		"connlog.target_table = 'public.connection_logs'\n" . $conf);
 	$node->safe_psql(
