@@ -235,8 +235,10 @@ nothing_gained('every row refused');
 
 ###########################################################################
 # The owner's trigger raises a transient SQLSTATE (40001).  For one row:
-# the batch is retried max_retries times, then split, that row rejected
-# and the others written.  For every row: the batch is held.
+# the batch is retried max_retries times, then split, the others written,
+# and that row, retried max_retries times alone (a server's 40001 or
+# 40P01 would not come back each time), rejected.  For every row: the
+# batch is held.
 ###########################################################################
 $node->safe_psql(
 	'postgres', q{
@@ -262,8 +264,8 @@ is( flush_returns(
 	0,
 	'40001 for one row: connlog_flush returns');
 is( moved($s0, qw(enqueued written merged rejected pending retries)),
-	'enqueued=10 written=4 merged=5 rejected=1 pending=0 retries=2',
-	'40001 for one row: max_retries retries, then that row rejected, 4 written'
+	'enqueued=10 written=4 merged=5 rejected=1 pending=0 retries=4',
+	'40001 for one row: max_retries retries, 4 written, max_retries of that row alone, then it rejected'
 );
 is($node->safe_psql('postgres', 'SELECT good_pairs(30, 34)'),
 	'4', '40001 for one row: the other pairs are rows');
