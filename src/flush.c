@@ -40,10 +40,12 @@
  *	  can raise the same SQLSTATEs, and nothing tells its RAISE from the
  *	  server's; so the row alone is retried max_retries times, and only if
  *	  it failed every time, alone, is it rejected, as any row that fails
- *	  alone (may_reject_alone).  A row the table refuses for ever with a
- *	  transient SQLSTATE thus costs its batch max_retries more attempts,
- *	  and a server's deadlock needs to hit the same row max_retries times
- *	  in a row, each time written alone, to cost it.
+ *	  alone (may_reject_alone, whose evidence is then that of its first
+ *	  failure alone: its batch may have nothing else left to write).  A
+ *	  row the table refuses for ever with a transient SQLSTATE thus costs
+ *	  its batch max_retries more attempts, and a server's deadlock needs
+ *	  to hit the same row max_retries + 1 times, each time written alone,
+ *	  to cost it.
  *	- every write goes through one path, write_entries(), which stores the
  *	  durability progress with the rows and, once they are committed,
  *	  records their outcome; its callers only decide what to do with what
@@ -679,7 +681,13 @@ write_range(ClBatch *b, int start, int n, const char *failed,
 	}
 	if (n == 1)
 	{
-		if (!may_reject_alone(b, why))
+		/*
+		 * A row retried alone (retry_alone) had its evidence when it first
+		 * failed alone: the table took other rows then, and its batch may
+		 * have none left to write beside it now.
+		 */
+		if (!may_reject_alone(b, why) &&
+			!(why == WR_TRANSIENT && b->entries[start].transient_alone > 0))
 		{
 			split_held = failed;
 			return true;

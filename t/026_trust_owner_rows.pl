@@ -283,6 +283,47 @@ $node->safe_psql('postgres',
 	'DROP TRIGGER flaky ON public.connection_logs');
 nothing_gained('40001');
 
+# 40001 for one row that is gone once the row has been tried alone, as a
+# deadlock with another writer is: the row meets it in the batch's first
+# write and max_retries retries, in the split's first range that holds it
+# and alone (the 5th time), then in the batch's next attempt (the 6th),
+# and the 7th try, alone again, writes it: nothing rejected.
+$node->safe_psql(
+	'postgres', q{
+SET ROLE app;
+CREATE SEQUENCE public.once_seq;
+CREATE FUNCTION public.once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.workspace_name = 'once' THEN
+		IF pg_catalog.nextval('public.once_seq') <= 6 THEN
+			RAISE EXCEPTION 'deadlock-like failure'
+				USING ERRCODE = 'serialization_failure';
+		END IF;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER once BEFORE INSERT ON public.connection_logs
+	FOR EACH ROW EXECUTE FUNCTION public.once();
+});
+$s0 = stats();
+is( flush_returns(
+		"SELECT pair(n, CASE n WHEN 37 THEN 'once' ELSE 'dev' END) FROM generate_series(35, 39) n"
+	),
+	0,
+	'40001 gone on the row\'s retry alone: connlog_flush returns');
+is( moved($s0, qw(enqueued written merged rejected pending)),
+	'enqueued=10 written=5 merged=5 rejected=0 pending=0',
+	'40001 gone on the row\'s retry alone: every row written, none rejected');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT good_pairs(35, 39), last_value FROM public.once_seq"),
+	'5|7',
+	'40001 gone on the row\'s retry alone: each pair is a row, the row tried 7 times'
+);
+$node->safe_psql('postgres',
+	'DROP TRIGGER once ON public.connection_logs');
+nothing_gained('40001 gone on a retry alone');
+
 ###########################################################################
 # A BEFORE INSERT trigger returns NULL for some rows: the statement stored
 # nothing for them, so they are not counted as written; each goes to
