@@ -49,7 +49,7 @@ FROM connection_logs;
 -- scans(q): the scan nodes of q's plan, e.g. "Index Scan using x"; a
 -- Function Scan would mean the function was not inlined.  Left out: the
 -- scan of connlog_table_query, the branch of each function that runs
--- only when connlog.table is set (its one-time filter is false here).
+-- only when connlog.target_table is set (its one-time filter is false here).
 CREATE FUNCTION scans(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   line text;

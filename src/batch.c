@@ -800,6 +800,7 @@ cl_batch_add(ClBatch *b, const char *rec, size_t len)
 	e->extra_len = 0;
 	e->hash = hash;
 	e->outcome = 0;
+	e->transient_alone = 0;
 	if (ev.flags & CL_HAS_CONNECTION_ID)
 		b->slots[slot] = b->nentries;
 	b->nentries++;

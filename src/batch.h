@@ -217,6 +217,8 @@ typedef struct ClEntry
 	uint32		extra_len;		/* ... and length; 0: the base's own */
 	uint32		hash;			/* of the conflict key */
 	uint8		outcome;		/* the worker's: what became of the row */
+	uint8		transient_alone;	/* the worker's: transient failures of the
+									 * row written alone */
 } ClEntry;
 
 /*

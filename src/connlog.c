@@ -62,6 +62,7 @@ void		_PG_init(void);
 /* GUCs */
 char	   *connlog_database = NULL;
 char	   *connlog_role = NULL;
+char	   *connlog_target_table = NULL;
 char	   *connlog_table = NULL;
 int			connlog_ring_size_kb = 16384;
 int			connlog_batch_size = 1000;
@@ -273,9 +274,10 @@ register_worker(const char *function, const char *name,
 }
 
 /*
- * connlog.table: empty, or a schema-qualified table name.  The worker's
- * search_path is pg_catalog, so an unqualified name could only mean a
- * system table; say so at once rather than when the worker looks.
+ * connlog.target_table (and connlog.table, its deprecated alias): empty,
+ * or a schema-qualified table name.  The worker's search_path is
+ * pg_catalog, so an unqualified name could only mean a system table; say
+ * so at once rather than when the worker looks.
  */
 static bool
 check_table(char **newval, void **extra, GucSource source)
@@ -294,8 +296,39 @@ check_table(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Split connlog.table's value into its schema and table names, as SQL
- * would (quotes, case folding).  Returns false unless it is exactly a
+ * The table the rows go to: connlog.target_table, or while that is empty,
+ * connlog.table, its deprecated alias (TABLE is a reserved word, so
+ * ALTER SYSTEM SET connlog.table is a syntax error unless quoted).  A
+ * configuration that sets only the alias must keep writing where it says
+ * when the library is upgraded, rather than silently into the extension's
+ * own table, so the alias still counts; the worker warns about it
+ * (writer.c).  Empty: the extension's own connection_logs.
+ */
+const char *
+connlog_effective_table(void)
+{
+	if (connlog_target_table != NULL && connlog_target_table[0] != '\0')
+		return connlog_target_table;
+	if (connlog_table != NULL)
+		return connlog_table;
+	return "";
+}
+
+/*
+ * connlog.table reads as the table in use, connlog_effective_table(), so
+ * that what reads the setting by its deprecated name (the query functions
+ * of a database whose extension is not yet updated, a monitoring query)
+ * reads the same table the worker writes into.
+ */
+static const char *
+show_table_alias(void)
+{
+	return connlog_effective_table();
+}
+
+/*
+ * Split connlog.target_table's (or connlog.table's) value into its schema
+ * and table names, as SQL would (quotes, case folding).  Returns false unless it is exactly a
  * schema and a table.  The names are palloc'd.
  */
 bool
@@ -335,11 +368,17 @@ _PG_init(void)
 	"Role the connlog worker writes as; empty means the bootstrap superuser.",
 							   NULL, &connlog_role, "",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("connlog.table",
+	DefineCustomStringVariable("connlog.target_table",
 					 "Table the connlog worker writes connection rows into.",
-							   "Empty means the extension's own connection_logs; otherwise a schema-qualified table name.",
-							   &connlog_table, "",
+							   "Empty means the extension's own connection_logs (or connlog.table, if that is set); otherwise a schema-qualified table name.",
+							   &connlog_target_table, "",
 							   PGC_SIGHUP, 0, check_table, NULL, NULL);
+	DefineCustomStringVariable("connlog.table",
+		"Deprecated name of connlog.target_table, used while that is empty.",
+		 "Reads as the table in use: connlog.target_table when that is set.",
+							   &connlog_table, "",
+							   PGC_SIGHUP, 0, check_table, NULL,
+							   show_table_alias);
 	DefineCustomIntVariable("connlog.ring_size",
 				"Size of the shared-memory ring that holds enqueued events.",
 							NULL, &connlog_ring_size_kb, 16384, 64,
@@ -394,7 +433,7 @@ _PG_init(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.retention",
 					   "Age past which rows of connection_logs are deleted.",
-							"Rows whose connect_time is older than this are deleted, from connlog.table when it is set; 0 keeps them forever.",
+							"Rows whose connect_time is older than this are deleted, from connlog.target_table when it is set; 0 keeps them forever.",
 							&connlog_retention_s, 0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("connlog.purge_batch_size",
@@ -1408,6 +1447,20 @@ connlog_enqueue_batch(PG_FUNCTION_ARGS)
 					 errmsg("an element of connlog_enqueue_batch without a connection_id must not have both a connect_time and a later disconnect_time"),
 					 errdetail("Events without a connection_id are never merged, so such an element cannot become one row.")));
 
+		/*
+		 * code goes with the disconnect, or with the connect of an element
+		 * that has none: a web event's HTTP status, which coder gives with
+		 * the event's only time
+		 */
+		has_code = !nulls[BATCH_CODE_VALID][i] &&
+			DatumGetBool(values[BATCH_CODE_VALID][i]) &&
+			!nulls[BATCH_CODE][i];
+		if (has_code && disconnect_time == CL_NO_TIME)
+		{
+			ev.flags |= CL_HAS_CODE;
+			ev.code = DatumGetInt32(values[BATCH_CODE][i]);
+		}
+
 		/* the connect, unless the element is a standalone disconnect */
 		if (connect_time != CL_NO_TIME && connect_time != disconnect_time)
 		{
@@ -1420,9 +1473,6 @@ connlog_enqueue_batch(PG_FUNCTION_ARGS)
 			continue;
 
 		/* the disconnect, which also carries code and disconnect_reason */
-		has_code = !nulls[BATCH_CODE_VALID][i] &&
-			DatumGetBool(values[BATCH_CODE_VALID][i]) &&
-			!nulls[BATCH_CODE][i];
 		if (has_code)
 		{
 			ev.flags |= CL_HAS_CODE;

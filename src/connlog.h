@@ -17,6 +17,7 @@
 /* GUCs, defined in connlog.c */
 extern char *connlog_database;
 extern char *connlog_role;
+extern char *connlog_target_table;
 extern char *connlog_table;
 extern int	connlog_ring_size_kb;
 extern int	connlog_batch_size;
@@ -39,6 +40,7 @@ extern bool connlog_is_worker;
 
 extern bool connlog_table_name(const char *value, char **schema,
 							   char **relname);
+extern const char *connlog_effective_table(void);
 
 /* connlog.durability */
 typedef enum ConnlogDurability

@@ -25,12 +25,27 @@
  *	  (may_reject_alone): an error that every row gets is the table's or
  *	  the server's, and a batch none of whose rows is taken is held in the
  *	  retry queue, rejecting nothing (write_split).  The owner of
- *	  connlog.table chooses what its policies and triggers raise, so a
+ *	  connlog.target_table chooses what its policies and triggers raise, so a
  *	  SQLSTATE it raises for some rows (42501, a transient one) costs those
  *	  rows, never the others.  A transient error in the middle of a split,
  *	  while the batch has retries left, rejects nothing: the batch goes
  *	  back to the retry queue, and its next attempt goes on with the rows
  *	  that have no outcome yet.
+ *	- a row that fails alone with a transient error is not rejected for it
+ *	  at once, even once its batch has used its retries (retry_alone): a
+ *	  deadlock (40P01) or a serialization failure (40001) the server
+ *	  raised says nothing about the row, only about what ran beside it (an
+ *	  application's own batch upsert that takes the same rows in another
+ *	  order, say), and the next attempt usually succeeds.  But a trigger
+ *	  can raise the same SQLSTATEs, and nothing tells its RAISE from the
+ *	  server's; so the row alone is retried max_retries times, and only if
+ *	  it failed every time, alone, is it rejected, as any row that fails
+ *	  alone (may_reject_alone, whose evidence is then that of its first
+ *	  failure alone: its batch may have nothing else left to write).  A
+ *	  row the table refuses for ever with a transient SQLSTATE thus costs
+ *	  its batch max_retries more attempts, and a server's deadlock needs
+ *	  to hit the same row max_retries + 1 times, each time written alone,
+ *	  to cost it.
  *	- every write goes through one path, write_entries(), which stores the
  *	  durability progress with the rows and, once they are committed,
  *	  records their outcome; its callers only decide what to do with what
@@ -339,10 +354,10 @@ typedef enum FailureNext
 	NEXT_SPLIT					/* the rows that fail alone may be rejected */
 } FailureNext;
 
+/* Say that a write of nrows rows failed with error, and what follows */
 static void
-report_failure(const char *error, int nrows, FailureNext next, int attempt)
+log_failure(const char *error, int nrows, FailureNext next, int attempt)
 {
-	connlog_count(&counters()->write_errors, 1);
 	connlog_ring_note_flush(error);
 	ereport(WARNING,
 			(errmsg("connlog could not write %d connection log rows: %s",
@@ -354,6 +369,14 @@ report_failure(const char *error, int nrows, FailureNext next, int attempt)
 			 attempt > 0 ?
 			 errdetail("Retry %d of %d.", attempt, connlog_max_retries) :
 			 errdetail("The batch will be retried.")));
+}
+
+/* Count a failed write, and log_failure() */
+static void
+report_failure(const char *error, int nrows, FailureNext next, int attempt)
+{
+	connlog_count(&counters()->write_errors, 1);
+	log_failure(error, nrows, next, attempt);
 }
 
 /*
@@ -544,15 +567,32 @@ web_events_first(ClBatch *b)
 
 /*
  * Has b used up the retries a transient error gets?  Then it is split, and
- * in the split a transient error is a failure like any other: a trigger
- * can raise any SQLSTATE, and one that raised 40001 for one row would
- * otherwise hold its batch for ever.  Exiting, the worker leaves such a
- * batch in the ring for its successor instead.
+ * in the split a transient error is a failure like any other, but for a
+ * row alone, which is retried a bounded number of times (retry_alone): a
+ * trigger can raise any SQLSTATE, and one that raised 40001 for one row
+ * would otherwise hold its batch for ever.  Exiting, the worker leaves
+ * such a batch in the ring for its successor instead.
  */
 static bool
 transient_spent(const ClBatch *b)
 {
 	return !exiting && b->attempts >= connlog_max_retries;
+}
+
+/*
+ * Row i of b failed alone with a transient error, its batch's retries
+ * spent: should it be retried rather than rejected?  Yes, max_retries
+ * times (see the file header); each call counts one.
+ */
+static bool
+retry_alone(ClBatch *b, int i)
+{
+	ClEntry    *e = &b->entries[i];
+
+	if (e->transient_alone >= connlog_max_retries)
+		return false;
+	e->transient_alone++;
+	return true;
 }
 
 /*
@@ -606,6 +646,7 @@ write_range(ClBatch *b, int start, int n, const char *failed,
 {
 	int			pending = 0;
 	int			half = n / 2;
+	bool		wrote = false;
 
 	for (int i = start; i < start + n; i++)
 		if (b->entries[i].outcome == OUTCOME_PENDING)
@@ -616,6 +657,7 @@ write_range(ClBatch *b, int start, int n, const char *failed,
 	{
 		char	   *err;
 
+		wrote = true;
 		why = write_entries(b, WRITE_PART, start, n, NULL, &err);
 		switch (why)
 		{
@@ -639,10 +681,25 @@ write_range(ClBatch *b, int start, int n, const char *failed,
 	}
 	if (n == 1)
 	{
-		if (may_reject_alone(b, why))
-			return reject_entry(b, start, failed);
-		split_held = failed;
-		return true;
+		/*
+		 * A row retried alone (retry_alone) had its evidence when it first
+		 * failed alone: the table took other rows then, and its batch may
+		 * have none left to write beside it now.
+		 */
+		if (!may_reject_alone(b, why) &&
+			!(why == WR_TRANSIENT && b->entries[start].transient_alone > 0))
+		{
+			split_held = failed;
+			return true;
+		}
+		if (why == WR_TRANSIENT && retry_alone(b, start))
+		{
+			/* counted above, or (logged too) by the caller */
+			if (wrote)
+				log_failure(failed, 1, NEXT_LATER, 0);
+			return false;
+		}
+		return reject_entry(b, start, failed);
 	}
 	if (split_held != NULL && !may_reject_alone(b, why))
 		return true;

@@ -7,7 +7,7 @@
  *
  * The worker's upsert and retention DELETE run the code of the table
  * they write to: its triggers, defaults, policies and casts.  With
- * connlog.table, that table belongs to the application and its owner
+ * connlog.target_table, that table belongs to the application and its owner
  * writes that code; it runs as the owner in a security-restricted
  * operation (writer.c), so it gains no privilege.  But it runs inside the
  * worker's process, and three things it can do there would stop the

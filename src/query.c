@@ -2,9 +2,9 @@
  *
  * query.c
  *		connlog_convert(): how the query functions convert a column of
- *		the table connlog.table names to the type connection_logs has.
+ *		the table connlog.target_table names to the type connection_logs has.
  *
- * When connlog.table names an application's table, connlog_table_query
+ * When connlog.target_table names an application's table, connlog_table_query
  * reads it as connection_logs rows, and a column whose type is not the
  * one connection_logs has (an enum, a domain, varchar, a type the
  * table's owner created) must be converted.  A cast cannot do that

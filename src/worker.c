@@ -585,7 +585,7 @@ purge_step(TimestampTz now)
 							error),
 					 errdetail("Events are still written; connlog tries again every connlog.purge_interval."),
 					 st == CL_WRITE_DENIED ?
-					 errhint("Grant DELETE on connection_logs, or on the table connlog.table names, to the role connlog writes as.") : 0));
+					 errhint("Grant DELETE on connection_logs, or on the table connlog.target_table names, to the role connlog writes as.") : 0));
 	}
 	/* the run is over; one cut short by a missing extension goes on */
 	purge_run_rows = 0;

@@ -86,7 +86,7 @@
  * freshly prepared statement that references anything but the member
  * under a member's name is refused as well.
  *
- * connlog.table.  When it names a table, the rows go there instead of
+ * connlog.target_table.  When it names a table, the rows go there instead of
  * into connection_logs (connection_logs_rejected and connlog_wal_progress
  * stay the extension's).  That table is the application's: not a member,
  * owned by a role that need not be trusted with the worker's privileges,
@@ -96,13 +96,15 @@
  *	- it is looked up by its schema-qualified name, locked, and checked
  *	  each time the statements are prepared (find_rows_table): every
  *	  column connlog_batch_row has, by name, writable, taking the value
- *	  by assignment as the INSERT will; no other column that is NOT NULL
- *	  without a default (every row would fail, and be rejected); and a
- *	  unique, immediate, non-partial index on exactly (connection_id,
- *	  workspace_id, agent_name) for ON CONFLICT.  A failed check holds the
- *	  events like a broken extension, with an error that names the table
- *	  and what it lacks.  A statement prepared for it that references
- *	  another relation under its name is refused, as for a member.
+ *	  by assignment as the INSERT will or, for a text field, through its
+ *	  type's input function ("Input functions" below); no other column
+ *	  that is NOT NULL without a default (every row would fail, and be
+ *	  rejected); and a unique, immediate, non-partial index on exactly
+ *	  (connection_id, workspace_id, agent_name) for ON CONFLICT.  A
+ *	  failed check holds the events like a broken extension, with an
+ *	  error that names the table and what it lacks.  A statement prepared
+ *	  for it that references another relation under its name is refused,
+ *	  as for a member.
  *	- the upsert and the retention DELETE on it run as the table's owner,
  *	  in a security-restricted operation (begin_as_owner), as VACUUM and
  *	  REFRESH MATERIALIZED VIEW run a table's index functions: whatever
@@ -162,8 +164,11 @@
  * server one tuplestore row per event, where sixteen column arrays under
  * ROWS FROM would cost sixteen (bench/RESULTS.md, "Measurements behind
  * the design"); the table's own columns still take the values through
- * ordinary INSERT assignment, so a table with added columns works too.  The log_events line is also built
- * here, since it shares the per-field conversions with the upsert.
+ * ordinary INSERT assignment, so a table with added columns works too.
+ * Only the values that need their column type's input function, a
+ * converted text field's and extra's, come in arrays of their own, zipped
+ * with the rows by ROWS FROM.  The log_events line is also built here,
+ * since it shares the per-field conversions with the upsert.
  *
  * IDENTIFICATION
  *	  src/writer.c
@@ -243,7 +248,7 @@ enum
 	UPSERT_NCOLS
 };
 
-/* the columns of connection_logs a table of connlog.table must have */
+/* the columns of connection_logs a table of connlog.target_table must have */
 #define ROWS_TABLE_NCOLS	COL_EXTRA
 
 /*
@@ -289,27 +294,68 @@ static Oid	plan_extoid = InvalidOid;
 static char *plan_version = NULL;	/* extversion, in TopMemoryContext */
 static Oid	member_relids[NUM_MEMBERS]; /* InvalidOid: not in this version */
 
-/* connlog.table the plans were built for, in TopMemoryContext */
+/* connlog.target_table the plans were built for, in TopMemoryContext */
 static char *plan_table = NULL;
+
+/* the last warning about connlog.target_table logged, in TopMemoryContext */
+static char *table_warned = NULL;
 
 /* the table the rows go to, quoted and qualified, in TopMemoryContext */
 static char *rows_table = NULL;
 
-/* connlog.table's owner, whom its statements run as; InvalidOid: unset */
+/* connlog.target_table's owner, whom its statements run as; InvalidOid: unset */
 static Oid	rows_owner = InvalidOid;
 static Oid	row_typid = InvalidOid; /* connlog_batch_row */
 static Oid	row_array_typid = InvalidOid;
 static Oid	type_enum_typid = InvalidOid;	/* connection_type, if the type
 											 * column is one; else text */
 static Oid	type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
+
+/*
+ * Text into a column of connlog.target_table through the input function
+ * of the column's type, with the column's typmod: the one conversion of
+ * connlog's text fields (ConvertedColumn) and of extra's values (ExtraPlan)
+ * alike.  Looked up once, when the statement it feeds is prepared (which
+ * any change to the table's columns makes happen again), and called by
+ * input_array() as the table's owner; see "Input functions" below.
+ */
+typedef struct InputConversion
+{
+	Oid			typid;			/* the column's type */
+	int32		typmod;			/* and its typmod, which the input checks */
+	Oid			array_typid;	/* the statement's parameter: an array */
+	Oid			ioparam;
+	FmgrInfo	input;			/* its cache lives with the statement */
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+} InputConversion;
+
+/*
+ * connlog.target_table's columns that take connlog's text through their
+ * type's input function (see check_rows_columns), in the order of their
+ * COL_x; every upsert's parameters $2, $3, ... carry their values, one
+ * array each.  Their conversions' memory is plans_cxt, emptied with the
+ * statements.
+ */
+typedef struct ConvertedColumn
+{
+	int			col;			/* COL_x */
+	InputConversion conv;
+} ConvertedColumn;
+
+static ConvertedColumn converted[ROWS_TABLE_NCOLS];
+static int	nconverted = 0;
+static bool col_converted[UPSERT_NCOLS];	/* by COL_x */
+static MemoryContext plans_cxt = NULL;
 static MemoryContext write_cxt = NULL;
 static MemoryContext log_events_cxt = NULL;
 static int	exit_budget_ms = 0; /* 0: the worker is not exiting */
 
 /*
- * connlog.table: the upserts of rows with application columns (extra),
- * one per set of columns (ExtraPlan, below), in TopMemoryContext; the
- * schema names keep_plan needs to prepare them later.
+ * connlog.target_table: the upserts of rows with application columns
+ * (extra), one per set of columns (ExtraPlan, below); the schema names
+ * keep_plan needs to prepare them later.  In TopMemoryContext.
  */
 static List *extra_plans = NIL;
 static char *plan_nspname = NULL;
@@ -324,24 +370,47 @@ static Datum batch_rows_array(Datum *rows, int n);
 static void publish_columns(Relation rel, bool any_key);
 
 /*
- * The upsert.  %1$s is the table, quoted and qualified; $1 is a
- * connlog_batch_row[].
- * Merging in the batch guarantees that no conflict key appears twice in one
- * statement, which ON CONFLICT DO UPDATE would refuse.  The rest is what
- * extra adds (upsert_text): %3$s the columns, %4$s their values, %5$s the
- * rows as u, %6$s the columns' updates.
+ * The upsert, every form of it: compose_upsert() fills it in.  %1$s is the
+ * table, quoted and qualified; %2$s the columns written besides connlog's
+ * sixteen (connection_logs.extra, or an application's columns that extra
+ * names); %3$s the values of all of them; %4$s the rows they come from, u:
+ * $1, a connlog_batch_row[], alone or zipped by ROWS FROM with the arrays
+ * of the converted columns and of the application's columns; %5$s a WHERE
+ * clause (replay_filter) or nothing; %6$s the updates of the columns of
+ * %2$s.  Merging in the batch guarantees that no conflict key appears
+ * twice in one statement, which ON CONFLICT DO UPDATE would refuse.
+ *
+ * The rows are taken in the order of their conflict key, so that two
+ * writers that both do so lock the rows they share in the same order and
+ * never deadlock: connlog's upsert with another of its own (a worker
+ * writing while its predecessor's statement ends), or with an
+ * application's batch upsert that sorts too.  coder's does not, so its
+ * statements and connlog's can still deadlock; the server then cancels
+ * one of the two, and each writer retries (coder's batcher, and the
+ * worker: a deadlock is transient).  connection_id and workspace_id are
+ * enough: the order needs to be the same in every statement, not total,
+ * and agent_name may be a converted column, whose value u does not hold.
+ * ORDER BY looks up nothing by name: it sorts by the types' default
+ * btree operator classes.
+ *
+ * A connect_time of 0001-01-01 00:00:00Z is coder's mark of a time not
+ * known: its own batch upsert writes it for a disconnect whose connect it
+ * has not seen, and takes any other time over it.  connlog does the same,
+ * so that when both write into coder's table (while a deployment moves
+ * its replicas to connlog, say) the row still ends with the earliest real
+ * connect time, whichever writer came first.
  */
 static const char *const upsert_sql =
 "INSERT INTO %1$s AS c (id, connect_time, organization_id, "
 "workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
 "code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
-"disconnect_reason%3$s) "
-"SELECT u.id, u.connect_time, u.organization_id, u.workspace_owner_id, "
-"u.workspace_id, u.workspace_name, u.agent_name, u.type, u.ip, u.code, "
-"u.user_agent, u.user_id, u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason%4$s "
-"FROM %5$s %2$s"
+"disconnect_reason%2$s) "
+"SELECT %3$s FROM %4$s %5$s"
+"ORDER BY u.connection_id, u.workspace_id "
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
-"connect_time = LEAST(c.connect_time, excluded.connect_time), "
+"connect_time = CASE WHEN c.connect_time OPERATOR(pg_catalog.=) "
+"'0001-01-01 00:00:00+00'::pg_catalog.timestamptz THEN excluded.connect_time "
+"ELSE LEAST(c.connect_time, excluded.connect_time) END, "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
 "code = COALESCE(c.code, excluded.code), "
 "disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)%6$s";
@@ -391,7 +460,8 @@ static const char *const replay_filter =
  * The upsert of those events, %1$s with the filter above, counting what
  * it stored (see upsert_fn) and the rows the filter let through, which it
  * should have stored: both counts run in one snapshot, so the filter
- * decides the same for both.
+ * decides the same for both.  The filter reads only connlog_batch_row's
+ * columns, so the count needs $1 alone.
  */
 static const char *const replay_sql =
 "WITH w AS (%1$s RETURNING 1) "
@@ -433,6 +503,10 @@ forget_plans(void)
 		pfree(rows_rel_name);
 	rows_nsp_name = rows_rel_name = NULL;
 	rows_owner = InvalidOid;
+	nconverted = 0;
+	memset(col_converted, 0, sizeof(col_converted));
+	if (plans_cxt != NULL)
+		MemoryContextReset(plans_cxt);
 	memset(member_relids, 0, sizeof(member_relids));
 	forget_extra_plans();
 	/* until the statements are prepared again, the worker checks keys */
@@ -619,12 +693,143 @@ find_row_type(Oid extoid, Oid nspoid, const char *nspname)
 							CStringGetDatum(connlog_type_labels[i]));
 }
 
+/* ---------------------------------------------------------------------
+ * Input functions
+ *
+ * connlog_batch_row's columns go into connlog.target_table's by
+ * assignment where the types allow it (check_rows_columns).  Two kinds of
+ * value cannot: connlog's text fields written into a column of another
+ * type (coder's enum connection_type, a domain, citext: the converted
+ * columns), and the values of extra, which are text whatever the column
+ * (ExtraPlan).  Both reach their column through the one conversion below:
+ * the input function of the column's type, found by OID in pg_type and
+ * called with the column's typmod, so that varchar(n) checks its length,
+ * a domain its constraints and an enum its labels, exactly as the type
+ * reads the text from a client.  Never through a cast: the owner of a
+ * type may create casts from text to it, and which cast an assignment
+ * applies would be the owner's choice, not connlog's.  The input
+ * functions run as the table's owner, in a security-restricted operation
+ * like the statement itself (begin_as_owner), since a domain's CHECK is
+ * the owner's code.  The values go to the statement as one array per
+ * column, of the column's own type, which ROWS FROM zips with the rows of
+ * $1 (element i of each is event i's), so the INSERT assigns them with no
+ * conversion at all.  A value the type refuses fails the statement with
+ * the input function's own error, of class 22 (23 for a domain's
+ * constraint), so that the worker's split isolates its row alone.
+ * ---------------------------------------------------------------------
+ */
+
 /*
- * connlog.table: every column the upsert writes (connlog_batch_row's) must
- * exist in rel, be one an INSERT may give a value, and take the value by
- * assignment, as the INSERT will; and no other column may need a value
- * connlog does not give (NOT NULL without a default would fail every row,
- * which would then all be rejected).
+ * Look up the conversion of text into type typid with typmod, once per
+ * statement.  False if the type has no array type, which the statement's
+ * parameter needs.  The input function's cache (a domain's constraints,
+ * say) goes into cxt, with the statement's other memory.
+ */
+static bool
+input_conversion_init(InputConversion *ic, Oid typid, int32 typmod,
+					  MemoryContext cxt)
+{
+	Oid			typinput;
+
+	ic->array_typid = get_array_type(typid);
+	if (!OidIsValid(ic->array_typid))
+		return false;
+	ic->typid = typid;
+	ic->typmod = typmod;
+	getTypeInputInfo(typid, &typinput, &ic->ioparam);
+	fmgr_info_cxt(typinput, &ic->input, cxt);
+	get_typlenbyvalalign(typid, &ic->typlen, &ic->typbyval, &ic->typalign);
+	return true;
+}
+
+/*
+ * texts[0 .. n) (NULL: no value) through ic's input function, as an array
+ * of its type.  The caller runs this as the table's owner.
+ */
+static Datum
+input_array(InputConversion *ic, char **texts, int n)
+{
+	Datum	   *values = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		/* a domain's input runs for NULL too: it checks NOT NULL */
+		values[i] = InputFunctionCall(&ic->input, texts[i], ic->ioparam,
+									  ic->typmod);
+		nulls[i] = texts[i] == NULL;
+	}
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
+											  ic->typid, ic->typlen,
+											  ic->typbyval, ic->typalign));
+}
+
+/* Is column c one whose value connlog holds as text? */
+static bool
+text_column(int c)
+{
+	switch (c)
+	{
+		case COL_WORKSPACE_NAME:
+		case COL_AGENT_NAME:
+		case COL_TYPE:
+		case COL_USER_AGENT:
+		case COL_SLUG_OR_PORT:
+		case COL_DISCONNECT_REASON:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Can column c's text take att's type through that type's input function?
+ * Only a type whose values are spelled as text (its category, or its
+ * domain's base type's, is string, enum or user-defined): the values of a
+ * number or a time never read as a workspace name or a connection type,
+ * so every row would fail.  If so, note the column in converted[].
+ */
+static bool
+convert_column(int c, Form_pg_attribute att)
+{
+	ConvertedColumn *cc = &converted[nconverted];
+	char		category;
+	bool		preferred;
+
+	get_type_category_preferred(getBaseType(att->atttypid), &category,
+								&preferred);
+	if (category != TYPCATEGORY_STRING && category != TYPCATEGORY_ENUM &&
+		category != TYPCATEGORY_USER)
+		return false;
+	if (plans_cxt == NULL)
+		plans_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "connlog statements",
+										  ALLOCSET_SMALL_SIZES);
+	if (!input_conversion_init(&cc->conv, att->atttypid, att->atttypmod,
+							   plans_cxt))
+		return false;
+	cc->col = c;
+	col_converted[c] = true;
+	nconverted++;
+	return true;
+}
+
+/*
+ * connlog.target_table: every column the upsert writes (connlog_batch_row's)
+ * must exist in rel and be one an INSERT may give a value; and no other
+ * column may need a value connlog does not give (NOT NULL without a
+ * default would fail every row, which would then all be rejected).
+ *
+ * A column takes connlog's value as it is when it has the same type, or
+ * one the value is binary coercible to (text to varchar(n), say: the
+ * INSERT then checks the typmod, with the built-in length coercion).  A
+ * column connlog gives text to and of another type (an enum, a domain,
+ * citext) takes it through its type's input function (see "Input
+ * functions" above), never through a cast.  Any other column (a uuid, a
+ * time, an integer) must take the value by assignment, as the INSERT
+ * gives it.
  */
 static void
 check_rows_columns(Relation rel, const char *name)
@@ -653,7 +858,19 @@ check_rows_columns(Relation rel, const char *name)
 					 errmsg("column \"%s\" of table %s cannot be written",
 							col, name),
 					 errdetail("It is a generated column or an identity column GENERATED ALWAYS.")));
-		if (!can_coerce_type(1, &srctype, &att->atttypid, COERCION_ASSIGNMENT))
+		if (att->atttypid == srctype || IsBinaryCoercible(srctype, att->atttypid))
+			continue;
+		if (text_column(c))
+		{
+			if (!convert_column(c, att))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of table %s is of type %s, which connlog cannot convert its text values to",
+								col, name, format_type_be(att->atttypid)),
+						 errdetail("connlog converts text through the input function of a string type, an enum, a user-defined type or a domain over one of them.")));
+		}
+		else if (!can_coerce_type(1, &srctype, &att->atttypid,
+								  COERCION_ASSIGNMENT))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of table %s is of type %s, which connlog cannot assign its %s values to",
@@ -682,7 +899,7 @@ check_rows_columns(Relation rel, const char *name)
 }
 
 /*
- * connlog.table: the upsert's ON CONFLICT (connection_id, workspace_id,
+ * connlog.target_table: the upsert's ON CONFLICT (connection_id, workspace_id,
  * agent_name) needs an index it can infer as its arbiter: unique, not
  * deferrable, valid, without a predicate or expressions, on exactly those
  * columns in any order.  And none that ON CONFLICT would infer may be
@@ -745,9 +962,9 @@ check_rows_index(Relation rel, const char *name)
 }
 
 /*
- * connlog.table: look up the application's table, lock it as the
+ * connlog.target_table: look up the application's table, lock it as the
  * statements will, and check that the upsert can write into it.  Sets
- * rows_owner.  See "connlog.table" in the file header.
+ * rows_owner.  See "connlog.target_table" in the file header.
  */
 static Oid
 find_rows_table(const char *nspname, const char *relname, const char *name)
@@ -762,13 +979,13 @@ find_rows_table(const char *nspname, const char *relname, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s\" does not exist", name),
-				 errdetail("connlog.table names it.")));
+				 errdetail("connlog.target_table names it.")));
 	rel = table_open(relid, NoLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("relation \"%s\" is not a table", name),
-				 errdetail("connlog.table names it.")));
+				 errdetail("connlog.target_table names it.")));
 	check_rows_columns(rel, name);
 	check_rows_index(rel, name);
 	rows_owner = rel->rd_rel->relowner;
@@ -797,7 +1014,7 @@ check_table_privileges(StringInfo missing, Oid roleid, Oid relid,
 
 /*
  * The worker's statements need USAGE on the extension's schema, SELECT,
- * INSERT and UPDATE on connection_logs or connlog.table (ON CONFLICT DO
+ * INSERT and UPDATE on connection_logs or connlog.target_table (ON CONFLICT DO
  * UPDATE reads the row it updates), INSERT on connection_logs_rejected,
  * and SELECT and UPDATE on connlog_wal_progress.  Say which are missing,
  * all at once, with SQLSTATE 42501.
@@ -846,7 +1063,7 @@ check_privileges(Oid nspoid, const char *nspname)
  * before; should a name have come to mean something else while the
  * statement was parsed (its schema renamed and the name taken, say), the
  * statement would reference a relation of that name in a schema of that
- * name that is not the member (or connlog.table, rows_nsp.rows_rel, when
+ * name that is not the member (or connlog.target_table, rows_nsp.rows_rel, when
  * it is set), which is refused here.  Other relations
  * the rewriter brings in (a column default's sequence, a policy's table)
  * are the table owner's and pass.
@@ -894,32 +1111,102 @@ keep_plan(const char *nspname, const char *rows_nsp, const char *rows_rel,
 }
 
 /*
- * The upsert into rows_name with filter (replay_filter or ""), and what
- * extra adds: cols, exprs, from and sets (see upsert_sql).
+ * The upsert into rows_table, with filter (replay_filter, or "") before its
+ * ORDER BY: the one place its text is made (see upsert_sql).  It writes
+ * connlog's sixteen columns, the converted ones (converted[]) from arrays
+ * of their own, $2 on; then connection_logs.extra if own_extra; then the
+ * application's columns app_cols (quoted), napp of them, from the arrays
+ * after those.  ROWS FROM names each column it makes: the row type's,
+ * then converted_1, ..., then x1, ....
  */
 static char *
-upsert_text(const char *rows_name, const char *filter, const char *cols,
-			const char *exprs, const char *from, const char *sets)
+compose_upsert(const char *filter, bool own_extra, int napp,
+			   char *const *app_cols)
 {
-	return psprintf(upsert_sql, rows_name, filter, cols, exprs, from, sets);
+	TupleDesc	desc = lookup_rowtype_tupdesc(row_typid, -1);
+	StringInfoData cols;
+	StringInfoData values;
+	StringInfoData fns;
+	StringInfoData names;
+	StringInfoData sets;
+	int			param = 2;		/* the next array's parameter */
+	int			k = 0;
+	char	   *from;
+
+	initStringInfo(&cols);
+	initStringInfo(&values);
+	initStringInfo(&fns);
+	initStringInfo(&names);
+	initStringInfo(&sets);
+	appendStringInfoString(&fns, "pg_catalog.unnest($1)");
+	for (int c = 0; c < desc->natts; c++)
+	{
+		const char *col = quote_identifier(NameStr(TupleDescAttr(desc, c)->attname));
+
+		appendStringInfo(&names, "%s%s", c > 0 ? ", " : "", col);
+		if (c >= ROWS_TABLE_NCOLS)
+			continue;			/* extra, below */
+		if (col_converted[c])
+		{
+			appendStringInfo(&values, "%su.converted_%d",
+							 c > 0 ? ", " : "", ++k);
+			appendStringInfo(&fns, ", pg_catalog.unnest($%d)", param++);
+		}
+		else
+			appendStringInfo(&values, "%su.%s", c > 0 ? ", " : "", col);
+	}
+	ReleaseTupleDesc(desc);
+	for (k = 1; k <= nconverted; k++)
+		appendStringInfo(&names, ", converted_%d", k);
+	if (own_extra)
+	{
+		appendStringInfoString(&cols, ", extra");
+		appendStringInfoString(&values, ", u.extra");
+		appendStringInfoString(&sets, extra_set);
+	}
+	for (int c = 0; c < napp; c++)
+	{
+		appendStringInfo(&cols, ", %s", app_cols[c]);
+		appendStringInfo(&values, ", u.x%d", c + 1);
+		appendStringInfo(&fns, ", pg_catalog.unnest($%d)", param++);
+		appendStringInfo(&names, ", x%d", c + 1);
+		appendStringInfo(&sets, ", %s = COALESCE(c.%s, excluded.%s)",
+						 app_cols[c], app_cols[c], app_cols[c]);
+	}
+	if (param == 2)
+		from = "pg_catalog.unnest($1) AS u";
+	else
+		from = psprintf("ROWS FROM (%s) AS u(%s)", fns.data, names.data);
+	return psprintf(upsert_sql, rows_table, cols.data, values.data, from,
+					filter, sets.data);
 }
 
-/* The upsert and its replay form (replay_sql), with what extra adds */
+/*
+ * Prepare and keep the upsert (compose_upsert) and its replay form
+ * (replay_sql).  Their parameters: the rows, one array per converted
+ * column, then one per application column, of the types app_types.
+ */
 static void
 keep_upserts(const char *nspname, const char *rows_nsp, const char *rows_rel,
-			 const char *rows_name, const char *cols, const char *exprs,
-			 const char *from, const char *sets, int nargs, Oid *argtypes,
-			 SPIPlanPtr *plan, SPIPlanPtr *replay_plan)
+			 bool own_extra, int napp, char *const *app_cols,
+			 const Oid *app_types, SPIPlanPtr *plan, SPIPlanPtr *replay_plan)
 {
-	char	   *filter = psprintf(replay_filter, rows_name);
+	char	   *filter = psprintf(replay_filter, rows_table);
+	int			nargs = 1 + nconverted + napp;
+	Oid		   *argtypes = palloc(sizeof(Oid) * nargs);
 
+	argtypes[0] = row_array_typid;
+	for (int k = 0; k < nconverted; k++)
+		argtypes[1 + k] = converted[k].conv.array_typid;
+	for (int c = 0; c < napp; c++)
+		argtypes[1 + nconverted + c] = app_types[c];
 	*plan = keep_plan(nspname, rows_nsp, rows_rel,
-					  upsert_text(rows_name, "", cols, exprs, from, sets),
+					  compose_upsert("", own_extra, napp, app_cols),
 					  nargs, argtypes);
 	*replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
 							 psprintf(replay_sql,
-									  upsert_text(rows_name, filter, cols,
-												  exprs, from, sets),
+									  compose_upsert(filter, own_extra,
+													 napp, app_cols),
 									  filter),
 							 nargs, argtypes);
 }
@@ -939,8 +1226,9 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	Oid			progress_types[4] = {INT8OID, INT8OID, PG_LSNOID, INT8OID};
 	bool		has_pending;
 	char	   *rows_name;
-	char	   *rows_nsp = NULL;	/* connlog.table's, if set */
+	char	   *rows_nsp = NULL;	/* connlog.target_table's, if set */
 	char	   *rows_rel = NULL;
+	const char *target = connlog_effective_table();
 	bool		own_extra;
 
 	nspname = get_namespace_name(nspoid);
@@ -952,22 +1240,22 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 		/* connlog.durability's progress, which version 1.0 does not have */
 		if (m == MEMBER_PROGRESS && strcmp(version, "1.0") == 0)
 			continue;
-		/* connlog.table replaces connection_logs */
-		if (m == MEMBER_LOGS && connlog_table[0] != '\0')
+		/* connlog.target_table replaces connection_logs */
+		if (m == MEMBER_LOGS && target[0] != '\0')
 			continue;
 		member_relids[m] = find_member_table(extoid, nspoid, nspname,
 											 member_names[m]);
 	}
 	find_row_type(extoid, nspoid, nspname);
-	plan_table = MemoryContextStrdup(TopMemoryContext, connlog_table);
-	if (connlog_table[0] == '\0')
+	plan_table = MemoryContextStrdup(TopMemoryContext, target);
+	if (target[0] == '\0')
 		rows_name = quote_qualified_identifier(nspname,
 											   member_names[MEMBER_LOGS]);
 	else
 	{
 		/* the setting's check hook accepts nothing else */
-		if (!connlog_table_name(connlog_table, &rows_nsp, &rows_rel))
-			elog(ERROR, "invalid connlog.table \"%s\"", connlog_table);
+		if (!connlog_table_name(target, &rows_nsp, &rows_rel))
+			elog(ERROR, "invalid connlog.target_table \"%s\"", target);
 		rows_name = quote_qualified_identifier(rows_nsp, rows_rel);
 		member_relids[MEMBER_LOGS] = find_rows_table(rows_nsp, rows_rel,
 													 rows_name);
@@ -976,11 +1264,9 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	check_privileges(nspoid, nspname);
 
 	/* connection_logs keeps extra in a column of its own from 1.3 on */
-	own_extra = connlog_table[0] == '\0' && row_ncols == UPSERT_NCOLS;
-	keep_upserts(nspname, rows_nsp, rows_rel, rows_name,
-				 own_extra ? ", extra" : "", own_extra ? ", u.extra" : "",
-				 "pg_catalog.unnest($1) AS u", own_extra ? extra_set : "",
-				 1, &row_array_typid, &upsert_plan, &upsert_replay_plan);
+	own_extra = target[0] == '\0' && row_ncols == UPSERT_NCOLS;
+	keep_upserts(nspname, rows_nsp, rows_rel, own_extra, 0, NULL, NULL,
+				 &upsert_plan, &upsert_replay_plan);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
@@ -1067,6 +1353,56 @@ build_plans_or_hold(Oid extoid, Oid nspoid, const char *version)
 }
 
 /*
+ * connlog.table, the deprecated name of connlog.target_table, which is
+ * used while connlog.target_table is empty (connlog_effective_table): say
+ * once what the worker makes of it, and again only when the settings
+ * change.
+ */
+static void
+warn_table_setting(void)
+{
+	const char *old = connlog_table;
+	const char *target = connlog_target_table;
+	char	   *key;
+
+	if (old[0] == '\0')
+	{
+		if (table_warned != NULL)
+			pfree(table_warned);
+		table_warned = NULL;
+		return;
+	}
+	key = psprintf("%s\n%s", old, target);
+	if (table_warned != NULL && strcmp(key, table_warned) == 0)
+	{
+		pfree(key);
+		return;
+	}
+	if (target[0] == '\0')
+		ereport(WARNING,
+				(errmsg("connlog.table is deprecated"),
+				 errdetail("The worker writes into the table connlog.table names, \"%s\".",
+						   old),
+				 errhint("Set connlog.target_table instead, and remove connlog.table.")));
+	else if (strcmp(old, target) != 0)
+		ereport(WARNING,
+				(errmsg("connlog.table is deprecated and ignored"),
+				 errdetail("The worker writes into the table connlog.target_table names, \"%s\", not into \"%s\", which connlog.table names.",
+						   target, old),
+				 errhint("Remove connlog.table.")));
+	else
+		ereport(WARNING,
+				(errmsg("connlog.table is deprecated"),
+			  errdetail("connlog.target_table names the same table, \"%s\".",
+						target),
+				 errhint("Remove connlog.table.")));
+	if (table_warned != NULL)
+		pfree(table_warned);
+	table_warned = MemoryContextStrdup(TopMemoryContext, key);
+	pfree(key);
+}
+
+/*
  * Find the extension and prepare the statements for its schema, unless
  * they are prepared for this extension and version already.  Runs inside
  * a transaction with SPI connected.  Returns false if the extension is not
@@ -1084,8 +1420,10 @@ prepare_plans(bool hold_if_broken)
 		forget_plans();
 		return false;
 	}
+	warn_table_setting();
 	if (extoid == plan_extoid && strcmp(version, plan_version) == 0 &&
-		strcmp(connlog_table, plan_table) == 0 && upsert_plan != NULL)
+		strcmp(connlog_effective_table(), plan_table) == 0 &&
+		upsert_plan != NULL)
 		return true;
 
 	forget_plans();
@@ -1394,11 +1732,21 @@ inet_datum(const ClEvent *ev)
 }
 
 /*
- * The upserts' arguments.  rows: the entries without application columns
- * as a connlog_batch_row[], for upsert_plan; groups: those with them, one
- * group per set of columns (see "Application columns" below).
+ * The upserts' arguments: the entries in groups, one per statement: those
+ * without application columns for upsert_plan, and on
+ * connlog.target_table those with them, one group per set of columns (see
+ * "Application columns" below).
  */
-typedef struct ExtraGroup ExtraGroup;
+typedef struct ExtraPlan ExtraPlan;
+
+typedef struct UpsertGroup
+{
+	ExtraPlan  *extra;			/* its statement; NULL: upsert_plan */
+	List	   *entries;		/* batch indexes of its entries */
+	int			ntexts;			/* converted columns, then extra's */
+	char	  **texts;			/* column j's n texts from j * n */
+	Datum	   *args;			/* $1, the rows; then one array per column */
+} UpsertGroup;
 
 typedef struct UpsertArgs
 {
@@ -1406,9 +1754,7 @@ typedef struct UpsertArgs
 	int			start;
 	int			n;
 	const ConnlogProgress *progress;
-	Datum		rows;
-	int			nrows;
-	List	   *groups;			/* of ExtraGroup */
+	List	   *groups;			/* of UpsertGroup */
 } UpsertArgs;
 
 /*
@@ -1483,7 +1829,7 @@ type_datum(const ClEvent *ev)
 }
 
 /* ---------------------------------------------------------------------
- * Application columns: extra on connlog.table
+ * Application columns: extra on connlog.target_table
  *
  * connlog_enqueue's extra names columns of the application's table beyond
  * connlog's sixteen.  An INSERT lists its columns once for all its rows,
@@ -1493,44 +1839,40 @@ type_datum(const ClEvent *ev)
  * application sends the same keys with every event), in the batch's
  * transaction, and entries without extra by upsert_plan as always.  Each
  * set's statement is prepared once and kept (ExtraPlan), up to
- * MAX_EXTRA_PLANS sets; more start the cache afresh.
+ * MAX_EXTRA_PLANS sets; past that, the sets the batch being written does
+ * not use are forgotten.  Every set's statement is the same upsert
+ * (compose_upsert), with the columns of the set added.
  *
  * A value reaches its column through the column type's input function,
- * found by OID in pg_type and called here with the column's typmod (so
- * varchar(n) checks its length, a domain its constraints, an enum its
- * labels), as the table's owner in a security-restricted operation, like
- * the statement itself; never through a cast, which the type's owner
- * could define.  The values go to the statement as one array per column,
- * of the column's own type, beside the rows: ROWS FROM unnests them side
- * by side.  On conflict an existing non-NULL value is kept, as coder does
- * for code and disconnect_reason.  A value the type refuses fails the
- * statement with its class 22 error, and a key that names no column
- * connlog can write fails it with 22023: the worker's split then isolates
- * the event with the reason (flush.c).
+ * like a converted column's text (see "Input functions" above).  On
+ * conflict an existing non-NULL value is kept, as coder does for code and
+ * disconnect_reason.  A key that names no column connlog can write fails
+ * the statement with 22023: the worker's split then isolates the event
+ * with the reason (flush.c).
  * ---------------------------------------------------------------------
  */
 #define MAX_EXTRA_PLANS		16
 
-typedef struct ExtraPlan
+struct ExtraPlan
 {
+	MemoryContext cxt;			/* holds it all, the input functions' caches
+								 * too */
 	char	   *sig;			/* the keys as in a record: length, bytes */
 	int			sig_len;
 	int			ncols;
-	Oid		   *typids;			/* each column's type, */
-	int32	   *typmods;		/* its typmod, */
-	FmgrInfo   *inputs;			/* the type's input function */
-	Oid		   *ioparams;		/* and its argument */
+	InputConversion *conv;		/* each column's */
+	bool		in_use;			/* by the batch being written */
 	SPIPlanPtr	plan;
 	SPIPlanPtr	replay_plan;
-} ExtraPlan;
-
-struct ExtraGroup
-{
-	ExtraPlan  *plan;
-	List	   *entries;		/* batch indexes of its entries */
-	char	  **values;			/* ncols per entry: the values' texts */
-	Datum	   *args;			/* $1, the rows; then one array per column */
 };
+
+static void
+free_extra_plan(ExtraPlan *p)
+{
+	SPI_freeplan(p->plan);
+	SPI_freeplan(p->replay_plan);
+	MemoryContextDelete(p->cxt);
+}
 
 static void
 forget_extra_plans(void)
@@ -1538,20 +1880,27 @@ forget_extra_plans(void)
 	ListCell   *lc;
 
 	foreach(lc, extra_plans)
+		free_extra_plan(lfirst(lc));
+	list_free(extra_plans);
+	extra_plans = NIL;
+}
+
+/* Make room for another set: forget those the batch does not use. */
+static void
+evict_extra_plans(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, extra_plans)
 	{
 		ExtraPlan  *p = lfirst(lc);
 
-		SPI_freeplan(p->plan);
-		SPI_freeplan(p->replay_plan);
-		pfree(p->sig);
-		pfree(p->typids);
-		pfree(p->typmods);
-		pfree(p->inputs);
-		pfree(p->ioparams);
-		pfree(p);
+		if (!p->in_use)
+		{
+			free_extra_plan(p);
+			extra_plans = foreach_delete_current(extra_plans, lc);
+		}
 	}
-	list_free(extra_plans);
-	extra_plans = NIL;
 }
 
 static bool
@@ -1603,7 +1952,7 @@ publish_columns(Relation rel, bool any_key)
 		return;
 	}
 	initStringInfo(&names);
-	for (int i = 0; i < desc->natts && connlog_table[0] != '\0'; i++)
+	for (int i = 0; i < desc->natts && plan_table[0] != '\0'; i++)
 		if (extra_column(TupleDescAttr(desc, i)))
 			appendBinaryStringInfo(&names,
 								   NameStr(TupleDescAttr(desc, i)->attname),
@@ -1614,8 +1963,9 @@ publish_columns(Relation rel, bool any_key)
 }
 
 /*
- * The kept statement for the columns sig names, prepared now if need be.
- * A key that names no column connlog can write is the event's error.
+ * The kept statement for the columns sig names, prepared now if need be,
+ * marked as used by the batch.  A key that names no column connlog can
+ * write is the event's error.
  */
 static ExtraPlan *
 find_extra_plan(const char *sig, int sig_len)
@@ -1623,54 +1973,47 @@ find_extra_plan(const char *sig, int sig_len)
 	Oid			relid = member_relids[MEMBER_LOGS];
 	ExtraPlan  *p;
 	ListCell   *lc;
+	MemoryContext cxt;
 	MemoryContext old;
-	StringInfoData cols;
-	StringInfoData exprs;
-	StringInfoData from;
-	StringInfoData sets;
-	TupleDesc	row_desc;
-	Oid		   *argtypes;
+	char	  **cols;
+	Oid		   *typids;
+	int32	   *typmods;
+	Oid		   *array_types;
+	SPIPlanPtr	plan;
+	SPIPlanPtr	replay_plan;
 	int			ncols = 0;
 
 	foreach(lc, extra_plans)
 	{
 		p = lfirst(lc);
 		if (p->sig_len == sig_len && memcmp(p->sig, sig, sig_len) == 0)
+		{
+			p->in_use = true;
 			return p;
+		}
 	}
 	if (list_length(extra_plans) >= MAX_EXTRA_PLANS)
-		forget_extra_plans();
+		evict_extra_plans();
 
+	/* kept only once every column is found: an error leaves nothing */
 	for (int pos = 0; pos < sig_len; pos += 1 + (uint8) sig[pos])
 		ncols++;
-	/* kept only once every column is found: an error leaves nothing */
-	p = palloc0(sizeof(ExtraPlan));
-	p->sig_len = sig_len;
-	p->ncols = ncols;
-	p->typids = palloc(sizeof(Oid) * ncols);
-	p->typmods = palloc(sizeof(int32) * ncols);
-	p->ioparams = palloc(sizeof(Oid) * ncols);
-
-	argtypes = palloc(sizeof(Oid) * (ncols + 1));
-	argtypes[0] = row_array_typid;
-	initStringInfo(&cols);
-	initStringInfo(&exprs);
-	initStringInfo(&sets);
-	initStringInfo(&from);
-	appendStringInfoString(&from, "ROWS FROM (pg_catalog.unnest($1)");
+	cols = palloc(sizeof(char *) * ncols);
+	typids = palloc(sizeof(Oid) * ncols);
+	typmods = palloc(sizeof(int32) * ncols);
+	array_types = palloc(sizeof(Oid) * ncols);
 	for (int c = 0, pos = 0; c < ncols; c++, pos += 1 + (uint8) sig[pos])
 	{
 		char	   *name = pnstrdup(sig + pos + 1, (uint8) sig[pos]);
 		HeapTuple	tup = SearchSysCacheAttName(relid, name);
-		const char *col = quote_identifier(name);
 		bool		ok;
 
 		ok = HeapTupleIsValid(tup) &&
 			extra_column((Form_pg_attribute) GETSTRUCT(tup));
 		if (ok)
 		{
-			p->typids[c] = ((Form_pg_attribute) GETSTRUCT(tup))->atttypid;
-			p->typmods[c] = ((Form_pg_attribute) GETSTRUCT(tup))->atttypmod;
+			typids[c] = ((Form_pg_attribute) GETSTRUCT(tup))->atttypid;
+			typmods[c] = ((Form_pg_attribute) GETSTRUCT(tup))->atttypmod;
 		}
 		if (HeapTupleIsValid(tup))
 			ReleaseSysCache(tup);
@@ -1680,63 +2023,45 @@ find_extra_plan(const char *sig, int sig_len)
 			   errmsg("table %s has no column \"%s\" that connlog can write",
 					  rows_table, name),
 					 errdetail("The event's extra names it.")));
-		argtypes[c + 1] = get_array_type(p->typids[c]);
-		if (!OidIsValid(argtypes[c + 1]))
+		array_types[c] = get_array_type(typids[c]);
+		if (!OidIsValid(array_types[c]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("column \"%s\" of table %s is of type %s, which has no array type",
-							name, rows_table, format_type_be(p->typids[c])),
+							name, rows_table, format_type_be(typids[c])),
 					 errdetail("connlog passes the values of extra as an array of the column's type.")));
-		appendStringInfo(&cols, ", %s", col);
-		appendStringInfo(&exprs, ", u.x%d", c + 1);
-		appendStringInfo(&from, ", pg_catalog.unnest($%d)", c + 2);
-		appendStringInfo(&sets, ", %s = COALESCE(c.%s, excluded.%s)",
-						 col, col, col);
+		cols[c] = (char *) quote_identifier(name);
 	}
-	/* name every column ROWS FROM makes: the row type's, then x1, x2, ... */
-	appendStringInfoString(&from, ") AS u(");
-	row_desc = lookup_rowtype_tupdesc(row_typid, -1);
-	for (int i = 0; i < row_desc->natts; i++)
-		appendStringInfo(&from, "%s%s", i > 0 ? ", " : "",
-			 quote_identifier(NameStr(TupleDescAttr(row_desc, i)->attname)));
-	ReleaseTupleDesc(row_desc);
+	keep_upserts(plan_nspname, rows_nsp_name, rows_rel_name, false, ncols,
+				 cols, array_types, &plan, &replay_plan);
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "connlog extra statement",
+								ALLOCSET_SMALL_SIZES);
+	p = MemoryContextAllocZero(cxt, sizeof(ExtraPlan));
+	p->cxt = cxt;
+	p->sig = memcpy(MemoryContextAlloc(cxt, sig_len), sig, sig_len);
+	p->sig_len = sig_len;
+	p->ncols = ncols;
+	p->conv = MemoryContextAllocZero(cxt, sizeof(InputConversion) * ncols);
 	for (int c = 0; c < ncols; c++)
-		appendStringInfo(&from, ", x%d", c + 1);
-	appendStringInfoChar(&from, ')');
-
-	keep_upserts(plan_nspname, rows_nsp_name, rows_rel_name, rows_table,
-				 cols.data, exprs.data, from.data, sets.data, ncols + 1,
-				 argtypes, &p->plan, &p->replay_plan);
-
+		(void) input_conversion_init(&p->conv[c], typids[c], typmods[c], cxt);
+	p->in_use = true;
+	p->plan = plan;
+	p->replay_plan = replay_plan;
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	p = memcpy(palloc(sizeof(ExtraPlan)), p, sizeof(ExtraPlan));
-	p->sig = memcpy(palloc(sig_len), sig, sig_len);
-	p->typids = memcpy(palloc(sizeof(Oid) * ncols), p->typids,
-					   sizeof(Oid) * ncols);
-	p->typmods = memcpy(palloc(sizeof(int32) * ncols), p->typmods,
-						sizeof(int32) * ncols);
-	p->ioparams = palloc(sizeof(Oid) * ncols);
-	p->inputs = palloc0(sizeof(FmgrInfo) * ncols);
-	for (int c = 0; c < ncols; c++)
-	{
-		Oid			typinput;
-
-		getTypeInputInfo(p->typids[c], &typinput, &p->ioparams[c]);
-		fmgr_info_cxt(typinput, &p->inputs[c], TopMemoryContext);
-	}
 	extra_plans = lappend(extra_plans, p);
 	MemoryContextSwitchTo(old);
 	return p;
 }
 
-/* Put batch entry idx, whose event is ev, into the group of its columns */
-static void
-add_to_group(UpsertArgs *a, int idx, const ClEvent *ev)
+/* The group of a's entries whose extra has ev's set of columns */
+static UpsertGroup *
+extra_group(UpsertArgs *a, const ClEvent *ev)
 {
 	StringInfoData sig;
 	const char *pos = ev->extra;
 	ClExtraItem it;
-	ExtraGroup *g = NULL;
+	UpsertGroup *g = NULL;
 	ListCell   *lc;
 
 	initStringInfo(&sig);
@@ -1747,94 +2072,118 @@ add_to_group(UpsertArgs *a, int idx, const ClEvent *ev)
 	}
 	foreach(lc, a->groups)
 	{
-		ExtraGroup *x = lfirst(lc);
+		UpsertGroup *x = lfirst(lc);
 
-		if (x->plan->sig_len == sig.len &&
-			memcmp(x->plan->sig, sig.data, sig.len) == 0)
+		if (x->extra != NULL && x->extra->sig_len == sig.len &&
+			memcmp(x->extra->sig, sig.data, sig.len) == 0)
 			g = x;
 	}
 	if (g == NULL)
 	{
-		g = palloc0(sizeof(ExtraGroup));
-		g->plan = find_extra_plan(sig.data, sig.len);
+		g = palloc0(sizeof(UpsertGroup));
+		g->extra = find_extra_plan(sig.data, sig.len);
 		a->groups = lappend(a->groups, g);
 	}
-	g->entries = lappend_int(g->entries, idx);
 	pfree(sig.data);
+	return g;
 }
 
 /*
- * Each group's rows ($1), and the texts of its values, which
- * convert_group_values() turns into the column arrays.
+ * The text connlog gives column c (a text_column()) for ev in *t; false if
+ * it gives NULL.
  */
-static void
-build_group_args(UpsertArgs *a, TupleDesc desc)
+static bool
+event_text(const ClEvent *ev, int c, ClText *t)
 {
-	ListCell   *lc;
-
-	foreach(lc, a->groups)
+	switch (c)
 	{
-		ExtraGroup *g = lfirst(lc);
-		int			n = list_length(g->entries);
-		Datum	   *rows = palloc(sizeof(Datum) * n);
-		ListCell   *ec;
-		int			k = 0;
-
-		g->values = palloc(sizeof(char *) * n * g->plan->ncols);
-		foreach(ec, g->entries)
-		{
-			const ClEntry *e = &a->batch->entries[lfirst_int(ec)];
-			ClEvent		ev;
-			const char *pos;
-			ClExtraItem it;
-			int			c = 0;
-
-			cl_batch_entry_event(a->batch, e, &ev);
-			rows[k] = batch_row(desc, a->batch, e, false);
-			pos = ev.extra;
-			while (cl_extra_next(&pos, ev.extra + ev.extra_len, &it))
-				g->values[k * g->plan->ncols + c++] =
-					pnstrdup(it.value, it.value_len);
-			k++;
-		}
-		g->args = palloc(sizeof(Datum) * (g->plan->ncols + 1));
-		g->args[0] = batch_rows_array(rows, n);
+		case COL_WORKSPACE_NAME:
+			*t = ev->workspace_name;
+			return true;
+		case COL_AGENT_NAME:
+			*t = ev->agent_name;
+			return true;
+		case COL_TYPE:
+			*t = cl_event_type(ev);
+			return true;
+		case COL_USER_AGENT:
+			*t = ev->user_agent;
+			return (ev->flags & CL_HAS_USER_AGENT) != 0;
+		case COL_SLUG_OR_PORT:
+			*t = ev->slug_or_port;
+			return (ev->flags & CL_HAS_SLUG_OR_PORT) != 0;
+		case COL_DISCONNECT_REASON:
+			*t = ev->disconnect_reason;
+			return (ev->flags & CL_HAS_REASON) != 0;
+		default:
+			elog(ERROR, "column %d of connlog_batch_row is not text", c);
 	}
+	return false;
 }
 
 /*
- * The column arrays of each group: every value through its column type's
- * input function.  The caller runs this as the table's owner.
+ * Group g's rows ($1), and the texts of its converted columns and of its
+ * application columns, which convert_values() turns into their arrays.
+ * with_extra: the rows carry extra, for connection_logs' column.
  */
 static void
-convert_group_values(UpsertArgs *a)
+build_group_args(UpsertArgs *a, UpsertGroup *g, TupleDesc desc,
+				 bool with_extra)
+{
+	int			n = list_length(g->entries);
+	Datum	   *rows = palloc(sizeof(Datum) * n);
+	ListCell   *ec;
+	int			k = 0;
+
+	g->ntexts = nconverted + (g->extra != NULL ? g->extra->ncols : 0);
+	g->texts = palloc(sizeof(char *) * g->ntexts * n);
+	foreach(ec, g->entries)
+	{
+		const ClEntry *e = &a->batch->entries[lfirst_int(ec)];
+		ClEvent		ev;
+		ClText		t;
+
+		cl_batch_entry_event(a->batch, e, &ev);
+		rows[k] = batch_row(desc, a->batch, e, with_extra);
+		for (int j = 0; j < nconverted; j++)
+			g->texts[j * n + k] = event_text(&ev, converted[j].col, &t) ?
+				pnstrdup(t.data, t.len) : NULL;
+		if (g->extra != NULL)
+		{
+			const char *pos = ev.extra;
+			ClExtraItem it;
+			int			j = nconverted;
+
+			while (cl_extra_next(&pos, ev.extra + ev.extra_len, &it))
+				g->texts[j++ * n + k] = pnstrdup(it.value, it.value_len);
+		}
+		k++;
+	}
+	g->args = palloc(sizeof(Datum) * (1 + g->ntexts));
+	g->args[0] = batch_rows_array(rows, n);
+}
+
+/*
+ * Each group's arrays, $2 on: its texts through the input functions of
+ * the converted columns, then of its application columns.  The caller runs
+ * this as the table's owner.
+ */
+static void
+convert_values(UpsertArgs *a)
 {
 	ListCell   *lc;
 
 	foreach(lc, a->groups)
 	{
-		ExtraGroup *g = lfirst(lc);
-		ExtraPlan  *p = g->plan;
+		UpsertGroup *g = lfirst(lc);
 		int			n = list_length(g->entries);
-		Datum	   *col = palloc(sizeof(Datum) * n);
 
-		for (int c = 0; c < p->ncols; c++)
+		for (int j = 0; j < g->ntexts; j++)
 		{
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
+			InputConversion *ic = j < nconverted ? &converted[j].conv :
+			&g->extra->conv[j - nconverted];
 
-			for (int k = 0; k < n; k++)
-				col[k] = InputFunctionCall(&p->inputs[c],
-										   g->values[k * p->ncols + c],
-										   p->ioparams[c], p->typmods[c]);
-			get_typlenbyvalalign(p->typids[c], &typlen, &typbyval,
-								 &typalign);
-			g->args[c + 1] = PointerGetDatum(construct_array(col, n,
-															 p->typids[c],
-															 typlen,
-															 typbyval,
-															 typalign));
+			g->args[1 + j] = input_array(ic, g->texts + j * n, n);
 		}
 	}
 }
@@ -1850,7 +2199,10 @@ extra_jsonb(const ClEvent *ev)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
-/* Entry e of b as a connlog_batch_row of desc; with_extra: fill extra */
+/*
+ * Entry e of b as a connlog_batch_row of desc; with_extra: fill extra.  A
+ * converted column is left NULL: its value is in its own array.
+ */
 static Datum
 batch_row(TupleDesc desc, const ClBatch *b, const ClEntry *e, bool with_extra)
 {
@@ -1867,7 +2219,9 @@ batch_row(TupleDesc desc, const ClBatch *b, const ClEntry *e, bool with_extra)
 	v[COL_WORKSPACE_ID] = uuid_datum(ev.workspace_id);
 	v[COL_WORKSPACE_NAME] = text_datum(&ev.workspace_name);
 	v[COL_AGENT_NAME] = text_datum(&ev.agent_name);
-	v[COL_TYPE] = type_datum(&ev);
+	/* a type the enum of 1.1 lacks must not fail a column converted anyway */
+	if (!col_converted[COL_TYPE])
+		v[COL_TYPE] = type_datum(&ev);
 	if (ev.flags & CL_HAS_IP)
 		v[COL_IP] = inet_datum(&ev);
 	else
@@ -1900,6 +2254,8 @@ batch_row(TupleDesc desc, const ClBatch *b, const ClEntry *e, bool with_extra)
 		v[COL_EXTRA] = extra_jsonb(&ev);
 	else
 		null[COL_EXTRA] = true;
+	for (int c = 0; c < ROWS_TABLE_NCOLS; c++)
+		null[c] |= col_converted[c];
 	return HeapTupleGetDatum(heap_form_tuple(desc, v, null));
 }
 
@@ -1917,47 +2273,56 @@ batch_rows_array(Datum *rows, int n)
 }
 
 /*
- * The entries [start, start + n) of the batch as the upserts' arguments.
- * Without connlog.table every entry is a row of upsert_plan, its extra
- * in connection_logs' column extra (before 1.3, which has none, an entry
- * with extra fails; connlog_enqueue had no extra then).  With it, an entry
- * whose extra names columns goes to the group of its set of columns.
+ * The entries [start, start + n) of the batch as the upserts' arguments,
+ * but for the converted values (convert_values).  On connection_logs every
+ * entry is a row of upsert_plan, its extra in the column extra (before
+ * 1.3, which has none, an entry with extra fails; connlog_enqueue had no
+ * extra then).  On connlog.target_table, an entry whose extra names
+ * columns goes to the group of its set of columns.
  */
 static void
 build_upsert_args(UpsertArgs *a)
 {
 	TupleDesc	desc = lookup_rowtype_tupdesc(row_typid, -1);
-	Datum	   *rows = palloc(sizeof(Datum) * a->n);
-	bool		app_table = connlog_table[0] != '\0';
+	bool		app_table = plan_table[0] != '\0';
+	UpsertGroup *plain = NULL;
+	ListCell   *lc;
 
-	a->nrows = 0;
 	a->groups = NIL;
+	foreach(lc, extra_plans)
+		((ExtraPlan *) lfirst(lc))->in_use = false;
 	for (int i = 0; i < a->n; i++)
 	{
 		const ClEntry *e = &a->batch->entries[a->start + i];
 		ClEvent		ev;
+		UpsertGroup *g;
 
 		cl_batch_entry_event(a->batch, e, &ev);
 		if (ev.extra_len > 0 && app_table)
+			g = extra_group(a, &ev);
+		else
 		{
-			add_to_group(a, a->start + i, &ev);
-			continue;
+			if (ev.extra_len > 0 && row_ncols < UPSERT_NCOLS)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("connection_logs has no column extra"),
+						 errdetail("The event carries extra, which connection_logs keeps only from version 1.3 of the extension on.")));
+			if (plain == NULL)
+			{
+				plain = palloc0(sizeof(UpsertGroup));
+				a->groups = lcons(plain, a->groups);
+			}
+			g = plain;
 		}
-		if (ev.extra_len > 0 && row_ncols < UPSERT_NCOLS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("connection_logs has no column extra"),
-					 errdetail("The event carries extra, which connection_logs keeps only from version 1.3 of the extension on.")));
-		rows[a->nrows++] = batch_row(desc, a->batch, e, !app_table);
+		g->entries = lappend_int(g->entries, a->start + i);
 	}
-	a->rows = batch_rows_array(rows, a->nrows);
-	if (a->groups != NIL)
-		build_group_args(a, desc);
+	foreach(lc, a->groups)
+		build_group_args(a, lfirst(lc), desc, !app_table);
 	ReleaseTupleDesc(desc);
 }
 
 /*
- * connlog.table: run a statement on the table as its owner, in a
+ * connlog.target_table: run a statement on the table as its owner, in a
  * security-restricted operation, the way VACUUM and REFRESH MATERIALIZED
  * VIEW run a table's index expressions (see the file header); settings the
  * table's functions change are undone with the nesting level.
@@ -2039,42 +2404,46 @@ upsert_fn(void *arg)
 	uint64		expected = 0;
 	ListCell   *lc;
 
-	if (!use_plans(USES_LOGS | USES_PROGRESS))
-		return false;
-	/* the arrays outlive SPI's memory: they are freed with write_cxt */
-	old = MemoryContextSwitchTo(write_cxt);
-	build_upsert_args(a);
-	/* should the table's code end the worker: see guard.c */
-	connlog_guard_rows_begin(a->batch, a->start, a->n);
-	if (a->groups != NIL)
+	/*
+	 * The arrays outlive SPI's memory: they are freed with write_cxt.
+	 * Building them may prepare the statement of a new set of extra's
+	 * columns, and the input functions run the table owner's code (a domain's
+	 * CHECK): either may invalidate the statements, which are then prepared
+	 * afresh, maybe with other columns converted, and the arguments built
+	 * again for them.
+	 */
+	for (int attempt = 0;; attempt++)
 	{
-		begin_as_owner(&owner);
-		convert_group_values(a);
-		end_as_owner(&owner);
-	}
-	MemoryContextSwitchTo(old);
-	/* building the rows may have read the catalogs: check again */
-	if (!plans_current(USES_LOGS | USES_PROGRESS))
-	{
-		/* preparing afresh would free the groups' statements */
-		if (a->groups != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				   errmsg("connlog's tables changed while it was writing")));
 		if (!use_plans(USES_LOGS | USES_PROGRESS))
 			return false;
+		/* should the table's code end the worker: see guard.c */
+		connlog_guard_rows_begin(a->batch, a->start, a->n);
+		old = MemoryContextSwitchTo(write_cxt);
+		build_upsert_args(a);
+		begin_as_owner(&owner);
+		convert_values(a);
+		end_as_owner(&owner);
+		MemoryContextSwitchTo(old);
+		if (plans_current(USES_LOGS | USES_PROGRESS))
+			break;
+		if (attempt == 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("connlog's tables kept changing while its statements were prepared")));
 	}
 	begin_as_owner(&owner);
-	if (a->nrows > 0)
-		run_upsert(upsert_plan, upsert_replay_plan, &a->rows, a->nrows,
-				   a->batch->rewrite, &stored, &expected);
 	foreach(lc, a->groups)
 	{
-		ExtraGroup *g = lfirst(lc);
+		UpsertGroup *g = lfirst(lc);
 
-		run_upsert(g->plan->plan, g->plan->replay_plan, g->args,
-				   list_length(g->entries), a->batch->rewrite, &stored,
-				   &expected);
+		if (g->extra == NULL)
+			run_upsert(upsert_plan, upsert_replay_plan, g->args,
+					   list_length(g->entries), a->batch->rewrite, &stored,
+					   &expected);
+		else
+			run_upsert(g->extra->plan, g->extra->replay_plan, g->args,
+					   list_length(g->entries), a->batch->rewrite, &stored,
+					   &expected);
 	}
 	end_as_owner(&owner);
 
@@ -2102,7 +2471,7 @@ upsert_fn(void *arg)
  * statements afresh, which checks them): otherwise it was the rows' error,
  * raised by a row-level security policy (FORCE ROW LEVEL SECURITY makes
  * the table's policies apply to its owner, as whom the upsert runs on
- * connlog.table) or by a trigger, and is a failure like any other
+ * connlog.target_table) or by a trigger, and is a failure like any other
  * (CL_WRITE_FAILED, *error kept), whose rows the worker may reject.  A
  * missing privilege is CL_WRITE_DENIED, with *error naming it.
  */

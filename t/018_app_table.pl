@@ -1,4 +1,4 @@
-# connlog.table: the worker writes into a table the application's own
+# connlog.target_table: the worker writes into a table the application's own
 # migrations created (public.connection_logs, owned by role app, with
 # type text and a column of its own), while the extension lives in schema
 # connlog.  Events land there, merge, and are purged by retention; the
@@ -189,6 +189,12 @@ misconfigured(
 	'column "code" of table public.connection_logs is of type boolean, which connlog cannot assign its integer values to'
 );
 misconfigured(
+	'a text column of a type that is not spelled as text', 15,
+	'ALTER TABLE public.connection_logs ALTER COLUMN type TYPE integer USING 0',
+	"ALTER TABLE public.connection_logs ALTER COLUMN type TYPE text USING 'ssh'",
+	'column "type" of table public.connection_logs is of type integer, which connlog cannot convert its text values to'
+);
+misconfigured(
 	'no unique index', 12,
 	'DROP INDEX public.idx_connection_logs_connection_id_workspace_id_agent_name',
 	'CREATE UNIQUE INDEX ON public.connection_logs (agent_name, workspace_id, connection_id)',
@@ -212,16 +218,61 @@ misconfigured(
 is($node->safe_psql('postgres', 'SELECT count(*) FROM public.connection_logs'),
 	'1', 'the recreated table holds only the events that waited');
 
-# ALTER SYSTEM SET connlog."table" (TABLE is a reserved word) and reload
+# --- columns that take connlog's text through their type's input
+# function (as role app, the owner, converts it): a domain with a CHECK,
+# varchar(n), char(n).  A value the type refuses costs its own row, which
+# is rejected with the type's error; the rest of its batch is written.
+$node->safe_psql(
+	'postgres', q{
+SET ROLE app;
+CREATE DOMAIN public.agent AS text CHECK (VALUE <> 'forbidden');
+ALTER TABLE public.connection_logs ALTER COLUMN agent_name TYPE public.agent;
+ALTER TABLE public.connection_logs ALTER COLUMN workspace_name TYPE varchar(5);
+ALTER TABLE public.connection_logs ALTER COLUMN disconnect_reason TYPE char(4);
+});
+$node->safe_psql(
+	'postgres', q{
+SELECT pair(40);
+SELECT connlog_enqueue(id => uid(3, 41), event_time => t0(41),
+  organization_id => uid(10, 0), workspace_owner_id => uid(11, 0),
+  workspace_id => uid(12, 0), workspace_name => 'dev', agent_name => 'forbidden',
+  type => 'ssh', status => 'connected', connection_id => uid(2, 41));
+SELECT pair(42, 'toolong');
+SELECT pair(43);
+SELECT connlog_flush();
+});
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT string_agg(error, E'\n' ORDER BY error) FROM connlog.connection_logs_rejected}
+	),
+	'value for domain public.agent violates check constraint "agent_check" (SQLSTATE 23514)
+value too long for type character varying(5) (SQLSTATE 22001)',
+	'a domain\'s CHECK and a varchar\'s length each reject their own row');
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT good_pairs(40, 43), min(pg_typeof(agent_name)::text), min(pg_typeof(disconnect_reason)::text) FROM public.connection_logs WHERE connection_id IN (uid(2, 40), uid(2, 43))}
+	),
+	'2|agent|character',
+	'the rest of the batch is written');
+$node->safe_psql(
+	'postgres', q{
+DELETE FROM connlog.connection_logs_rejected;
+SET ROLE app;
+ALTER TABLE public.connection_logs ALTER COLUMN agent_name TYPE text,
+	ALTER COLUMN workspace_name TYPE text,
+	ALTER COLUMN disconnect_reason TYPE text;
+});
+
+# ALTER SYSTEM SET connlog.target_table, unquoted, and reload
 sub set_table
 {
 	my ($value) = @_;
 	$node->safe_psql('postgres',
-		"ALTER SYSTEM SET connlog.\"table\" = '$value'; SELECT pg_reload_conf();"
+		"ALTER SYSTEM SET connlog.target_table = '$value'; SELECT pg_reload_conf();"
 	);
 	$node->poll_query_until('postgres',
-		"SELECT current_setting('connlog.table') = '$value'")
-	  or die 'connlog.table not reloaded';
+		"SELECT current_setting('connlog.target_table') = '$value'")
+	  or die 'connlog.target_table not reloaded';
 	return;
 }
 
@@ -234,27 +285,66 @@ is( $node->safe_psql(
 	),
 	'1',
 	'after a reload to the default, rows go to connlog.connection_logs');
+
+# --- the deprecated name, connlog.table (quoted: TABLE is a reserved
+# word): used while connlog.target_table is empty, with a warning, and
+# read as the table in use
+my $offset = -s $node->logfile;
+$node->safe_psql('postgres',
+	q{ALTER SYSTEM SET connlog."table" = 'public.connection_logs'; SELECT pg_reload_conf();}
+);
+$node->poll_query_until('postgres',
+	"SELECT current_setting('connlog.table') = 'public.connection_logs'")
+  or die 'connlog.table not reloaded';
+$node->safe_psql('postgres', 'SELECT pair(21); SELECT connlog_flush();');
+is($node->safe_psql('postgres', 'SELECT good_pairs(21, 21)'),
+	'1', 'connlog.table alone: rows go to the table it names');
+$node->wait_for_log(
+	qr/WARNING:  connlog.table is deprecated\n.*DETAIL:  The worker writes into the table connlog.table names, "public.connection_logs".\n.*HINT:  Set connlog.target_table instead, and remove connlog.table./,
+	$offset);
+ok(1, 'the worker warns that connlog.table is deprecated');
+$offset = -s $node->logfile;
+$node->safe_psql('postgres', 'SELECT pair(22); SELECT connlog_flush();');
+unlike(slurp_file($node->logfile, $offset),
+	qr/deprecated/, 'it warns once, not at every write');
+
+# both set, and different: connlog.target_table wins, with a warning
+$offset = -s $node->logfile;
+$node->safe_psql('postgres',
+	q{ALTER SYSTEM SET connlog."table" = 'public.elsewhere'; SELECT pg_reload_conf();}
+);
 set_table('public.connection_logs');
+$node->safe_psql('postgres', 'SELECT pair(23); SELECT connlog_flush();');
+is($node->safe_psql('postgres', 'SELECT good_pairs(23, 23)'),
+	'1', 'both names set: rows go to the table connlog.target_table names');
+is($node->safe_psql('postgres', 'SHOW connlog."table"'),
+	'public.connection_logs', 'connlog.table reads as the table in use');
+$node->wait_for_log(
+	qr/WARNING:  connlog.table is deprecated and ignored\n.*DETAIL:  The worker writes into the table connlog.target_table names, "public.connection_logs", not into "public.elsewhere", which connlog.table names./,
+	$offset);
+ok(1, 'the worker warns that connlog.table is ignored');
+$node->safe_psql('postgres',
+	q{ALTER SYSTEM RESET connlog."table"; SELECT pg_reload_conf();});
 
 # a value that is not schema-qualified is refused when it is set
 my ($rc, $out, $err) = $node->psql('postgres',
-	"ALTER SYSTEM SET connlog.\"table\" = 'connection_logs'");
+	"ALTER SYSTEM SET connlog.target_table = 'connection_logs'");
 like(
 	$err,
-	qr/invalid value for parameter "connlog.table": "connection_logs".*\n.*DETAIL:  The value must be a schema-qualified table name/,
-	'an unqualified connlog.table is refused');
+	qr/invalid value for parameter "connlog.target_table": "connection_logs".*\n.*DETAIL:  The value must be a schema-qualified table name/,
+	'an unqualified connlog.target_table is refused');
 
 is( $node->safe_psql(
 		'postgres',
 		'SELECT enqueued = merged + written + rejected + dropped + pending, rejected, dropped FROM connlog_stats'
 	),
-	't|0|0',
-	'the accounting identity holds, nothing rejected or dropped');
+	't|2|0',
+	'the accounting identity holds, nothing dropped, only the two rows the types refused rejected');
 $node->stop;
 
 # --- a missing privilege of connlog.role on the application's table
 my $w = connlog_role_node('app_table_role', 'LOGIN', qq{
-connlog.table = 'public.connection_logs'
+connlog.target_table = 'public.connection_logs'
 connlog.flush_interval = 100ms
 connlog.retry_interval = 100ms
 });

@@ -2,7 +2,7 @@
 # Each attack is mounted as the role that could mount it: look-alike
 # operators and functions on a hostile search_path (a role with CREATE on
 # a schema the caller's path names, and on the extension's), and the
-# owner of the table connlog.table names, whose own types' casts a read
+# owner of the table connlog.target_table names, whose own types' casts a read
 # must never run.  Each asserts the rows, and that no role gained a
 # privilege.
 use strict;
@@ -230,7 +230,7 @@ SELECT (SELECT coalesce(string_agg(DISTINCT what, ', '), 'none')
 		like($plan, qr/Scan (using \S+ )?on connection_logs/,
 			"sql: path $path: the plans scan connection_logs");
 		# (the scan of connlog_table_query is the branch that runs only
-		# with connlog.table set)
+		# with connlog.target_table set)
 		unlike($plan, qr/Function Scan on connlog_conn/,
 			"sql: path $path: the query functions are inlined");
 
@@ -320,8 +320,8 @@ HINT:  Add connlog to shared_preload_libraries in postgresql.conf and restart th
 	$plain->stop;
 }
 
-# ---- the table owner's casts; connlog.table ----
-# connlog.table names public.connection_logs, owned by role app, with the
+# ---- the table owner's casts; connlog.target_table ----
+# connlog.target_table names public.connection_logs, owned by role app, with the
 # extension in schema connlog (as in t/018_app_table.pl).  app gives the
 # table a column of an enum of her own, and casts from it to json and
 # (implicitly) to text whose functions record that they ran and try to
@@ -332,7 +332,7 @@ HINT:  Add connlog to shared_preload_libraries in postgresql.conf and restart th
 # of hers runs, and the rows are right.
 {
 	my $node = connlog_node('owner_casts', q{
-connlog.table = 'public.connection_logs'
+connlog.target_table = 'public.connection_logs'
 connlog.flush_interval = '1h'
 });
 	$node->safe_psql('postgres', q{

@@ -1,4 +1,4 @@
-# The owner of the table connlog.table names writes code that runs inside
+# The owner of the table connlog.target_table names writes code that runs inside
 # the worker's statements.  Each attack below is created as that owner
 # (role app): a trigger that catches every cancel cannot outlive
 # pg_terminate_backend, connlog.statement_timeout or a fast shutdown; a

@@ -1,4 +1,4 @@
-# The owner of the table connlog.table names (role app, no superuser)
+# The owner of the table connlog.target_table names (role app, no superuser)
 # refuses, discards or merges rows with its policies, triggers and
 # indexes, and gives it an inheritance child.  Each attack is mounted as
 # app.  A row the owner refuses on its own is rejected, the others are
@@ -235,8 +235,10 @@ nothing_gained('every row refused');
 
 ###########################################################################
 # The owner's trigger raises a transient SQLSTATE (40001).  For one row:
-# the batch is retried max_retries times, then split, that row rejected
-# and the others written.  For every row: the batch is held.
+# the batch is retried max_retries times, then split, the others written,
+# and that row, retried max_retries times alone (a server's 40001 or
+# 40P01 would not come back each time), rejected.  For every row: the
+# batch is held.
 ###########################################################################
 $node->safe_psql(
 	'postgres', q{
@@ -262,8 +264,8 @@ is( flush_returns(
 	0,
 	'40001 for one row: connlog_flush returns');
 is( moved($s0, qw(enqueued written merged rejected pending retries)),
-	'enqueued=10 written=4 merged=5 rejected=1 pending=0 retries=2',
-	'40001 for one row: max_retries retries, then that row rejected, 4 written'
+	'enqueued=10 written=4 merged=5 rejected=1 pending=0 retries=4',
+	'40001 for one row: max_retries retries, 4 written, max_retries of that row alone, then it rejected'
 );
 is($node->safe_psql('postgres', 'SELECT good_pairs(30, 34)'),
 	'4', '40001 for one row: the other pairs are rows');
@@ -280,6 +282,47 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(40, 42)'),
 $node->safe_psql('postgres',
 	'DROP TRIGGER flaky ON public.connection_logs');
 nothing_gained('40001');
+
+# 40001 for one row that is gone once the row has been tried alone, as a
+# deadlock with another writer is: the row meets it in the batch's first
+# write and max_retries retries, in the split's first range that holds it
+# and alone (the 5th time), then in the batch's next attempt (the 6th),
+# and the 7th try, alone again, writes it: nothing rejected.
+$node->safe_psql(
+	'postgres', q{
+SET ROLE app;
+CREATE SEQUENCE public.once_seq;
+CREATE FUNCTION public.once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.workspace_name = 'once' THEN
+		IF pg_catalog.nextval('public.once_seq') <= 6 THEN
+			RAISE EXCEPTION 'deadlock-like failure'
+				USING ERRCODE = 'serialization_failure';
+		END IF;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER once BEFORE INSERT ON public.connection_logs
+	FOR EACH ROW EXECUTE FUNCTION public.once();
+});
+$s0 = stats();
+is( flush_returns(
+		"SELECT pair(n, CASE n WHEN 37 THEN 'once' ELSE 'dev' END) FROM generate_series(35, 39) n"
+	),
+	0,
+	'40001 gone on the row\'s retry alone: connlog_flush returns');
+is( moved($s0, qw(enqueued written merged rejected pending)),
+	'enqueued=10 written=5 merged=5 rejected=0 pending=0',
+	'40001 gone on the row\'s retry alone: every row written, none rejected');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT good_pairs(35, 39), last_value FROM public.once_seq"),
+	'5|7',
+	'40001 gone on the row\'s retry alone: each pair is a row, the row tried 7 times'
+);
+$node->safe_psql('postgres',
+	'DROP TRIGGER once ON public.connection_logs');
+nothing_gained('40001 gone on a retry alone');
 
 ###########################################################################
 # A BEFORE INSERT trigger returns NULL for some rows: the statement stored

@@ -11,7 +11,8 @@ use PostgreSQL::Test::Cluster;
 our @EXPORT = qw($connlog_helpers $writer_grants connlog_node
   connlog_role_node reload_conf app_table_sql app_table_node
   $evil_objects nothing_ran restart_and_write update_past_squatters
-  $boundary_helper wait_for_worker crash_restart connlog_counts legacy_record);
+  $boundary_helper wait_for_worker crash_restart connlog_counts legacy_record
+  coder_schema_sql coder_node coder_batch_upsert_sql extension_members);
 
 # Install after CREATE EXTENSION connlog.
 #  uid(k, n)         a uuid that spells kind k and number n
@@ -116,7 +117,7 @@ sub reload_conf
 	return;
 }
 
-# ---- connlog.table: an application's table ----
+# ---- connlog.target_table: an application's table ----
 
 # The application's table, the way its migration would create it; %opt
 # leaves a part out or changes it, to make each misconfiguration.
@@ -156,7 +157,7 @@ CREATE UNIQUE INDEX idx_connection_logs_connection_id_workspace_id_agent_name
 	return $sql;
 }
 
-# A started node whose connlog.table is the application's
+# A started node whose connlog.target_table is the application's
 # public.connection_logs (app_table_sql(), owned by role app), with the
 # extension in schema connlog, sessions finding both through search_path,
 # and $connlog_helpers installed; $conf is appended to postgresql.conf,
@@ -165,7 +166,7 @@ sub app_table_node
 {
 	my ($name, $conf, %init) = @_;
 	my $node = connlog_node($name,
-		"connlog.table = 'public.connection_logs'\n" . $conf, %init);
+		"connlog.target_table = 'public.connection_logs'\n" . $conf, %init);
 	$node->safe_psql(
 		'postgres', q{
 CREATE ROLE app LOGIN;
@@ -414,6 +415,203 @@ sub legacy_record
 	  . $e{ws} . 'main';
 	$rec = pack('L', 4 + length($rec)) . $rec;
 	return pack('QQ', $e{epoch} // 7, $e{n}) . ($e{mac} // "\0" x 16) . $rec;
+}
+
+# ---- coder's own database (t/030) ----
+
+# coder's schema as its migrations leave it (coderd/database/dump.sql and
+# migration 000557, which added 'tunnel'), run as role coder:
+# connection_logs with its enum type, its indexes and its foreign keys
+# (ON DELETE CASCADE) to the parent tables, which keep only their keys and
+# NOT NULL columns (workspaces' template_id without its table).  coder's
+# enum connection_status is left out: the extension's, on the same
+# search_path, is the one the helpers use.
+sub coder_schema_sql
+{
+	return q{
+CREATE TYPE connection_type AS ENUM (
+    'ssh',
+    'vscode',
+    'jetbrains',
+    'reconnecting_pty',
+    'workspace_app',
+    'port_forwarding'
+);
+ALTER TYPE connection_type ADD VALUE 'tunnel';
+CREATE TABLE organizations (
+    id uuid NOT NULL PRIMARY KEY,
+    name text NOT NULL,
+    description text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    is_default boolean DEFAULT false NOT NULL,
+    display_name text NOT NULL,
+    icon text DEFAULT ''::text NOT NULL,
+    deleted boolean DEFAULT false NOT NULL
+);
+CREATE TABLE users (
+    id uuid NOT NULL PRIMARY KEY,
+    email text NOT NULL,
+    username text DEFAULT ''::text NOT NULL,
+    hashed_password bytea NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    deleted boolean DEFAULT false NOT NULL
+);
+CREATE TABLE workspaces (
+    id uuid NOT NULL PRIMARY KEY,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    owner_id uuid NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE RESTRICT,
+    template_id uuid NOT NULL,
+    deleted boolean DEFAULT false NOT NULL,
+    name character varying(64) NOT NULL
+);
+CREATE TABLE connection_logs (
+    id uuid NOT NULL,
+    connect_time timestamp with time zone NOT NULL,
+    organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    workspace_owner_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    workspace_id uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    workspace_name text NOT NULL,
+    agent_name text NOT NULL,
+    type connection_type NOT NULL,
+    ip inet,
+    code integer,
+    user_agent text,
+    user_id uuid,
+    slug_or_port text,
+    connection_id uuid,
+    disconnect_time timestamp with time zone,
+    disconnect_reason text,
+    PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX idx_connection_logs_connection_id_workspace_id_agent_name
+ON connection_logs (connection_id, workspace_id, agent_name);
+CREATE INDEX idx_connection_logs_connect_time_desc ON connection_logs USING btree (connect_time DESC);
+CREATE INDEX idx_connection_logs_organization_id ON connection_logs USING btree (organization_id);
+CREATE INDEX idx_connection_logs_workspace_owner_id ON connection_logs USING btree (workspace_owner_id);
+CREATE INDEX idx_connection_logs_workspace_id ON connection_logs USING btree (workspace_id);
+};
+}
+
+# coder's BatchUpsertConnectionLogs (coderd/database/queries/
+# connectionlogs.sql), its seventeen arrays given by $arrays: the text of
+# a FROM item with their columns, named as in coder's query.
+sub coder_batch_upsert_sql
+{
+	my ($arrays) = @_;
+	return qq{
+INSERT INTO connection_logs (
+    id, connect_time, organization_id, workspace_owner_id, workspace_id,
+    workspace_name, agent_name, type, code, ip, user_agent, user_id,
+    slug_or_port, connection_id, disconnect_reason, disconnect_time
+)
+SELECT
+    u.id, u.connect_time, u.organization_id, u.workspace_owner_id,
+    u.workspace_id, u.workspace_name, u.agent_name, u.type,
+    CASE WHEN u.code_valid THEN u.code ELSE NULL END,
+    u.ip,
+    NULLIF(u.user_agent, ''),
+    NULLIF(u.user_id, '00000000-0000-0000-0000-000000000000'::uuid),
+    NULLIF(u.slug_or_port, ''),
+    NULLIF(u.connection_id, '00000000-0000-0000-0000-000000000000'::uuid),
+    NULLIF(u.disconnect_reason, ''),
+    NULLIF(u.disconnect_time, '0001-01-01 00:00:00Z'::timestamptz)
+FROM ($arrays) AS u
+ON CONFLICT (connection_id, workspace_id, agent_name)
+DO UPDATE SET
+    connect_time = CASE
+        WHEN EXCLUDED.connect_time = '0001-01-01 00:00:00Z'::timestamptz
+        THEN connection_logs.connect_time
+        WHEN connection_logs.connect_time = '0001-01-01 00:00:00Z'::timestamptz
+        THEN EXCLUDED.connect_time
+        ELSE LEAST(connection_logs.connect_time, EXCLUDED.connect_time)
+    END,
+    disconnect_time = CASE
+        WHEN connection_logs.disconnect_time IS NULL
+        THEN EXCLUDED.disconnect_time
+        ELSE connection_logs.disconnect_time
+    END,
+    disconnect_reason = CASE
+        WHEN connection_logs.disconnect_reason IS NULL
+        THEN EXCLUDED.disconnect_reason
+        ELSE connection_logs.disconnect_reason
+    END,
+    code = CASE
+        WHEN connection_logs.code IS NULL
+        THEN EXCLUDED.code
+        ELSE connection_logs.code
+    END};
+}
+
+# A started node shaped like a coder deployment: coder_schema_sql() in
+# public, owned by role coder (LOGIN, no superuser); the extension in
+# schema connlog; connlog.role connlog_writer with the grants
+# doc/connlog.md's "Writing into coder's table" gives; connlog.target_table
+# = 'public.connection_logs'; both schemas on the database's search_path;
+# $connlog_helpers installed, with the organization, user and workspace
+# the helpers' events name (uid(10, 0), uid(11, 0), uid(12, 0)).  $conf is
+# appended to postgresql.conf; version => '1.2' creates the extension at
+# that version.
+sub coder_node
+{
+	my ($name, $conf, %opt) = @_;
+	my $version = $opt{version} ? " VERSION '$opt{version}'" : '';
+	# what coder's role calls: from 1.3, connlog_enqueue takes extra, and
+	# connlog_enqueue_batch takes the arrays of coder's batch statement
+	my $execute =
+	  ($opt{version} // '') eq '1.2'
+	  ? q{connlog.connlog_enqueue(uuid, timestamptz, uuid,
+	uuid, uuid, text, text, text, connlog.connection_status, uuid, inet,
+	integer, text, uuid, text, text), connlog.connlog_flush}
+	  : q{connlog.connlog_enqueue(uuid, timestamptz, uuid,
+	uuid, uuid, text, text, text, connlog.connection_status, uuid, inet,
+	integer, text, uuid, text, text, jsonb), connlog.connlog_enqueue_batch,
+	connlog.connlog_flush};
+	my $node = connlog_role_node($name, 'LOGIN',
+		"connlog.target_table = 'public.connection_logs'\n" . $conf);
+	$node->safe_psql(
+		'postgres', qq{
+CREATE ROLE coder LOGIN;
+GRANT CREATE ON SCHEMA public TO coder;
+CREATE SCHEMA connlog;
+CREATE EXTENSION connlog SCHEMA connlog$version;
+ALTER DATABASE postgres SET search_path = public, connlog;
+GRANT USAGE ON SCHEMA connlog TO connlog_writer;
+GRANT INSERT ON connlog.connection_logs_rejected TO connlog_writer;
+GRANT SELECT, UPDATE ON connlog.connlog_wal_progress TO connlog_writer;
+GRANT USAGE ON SCHEMA connlog TO coder;
+GRANT EXECUTE ON FUNCTION $execute TO coder;
+});
+	$node->safe_psql('postgres',
+		"SET ROLE coder;\n"
+		  . coder_schema_sql()
+		  . "GRANT SELECT, INSERT, UPDATE, DELETE ON public.connection_logs TO connlog_writer;\n"
+		  . "RESET ROLE;\n"
+		  . $connlog_helpers);
+	$node->safe_psql(
+		'postgres', q{
+SET ROLE coder;
+INSERT INTO organizations (id, name, description, created_at, updated_at,
+	display_name)
+VALUES (uid(10, 0), 'coder', '', now(), now(), 'coder');
+INSERT INTO users (id, email, username, hashed_password, created_at,
+	updated_at)
+VALUES (uid(11, 0), 'admin@example.com', 'admin', '', now(), now());
+INSERT INTO workspaces (id, created_at, updated_at, owner_id,
+	organization_id, template_id, name)
+VALUES (uid(12, 0), now(), now(), uid(11, 0), uid(10, 0), uid(13, 0), 'dev');
+});
+	return $node;
+}
+
+# The members of the extension in database $db, described, one a line.
+sub extension_members
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db, "SET search_path = pg_catalog;\n$members_sql");
 }
 
 1;
