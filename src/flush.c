@@ -30,7 +30,11 @@
  *	  rows, never the others.  A transient error in the middle of a split,
  *	  while the batch has retries left, rejects nothing: the batch goes
  *	  back to the retry queue, and its next attempt goes on with the rows
- *	  that have no outcome yet.
+ *	  that have no outcome yet.  A node of a Citus cluster that failed or
+ *	  refused the statement (writer.c, citus.c) is no one's fault either,
+ *	  and its rows are the ones a split would find failing alone once the
+ *	  other nodes' rows are written: such a batch is neither split nor
+ *	  charged a retry, and waits in the retry queue until the node takes it.
  *	- every write goes through one path, write_entries(), which stores the
  *	  durability progress with the rows and, once they are committed,
  *	  records their outcome; its callers only decide what to do with what
@@ -336,7 +340,8 @@ typedef enum FailureNext
 								 * times before a split */
 	NEXT_RETRY,					/* the batch is retried (attempt: the retry
 								 * that failed, 0 for the first write) */
-	NEXT_SPLIT					/* the rows that fail alone may be rejected */
+	NEXT_SPLIT,					/* the rows that fail alone may be rejected */
+	NEXT_NODE					/* a node failed: retried without limit */
 } FailureNext;
 
 static void
@@ -351,6 +356,8 @@ report_failure(const char *error, int nrows, FailureNext next, int attempt)
 			 errdetail("The error may be temporary: what is not written yet will be retried.") :
 			 next == NEXT_SPLIT ?
 			 errdetail("The batch is split: a row that fails on its own goes to connection_logs_rejected once the table has taken other rows.") :
+			 next == NEXT_NODE ?
+			 errdetail("A node of the Citus cluster failed or refused the statement, not its rows: connlog retries every connlog.retry_interval until the node takes them, and rejects none.") :
 			 attempt > 0 ?
 			 errdetail("Retry %d of %d.", attempt, connlog_max_retries) :
 			 errdetail("The batch will be retried.")));
@@ -396,6 +403,8 @@ typedef enum WriteResult
 	WR_DENIED,					/* a privilege is missing: writing stops */
 	WR_STOPPED,					/* not tried: the worker is out of time */
 	WR_TRANSIENT,				/* an error that may be temporary (reported) */
+	WR_UNREACHABLE,				/* a node of a Citus cluster failed (in
+								 * *error) */
 	WR_FAILED,					/* an error of no class here (in *error) */
 	WR_BAD_DATA					/* an error some row itself causes (*error) */
 } WriteResult;
@@ -466,6 +475,8 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 				break;			/* the same entries again */
 			case CL_WRITE_TRANSIENT:
 				return WR_TRANSIENT;
+			case CL_WRITE_UNREACHABLE:
+				return WR_UNREACHABLE;
 			case CL_WRITE_FAILED:
 				return WR_FAILED;
 			case CL_WRITE_BAD_DATA:
@@ -489,6 +500,7 @@ reject_entry(ClBatch *b, int i, const char *error)
 		case WR_OK:
 			return true;
 		case WR_TRANSIENT:
+		case WR_UNREACHABLE:
 			report_failure(err2, 1, NEXT_LATER, 0);
 			return false;
 		case WR_FAILED:
@@ -593,8 +605,8 @@ may_reject_alone(const ClBatch *b, WriteResult why)
  * over what was left once there is evidence.
  *
  * Returns false if it stops first: at a transient error while b has
- * retries left (a lock timeout must not reject good rows), a missing
- * extension, or when the worker exits.  The outcomes so far stay in b's
+ * retries left (a lock timeout must not reject good rows), a failed node
+ * of a Citus cluster, a missing extension, or when the worker exits.  The outcomes so far stay in b's
  * entries, and the next attempt goes on from there.
  */
 static bool finish_split(ClBatch *b, int start, int n);
@@ -621,6 +633,9 @@ write_range(ClBatch *b, int start, int n, const char *failed,
 		{
 			case WR_OK:
 				return true;
+			case WR_UNREACHABLE:
+				report_failure(err, n, NEXT_NODE, 0);
+				return false;
 			case WR_TRANSIENT:
 				if (!transient_spent(b))
 				{
@@ -861,6 +876,17 @@ write_batch_internal(ClBatch *b, bool retry)
 		connlog_count(&counters()->retries, 1);
 	if (r == WR_OK)
 		return true;
+
+	/*
+	 * A node of a Citus cluster failed: not the rows' fault, and a split
+	 * would reject the rows of that node once the others' are written. The
+	 * batch waits for the node, keeping its retries.
+	 */
+	if (r == WR_UNREACHABLE)
+	{
+		report_failure(error, b->nentries, NEXT_NODE, 0);
+		return false;
+	}
 	if (retry)
 		b->attempts++;
 

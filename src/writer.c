@@ -143,7 +143,12 @@
  * connection exceptions (08), invalid transaction state (25: a read-only
  * transaction, an idle-in-transaction timeout) and snapshot too old
  * (72000).  The worker retries those, max_retries times, before it splits
- * the batch (a trigger can raise any SQLSTATE).  Anything else (a missing
+ * the batch (a trigger can raise any SQLSTATE).  On a Citus cluster, a
+ * node that failed or refused the statement (down, restarted, refusing the
+ * table owner's credentials or privileges) is CL_WRITE_UNREACHABLE,
+ * recognised by what only Citus's own code raises (citus.c): retried
+ * without limit, never split, since rows routed to the other nodes would
+ * be written and the failing node's rejected.  Anything else (a missing
  * table or column, a trigger's own error, a policy's 42501) is
  * CL_WRITE_FAILED: retried max_retries times, then split.  In a split,
  * only a row of class 22, 23 or 54 is rejected on its own failure alone;
@@ -214,6 +219,7 @@
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
+#include "citus.h"
 #include "compat.h"
 #include "connlog.h"
 #include "guard.h"
@@ -300,8 +306,9 @@ static MemoryContext log_events_cxt = NULL;
 static int	exit_budget_ms = 0; /* 0: the worker is not exiting */
 
 /*
- * The upsert.  %1$s is the table, quoted and qualified; $1 is a
- * connlog_batch_row[].
+ * The upsert.  %1$s is the table, quoted and qualified; %2$s the rows, a
+ * connlog_batch_row[] $1 unnested (upsert_rows), or for events written
+ * again the rows of it that replay_sql lets through; $1 is that array.
  * Merging in the batch guarantees that no conflict key appears twice in one
  * statement, which ON CONFLICT DO UPDATE would refuse.
  */
@@ -313,7 +320,7 @@ static const char *const upsert_sql =
 "SELECT u.id, u.connect_time, u.organization_id, u.workspace_owner_id, "
 "u.workspace_id, u.workspace_name, u.agent_name, u.type, u.ip, u.code, "
 "u.user_agent, u.user_id, u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason "
-"FROM pg_catalog.unnest($1) AS u %2$s"
+"FROM %2$s AS u "
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
 "connect_time = LEAST(c.connect_time, excluded.connect_time), "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
@@ -336,6 +343,23 @@ static const char *const purge_sql =
 "FOR UPDATE SKIP LOCKED))";
 
 /*
+ * The same step on a Citus table (citus.c), where Citus refuses FOR
+ * UPDATE over several shards and a ctid names a row only within its
+ * shard: the step's rows are chosen by (id, workspace_id), the key a
+ * distributed connection log has (workspace_id is the distribution
+ * column), and deleted by it, on every shard at once.  Only rows past the
+ * retention are deleted, whatever the key matches.  Rows a session has
+ * locked are waited for, not passed over.
+ */
+static const char *const purge_citus_sql =
+"DELETE FROM ONLY %1$s WHERE connect_time OPERATOR(pg_catalog.<) $1 "
+"AND (id, workspace_id) IN (SELECT id, workspace_id FROM ONLY %1$s "
+"WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2)";
+
+/* the rows of the upsert of new events */
+static const char *const upsert_rows = "pg_catalog.unnest($1)";
+
+/*
  * Events read back from WAL (wal.c), or taken again from the ring after a
  * worker exited in the middle of a batch, may have been written already:
  * a web event (no connection_id) then has its row, under its id.  Skip it
@@ -345,23 +369,33 @@ static const char *const purge_sql =
  * the first time.  Connection rows are idempotent under the upsert above.
  * The row is looked for in the table itself (ONLY), where the upsert
  * inserts it, not in an inheritance child.
- */
-static const char *const replay_filter =
-"WHERE u.connection_id IS NOT NULL OR NOT EXISTS "
-"(SELECT 1 FROM ONLY %1$s x WHERE x.id OPERATOR(pg_catalog.=) u.id "
-"AND x.connect_time OPERATOR(pg_catalog.=) u.connect_time "
-"AND x.workspace_id OPERATOR(pg_catalog.=) u.workspace_id) ";
-
-/*
- * The upsert of those events, %1$s with the filter above, counting what
- * it stored (see upsert_fn) and the rows the filter let through, which it
- * should have stored: both counts run in one snapshot, so the filter
- * decides the same for both.
+ *
+ * The statement must be one Citus plans too (see citus.c), which rules
+ * out a subquery on the table correlated with the unnested array: Citus
+ * refuses it, and a join with the array would read the whole distributed
+ * table.  So the rows the batch's web events could be (found) are read
+ * first by the ids and workspaces the array holds, a query on the table
+ * alone (Citus sends it to the shards); the correlated check then looks
+ * only at those.  found and todo are materialized, so the rows the upsert
+ * is given (todo) are the ones counted: the statement returns what the
+ * upsert stored (see upsert_fn) and what it should have.  %1$s is the
+ * table, %2$s the upsert of todo.
  */
 static const char *const replay_sql =
-"WITH w AS (%1$s RETURNING 1) "
+"WITH found AS MATERIALIZED (SELECT x.id, x.connect_time, x.workspace_id "
+"FROM ONLY %1$s x "
+"WHERE x.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT v.id "
+"FROM pg_catalog.unnest($1) AS v WHERE v.connection_id IS NULL)) "
+"AND x.workspace_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT v.workspace_id "
+"FROM pg_catalog.unnest($1) AS v WHERE v.connection_id IS NULL))), "
+"todo AS MATERIALIZED (SELECT u.* FROM pg_catalog.unnest($1) AS u "
+"WHERE u.connection_id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM found x "
+"WHERE x.id OPERATOR(pg_catalog.=) u.id "
+"AND x.connect_time OPERATOR(pg_catalog.=) u.connect_time "
+"AND x.workspace_id OPERATOR(pg_catalog.=) u.workspace_id)), "
+"w AS (%2$s RETURNING 1) "
 "SELECT (SELECT pg_catalog.count(*) FROM w), "
-"(SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1) AS u %2$s)";
+"(SELECT pg_catalog.count(*) FROM todo)";
 
 static const char *const reject_sql =
 "INSERT INTO %1$s (rejected_at, error, event) "
@@ -861,7 +895,6 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	char	   *rows_name;
 	char	   *rows_nsp = NULL;	/* connlog.table's, if set */
 	char	   *rows_rel = NULL;
-	char	   *filter;
 
 	nspname = get_namespace_name(nspoid);
 	if (nspname == NULL)
@@ -895,14 +928,13 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	rows_table = MemoryContextStrdup(TopMemoryContext, rows_name);
 	check_privileges(nspoid, nspname);
 
-	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(upsert_sql, rows_name, ""), 1,
+	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel,
+							psprintf(upsert_sql, rows_name, upsert_rows), 1,
 							&row_array_typid);
-	filter = psprintf(replay_filter, rows_name);
 	upsert_replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
-								   psprintf(replay_sql,
+								   psprintf(replay_sql, rows_name,
 											psprintf(upsert_sql, rows_name,
-													 filter),
-											filter),
+													 "todo")),
 								   1, &row_array_typid);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
@@ -921,8 +953,10 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 									 quote_qualified_identifier(nspname,
 											 member_names[MEMBER_REJECTED])),
 							2, argtypes);
-	purge_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(purge_sql, rows_name), 2,
-						   purge_types);
+	purge_plan = keep_plan(nspname, rows_nsp, rows_rel,
+						   psprintf(connlog_citus_table(member_relids[MEMBER_LOGS]) ?
+									purge_citus_sql : purge_sql, rows_name),
+						   2, purge_types);
 	plan_extoid = extoid;
 	plan_version = MemoryContextStrdup(TopMemoryContext, version);
 }
@@ -1089,6 +1123,23 @@ error_status(int sqlerrcode)
 	}
 }
 
+/*
+ * An error as connlog_stats.last_error shows it: "message (SQLSTATE
+ * xxxxx)", and for an error a node of a Citus cluster raised, which node
+ * (citus.c), since the same message may come from any of them.
+ */
+static char *
+error_text(const ErrorData *edata)
+{
+	char	   *node = connlog_citus_node(edata);
+
+	if (node != NULL)
+		return psprintf("%s (SQLSTATE %s, on node %s)", edata->message,
+						unpack_sql_state(edata->sqlerrcode), node);
+	return psprintf("%s (SQLSTATE %s)", edata->message,
+					unpack_sql_state(edata->sqlerrcode));
+}
+
 volatile sig_atomic_t connlog_in_statement = false;
 
 /*
@@ -1166,9 +1217,9 @@ run_statement(write_fn fn, void *arg, const char *activity,
 	{
 		ErrorData  *edata = connlog_abort_caught(caller_cxt, NULL, NULL);
 
-		*error = psprintf("%s (SQLSTATE %s)", edata->message,
-						  unpack_sql_state(edata->sqlerrcode));
-		status = error_status(edata->sqlerrcode);
+		*error = error_text(edata);
+		status = connlog_citus_node_failure(edata) ?
+			CL_WRITE_UNREACHABLE : error_status(edata->sqlerrcode);
 		FreeErrorData(edata);
 
 		/*
