@@ -281,7 +281,7 @@ static const char *const member_names[NUM_MEMBERS] = {
 static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr reject_plan = NULL;
 static SPIPlanPtr purge_plan = NULL;
-static SPIPlanPtr upsert_replay_plan = NULL;
+static SPIPlanPtr replay_find_plan = NULL;
 static SPIPlanPtr progress_read_plan = NULL;	/* NULL: no such table (1.0) */
 static SPIPlanPtr progress_write_plan = NULL;
 static Oid	plan_extoid = InvalidOid;
@@ -306,9 +306,8 @@ static MemoryContext log_events_cxt = NULL;
 static int	exit_budget_ms = 0; /* 0: the worker is not exiting */
 
 /*
- * The upsert.  %1$s is the table, quoted and qualified; %2$s the rows, a
- * connlog_batch_row[] $1 unnested (upsert_rows), or for events written
- * again the rows of it that replay_sql lets through; $1 is that array.
+ * The upsert.  %1$s is the table, quoted and qualified; $1 is a
+ * connlog_batch_row[].
  * Merging in the batch guarantees that no conflict key appears twice in one
  * statement, which ON CONFLICT DO UPDATE would refuse.
  */
@@ -320,7 +319,7 @@ static const char *const upsert_sql =
 "SELECT u.id, u.connect_time, u.organization_id, u.workspace_owner_id, "
 "u.workspace_id, u.workspace_name, u.agent_name, u.type, u.ip, u.code, "
 "u.user_agent, u.user_id, u.slug_or_port, u.connection_id, u.disconnect_time, u.disconnect_reason "
-"FROM %2$s AS u "
+"FROM pg_catalog.unnest($1) AS u "
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
 "connect_time = LEAST(c.connect_time, excluded.connect_time), "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
@@ -356,9 +355,6 @@ static const char *const purge_citus_sql =
 "AND (id, workspace_id) IN (SELECT id, workspace_id FROM ONLY %1$s "
 "WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2)";
 
-/* the rows of the upsert of new events */
-static const char *const upsert_rows = "pg_catalog.unnest($1)";
-
 /*
  * Events read back from WAL (wal.c), or taken again from the ring after a
  * worker exited in the middle of a batch, may have been written already:
@@ -370,32 +366,22 @@ static const char *const upsert_rows = "pg_catalog.unnest($1)";
  * The row is looked for in the table itself (ONLY), where the upsert
  * inserts it, not in an inheritance child.
  *
- * The statement must be one Citus plans too (see citus.c), which rules
- * out a subquery on the table correlated with the unnested array: Citus
- * refuses it, and a join with the array would read the whole distributed
- * table.  So the rows the batch's web events could be (found) are read
- * first by the ids and workspaces the array holds, a query on the table
- * alone (Citus sends it to the shards); the correlated check then looks
- * only at those.  found and todo are materialized, so the rows the upsert
- * is given (todo) are the ones counted: the statement returns what the
- * upsert stored (see upsert_fn) and what it should have.  %1$s is the
- * table, %2$s the upsert of todo.
+ * The rows the batch's web events could be are read first, by their ids
+ * and workspaces ($1, $2: uuid[]), and the events whose row is there are
+ * left out of the upsert that follows in the same transaction (see
+ * skip_written_web).  Two statements, not one with a subquery correlated
+ * with the array: Citus (see citus.c) refuses such a subquery, a join
+ * with the array would read the whole distributed table, and any part of
+ * a statement Citus runs as a query of its own (a CTE, a subquery) it
+ * sends as text with the array's type named, which the owner of the table,
+ * as whom it runs, need not be allowed to use (the type is in the
+ * extension's schema).  This one is a query on the table alone, with
+ * arrays of uuids, which Citus sends to the shards.
  */
-static const char *const replay_sql =
-"WITH found AS MATERIALIZED (SELECT x.id, x.connect_time, x.workspace_id "
-"FROM ONLY %1$s x "
-"WHERE x.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT v.id "
-"FROM pg_catalog.unnest($1) AS v WHERE v.connection_id IS NULL)) "
-"AND x.workspace_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT v.workspace_id "
-"FROM pg_catalog.unnest($1) AS v WHERE v.connection_id IS NULL))), "
-"todo AS MATERIALIZED (SELECT u.* FROM pg_catalog.unnest($1) AS u "
-"WHERE u.connection_id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM found x "
-"WHERE x.id OPERATOR(pg_catalog.=) u.id "
-"AND x.connect_time OPERATOR(pg_catalog.=) u.connect_time "
-"AND x.workspace_id OPERATOR(pg_catalog.=) u.workspace_id)), "
-"w AS (%2$s RETURNING 1) "
-"SELECT (SELECT pg_catalog.count(*) FROM w), "
-"(SELECT pg_catalog.count(*) FROM todo)";
+static const char *const replay_find_sql =
+"SELECT x.id, x.connect_time, x.workspace_id FROM ONLY %1$s x "
+"WHERE x.id OPERATOR(pg_catalog.=) ANY ($1) "
+"AND x.workspace_id OPERATOR(pg_catalog.=) ANY ($2)";
 
 static const char *const reject_sql =
 "INSERT INTO %1$s (rejected_at, error, event) "
@@ -405,7 +391,7 @@ static void
 forget_plans(void)
 {
 	SPIPlanPtr *plans[] = {&upsert_plan, &reject_plan, &purge_plan,
-	&upsert_replay_plan, &progress_read_plan, &progress_write_plan};
+	&replay_find_plan, &progress_read_plan, &progress_write_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -890,6 +876,7 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	const char *schema;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
+	Oid			uuid_array_types[2] = {UUIDARRAYOID, UUIDARRAYOID};
 	Oid			progress_types[4] = {INT8OID, INT8OID, PG_LSNOID, INT8OID};
 	bool		has_pending;
 	char	   *rows_name;
@@ -929,13 +916,11 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	check_privileges(nspoid, nspname);
 
 	upsert_plan = keep_plan(nspname, rows_nsp, rows_rel,
-							psprintf(upsert_sql, rows_name, upsert_rows), 1,
+							psprintf(upsert_sql, rows_name), 1,
 							&row_array_typid);
-	upsert_replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
-								   psprintf(replay_sql, rows_name,
-											psprintf(upsert_sql, rows_name,
-													 "todo")),
-								   1, &row_array_typid);
+	replay_find_plan = keep_plan(nspname, rows_nsp, rows_rel,
+								 psprintf(replay_find_sql, rows_name), 2,
+								 uuid_array_types);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
@@ -1044,7 +1029,7 @@ static bool
 plans_valid(void)
 {
 	SPIPlanPtr	plans[] = {upsert_plan, reject_plan, purge_plan,
-	upsert_replay_plan, progress_read_plan, progress_write_plan};
+	replay_find_plan, progress_read_plan, progress_write_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 		if (plans[i] != NULL && !SPI_plan_is_valid(plans[i]))
@@ -1359,6 +1344,8 @@ typedef struct UpsertArgs
 	int			start;
 	int			n;
 	const ConnlogProgress *progress;
+	bool	   *skip;			/* entries left out, NULL: none */
+	int			nrows;			/* rows in rows */
 	Datum		rows;
 } UpsertArgs;
 
@@ -1442,6 +1429,7 @@ build_upsert_args(UpsertArgs *a)
 	bool		typbyval;
 	char		typalign;
 
+	a->nrows = 0;
 	for (int i = 0; i < a->n; i++)
 	{
 		const ClEntry *e = &a->batch->entries[a->start + i];
@@ -1449,6 +1437,8 @@ build_upsert_args(UpsertArgs *a)
 		Datum		v[UPSERT_NCOLS];
 		bool		null[UPSERT_NCOLS];
 
+		if (a->skip != NULL && a->skip[i])
+			continue;
 		cl_batch_entry_event(a->batch, e, &ev);
 		memset(null, 0, sizeof(null));
 		v[COL_ID] = uuid_datum(ev.id);
@@ -1487,11 +1477,11 @@ build_upsert_args(UpsertArgs *a)
 			v[COL_DISCONNECT_REASON] = text_datum(&ev.disconnect_reason);
 		else
 			null[COL_DISCONNECT_REASON] = true;
-		rows[i] = HeapTupleGetDatum(heap_form_tuple(desc, v, null));
+		rows[a->nrows++] = HeapTupleGetDatum(heap_form_tuple(desc, v, null));
 	}
 	ReleaseTupleDesc(desc);
 	get_typlenbyvalalign(row_typid, &typlen, &typbyval, &typalign);
-	a->rows = PointerGetDatum(construct_array(rows, a->n, row_typid,
+	a->rows = PointerGetDatum(construct_array(rows, a->nrows, row_typid,
 											  typlen, typbyval, typalign));
 }
 
@@ -1531,6 +1521,103 @@ end_as_owner(const AsOwner *save)
 	SetUserIdAndSecContext(save->userid, save->sec_context);
 }
 
+/* a web event of the batch, by id, for skip_written_web() */
+typedef struct WebRef
+{
+	pg_uuid_t	id;
+	int			i;				/* its index in the range written */
+} WebRef;
+
+static int
+webref_cmp(const void *a, const void *b)
+{
+	return memcmp(((const WebRef *) a)->id.data, ((const WebRef *) b)->id.data,
+				  UUID_LEN);
+}
+
+/*
+ * Events written again (a->batch->rewrite): set a->skip for the web events
+ * of the range whose row the table has already (see replay_find_sql).
+ * Runs as the table's owner, like the upsert.
+ */
+static void
+skip_written_web(UpsertArgs *a)
+{
+	WebRef	   *refs = palloc(sizeof(WebRef) * a->n);
+	Datum	   *ids = palloc(sizeof(Datum) * a->n);
+	Datum	   *workspaces = palloc(sizeof(Datum) * a->n);
+	Datum		values[2];
+	int			nweb = 0;
+	int			rc;
+
+	a->skip = palloc0(sizeof(bool) * a->n);
+	for (int i = 0; i < a->n; i++)
+	{
+		const ClEntry *e = &a->batch->entries[a->start + i];
+		ClEvent		ev;
+
+		if (e->flags & CL_HAS_CONNECTION_ID)
+			continue;
+		cl_batch_entry_event(a->batch, e, &ev);
+		memcpy(refs[nweb].id.data, ev.id, UUID_LEN);
+		refs[nweb].i = i;
+		ids[nweb] = uuid_datum(ev.id);
+		workspaces[nweb] = uuid_datum(ev.workspace_id);
+		nweb++;
+	}
+	if (nweb == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(ids, nweb, UUIDOID, UUID_LEN,
+												false, TYPALIGN_CHAR));
+	values[1] = PointerGetDatum(construct_array(workspaces, nweb, UUIDOID,
+												UUID_LEN, false,
+												TYPALIGN_CHAR));
+	rc = SPI_execute_plan(replay_find_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "connlog lookup of written rows failed: %s",
+			 SPI_result_code_string(rc));
+	qsort(refs, nweb, sizeof(WebRef), webref_cmp);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull[3];
+		pg_uuid_t  *id;
+		TimestampTz time;
+		pg_uuid_t  *ws;
+		WebRef		key;
+		int			lo = 0;
+		int			hi = nweb;
+
+		id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull[0]));
+		time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull[1]));
+		ws = DatumGetUUIDP(SPI_getbinval(tup, desc, 3, &isnull[2]));
+		if (isnull[0] || isnull[1] || isnull[2])
+			continue;
+		/* the first of refs with this id, then each with it */
+		memcpy(key.id.data, id->data, UUID_LEN);
+		while (lo < hi)
+		{
+			int			mid = (lo + hi) / 2;
+
+			if (webref_cmp(&refs[mid], &key) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < nweb && webref_cmp(&refs[lo], &key) == 0; lo++)
+		{
+			const ClEntry *e = &a->batch->entries[a->start + refs[lo].i];
+			ClEvent		ev;
+
+			cl_batch_entry_event(a->batch, e, &ev);
+			if (e->connect_time == time &&
+				memcmp(ev.workspace_id, ws->data, UUID_LEN) == 0)
+				a->skip[refs[lo].i] = true;
+		}
+	}
+}
+
 static bool
 upsert_fn(void *arg)
 {
@@ -1543,42 +1630,32 @@ upsert_fn(void *arg)
 
 	if (!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
+	/* should the table's code end the worker: see guard.c */
+	connlog_guard_rows_begin(a->batch, a->start, a->n);
+	begin_as_owner(&owner);
 	/* the arrays outlive SPI's memory: they are freed with write_cxt */
 	old = MemoryContextSwitchTo(write_cxt);
+	a->skip = NULL;
+	if (a->batch->rewrite)
+		skip_written_web(a);
 	build_upsert_args(a);
 	MemoryContextSwitchTo(old);
+	end_as_owner(&owner);
 	/* building the rows may have read the catalogs: check again */
 	if (!plans_current(USES_LOGS | USES_PROGRESS) &&
 		!use_plans(USES_LOGS | USES_PROGRESS))
 		return false;
-	/* should the table's code end the worker: see guard.c */
-	connlog_guard_rows_begin(a->batch, a->start, a->n);
-	begin_as_owner(&owner);
-	if (a->batch->rewrite)
+	stored = expected = 0;
+	if (a->nrows > 0)
 	{
-		bool		isnull;
-
-		rc = SPI_execute_plan(upsert_replay_plan, &a->rows, NULL, false, 0);
-		end_as_owner(&owner);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "connlog upsert failed: %s",
-				 SPI_result_code_string(rc));
-		stored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1,
-											 &isnull));
-		expected = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 2,
-											   &isnull));
-	}
-	else
-	{
+		begin_as_owner(&owner);
 		rc = SPI_execute_plan(upsert_plan, &a->rows, NULL, false, 0);
 		end_as_owner(&owner);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "connlog upsert failed: %s",
 				 SPI_result_code_string(rc));
 		stored = SPI_processed;
-		expected = a->n;
+		expected = a->nrows;
 	}
 
 	/*

@@ -46,6 +46,9 @@ sub citus_node
 listen_addresses = '127.0.0.1'
 shared_preload_libraries = 'citus,connlog'
 max_prepared_transactions = 50
+wal_level = replica
+max_wal_senders = 4
+max_replication_slots = 4
 connlog.database = 'postgres'
 connlog.table = 'public.connection_logs'
 connlog.flush_interval = 100ms
@@ -102,7 +105,8 @@ CREATE INDEX ON public.connection_logs (connect_time DESC);
 ALTER TABLE public.connection_logs OWNER TO app;
 SELECT create_distributed_table('public.connection_logs', 'workspace_id');
 -- connection n: uid(2, n), workspace n %% 64, connects at t0(n), leaves an
--- hour later; web event n: uid(5, n), no connection_id
+-- hour later; web event n: uid(5, n), no connection_id.  The checks are
+-- PL/pgSQL: Citus does not plan a SQL function's parameters.
 CREATE FUNCTION uid(k int, n bigint) RETURNS uuid IMMUTABLE LANGUAGE sql AS
 $$ SELECT (lpad(k::text, 8, '0') || '-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid $$;
 CREATE FUNCTION t0(n bigint) RETURNS timestamptz IMMUTABLE LANGUAGE sql AS
@@ -129,18 +133,22 @@ CREATE FUNCTION web(n bigint) RETURNS void LANGUAGE sql AS $$
 $$;
 -- connections lo..hi whose row, in its workspace, spans exactly connect
 -- to disconnect (n is the last 12 digits of the connection_id)
-CREATE FUNCTION good(lo bigint, hi bigint) RETURNS bigint LANGUAGE sql AS $$
-  SELECT count(*) FROM public.connection_logs l
+CREATE FUNCTION good(lo bigint, hi bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN (SELECT count(*) FROM public.connection_logs l
   WHERE l.connection_id BETWEEN uid(2, lo) AND uid(2, hi)
     AND l.workspace_id = uid(12, right(l.connection_id::text, 12)::bigint %% 64)
     AND l.connect_time = t0(right(l.connection_id::text, 12)::bigint)
     AND l.disconnect_time = l.connect_time + interval '1 h'
-    AND l.disconnect_reason = 'bye'
+    AND l.disconnect_reason = 'bye');
+END
 $$;
 CREATE FUNCTION rows_between(k int, lo bigint, hi bigint) RETURNS bigint
-LANGUAGE sql AS $$
-  SELECT count(*) FROM public.connection_logs
-  WHERE coalesce(connection_id, id) BETWEEN uid(k, lo) AND uid(k, hi)
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN (SELECT count(*) FROM public.connection_logs
+  WHERE coalesce(connection_id, id) BETWEEN uid(k, lo) AND uid(k, hi));
+END
 $$;
 }, $coord->port, $w1->port, $w2->port));
 
