@@ -358,11 +358,13 @@ my $log_offset = -s $coord->logfile;
 q_all($coord,
 	"SELECT count(cev(n, 'connected')) FROM generate_series(50001, 51000) n"
 );
-wait_retries(10);
+# (the first retries may meet connections Citus cached to the nodes
+# restarted above, each dead, each failing once)
 my $w2port = $w2->port;
-like(
-	q_all($coord, 'SELECT last_error FROM connlog_stats'),
-	qr/permission denied for schema public \(SQLSTATE 42501, on node 127\.0\.0\.1:$w2port\)/,
+my $refused =
+  "permission denied for schema public (SQLSTATE 42501, on node 127.0.0.1:$w2port)";
+ok( $coord->poll_query_until(
+		'postgres', "SELECT last_error = '$refused' FROM connlog_stats"),
 	'owner refused on a worker node: last_error names the privilege and the node'
 );
 is( q_all(
@@ -405,7 +407,7 @@ my $old = q_all($coord,
 reload_conf(
 	$coord,
 	'connlog.purge_batch_size' => '1000',
-	'connlog.purge_interval' => '100ms',
+	'connlog.purge_interval' => '1s',
 	'connlog.retention' => '100d');
 $coord->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM public.connection_logs WHERE workspace_name <> 'young'"
