@@ -153,7 +153,7 @@ connlog_citus_node_failure(const ErrorData *edata)
 				   "failure on connection marked as essential: %s:%d") == 0;
 	if (ERRCODE_TO_CATEGORY(code) == ERRCODE_CONNECTION_EXCEPTION &&
 		(format_starts(edata, "connection to the remote node ") ||
-		 format_starts(edata, "could not establish any connections to the node ")))
+	format_starts(edata, "could not establish any connections to the node ")))
 		return true;
 	if (relay_line(edata) == NULL)
 		return false;

@@ -939,8 +939,8 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 											 member_names[MEMBER_REJECTED])),
 							2, argtypes);
 	purge_plan = keep_plan(nspname, rows_nsp, rows_rel,
-						   psprintf(connlog_citus_table(member_relids[MEMBER_LOGS]) ?
-									purge_citus_sql : purge_sql, rows_name),
+				   psprintf(connlog_citus_table(member_relids[MEMBER_LOGS]) ?
+							purge_citus_sql : purge_sql, rows_name),
 						   2, purge_types);
 	plan_extoid = extoid;
 	plan_version = MemoryContextStrdup(TopMemoryContext, version);
