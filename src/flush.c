@@ -30,7 +30,11 @@
  *	  rows, never the others.  A transient error in the middle of a split,
  *	  while the batch has retries left, rejects nothing: the batch goes
  *	  back to the retry queue, and its next attempt goes on with the rows
- *	  that have no outcome yet.
+ *	  that have no outcome yet.  A node of a Citus cluster that failed or
+ *	  refused the statement (writer.c, citus.c) is no one's fault either,
+ *	  and its rows are the ones a split would find failing alone once the
+ *	  other nodes' rows are written: such a batch is neither split nor
+ *	  charged a retry, and waits in the retry queue until the node takes it.
  *	- a row that fails alone with a transient error is not rejected for it
  *	  at once, even once its batch has used its retries (retry_alone): a
  *	  deadlock (40P01) or a serialization failure (40001) the server
@@ -351,7 +355,8 @@ typedef enum FailureNext
 								 * times before a split */
 	NEXT_RETRY,					/* the batch is retried (attempt: the retry
 								 * that failed, 0 for the first write) */
-	NEXT_SPLIT					/* the rows that fail alone may be rejected */
+	NEXT_SPLIT,					/* the rows that fail alone may be rejected */
+	NEXT_NODE					/* a node failed: retried without limit */
 } FailureNext;
 
 /* Say that a write of nrows rows failed with error, and what follows */
@@ -366,6 +371,8 @@ log_failure(const char *error, int nrows, FailureNext next, int attempt)
 			 errdetail("The error may be temporary: what is not written yet will be retried.") :
 			 next == NEXT_SPLIT ?
 			 errdetail("The batch is split: a row that fails on its own goes to connection_logs_rejected once the table has taken other rows.") :
+			 next == NEXT_NODE ?
+			 errdetail("A node of the Citus cluster failed or refused the statement, not its rows: connlog retries every connlog.retry_interval until the node takes them, and rejects none.") :
 			 attempt > 0 ?
 			 errdetail("Retry %d of %d.", attempt, connlog_max_retries) :
 			 errdetail("The batch will be retried.")));
@@ -419,6 +426,8 @@ typedef enum WriteResult
 	WR_DENIED,					/* a privilege is missing: writing stops */
 	WR_STOPPED,					/* not tried: the worker is out of time */
 	WR_TRANSIENT,				/* an error that may be temporary (reported) */
+	WR_UNREACHABLE,				/* a node of a Citus cluster failed (in
+								 * *error) */
 	WR_FAILED,					/* an error of no class here (in *error) */
 	WR_BAD_DATA					/* an error some row itself causes (*error) */
 } WriteResult;
@@ -489,6 +498,8 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 				break;			/* the same entries again */
 			case CL_WRITE_TRANSIENT:
 				return WR_TRANSIENT;
+			case CL_WRITE_UNREACHABLE:
+				return WR_UNREACHABLE;
 			case CL_WRITE_FAILED:
 				return WR_FAILED;
 			case CL_WRITE_BAD_DATA:
@@ -512,6 +523,7 @@ reject_entry(ClBatch *b, int i, const char *error)
 		case WR_OK:
 			return true;
 		case WR_TRANSIENT:
+		case WR_UNREACHABLE:
 			report_failure(err2, 1, NEXT_LATER, 0);
 			return false;
 		case WR_FAILED:
@@ -633,8 +645,8 @@ may_reject_alone(const ClBatch *b, WriteResult why)
  * over what was left once there is evidence.
  *
  * Returns false if it stops first: at a transient error while b has
- * retries left (a lock timeout must not reject good rows), a missing
- * extension, or when the worker exits.  The outcomes so far stay in b's
+ * retries left (a lock timeout must not reject good rows), a failed node
+ * of a Citus cluster, a missing extension, or when the worker exits.  The outcomes so far stay in b's
  * entries, and the next attempt goes on from there.
  */
 static bool finish_split(ClBatch *b, int start, int n);
@@ -663,6 +675,9 @@ write_range(ClBatch *b, int start, int n, const char *failed,
 		{
 			case WR_OK:
 				return true;
+			case WR_UNREACHABLE:
+				report_failure(err, n, NEXT_NODE, 0);
+				return false;
 			case WR_TRANSIENT:
 				if (!transient_spent(b))
 				{
@@ -918,6 +933,17 @@ write_batch_internal(ClBatch *b, bool retry)
 		connlog_count(&counters()->retries, 1);
 	if (r == WR_OK)
 		return true;
+
+	/*
+	 * A node of a Citus cluster failed: not the rows' fault, and a split
+	 * would reject the rows of that node once the others' are written. The
+	 * batch waits for the node, keeping its retries.
+	 */
+	if (r == WR_UNREACHABLE)
+	{
+		report_failure(error, b->nentries, NEXT_NODE, 0);
+		return false;
+	}
 	if (retry)
 		b->attempts++;
 

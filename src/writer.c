@@ -145,7 +145,12 @@
  * connection exceptions (08), invalid transaction state (25: a read-only
  * transaction, an idle-in-transaction timeout) and snapshot too old
  * (72000).  The worker retries those, max_retries times, before it splits
- * the batch (a trigger can raise any SQLSTATE).  Anything else (a missing
+ * the batch (a trigger can raise any SQLSTATE).  On a Citus cluster, a
+ * node that failed or refused the statement (down, restarted, refusing the
+ * table owner's credentials or privileges) is CL_WRITE_UNREACHABLE,
+ * recognised by what only Citus's own code raises (citus.c): retried
+ * without limit, never split, since rows routed to the other nodes would
+ * be written and the failing node's rejected.  Anything else (a missing
  * table or column, a trigger's own error, a policy's 42501) is
  * CL_WRITE_FAILED: retried max_retries times, then split.  In a split,
  * only a row of class 22, 23 or 54 is rejected on its own failure alone;
@@ -219,6 +224,7 @@
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
+#include "citus.h"
 #include "compat.h"
 #include "connlog.h"
 #include "guard.h"
@@ -287,7 +293,7 @@ static const char *const member_names[NUM_MEMBERS] = {
 static SPIPlanPtr upsert_plan = NULL;
 static SPIPlanPtr reject_plan = NULL;
 static SPIPlanPtr purge_plan = NULL;
-static SPIPlanPtr upsert_replay_plan = NULL;
+static SPIPlanPtr replay_find_plan = NULL;
 static SPIPlanPtr progress_read_plan = NULL;	/* NULL: no such table (1.0) */
 static SPIPlanPtr progress_write_plan = NULL;
 static Oid	plan_extoid = InvalidOid;
@@ -375,9 +381,8 @@ static void publish_columns(Relation rel, bool any_key);
  * sixteen (connection_logs.extra, or an application's columns that extra
  * names); %3$s the values of all of them; %4$s the rows they come from, u:
  * $1, a connlog_batch_row[], alone or zipped by ROWS FROM with the arrays
- * of the converted columns and of the application's columns; %5$s a WHERE
- * clause (replay_filter) or nothing; %6$s the updates of the columns of
- * %2$s.  Merging in the batch guarantees that no conflict key appears
+ * of the converted columns and of the application's columns; %5$s the
+ * updates of the columns of %2$s.  Merging in the batch guarantees that no conflict key appears
  * twice in one statement, which ON CONFLICT DO UPDATE would refuse.
  *
  * The rows are taken in the order of their conflict key, so that two
@@ -405,7 +410,7 @@ static const char *const upsert_sql =
 "workspace_owner_id, workspace_id, workspace_name, agent_name, type, ip, "
 "code, user_agent, user_id, slug_or_port, connection_id, disconnect_time, "
 "disconnect_reason%2$s) "
-"SELECT %3$s FROM %4$s %5$s"
+"SELECT %3$s FROM %4$s "
 "ORDER BY u.connection_id, u.workspace_id "
 "ON CONFLICT (connection_id, workspace_id, agent_name) DO UPDATE SET "
 "connect_time = CASE WHEN c.connect_time OPERATOR(pg_catalog.=) "
@@ -413,7 +418,7 @@ static const char *const upsert_sql =
 "ELSE LEAST(c.connect_time, excluded.connect_time) END, "
 "disconnect_time = GREATEST(c.disconnect_time, excluded.disconnect_time), "
 "code = COALESCE(c.code, excluded.code), "
-"disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)%6$s";
+"disconnect_reason = COALESCE(c.disconnect_reason, excluded.disconnect_reason)%5$s";
 
 /*
  * connection_logs.extra (1.3): the row's keys keep their values, the
@@ -440,6 +445,20 @@ static const char *const purge_sql =
 "FOR UPDATE SKIP LOCKED))";
 
 /*
+ * The same step on a Citus table (citus.c), where Citus refuses FOR
+ * UPDATE over several shards and a ctid names a row only within its
+ * shard: the step's rows are chosen by (id, workspace_id), the key a
+ * distributed connection log has (workspace_id is the distribution
+ * column), and deleted by it, on every shard at once.  Only rows past the
+ * retention are deleted, whatever the key matches.  Rows a session has
+ * locked are waited for, not passed over.
+ */
+static const char *const purge_citus_sql =
+"DELETE FROM ONLY %1$s WHERE connect_time OPERATOR(pg_catalog.<) $1 "
+"AND (id, workspace_id) IN (SELECT id, workspace_id FROM ONLY %1$s "
+"WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2)";
+
+/*
  * Events read back from WAL (wal.c), or taken again from the ring after a
  * worker exited in the middle of a batch, may have been written already:
  * a web event (no connection_id) then has its row, under its id.  Skip it
@@ -449,24 +468,23 @@ static const char *const purge_sql =
  * the first time.  Connection rows are idempotent under the upsert above.
  * The row is looked for in the table itself (ONLY), where the upsert
  * inserts it, not in an inheritance child.
+ *
+ * The rows the batch's web events could be are read first, by their ids
+ * and workspaces ($1, $2: uuid[]), and the events whose row is there are
+ * left out of the upsert that follows in the same transaction (see
+ * skip_written_web).  Two statements, not one with a subquery correlated
+ * with the array: Citus (see citus.c) refuses such a subquery, a join
+ * with the array would read the whole distributed table, and any part of
+ * a statement Citus runs as a query of its own (a CTE, a subquery) it
+ * sends as text with the array's type named, which the owner of the table,
+ * as whom it runs, need not be allowed to use (the type is in the
+ * extension's schema).  This one is a query on the table alone, with
+ * arrays of uuids, which Citus sends to the shards.
  */
-static const char *const replay_filter =
-"WHERE u.connection_id IS NOT NULL OR NOT EXISTS "
-"(SELECT 1 FROM ONLY %1$s x WHERE x.id OPERATOR(pg_catalog.=) u.id "
-"AND x.connect_time OPERATOR(pg_catalog.=) u.connect_time "
-"AND x.workspace_id OPERATOR(pg_catalog.=) u.workspace_id) ";
-
-/*
- * The upsert of those events, %1$s with the filter above, counting what
- * it stored (see upsert_fn) and the rows the filter let through, which it
- * should have stored: both counts run in one snapshot, so the filter
- * decides the same for both.  The filter reads only connlog_batch_row's
- * columns, so the count needs $1 alone.
- */
-static const char *const replay_sql =
-"WITH w AS (%1$s RETURNING 1) "
-"SELECT (SELECT pg_catalog.count(*) FROM w), "
-"(SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1) AS u %2$s)";
+static const char *const replay_find_sql =
+"SELECT x.id, x.connect_time, x.workspace_id FROM ONLY %1$s x "
+"WHERE x.id OPERATOR(pg_catalog.=) ANY ($1) "
+"AND x.workspace_id OPERATOR(pg_catalog.=) ANY ($2)";
 
 static const char *const reject_sql =
 "INSERT INTO %1$s (rejected_at, error, event) "
@@ -476,7 +494,7 @@ static void
 forget_plans(void)
 {
 	SPIPlanPtr *plans[] = {&upsert_plan, &reject_plan, &purge_plan,
-	&upsert_replay_plan, &progress_read_plan, &progress_write_plan};
+	&replay_find_plan, &progress_read_plan, &progress_write_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -1111,8 +1129,8 @@ keep_plan(const char *nspname, const char *rows_nsp, const char *rows_rel,
 }
 
 /*
- * The upsert into rows_table, with filter (replay_filter, or "") before its
- * ORDER BY: the one place its text is made (see upsert_sql).  It writes
+ * The upsert into rows_table: the one place its text is made (see
+ * upsert_sql).  It writes
  * connlog's sixteen columns, the converted ones (converted[]) from arrays
  * of their own, $2 on; then connection_logs.extra if own_extra; then the
  * application's columns app_cols (quoted), napp of them, from the arrays
@@ -1120,8 +1138,7 @@ keep_plan(const char *nspname, const char *rows_nsp, const char *rows_rel,
  * then converted_1, ..., then x1, ....
  */
 static char *
-compose_upsert(const char *filter, bool own_extra, int napp,
-			   char *const *app_cols)
+compose_upsert(bool own_extra, int napp, char *const *app_cols)
 {
 	TupleDesc	desc = lookup_rowtype_tupdesc(row_typid, -1);
 	StringInfoData cols;
@@ -1178,20 +1195,19 @@ compose_upsert(const char *filter, bool own_extra, int napp,
 	else
 		from = psprintf("ROWS FROM (%s) AS u(%s)", fns.data, names.data);
 	return psprintf(upsert_sql, rows_table, cols.data, values.data, from,
-					filter, sets.data);
+					sets.data);
 }
 
 /*
- * Prepare and keep the upsert (compose_upsert) and its replay form
- * (replay_sql).  Their parameters: the rows, one array per converted
- * column, then one per application column, of the types app_types.
+ * Prepare and keep the upsert (compose_upsert).  Its parameters: the rows,
+ * one array per converted column, then one per application column, of the
+ * types app_types.
  */
-static void
-keep_upserts(const char *nspname, const char *rows_nsp, const char *rows_rel,
-			 bool own_extra, int napp, char *const *app_cols,
-			 const Oid *app_types, SPIPlanPtr *plan, SPIPlanPtr *replay_plan)
+static SPIPlanPtr
+keep_upsert(const char *nspname, const char *rows_nsp, const char *rows_rel,
+			bool own_extra, int napp, char *const *app_cols,
+			const Oid *app_types)
 {
-	char	   *filter = psprintf(replay_filter, rows_table);
 	int			nargs = 1 + nconverted + napp;
 	Oid		   *argtypes = palloc(sizeof(Oid) * nargs);
 
@@ -1200,15 +1216,9 @@ keep_upserts(const char *nspname, const char *rows_nsp, const char *rows_rel,
 		argtypes[1 + k] = converted[k].conv.array_typid;
 	for (int c = 0; c < napp; c++)
 		argtypes[1 + nconverted + c] = app_types[c];
-	*plan = keep_plan(nspname, rows_nsp, rows_rel,
-					  compose_upsert("", own_extra, napp, app_cols),
-					  nargs, argtypes);
-	*replay_plan = keep_plan(nspname, rows_nsp, rows_rel,
-							 psprintf(replay_sql,
-									  compose_upsert(filter, own_extra,
-													 napp, app_cols),
-									  filter),
-							 nargs, argtypes);
+	return keep_plan(nspname, rows_nsp, rows_rel,
+					 compose_upsert(own_extra, napp, app_cols),
+					 nargs, argtypes);
 }
 
 /*
@@ -1223,6 +1233,7 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	const char *schema;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Oid			purge_types[2] = {TIMESTAMPTZOID, INT4OID};
+	Oid			uuid_array_types[2] = {UUIDARRAYOID, UUIDARRAYOID};
 	Oid			progress_types[4] = {INT8OID, INT8OID, PG_LSNOID, INT8OID};
 	bool		has_pending;
 	char	   *rows_name;
@@ -1265,8 +1276,11 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 
 	/* connection_logs keeps extra in a column of its own from 1.3 on */
 	own_extra = target[0] == '\0' && row_ncols == UPSERT_NCOLS;
-	keep_upserts(nspname, rows_nsp, rows_rel, own_extra, 0, NULL, NULL,
-				 &upsert_plan, &upsert_replay_plan);
+	upsert_plan = keep_upsert(nspname, rows_nsp, rows_rel, own_extra, 0, NULL,
+							  NULL);
+	replay_find_plan = keep_plan(nspname, rows_nsp, rows_rel,
+								 psprintf(replay_find_sql, rows_name), 2,
+								 uuid_array_types);
 	if (OidIsValid(member_relids[MEMBER_PROGRESS]))
 	{
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
@@ -1284,8 +1298,10 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 									 quote_qualified_identifier(nspname,
 											 member_names[MEMBER_REJECTED])),
 							2, argtypes);
-	purge_plan = keep_plan(nspname, rows_nsp, rows_rel, psprintf(purge_sql, rows_name), 2,
-						   purge_types);
+	purge_plan = keep_plan(nspname, rows_nsp, rows_rel,
+				   psprintf(connlog_citus_table(member_relids[MEMBER_LOGS]) ?
+							purge_citus_sql : purge_sql, rows_name),
+						   2, purge_types);
 	plan_extoid = extoid;
 	plan_version = MemoryContextStrdup(TopMemoryContext, version);
 	plan_nspname = MemoryContextStrdup(TopMemoryContext, nspname);
@@ -1440,7 +1456,7 @@ static bool
 plans_valid(void)
 {
 	SPIPlanPtr	plans[] = {upsert_plan, reject_plan, purge_plan,
-	upsert_replay_plan, progress_read_plan, progress_write_plan};
+	replay_find_plan, progress_read_plan, progress_write_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 		if (plans[i] != NULL && !SPI_plan_is_valid(plans[i]))
@@ -1517,6 +1533,23 @@ error_status(int sqlerrcode)
 		default:
 			return CL_WRITE_FAILED;
 	}
+}
+
+/*
+ * An error as connlog_stats.last_error shows it: "message (SQLSTATE
+ * xxxxx)", and for an error a node of a Citus cluster raised, which node
+ * (citus.c), since the same message may come from any of them.
+ */
+static char *
+error_text(const ErrorData *edata)
+{
+	char	   *node = connlog_citus_node(edata);
+
+	if (node != NULL)
+		return psprintf("%s (SQLSTATE %s, on node %s)", edata->message,
+						unpack_sql_state(edata->sqlerrcode), node);
+	return psprintf("%s (SQLSTATE %s)", edata->message,
+					unpack_sql_state(edata->sqlerrcode));
 }
 
 volatile sig_atomic_t connlog_in_statement = false;
@@ -1596,9 +1629,9 @@ run_statement(write_fn fn, void *arg, const char *activity,
 	{
 		ErrorData  *edata = connlog_abort_caught(caller_cxt, NULL, NULL);
 
-		*error = psprintf("%s (SQLSTATE %s)", edata->message,
-						  unpack_sql_state(edata->sqlerrcode));
-		status = error_status(edata->sqlerrcode);
+		*error = error_text(edata);
+		status = connlog_citus_node_failure(edata) ?
+			CL_WRITE_UNREACHABLE : error_status(edata->sqlerrcode);
 		FreeErrorData(edata);
 
 		/*
@@ -1755,6 +1788,7 @@ typedef struct UpsertArgs
 	int			n;
 	const ConnlogProgress *progress;
 	List	   *groups;			/* of UpsertGroup */
+	bool	   *skip;			/* entries left out, NULL: none */
 } UpsertArgs;
 
 /*
@@ -1863,14 +1897,12 @@ struct ExtraPlan
 	InputConversion *conv;		/* each column's */
 	bool		in_use;			/* by the batch being written */
 	SPIPlanPtr	plan;
-	SPIPlanPtr	replay_plan;
 };
 
 static void
 free_extra_plan(ExtraPlan *p)
 {
 	SPI_freeplan(p->plan);
-	SPI_freeplan(p->replay_plan);
 	MemoryContextDelete(p->cxt);
 }
 
@@ -1912,7 +1944,7 @@ extra_plans_valid(void)
 	{
 		ExtraPlan  *p = lfirst(lc);
 
-		if (!SPI_plan_is_valid(p->plan) || !SPI_plan_is_valid(p->replay_plan))
+		if (!SPI_plan_is_valid(p->plan))
 			return false;
 	}
 	return true;
@@ -1980,7 +2012,6 @@ find_extra_plan(const char *sig, int sig_len)
 	int32	   *typmods;
 	Oid		   *array_types;
 	SPIPlanPtr	plan;
-	SPIPlanPtr	replay_plan;
 	int			ncols = 0;
 
 	foreach(lc, extra_plans)
@@ -2032,8 +2063,8 @@ find_extra_plan(const char *sig, int sig_len)
 					 errdetail("connlog passes the values of extra as an array of the column's type.")));
 		cols[c] = (char *) quote_identifier(name);
 	}
-	keep_upserts(plan_nspname, rows_nsp_name, rows_rel_name, false, ncols,
-				 cols, array_types, &plan, &replay_plan);
+	plan = keep_upsert(plan_nspname, rows_nsp_name, rows_rel_name, false,
+					   ncols, cols, array_types);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "connlog extra statement",
 								ALLOCSET_SMALL_SIZES);
@@ -2047,7 +2078,6 @@ find_extra_plan(const char *sig, int sig_len)
 		(void) input_conversion_init(&p->conv[c], typids[c], typmods[c], cxt);
 	p->in_use = true;
 	p->plan = plan;
-	p->replay_plan = replay_plan;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	extra_plans = lappend(extra_plans, p);
 	MemoryContextSwitchTo(old);
@@ -2297,6 +2327,8 @@ build_upsert_args(UpsertArgs *a)
 		ClEvent		ev;
 		UpsertGroup *g;
 
+		if (a->skip != NULL && a->skip[i])
+			continue;
 		cl_batch_entry_event(a->batch, e, &ev);
 		if (ev.extra_len > 0 && app_table)
 			g = extra_group(a, &ev);
@@ -2358,39 +2390,116 @@ end_as_owner(const AsOwner *save)
 }
 
 /*
- * Run one upsert of n rows (args, prepared as plan and, for events that
- * may have been written already, as replay_plan), adding to *stored what
- * it stored and to *expected what it should have.
+ * Run one upsert of n rows (args, prepared as plan), adding to *stored
+ * what it stored and to *expected what it should have.
  */
 static void
-run_upsert(SPIPlanPtr plan, SPIPlanPtr replay_plan, Datum *args, int n,
-		   bool rewrite, uint64 *stored, uint64 *expected)
+run_upsert(SPIPlanPtr plan, Datum *args, int n, uint64 *stored,
+		   uint64 *expected)
 {
 	int			rc;
 
-	if (rewrite)
-	{
-		bool		isnull;
+	rc = SPI_execute_plan(plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "connlog upsert failed: %s", SPI_result_code_string(rc));
+	*stored += SPI_processed;
+	*expected += n;
+}
 
-		rc = SPI_execute_plan(replay_plan, args, NULL, false, 0);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "connlog upsert failed: %s",
-				 SPI_result_code_string(rc));
-		*stored += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1,
-											   &isnull));
-		*expected += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 2,
-												 &isnull));
-	}
-	else
+/* a web event of the batch, by id, for skip_written_web() */
+typedef struct WebRef
+{
+	pg_uuid_t	id;
+	int			i;				/* its index in the range written */
+} WebRef;
+
+static int
+webref_cmp(const void *a, const void *b)
+{
+	return memcmp(((const WebRef *) a)->id.data, ((const WebRef *) b)->id.data,
+				  UUID_LEN);
+}
+
+/*
+ * Events written again (a->batch->rewrite): set a->skip for the web events
+ * of the range whose row the table has already (see replay_find_sql).
+ * Runs as the table's owner, like the upsert.
+ */
+static void
+skip_written_web(UpsertArgs *a)
+{
+	WebRef	   *refs = palloc(sizeof(WebRef) * a->n);
+	Datum	   *ids = palloc(sizeof(Datum) * a->n);
+	Datum	   *workspaces = palloc(sizeof(Datum) * a->n);
+	Datum		values[2];
+	int			nweb = 0;
+	int			rc;
+
+	a->skip = palloc0(sizeof(bool) * a->n);
+	for (int i = 0; i < a->n; i++)
 	{
-		rc = SPI_execute_plan(plan, args, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "connlog upsert failed: %s",
-				 SPI_result_code_string(rc));
-		*stored += SPI_processed;
-		*expected += n;
+		const ClEntry *e = &a->batch->entries[a->start + i];
+		ClEvent		ev;
+
+		if (e->flags & CL_HAS_CONNECTION_ID)
+			continue;
+		cl_batch_entry_event(a->batch, e, &ev);
+		memcpy(refs[nweb].id.data, ev.id, UUID_LEN);
+		refs[nweb].i = i;
+		ids[nweb] = uuid_datum(ev.id);
+		workspaces[nweb] = uuid_datum(ev.workspace_id);
+		nweb++;
+	}
+	if (nweb == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(ids, nweb, UUIDOID, UUID_LEN,
+												false, TYPALIGN_CHAR));
+	values[1] = PointerGetDatum(construct_array(workspaces, nweb, UUIDOID,
+												UUID_LEN, false,
+												TYPALIGN_CHAR));
+	rc = SPI_execute_plan(replay_find_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "connlog lookup of written rows failed: %s",
+			 SPI_result_code_string(rc));
+	qsort(refs, nweb, sizeof(WebRef), webref_cmp);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull[3];
+		pg_uuid_t  *id;
+		TimestampTz time;
+		pg_uuid_t  *ws;
+		WebRef		key;
+		int			lo = 0;
+		int			hi = nweb;
+
+		id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull[0]));
+		time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull[1]));
+		ws = DatumGetUUIDP(SPI_getbinval(tup, desc, 3, &isnull[2]));
+		if (isnull[0] || isnull[1] || isnull[2])
+			continue;
+		/* the first of refs with this id, then each with it */
+		memcpy(key.id.data, id->data, UUID_LEN);
+		while (lo < hi)
+		{
+			int			mid = (lo + hi) / 2;
+
+			if (webref_cmp(&refs[mid], &key) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < nweb && webref_cmp(&refs[lo], &key) == 0; lo++)
+		{
+			const ClEntry *e = &a->batch->entries[a->start + refs[lo].i];
+			ClEvent		ev;
+
+			cl_batch_entry_event(a->batch, e, &ev);
+			if (e->connect_time == time &&
+				memcmp(ev.workspace_id, ws->data, UUID_LEN) == 0)
+				a->skip[refs[lo].i] = true;
+		}
 	}
 }
 
@@ -2419,6 +2528,11 @@ upsert_fn(void *arg)
 		/* should the table's code end the worker: see guard.c */
 		connlog_guard_rows_begin(a->batch, a->start, a->n);
 		old = MemoryContextSwitchTo(write_cxt);
+		begin_as_owner(&owner);
+		a->skip = NULL;
+		if (a->batch->rewrite)
+			skip_written_web(a);
+		end_as_owner(&owner);
 		build_upsert_args(a);
 		begin_as_owner(&owner);
 		convert_values(a);
@@ -2436,14 +2550,8 @@ upsert_fn(void *arg)
 	{
 		UpsertGroup *g = lfirst(lc);
 
-		if (g->extra == NULL)
-			run_upsert(upsert_plan, upsert_replay_plan, g->args,
-					   list_length(g->entries), a->batch->rewrite, &stored,
-					   &expected);
-		else
-			run_upsert(g->extra->plan, g->extra->replay_plan, g->args,
-					   list_length(g->entries), a->batch->rewrite, &stored,
-					   &expected);
+		run_upsert(g->extra == NULL ? upsert_plan : g->extra->plan, g->args,
+				   list_length(g->entries), &stored, &expected);
 	}
 	end_as_owner(&owner);
 

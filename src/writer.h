@@ -27,7 +27,9 @@ typedef enum ConnlogWriteStatus
 	CL_WRITE_TRANSIENT,			/* an error the next attempt may not meet */
 	CL_WRITE_BAD_DATA,			/* an error some row itself causes */
 	CL_WRITE_MISSING,			/* extension not installed in the database */
-	CL_WRITE_DENIED				/* connlog.role lacks a privilege (42501) */
+	CL_WRITE_DENIED,			/* connlog.role lacks a privilege (42501) */
+	CL_WRITE_UNREACHABLE		/* a node of a Citus cluster failed or refused
+								 * the statement (citus.c) */
 } ConnlogWriteStatus;
 
 /* true while a statement runs: the worker's SIGTERM and SIGINT cancel it */
