@@ -266,12 +266,17 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(600001, 612000)'),
 # 6. A standby replays the WAL records; promoted, its worker starts and
 #    writes the events the primary had not (its keeper held their WAL).
 ###########################################################################
+# The standby streams through a slot of its own on the primary: without
+# it a checkpoint of the primary may remove a segment before the standby
+# has received it, once the worker has written its events.
 $node->safe_psql('postgres',
-	"SET connlog.durability = flush; SELECT ev(400000); SELECT connlog_flush()");
+	"SET connlog.durability = flush; SELECT ev(400000); SELECT connlog_flush(); "
+	  . "SELECT pg_create_physical_replication_slot('standby')");
 $node->backup('bk');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($node, 'bk', has_streaming => 1);
-$standby->append_conf('postgresql.conf', "wal_keep_size = 0\n");
+$standby->append_conf('postgresql.conf',
+	"wal_keep_size = 0\nprimary_slot_name = 'standby'\n");
 $standby->start;
 
 $node->safe_psql('postgres',
