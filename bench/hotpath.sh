@@ -1,0 +1,162 @@
+# bench/hotpath.sh: connlog_enqueue's hot path with and without extra, and
+# against 1.2's declaration.  Sourced by bench/run for BENCH_ONLY=hotpath,
+# after its cluster, scripts and helpers (run_one, pgb, prep, q, ...) exist;
+# defines hotpath_run, which sets HOTPATH_MD.
+#
+# extra counts toward an event's size, and a NULL extra must leave the hot
+# path as cheap as without it.  Measured side by side, interleaved:
+#   select1        SELECT 1
+#   enqueue12      connlog_enqueue as 1.2 declared it (16 arguments, C
+#                  symbol connlog_enqueue_1_2): the declaration is taken
+#                  from a CREATE EXTENSION connlog VERSION '1.2' in a
+#                  scratch database with pg_get_functiondef and created
+#                  here under another name, so both run in one database,
+#                  against one worker and one table
+#   enqueue        1.3's connlog_enqueue with 16 arguments (extra defaults
+#                  to NULL)
+#   enqueue_null   the same with extra => NULL written out
+#   enqueue_extra  the same with a small extra object
+# each in two ways: pgbench, one call per statement, BENCH_CLIENTS clients,
+# with the worker writing meanwhile (as bench/run's enqueue_c8), as ratios
+# to SELECT 1 and to 1.2; and one client making 1000 calls per statement
+# (the round trip paid once per 1000 calls), against the no-op function
+# with the same 16 arguments: the difference per call is connlog's own
+# work.  The order of the variants is reversed every other round.
+
+HP_EXTRA="'{\"client_session_id\": \"3f9c2a71-5d4e-4b8a-9c1f-6e2d7a8b0c94\"}'"
+
+hotpath_setup() {
+	local def
+	# 1.2's connlog_enqueue, as CREATE EXTENSION VERSION '1.2' declares it
+	psql_ -d postgres -c "CREATE DATABASE bench12" >/dev/null
+	psql_ -d bench12 -c "CREATE EXTENSION connlog VERSION '1.2'" >/dev/null 2>"$LOGS/bench12.log" ||
+		die "CREATE EXTENSION connlog VERSION '1.2' failed: see $LOGS/bench12.log"
+	def=$(psql_ -d bench12 -c "SELECT pg_get_functiondef(oid) FROM pg_proc
+		WHERE proname = 'connlog_enqueue' AND prosrc = 'connlog_enqueue_1_2'")
+	psql_ -d postgres -c "DROP DATABASE bench12" >/dev/null
+	case $def in
+	*"public.connlog_enqueue("*) ;;
+	*) die "1.2's connlog_enqueue not found: $def" ;;
+	esac
+	q "${def/public.connlog_enqueue(/public.connlog_bench_enqueue_1_2(}" >/dev/null
+	printf '%s\nSELECT connlog_bench_enqueue_1_2(%s);\n' "$SETN" "$EVENT_ARGS" >"$SCRIPTS/enqueue12.sql"
+	printf '%s\nSELECT connlog_enqueue(%s, extra => NULL);\n' "$SETN" "$EVENT_ARGS" >"$SCRIPTS/enqueue_null.sql"
+	printf '%s\nSELECT connlog_enqueue(%s, extra => %s);\n' "$SETN" "$EVENT_ARGS" "$HP_EXTRA" >"$SCRIPTS/enqueue_extra.sql"
+	printf 'SELECT count(connlog_bench_enqueue_1_2(%s)) %s;\n' "$BULK_ARGS" "$BULK_FROM" >"$SCRIPTS/bulk12.sql"
+	printf 'SELECT count(connlog_enqueue(%s, extra => NULL)) %s;\n' "$BULK_ARGS" "$BULK_FROM" >"$SCRIPTS/bulk_null.sql"
+	printf 'SELECT count(connlog_enqueue(%s, extra => %s)) %s;\n' "$BULK_ARGS" "$HP_EXTRA" "$BULK_FROM" >"$SCRIPTS/bulk_extra.sql"
+	if [ "$(id -u)" -eq 0 ]; then chown -R "$PG_USER" "$SCRIPTS"; fi
+}
+
+# hp_col NAME COLUMN: median of a column of runs.tsv for a workload
+hp_col() { awk -F'\t' -v w="$1" -v c="$2" 'NR>1 && $1==w{print $c}' "$OUT/runs.tsv" | median; }
+# hp_pair A B [COLUMN] [FILE] [KEYCOLUMN]: the per-round ratios A / B of a
+# column (default events/s), as "median (min–max)"
+hp_pair() {
+	awk -F'\t' -v a="$1" -v b="$2" -v c="${3:-5}" 'NR>1 && $1==a{x[$2]=$c} NR>1 && $1==b{y[$2]=$c}
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/runs.tsv" |
+		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
+			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+}
+# bulk_pair A B: the same for the 1000-calls-per-statement runs (bulk13.tsv)
+bulk_pair() {
+	awk -F'\t' -v a="$1" -v b="$2" 'NR>1 && $2==a{x[$1]=$3} NR>1 && $2==b{y[$1]=$3}
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/bulk13.tsv" |
+		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
+			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+}
+bulk_med() { awk -F'\t' -v a="$1" 'NR>1 && $2==a{print $3}' "$OUT/bulk13.tsv" | median; }
+# own_pair A B: per-round ratio of connlog's own cost per call, (A - noop) / (B - noop)
+own_pair() {
+	awk -F'\t' -v a="$1" -v b="$2" 'NR>1 && $2==a{x[$1]=$3} NR>1 && $2==b{y[$1]=$3} NR>1 && $2=="noop"{n[$1]=$3}
+		END{for (r in x) if (r in y && r in n && y[r] > n[r]) printf "%.4f\n", (x[r] - n[r]) / (y[r] - n[r])}' "$OUT/bulk13.tsv" |
+		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
+			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+}
+
+hotpath_run() {
+	local specs order r spec i n bt name
+	hotpath_setup
+	specs=(
+		"select1|select1.sql|$CLIENTS|on|1"
+		"enqueue12|enqueue12.sql|$CLIENTS|on|1"
+		"enqueue|enqueue.sql|$CLIENTS|on|1"
+		"enqueue_null|enqueue_null.sql|$CLIENTS|on|1"
+		"enqueue_extra|enqueue_extra.sql|$CLIENTS|on|1"
+	)
+	n=${#specs[@]}
+	log "hot path: ${specs[*]%%|*}; $RUNS rounds of ${WARMUP}s warm-up + ${SECONDS_RUN}s, $CLIENTS clients"
+	for r in $(seq 1 "$RUNS"); do
+		for i in $(seq 0 $((n - 1))); do
+			# forward in odd rounds, backward in even ones
+			if [ $((r % 2)) -eq 1 ]; then spec=${specs[$i]}; else spec=${specs[$((n - 1 - i))]}; fi
+			run_one "$spec" "$r"
+		done
+	done
+
+	# one client, 1000 calls per statement; round 0 is a warm-up
+	local bulk=(noop:bulk_noop.sql enqueue12:bulk12.sql enqueue:bulk.sql enqueue_null:bulk_null.sql enqueue_extra:bulk_extra.sql)
+	local brounds=$((RUNS > 5 ? RUNS : 5)) txns=60
+	n=${#bulk[@]}
+	printf 'round\tworkload\tus_per_call\n' >"$OUT/bulk13.tsv"
+	log "hot path, 1000 calls per statement: $txns statements per run, 1 client, $brounds rounds"
+	for r in $(seq 0 "$brounds"); do
+		for i in $(seq 0 $((n - 1))); do
+			if [ $((r % 2)) -eq 1 ]; then spec=${bulk[$i]}; else spec=${bulk[$((n - 1 - i))]}; fi
+			name=${spec%%:*}
+			prep
+			bt=$(pgb "bulk13-$name-r$r" 1 -t "$txns" -f "$SCRIPTS/${spec#*:}")
+			[ "$r" = 0 ] && continue
+			printf '%s\t%s\t%s\n' "$r" "$name" "$(calc "1000 / $bt" 4)" >>"$OUT/bulk13.tsv"
+		done
+		[ "$r" = 0 ] || log "  round $r: $(awk -F'\t' -v r="$r" '$1==r{printf "%s %s us  ", $2, $3}' "$OUT/bulk13.tsv")"
+	done
+
+	local sel e12 e13
+	sel=$(hp_col select1 5)
+	e12=$(hp_col enqueue12 5)
+	e13=$(hp_col enqueue 5)
+	HOTPATH_MD=$(
+		echo
+		echo "### connlog_enqueue's hot path: extra NULL, extra set, 1.2"
+		echo
+		echo "pgbench \`-M prepared -c $CLIENTS -j $THREADS\`, one call per statement, the worker writing meanwhile; ${WARMUP} s warm-up + ${SECONDS_RUN} s measured per run, $RUNS interleaved rounds (order reversed every other round); ratios are medians of the per-round ratios (min–max).  1.2 is 1.2's declaration of connlog_enqueue (from \`CREATE EXTENSION connlog VERSION '1.2'\`) on the same library.  extra: \`$HP_EXTRA\`."
+		echo
+		echo "| workload | events/s (median) | × SELECT 1 | × 1.2 | backend µs/event | worker µs/event |"
+		echo "|---|---:|---:|---:|---:|---:|"
+		for name in select1 enqueue12 enqueue enqueue_null enqueue_extra; do
+			case $name in
+			select1) d="SELECT 1" ;;
+			enqueue12) d="1.2: connlog_enqueue(16 arguments)" ;;
+			enqueue) d="1.3: connlog_enqueue(16 arguments), extra defaulted" ;;
+			enqueue_null) d="1.3: connlog_enqueue(16 arguments, extra => NULL)" ;;
+			enqueue_extra) d="1.3: connlog_enqueue(16 arguments, extra => a 1-key object)" ;;
+			esac
+			echo "| $d | $(fmt "$(hp_col "$name" 5)") | $([ "$name" = select1 ] && echo 1 || hp_pair "$name" select1) | $([ "$name" = select1 ] && echo || hp_pair "$name" enqueue12) | $(hp_col "$name" 12) | $(hp_col "$name" 13) |"
+		done
+		echo
+		echo "One client, $txns statements of 1000 calls each, $brounds rounds after a warm-up round (medians; ratios per round):"
+		echo
+		echo "| function | µs per call | × 1.2 | connlog's own cost (− no-op), µs | own cost × 1.2's |"
+		echo "|---|---:|---:|---:|---:|"
+		for name in noop enqueue12 enqueue enqueue_null enqueue_extra; do
+			case $name in
+			noop) d="no-op C function, same 16 arguments" ;;
+			enqueue12) d="1.2 connlog_enqueue" ;;
+			enqueue) d="1.3, extra defaulted" ;;
+			enqueue_null) d="1.3, extra => NULL" ;;
+			enqueue_extra) d="1.3, extra => a 1-key object" ;;
+			esac
+			if [ "$name" = noop ]; then
+				echo "| $d | $(bulk_med noop) | | | |"
+			else
+				echo "| $d | $(bulk_med "$name") | $(bulk_pair "$name" enqueue12) | $(calc "$(bulk_med "$name") - $(bulk_med noop)" 3) | $(own_pair "$name" enqueue12) |"
+			fi
+		done
+		echo
+		echo "1.3 (extra defaulted) ÷ 1.2, one call per statement: $(ratio "$e13" "$e12") × the medians; SELECT 1 ran at $(fmt "$sel")/s."
+	)
+}
