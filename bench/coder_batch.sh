@@ -41,7 +41,8 @@
 # waits logged by log_lock_waits (deadlock_timeout = 100ms, so waits of
 # 100 ms and more), and the mean number of backends waiting for a
 # heavyweight lock (pg_stat_activity sampled every 10 ms in the measured
-# window; pg_locks would take the lock manager's locks itself).
+# window; pg_locks would take the lock manager's locks itself; the
+# sampler's own CPU time is not counted).
 #
 # Then one client, BATCH_TXNS statements per run: the arrays only, the
 # drop-in, and the same arrays through SELECT count(connlog_enqueue(...))
@@ -66,6 +67,7 @@ batch_setup() {
 	local half=$((BATCH_POOL / 2)) cte
 	q "CREATE SEQUENCE bench_batch_k" >/dev/null
 	q "CREATE UNLOGGED TABLE bench_lockwaits (t timestamptz, waiting int, backends int)" >/dev/null
+	q "CREATE UNLOGGED TABLE bench_sampler_stop (stop boolean)" >/dev/null
 	cte="WITH k AS MATERIALIZED (SELECT nextval('bench_batch_k') AS k),
 e AS (SELECT k.k, p.c, p.ord, (k.k / 2) * $half + p.c AS conn, p.c < $half AS disc, clock_timestamp() AS t
   FROM k, LATERAL (SELECT c, row_number() OVER (ORDER BY random()) AS ord
@@ -152,9 +154,7 @@ batch_teardown() {
 # batch_one NAME ROUND RATE(rows/s, empty: unpaced): one run; appends a
 # line to batch.tsv
 batch_one() {
-	local name=$1 round=$2 rate=$3 tag=$1-$2${3:+-paced} a b d0 d1 o0 o1 t0 t1 fl tps wtps txns retries failed ev secs rows lost s0 s2
-	local rargs=()
-	[ -n "$rate" ] && rargs=(-R "$(calc "$rate / $BATCH_ROWS" 3)")
+	local name=$1 round=$2 rate=$3 tag=$1-$2${3:+-paced} a b d0 d1 o0 o1 t0 t1 fl tps wtps txns retries failed ev secs rows lost s0 s2 spid="" sns i
 	prep
 	q "TRUNCATE bench_lockwaits" >/dev/null
 	read -r -a s0 <<<"$(stats)"
@@ -162,9 +162,11 @@ batch_one() {
 	o0=$(stat -c %s "$SCRATCH/server.log")
 	read -r -a a <<<"$(cpu_snap)"
 	# the sampler: every 10 ms, how many of the bench's backends (pgbench's
-	# and the worker) wait for a heavyweight lock
-	psql_ -d bench -c "DO \$\$
-	DECLARE d timestamptz := clock_timestamp() + interval '$((WARMUP + SECONDS_RUN)) s';
+	# and the worker) wait for a heavyweight lock, until bench_sampler_stop
+	# has a row (a new snapshot each statement sees it); its own CPU time is
+	# taken out of the server's
+	q "TRUNCATE bench_sampler_stop" >/dev/null
+	psql_ -d bench -c "SET application_name = 'bench_sampler'" -c "DO \$\$
 	BEGIN
 	  LOOP
 	    INSERT INTO bench_lockwaits
@@ -172,13 +174,31 @@ batch_one() {
 	      FROM pg_stat_activity
 	      WHERE datname = 'bench' AND pid <> pg_backend_pid()
 	        AND (application_name = 'pgbench' OR backend_type = 'connlog worker');
-	    EXIT WHEN clock_timestamp() > d;
+	    EXIT WHEN EXISTS (SELECT FROM bench_sampler_stop);
+	    -- a transaction keeps the list of backends it read first (their
+	    -- wait events are read live): pgbench's connect after it started
+	    PERFORM pg_stat_clear_snapshot();
 	    PERFORM pg_sleep(0.01);
 	  END LOOP;
 	END \$\$" >"$LOGS/lockwaits-$tag.log" 2>&1 &
 	POLLER_PID=$!
+	for i in $(seq 1 300); do
+		spid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench_sampler'")
+		[ -n "$spid" ] && break
+		sleep 0.01
+	done
+	[ -n "$spid" ] || die "the lock-wait sampler did not start: see $LOGS/lockwaits-$tag.log"
 	t0=$(date +%s.%N)
-	read -r tps wtps <<<"$(PGB_OPTIONS="" pgbw "batch-$tag" "$CLIENTS" --max-tries=1000 "${rargs[@]}" -f "$SCRIPTS/b_$name.sql")"
+	if [ -z "$rate" ]; then
+		read -r tps wtps <<<"$(PGB_OPTIONS="" pgbw "batch-$tag" "$CLIENTS" --max-tries=1000 -f "$SCRIPTS/b_$name.sql")"
+	else
+		# pgbench -R skips progress lines while its clients sleep: the rate
+		# of the whole run, which a paced run holds from its start
+		tps=$(PGB_OPTIONS="" pgb "batch-$tag" "$CLIENTS" --max-tries=1000 -R "$(calc "$rate / $BATCH_ROWS" 3)" \
+			-T "$((WARMUP + SECONDS_RUN))" -f "$SCRIPTS/b_$name.sql")
+	fi
+	sns=$(awk '{print $1}' "/proc/$spid/schedstat")
+	q "INSERT INTO bench_sampler_stop VALUES (true)" >/dev/null
 	wait "$POLLER_PID" || die "the lock-wait sampler failed: see $LOGS/lockwaits-$tag.log"
 	POLLER_PID=""
 	flush
@@ -203,7 +223,7 @@ batch_one() {
 	# share of the machine's CPU that processes outside the run took
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "${rate:-max}" \
 		"$(calc "$tps * $BATCH_ROWS" 1)" "$(calc "$ev / $secs" 1)" \
-		"$(calc "($((b[2] - a[2] + b[4] - a[4] + b[5] - a[5]))) * 1000000 / $CLK_TCK / $ev" 2)" \
+		"$(calc "(($((b[2] - a[2] + b[4] - a[4] + b[5] - a[5]))) * 1000000 / $CLK_TCK - $sns / 1000) / $ev" 2)" \
 		"$(calc "($((b[5] - a[5]))) * 1000000 / $CLK_TCK / $ev" 2)" \
 		"$((d1 - d0))" "$(tail -c +$((o0 + 1)) "$SCRATCH/server.log" | head -c $((o1 - o0)) | grep -c 'still waiting for' || true)" \
 		"$(q "SELECT round(coalesce(avg(waiting), 0), 3) FROM bench_lockwaits WHERE t >= (SELECT min(t) FROM bench_lockwaits) + interval '$WARMUP s'")" \
@@ -214,14 +234,14 @@ batch_one() {
 	[ "$lost" -eq 0 ] || die "connlog lost $lost events in run $tag"
 }
 
-# b_med NAME PACED(max|paced) COLUMN; b_pair A B PACED COLUMN: median of
-# the per-round ratios A / B as "median (min–max)"
+# b_med NAME PACED(max|paced) COLUMN: median of a column of batch.tsv;
+# b_pair A B PACED COLUMN: median of the per-round ratios A / B as
+# "median (min–max)", over the rounds where B is not 0
 b_med() { awk -F'\t' -v w="$1" -v p="$2" -v c="$3" 'NR>1 && $1==w && (($3=="max") == (p=="max")){print $c}' "$OUT/batch.tsv" | median; }
 b_pair() {
 	awk -F'\t' -v a="$1" -v b="$2" -v p="$3" -v c="$4" 'NR>1 && (($3=="max") == (p=="max")) {if ($1==a) x[$2]=$c; if ($1==b) y[$2]=$c}
-		END{for (r in x) if (r in y) {if (y[r] > 0) printf "%.4f\n", x[r] / y[r]; else if (x[r] == 0) print "same"; else print "inf"}}' "$OUT/batch.tsv" |
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/batch.tsv" |
 		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
-			if (v[1] == "same" || v[1] == "inf") {print (v[1] == "same" ? "0 and 0" : "n/a"); exit}
 			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
 			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
 }

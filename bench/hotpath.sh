@@ -17,11 +17,15 @@
 #   enqueue_null   the same with extra => NULL written out
 #   enqueue_extra  the same with a small extra object
 # each in two ways: pgbench, one call per statement, BENCH_CLIENTS clients,
-# with the worker writing meanwhile (as bench/run's enqueue_c8), as ratios
-# to SELECT 1 and to 1.2; and one client making 1000 calls per statement
-# (the round trip paid once per 1000 calls), against the no-op function
-# with the same 16 arguments: the difference per call is connlog's own
-# work.  The order of the variants is reversed every other round.
+# with the worker writing meanwhile (as bench/run's enqueue_c8): events/s
+# and the backends' CPU per event, as ratios to SELECT 1 and to 1.2; and
+# one session making 1000 calls per prepared statement (the round trip
+# paid once per 1000 calls), against the no-op function with the same 16
+# arguments: the backend's CPU time per call from /proc/PID/schedstat
+# (nanoseconds, and what other processes on this shared machine disturb
+# least), whose difference from the no-op's is connlog's own work.  The
+# order of the variants is reversed every other round.  The 1000-call runs
+# enqueue 60,000 events each, which fit the default ring with extra.
 
 HP_EXTRA="'{\"client_session_id\": \"3f9c2a71-5d4e-4b8a-9c1f-6e2d7a8b0c94\"}'"
 
@@ -50,31 +54,84 @@ hotpath_setup() {
 
 # hp_col NAME COLUMN: median of a column of runs.tsv for a workload
 hp_col() { awk -F'\t' -v w="$1" -v c="$2" 'NR>1 && $1==w{print $c}' "$OUT/runs.tsv" | median; }
-# hp_pair A B [COLUMN] [FILE] [KEYCOLUMN]: the per-round ratios A / B of a
-# column (default events/s), as "median (min–max)"
+# hp_pair A B [COLUMN]: the per-round ratios A / B of a column of runs.tsv
+# (default 5, events/s; 12 is the backends' CPU per event)
 hp_pair() {
 	awk -F'\t' -v a="$1" -v b="$2" -v c="${3:-5}" 'NR>1 && $1==a{x[$2]=$c} NR>1 && $1==b{y[$2]=$c}
-		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/runs.tsv" |
-		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
-			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
-			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/runs.tsv" | hp_summary
 }
-# bulk_pair A B: the same for the 1000-calls-per-statement runs (bulk13.tsv)
+# bulk_pair A B COLUMN: the same for the 1000-calls-per-statement runs
+# (bulk13.tsv: 3 CPU, 4 wall); own_pair A B COLUMN: of connlog's own cost
+# per call, (A - noop) / (B - noop)
 bulk_pair() {
-	awk -F'\t' -v a="$1" -v b="$2" 'NR>1 && $2==a{x[$1]=$3} NR>1 && $2==b{y[$1]=$3}
-		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/bulk13.tsv" |
-		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
-			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
-			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+	awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR>1 && $2==a{x[$1]=$c} NR>1 && $2==b{y[$1]=$c}
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/bulk13.tsv" | hp_summary
 }
-bulk_med() { awk -F'\t' -v a="$1" 'NR>1 && $2==a{print $3}' "$OUT/bulk13.tsv" | median; }
-# own_pair A B: per-round ratio of connlog's own cost per call, (A - noop) / (B - noop)
 own_pair() {
-	awk -F'\t' -v a="$1" -v b="$2" 'NR>1 && $2==a{x[$1]=$3} NR>1 && $2==b{y[$1]=$3} NR>1 && $2=="noop"{n[$1]=$3}
-		END{for (r in x) if (r in y && r in n && y[r] > n[r]) printf "%.4f\n", (x[r] - n[r]) / (y[r] - n[r])}' "$OUT/bulk13.tsv" |
-		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
-			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
-			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+	awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR>1 && $2==a{x[$1]=$c} NR>1 && $2==b{y[$1]=$c} NR>1 && $2=="noop"{n[$1]=$c}
+		END{for (r in x) if (r in y && r in n && y[r] > n[r]) printf "%.4f\n", (x[r] - n[r]) / (y[r] - n[r])}' "$OUT/bulk13.tsv" | hp_summary
+}
+bulk_med() { awk -F'\t' -v a="$1" -v c="$2" 'NR>1 && $2==a{print $c}' "$OUT/bulk13.tsv" | median; }
+# hp_summary: ratios, one a line, as "median (min–max)"
+hp_summary() {
+	sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
+		m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+		printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+}
+
+# hp_bulk_one FILE COUNT: one session PREPAREs FILE's statement, runs it
+# once, then COUNT times; prints the backend's CPU time (its schedstat) and
+# the wall time over those COUNT statements, in microseconds per call (per
+# 1000 rows of a statement).  CPU time is what other processes on the
+# machine disturb least; a wait for ring space costs none.
+hp_bulk_one() {
+	local file=$1 count=$2 fifo=$SCRATCH/hp.fifo out=$SCRATCH/hp.out pid c0 c1 t0 t1 i
+	rm -f "$fifo" "$out"
+	mkfifo "$fifo"
+	chmod 666 "$fifo"
+	psql_ -d bench <"$fifo" >"$out" 2>&1 &
+	HOLDER_PID=$!
+	exec 7>"$fifo"
+	{
+		echo "PREPARE s AS $(sed 's/;[[:space:]]*$//' "$file");"
+		echo "EXECUTE s;"
+		echo "SELECT 'READY ' || pg_backend_pid();"
+	} >&7
+	for i in $(seq 1 3000); do
+		grep -q '^READY ' "$out" && break
+		sleep 0.01
+	done
+	pid=$(awk '/^READY /{print $2}' "$out")
+	[ -n "$pid" ] || die "the bulk session did not start: $(cat "$out")"
+	c0=$(awk '{print $1}' "/proc/$pid/schedstat")
+	t0=$(date +%s%N)
+	{
+		for i in $(seq 1 "$count"); do echo "EXECUTE s;"; done
+		echo "SELECT 'DONE';"
+	} >&7
+	for i in $(seq 1 60000); do
+		grep -q '^DONE' "$out" && break
+		sleep 0.005
+	done
+	t1=$(date +%s%N)
+	c1=$(awk '{print $1}' "/proc/$pid/schedstat")
+	echo '\q' >&7
+	exec 7>&-
+	wait "$HOLDER_PID" || die "the bulk session failed: $(cat "$out")"
+	HOLDER_PID=""
+	grep -q '^DONE' "$out" || die "the bulk session did not finish: $(cat "$out")"
+	printf '%s\t%s\n' "$(calc "($c1 - $c0) / 1000 / $count / 1000" 4)" "$(calc "($t1 - $t0) / 1000 / $count / 1000" 4)"
+}
+
+hp_desc() {
+	case $1 in
+	select1) echo "SELECT 1" ;;
+	noop) echo "no-op C function, same 16 arguments" ;;
+	enqueue12) echo "1.2: connlog_enqueue(16 arguments)" ;;
+	enqueue) echo "1.3: connlog_enqueue(16 arguments), extra defaulted" ;;
+	enqueue_null) echo "1.3: connlog_enqueue(16 arguments, extra => NULL)" ;;
+	enqueue_extra) echo "1.3: connlog_enqueue(16 arguments, extra => a 1-key object)" ;;
+	esac
 }
 
 hotpath_run() {
@@ -99,64 +156,51 @@ hotpath_run() {
 
 	# one client, 1000 calls per statement; round 0 is a warm-up
 	local bulk=(noop:bulk_noop.sql enqueue12:bulk12.sql enqueue:bulk.sql enqueue_null:bulk_null.sql enqueue_extra:bulk_extra.sql)
-	local brounds=$((RUNS > 5 ? RUNS : 5)) txns=60
+	local brounds=$((RUNS > 7 ? RUNS : 7)) txns=60
 	n=${#bulk[@]}
-	printf 'round\tworkload\tus_per_call\n' >"$OUT/bulk13.tsv"
+	printf 'round\tworkload\tcpu_us_per_call\twall_us_per_call\n' >"$OUT/bulk13.tsv"
 	log "hot path, 1000 calls per statement: $txns statements per run, 1 client, $brounds rounds"
 	for r in $(seq 0 "$brounds"); do
+		prep
 		for i in $(seq 0 $((n - 1))); do
 			if [ $((r % 2)) -eq 1 ]; then spec=${bulk[$i]}; else spec=${bulk[$((n - 1 - i))]}; fi
 			name=${spec%%:*}
-			prep
-			bt=$(pgb "bulk13-$name-r$r" 1 -t "$txns" -f "$SCRIPTS/${spec#*:}")
+			flush
+			bt=$(hp_bulk_one "$SCRIPTS/${spec#*:}" "$txns")
 			[ "$r" = 0 ] && continue
-			printf '%s\t%s\t%s\n' "$r" "$name" "$(calc "1000 / $bt" 4)" >>"$OUT/bulk13.tsv"
+			printf '%s\t%s\t%s\n' "$r" "$name" "$bt" >>"$OUT/bulk13.tsv"
 		done
-		[ "$r" = 0 ] || log "  round $r: $(awk -F'\t' -v r="$r" '$1==r{printf "%s %s us  ", $2, $3}' "$OUT/bulk13.tsv")"
+		[ "$r" = 0 ] || log "  round $r (CPU, wall us per call): $(awk -F'\t' -v r="$r" '$1==r{printf "%s %s %s  ", $2, $3, $4}' "$OUT/bulk13.tsv")"
 	done
 
-	local sel e12 e13
-	sel=$(hp_col select1 5)
-	e12=$(hp_col enqueue12 5)
-	e13=$(hp_col enqueue 5)
 	HOTPATH_MD=$(
 		echo
 		echo "### connlog_enqueue's hot path: extra NULL, extra set, 1.2"
 		echo
 		echo "pgbench \`-M prepared -c $CLIENTS -j $THREADS\`, one call per statement, the worker writing meanwhile; ${WARMUP} s warm-up + ${SECONDS_RUN} s measured per run, $RUNS interleaved rounds (order reversed every other round); ratios are medians of the per-round ratios (min–max).  1.2 is 1.2's declaration of connlog_enqueue (from \`CREATE EXTENSION connlog VERSION '1.2'\`) on the same library.  extra: \`$HP_EXTRA\`."
 		echo
-		echo "| workload | events/s (median) | × SELECT 1 | × 1.2 | backend µs/event | worker µs/event |"
-		echo "|---|---:|---:|---:|---:|---:|"
+		echo "| workload | events/s (median) | × SELECT 1 | × 1.2 | backends' CPU µs/event | × 1.2 | worker µs/event |"
+		echo "|---|---:|---:|---:|---:|---:|---:|"
 		for name in select1 enqueue12 enqueue enqueue_null enqueue_extra; do
-			case $name in
-			select1) d="SELECT 1" ;;
-			enqueue12) d="1.2: connlog_enqueue(16 arguments)" ;;
-			enqueue) d="1.3: connlog_enqueue(16 arguments), extra defaulted" ;;
-			enqueue_null) d="1.3: connlog_enqueue(16 arguments, extra => NULL)" ;;
-			enqueue_extra) d="1.3: connlog_enqueue(16 arguments, extra => a 1-key object)" ;;
-			esac
-			echo "| $d | $(fmt "$(hp_col "$name" 5)") | $([ "$name" = select1 ] && echo 1 || hp_pair "$name" select1) | $([ "$name" = select1 ] && echo || hp_pair "$name" enqueue12) | $(hp_col "$name" 12) | $(hp_col "$name" 13) |"
-		done
-		echo
-		echo "One client, $txns statements of 1000 calls each, $brounds rounds after a warm-up round (medians; ratios per round):"
-		echo
-		echo "| function | µs per call | × 1.2 | connlog's own cost (− no-op), µs | own cost × 1.2's |"
-		echo "|---|---:|---:|---:|---:|"
-		for name in noop enqueue12 enqueue enqueue_null enqueue_extra; do
-			case $name in
-			noop) d="no-op C function, same 16 arguments" ;;
-			enqueue12) d="1.2 connlog_enqueue" ;;
-			enqueue) d="1.3, extra defaulted" ;;
-			enqueue_null) d="1.3, extra => NULL" ;;
-			enqueue_extra) d="1.3, extra => a 1-key object" ;;
-			esac
-			if [ "$name" = noop ]; then
-				echo "| $d | $(bulk_med noop) | | | |"
+			d=$(hp_desc "$name")
+			if [ "$name" = select1 ]; then
+				echo "| $d | $(fmt "$(hp_col "$name" 5)") | 1 | | $(hp_col "$name" 12) | | |"
 			else
-				echo "| $d | $(bulk_med "$name") | $(bulk_pair "$name" enqueue12) | $(calc "$(bulk_med "$name") - $(bulk_med noop)" 3) | $(own_pair "$name" enqueue12) |"
+				echo "| $d | $(fmt "$(hp_col "$name" 5)") | $(hp_pair "$name" select1) | $(hp_pair "$name" enqueue12) | $(hp_col "$name" 12) | $(hp_pair "$name" enqueue12 12) | $(hp_col "$name" 13) |" | sed 's/1\.000 (1\.000–1\.000)/1/g'
 			fi
 		done
 		echo
-		echo "1.3 (extra defaulted) ÷ 1.2, one call per statement: $(ratio "$e13" "$e12") × the medians; SELECT 1 ran at $(fmt "$sel")/s."
+		echo "One client, $txns prepared statements of 1000 calls each per run (the round trip paid once per 1000 calls), $brounds rounds after a warm-up round; the backend's CPU time (\`/proc/PID/schedstat\`) and the wall time per call, medians; ratios per round:"
+		echo
+		echo "| function | CPU µs per call | × 1.2 | connlog's own CPU (− no-op), µs | × 1.2's | wall µs per call | × 1.2 |"
+		echo "|---|---:|---:|---:|---:|---:|---:|"
+		for name in noop enqueue12 enqueue enqueue_null enqueue_extra; do
+			d=$(hp_desc "$name")
+			if [ "$name" = noop ]; then
+				echo "| $d | $(bulk_med noop 3) | | | | $(bulk_med noop 4) | |"
+			else
+				echo "| $d | $(bulk_med "$name" 3) | $(bulk_pair "$name" enqueue12 3) | $(calc "$(bulk_med "$name" 3) - $(bulk_med noop 3)" 3) | $(own_pair "$name" enqueue12 3) | $(bulk_med "$name" 4) | $(bulk_pair "$name" enqueue12 4) |" | sed 's/1\.000 (1\.000–1\.000)/1/g'
+			fi
+		done
 	)
 }
