@@ -204,3 +204,51 @@ hotpath_run() {
 		done
 	)
 }
+
+# hotpath_callgrind: with the cluster stopped, each call's instructions
+# under callgrind in a single-user backend (no worker: the events only
+# fill the ring): the whole statement SELECT count(call) FROM
+# generate_series(1, N) for N = 2,000 and 22,000, so that everything but
+# the 20,000 extra calls (start, parse, plan) cancels in the difference.
+# Deterministic, so other processes on the machine do not move it.
+# Appends to HOTPATH_MD.
+hotpath_callgrind() {
+	local name call n ir args
+	command -v valgrind >/dev/null 2>&1 || return 0
+	args=$(echo "$EVENT_ARGS" | sed 's/:n::text/n::text/g')
+	log "hot path: callgrind instructions per call (single-user backend)"
+	printf 'workload\tcalls\tinstructions\n' >"$OUT/callgrind13.tsv"
+	for name in noop enqueue12 enqueue enqueue_null enqueue_extra; do
+		case $name in
+		noop) call="connlog_bench_noop($args)" ;;
+		enqueue12) call="connlog_bench_enqueue_1_2($args)" ;;
+		enqueue) call="connlog_enqueue($args)" ;;
+		enqueue_null) call="connlog_enqueue($args, extra => NULL)" ;;
+		enqueue_extra) call="connlog_enqueue($args, extra => $HP_EXTRA)" ;;
+		esac
+		for n in 2000 22000; do
+			printf 'SELECT count(%s) FROM generate_series(1, %s) AS n\n' "$call" "$n" >"$SCRIPTS/cg13-$name-$n.sql"
+			chmod 644 "$SCRIPTS/cg13-$name-$n.sql"
+			"${AS_PG[@]}" valgrind --tool=callgrind --callgrind-out-file="$SCRATCH/cg13-$name-$n.out" \
+				"$PG_BIN/postgres" --single -D "$DATA" bench <"$SCRIPTS/cg13-$name-$n.sql" \
+				>"$LOGS/callgrind13-$name-$n.log" 2>&1 || die "callgrind of $name failed: see $LOGS/callgrind13-$name-$n.log"
+			ir=$(awk '/^summary:/{print $2}' "$SCRATCH/cg13-$name-$n.out")
+			[ -n "$ir" ] || die "no instruction count for $name: see $LOGS/callgrind13-$name-$n.log"
+			printf '%s\t%s\t%s\n' "$name" "$n" "$ir" >>"$OUT/callgrind13.tsv"
+		done
+	done
+	cg() { awk -F'\t' -v w="$1" '$1==w && $2==2000{a=$3} $1==w && $2==22000{b=$3} END{printf "%.1f", (b - a) / 20000}' "$OUT/callgrind13.tsv"; }
+	HOTPATH_MD+=$(
+		echo
+		echo
+		echo "callgrind, instructions per call (the whole statement at 22,000 calls minus at 2,000, ÷ 20,000; one backend, no worker):"
+		echo
+		echo "| function | instructions per call | − 1.2's | connlog's own (− no-op) | × 1.2's |"
+		echo "|---|---:|---:|---:|---:|"
+		echo "| $(hp_desc noop) | $(cg noop) | | | |"
+		for name in enqueue12 enqueue enqueue_null enqueue_extra; do
+			echo "| $(hp_desc "$name") | $(cg "$name") | $(calc "$(cg "$name") - $(cg enqueue12)" 1) | $(calc "$(cg "$name") - $(cg noop)" 1) | $(ratio "$(calc "$(cg "$name") - $(cg noop)" 1)" "$(calc "$(cg enqueue12) - $(cg noop)" 1)") |"
+		done
+	)
+	log "  $(awk -F'\t' 'NR>1{printf "%s/%s %s  ", $1, $2, $3}' "$OUT/callgrind13.tsv")"
+}
