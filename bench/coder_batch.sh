@@ -34,8 +34,9 @@
 #            with connlog_flush(), so "end to end" counts the worker's
 #            writing too
 # first unpaced (each as fast as it goes: rows/s), then both paced
-# (pgbench -R) at BENCH_BATCH_RATE rows/s, default 80 % of coder's median
-# unpaced rate, for server CPU and lock waits at the same rate.  Each run:
+# (pgbench -R, runs twice as long) at BENCH_BATCH_RATE rows/s, default
+# 80 % of coder's median unpaced rate, for server CPU and lock waits at the
+# same rate.  Each run:
 # server CPU per row (utime + stime of every postgres process, /proc, from
 # before pgbench to after the flush), deadlocks (pg_stat_database), lock
 # waits logged by log_lock_waits (deadlock_timeout = 100ms, so waits of
@@ -44,11 +45,12 @@
 # window; pg_locks would take the lock manager's locks itself; the
 # sampler's own CPU time is not counted).
 #
-# Then one client, BATCH_TXNS statements per run: the arrays only, the
-# drop-in, and the same arrays through SELECT count(connlog_enqueue(...))
-# FROM unnest(...) (a connect and/or a disconnect per element, as the
-# function makes them): the time per statement, and the part of it beyond
-# building the arrays.
+# Then one session, BATCH_TXNS executions of a prepared statement per run:
+# the arrays only, the drop-in, and the same arrays through SELECT
+# count(connlog_enqueue(...)) FROM unnest(...) (a connect and/or a
+# disconnect per element, as the function makes them): the backend's CPU
+# time per statement (prepared_cpu in bench/run), and the part of it
+# beyond building the arrays.
 
 BATCH_POOL=${BENCH_BATCH_POOL:-2000}
 BATCH_ROWS=1000
@@ -193,9 +195,11 @@ batch_one() {
 		read -r tps wtps <<<"$(PGB_OPTIONS="" pgbw "batch-$tag" "$CLIENTS" --max-tries=1000 -f "$SCRIPTS/b_$name.sql")"
 	else
 		# pgbench -R skips progress lines while its clients sleep: the rate
-		# of the whole run, which a paced run holds from its start
+		# of the whole run, which a paced run holds from its start.  Its
+		# arrivals are random (Poisson), so a paced run is twice as long:
+		# a few statements a second vary by a fifth over BENCH_SECONDS.
 		tps=$(PGB_OPTIONS="" pgb "batch-$tag" "$CLIENTS" --max-tries=1000 -R "$(calc "$rate / $BATCH_ROWS" 3)" \
-			-T "$((WARMUP + SECONDS_RUN))" -f "$SCRIPTS/b_$name.sql")
+			-T "$((WARMUP + 2 * SECONDS_RUN))" -f "$SCRIPTS/b_$name.sql")
 	fi
 	sns=$(awk '{print $1}' "/proc/$spid/schedstat")
 	q "INSERT INTO bench_sampler_stop VALUES (true)" >/dev/null
@@ -215,7 +219,7 @@ batch_one() {
 	ev=$((txns * BATCH_ROWS))
 	rows=$(q "SELECT count(*) FROM connection_logs")
 	lost=$(((s2[3] + s2[4]) - (s0[3] + s0[4])))
-	fl=$(calc "$t1 - $t0 - $WARMUP - $SECONDS_RUN" 2)
+	fl=$(calc "$t1 - $t0 - $WARMUP - ${rate:+2 *} $SECONDS_RUN" 2)
 	# rows/s client side (after the warm-up), end to end (every row of the
 	# run over the run plus the flush), server CPU us per row, deadlocks,
 	# lock waits logged, mean backends waiting for a lock, retries, failed,
@@ -266,17 +270,17 @@ batch_run() {
 
 	# one client: the drop-in against the same arrays through SQL
 	local brounds=$((RUNS > 5 ? RUNS : 5)) specs=(arrays dropin sqlunnest) n=3 i
-	printf 'round\tworkload\tms_per_statement\n' >"$OUT/batch_sql.tsv"
+	printf 'round\tworkload\tcpu_ms_per_statement\twall_ms_per_statement\n' >"$OUT/batch_sql.tsv"
 	log "batch, one client: the arrays only, connlog_enqueue_batch, SQL over unnest; $BATCH_TXNS statements per run, $brounds rounds"
 	for r in $(seq 0 "$brounds"); do
 		for i in 0 1 2; do
 			if [ $((r % 2)) -eq 1 ]; then name=${specs[$i]}; else name=${specs[$((n - 1 - i))]}; fi
 			prep
-			bt=$(pgb "batch-sql-$name-r$r" 1 -t "$BATCH_TXNS" -f "$SCRIPTS/b_$name.sql")
+			bt=$(prepared_cpu "$SCRIPTS/b_$name.sql" "$BATCH_TXNS")
 			[ "$r" = 0 ] && continue
-			printf '%s\t%s\t%s\n' "$r" "$name" "$(calc "1000 / $bt" 4)" >>"$OUT/batch_sql.tsv"
+			printf '%s\t%s\t%s\n' "$r" "$name" "$bt" >>"$OUT/batch_sql.tsv"
 		done
-		[ "$r" = 0 ] || log "  round $r: $(awk -F'\t' -v r="$r" '$1==r{printf "%s %s ms  ", $2, $3}' "$OUT/batch_sql.tsv")"
+		[ "$r" = 0 ] || log "  round $r (CPU, wall ms per statement): $(awk -F'\t' -v r="$r" '$1==r{printf "%s %s %s  ", $2, $3, $4}' "$OUT/batch_sql.tsv")"
 	done
 	flush
 	# the SQL variant must enqueue what the function does: both on one batch
@@ -287,8 +291,8 @@ batch_run() {
 	pgb batch-sql-check-sqlunnest 1 -t 1 -f "$SCRIPTS/b_sqlunnest.sql" >/dev/null
 	i2=$(($(q "SELECT enqueued FROM connlog_stats") - v - i1))
 	[ "$i1" -eq "$i2" ] || die "connlog_enqueue_batch enqueued $i1 events, the SQL over unnest $i2"
-	sq_med() { awk -F'\t' -v a="$1" 'NR>1 && $2==a{print $3}' "$OUT/batch_sql.tsv" | median; }
-	# per-round ratio of (A - arrays) / (B - arrays), or of A / B
+	sq_med() { awk -F'\t' -v a="$1" -v c="${2:-3}" 'NR>1 && $2==a{print $c}' "$OUT/batch_sql.tsv" | median; }
+	# per-round ratio of the CPU time (A - arrays) / (B - arrays), or of A / B
 	sq_pair() {
 		awk -F'\t' -v a="$1" -v b="$2" -v net="$3" 'NR>1{v[$1, $2]=$3; r[$1]=1}
 			END{for (k in r) {f = net ? v[k, "arrays"] : 0; if (v[k, b] - f > 0) printf "%.4f\n", (v[k, a] - f) / (v[k, b] - f)}}' "$OUT/batch_sql.tsv" |
@@ -313,21 +317,21 @@ batch_run() {
 		echo "| unpaced: server CPU µs per row (of it the worker) | $(b_med coder max 6) | $(b_med dropin max 6) ($(b_med dropin max 7)) | $(b_pair dropin coder max 6) |"
 		echo "| unpaced: deadlocks / lock waits ≥ $BATCH_DEADLOCK_TIMEOUT logged / retries, all runs | $(b_sum coder max 8) / $(b_sum coder max 9) / $(b_sum coder max 11) | $(b_sum dropin max 8) / $(b_sum dropin max 9) / $(b_sum dropin max 11) | |"
 		echo "| unpaced: mean backends waiting for a lock | $(b_med coder max 10) | $(b_med dropin max 10) | $(b_pair dropin coder max 10) |"
-		echo "| paced at $(fmt "$rate") rows/s: rows/s reached | $(fmt "$(b_med coder paced 4)") | $(fmt "$(b_med dropin paced 4)") | $(b_pair dropin coder paced 4) |"
+		echo "| paced at $(fmt "$rate") rows/s (${WARMUP} s + $((2 * SECONDS_RUN)) s, Poisson arrivals): rows/s reached | $(fmt "$(b_med coder paced 4)") | $(fmt "$(b_med dropin paced 4)") | $(b_pair dropin coder paced 4) |"
 		echo "| paced: server CPU µs per row (of it the worker) | $(b_med coder paced 6) | $(b_med dropin paced 6) ($(b_med dropin paced 7)) | $(b_pair dropin coder paced 6) |"
 		echo "| paced: deadlocks / lock waits ≥ $BATCH_DEADLOCK_TIMEOUT logged / retries, all runs | $(b_sum coder paced 8) / $(b_sum coder paced 9) / $(b_sum coder paced 11) | $(b_sum dropin paced 8) / $(b_sum dropin paced 9) / $(b_sum dropin paced 11) | |"
 		echo "| paced: mean backends waiting for a lock | $(b_med coder paced 10) | $(b_med dropin paced 10) | $(b_pair dropin coder paced 10) |"
 		echo
 		echo "Failed transactions (after 1000 tries): coder $(($(b_sum coder max 12) + $(b_sum coder paced 12))), drop-in $(($(b_sum dropin max 12) + $(b_sum dropin paced 12))); connlog lost no event (checked per run)."
 		echo
-		echo "One client, $BATCH_TXNS statements of $BATCH_ROWS elements per run, $brounds rounds after a warm-up round (medians; ratios per round); both enqueue the same $i1 events from one batch:"
+		echo "One session, $BATCH_TXNS executions of the prepared statement ($BATCH_ROWS elements) per run, $brounds rounds after a warm-up round; the backend's CPU time (\`/proc/PID/schedstat\`) and the wall time, medians; ratios per round.  Both enqueue the same $i1 events from one batch:"
 		echo
-		echo "| statement | ms per statement | beyond building the arrays, ms |"
-		echo "|---|---:|---:|"
-		echo "| the arrays only (\`SELECT cardinality(…)\`) | $arr | |"
-		echo "| \`SELECT connlog_enqueue_batch(…)\` | $dropin | $(calc "$dropin - $arr" 3) |"
-		echo "| \`SELECT count(connlog_enqueue(…)) FROM unnest(…)\` | $sqlun | $(calc "$sqlun - $arr" 3) |"
+		echo "| statement | CPU ms per statement | beyond building the arrays | wall ms per statement |"
+		echo "|---|---:|---:|---:|"
+		echo "| the arrays only (\`SELECT cardinality(…)\`) | $arr | | $(sq_med arrays 4) |"
+		echo "| \`SELECT connlog_enqueue_batch(…)\` | $dropin | $(calc "$dropin - $arr" 3) | $(sq_med dropin 4) |"
+		echo "| \`SELECT count(connlog_enqueue(…)) FROM unnest(…)\` | $sqlun | $(calc "$sqlun - $arr" 3) | $(sq_med sqlunnest 4) |"
 		echo
-		echo "SQL over unnest ÷ connlog_enqueue_batch: $(sq_pair sqlunnest dropin 0) × per statement, $(sq_pair sqlunnest dropin 1) × beyond the arrays."
+		echo "SQL over unnest ÷ connlog_enqueue_batch, CPU: $(sq_pair sqlunnest dropin 0) × per statement, $(sq_pair sqlunnest dropin 1) × beyond the arrays ($(ratio "$(calc "$sqlun - $arr" 4)" "$(calc "$dropin - $arr" 4)") × of the medians)."
 	)
 }

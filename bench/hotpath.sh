@@ -79,50 +79,6 @@ hp_summary() {
 		printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
 }
 
-# hp_bulk_one FILE COUNT: one session PREPAREs FILE's statement, runs it
-# once, then COUNT times; prints the backend's CPU time (its schedstat) and
-# the wall time over those COUNT statements, in microseconds per call (per
-# 1000 rows of a statement).  CPU time is what other processes on the
-# machine disturb least; a wait for ring space costs none.
-hp_bulk_one() {
-	local file=$1 count=$2 fifo=$SCRATCH/hp.fifo out=$SCRATCH/hp.out pid c0 c1 t0 t1 i
-	rm -f "$fifo" "$out"
-	mkfifo "$fifo"
-	chmod 666 "$fifo"
-	psql_ -d bench <"$fifo" >"$out" 2>&1 &
-	HOLDER_PID=$!
-	exec 7>"$fifo"
-	{
-		echo "PREPARE s AS $(sed 's/;[[:space:]]*$//' "$file");"
-		echo "EXECUTE s;"
-		echo "SELECT 'READY ' || pg_backend_pid();"
-	} >&7
-	for i in $(seq 1 3000); do
-		grep -q '^READY ' "$out" && break
-		sleep 0.01
-	done
-	pid=$(awk '/^READY /{print $2}' "$out")
-	[ -n "$pid" ] || die "the bulk session did not start: $(cat "$out")"
-	c0=$(awk '{print $1}' "/proc/$pid/schedstat")
-	t0=$(date +%s%N)
-	{
-		for i in $(seq 1 "$count"); do echo "EXECUTE s;"; done
-		echo "SELECT 'DONE';"
-	} >&7
-	for i in $(seq 1 60000); do
-		grep -q '^DONE' "$out" && break
-		sleep 0.005
-	done
-	t1=$(date +%s%N)
-	c1=$(awk '{print $1}' "/proc/$pid/schedstat")
-	echo '\q' >&7
-	exec 7>&-
-	wait "$HOLDER_PID" || die "the bulk session failed: $(cat "$out")"
-	HOLDER_PID=""
-	grep -q '^DONE' "$out" || die "the bulk session did not finish: $(cat "$out")"
-	printf '%s\t%s\n' "$(calc "($c1 - $c0) / 1000 / $count / 1000" 4)" "$(calc "($t1 - $t0) / 1000 / $count / 1000" 4)"
-}
-
 hp_desc() {
 	case $1 in
 	select1) echo "SELECT 1" ;;
@@ -166,7 +122,7 @@ hotpath_run() {
 			if [ $((r % 2)) -eq 1 ]; then spec=${bulk[$i]}; else spec=${bulk[$((n - 1 - i))]}; fi
 			name=${spec%%:*}
 			flush
-			bt=$(hp_bulk_one "$SCRIPTS/${spec#*:}" "$txns")
+			bt=$(prepared_cpu "$SCRIPTS/${spec#*:}" "$txns")
 			[ "$r" = 0 ] && continue
 			printf '%s\t%s\t%s\n' "$r" "$name" "$bt" >>"$OUT/bulk13.tsv"
 		done
