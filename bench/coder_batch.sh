@@ -244,44 +244,30 @@ batch_one() {
 b_med() { awk -F'\t' -v w="$1" -v p="$2" -v c="$3" 'NR>1 && $1==w && (($3=="max") == (p=="max")){print $c}' "$OUT/batch.tsv" | median; }
 b_pair() {
 	awk -F'\t' -v a="$1" -v b="$2" -v p="$3" -v c="$4" 'NR>1 && (($3=="max") == (p=="max")) {if ($1==a) x[$2]=$c; if ($1==b) y[$2]=$c}
-		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/batch.tsv" |
-		sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
-			m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
-			printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/batch.tsv" | ratio_summary
 }
 b_sum() { awk -F'\t' -v w="$1" -v p="$2" -v c="$3" 'NR>1 && $1==w && (($3=="max") == (p=="max")){s+=$c} END{print s+0}' "$OUT/batch.tsv"; }
 
 batch_run() {
-	local r rate order name i1 i2 arr dropin sqlun v bt
+	local r rate name i1 i2 arr dropin sqlun v
 	batch_setup
 	printf 'workload\tround\trate\trows_per_s\trows_per_s_end_to_end\tserver_us_per_row\tworker_us_per_row\tdeadlocks\tlock_waits_logged\tmean_waiting\tretries\tfailed\trows_sent\trows_in_table\tlost\tflush_s\tforeign_pct\n' >"$OUT/batch.tsv"
 	log "batch: coder's upsert against connlog_enqueue_batch, $CLIENTS clients, $BATCH_ROWS rows per statement, ids from windows of $BATCH_POOL; $RUNS rounds unpaced, then $RUNS paced"
 	for r in $(seq 1 "$RUNS"); do
-		if [ $((r % 2)) -eq 1 ]; then order="coder dropin"; else order="dropin coder"; fi
-		for name in $order; do batch_one "$name" "$r" ""; done
+		for name in $(alternate "$r" coder dropin); do batch_one "$name" "$r" ""; done
 	done
 	rate=${BENCH_BATCH_RATE:-$(calc "0.8 * $(b_med coder max 4)" 0)}
 	log "batch, paced at $(fmt "$rate") rows/s"
 	for r in $(seq 1 "$RUNS"); do
-		if [ $((r % 2)) -eq 1 ]; then order="coder dropin"; else order="dropin coder"; fi
-		for name in $order; do batch_one "$name" "$r" "$rate"; done
+		for name in $(alternate "$r" coder dropin); do batch_one "$name" "$r" "$rate"; done
 	done
 	batch_teardown
 
 	# one client: the drop-in against the same arrays through SQL
-	local brounds=$((RUNS > 5 ? RUNS : 5)) specs=(arrays dropin sqlunnest) n=3 i
-	printf 'round\tworkload\tcpu_ms_per_statement\twall_ms_per_statement\n' >"$OUT/batch_sql.tsv"
+	local brounds=$((RUNS > 5 ? RUNS : 5))
 	log "batch, one client: the arrays only, connlog_enqueue_batch, SQL over unnest; $BATCH_TXNS statements per run, $brounds rounds"
-	for r in $(seq 0 "$brounds"); do
-		for i in 0 1 2; do
-			if [ $((r % 2)) -eq 1 ]; then name=${specs[$i]}; else name=${specs[$((n - 1 - i))]}; fi
-			prep
-			bt=$(prepared_cpu "$SCRIPTS/b_$name.sql" "$BATCH_TXNS")
-			[ "$r" = 0 ] && continue
-			printf '%s\t%s\t%s\n' "$r" "$name" "$bt" >>"$OUT/batch_sql.tsv"
-		done
-		[ "$r" = 0 ] || log "  round $r (CPU, wall ms per statement): $(awk -F'\t' -v r="$r" '$1==r{printf "%s %s %s  ", $2, $3, $4}' "$OUT/batch_sql.tsv")"
-	done
+	prepared_rounds "$OUT/batch_sql.tsv" "$BATCH_TXNS" "$brounds" arrays:"$SCRIPTS/b_arrays.sql" \
+		dropin:"$SCRIPTS/b_dropin.sql" sqlunnest:"$SCRIPTS/b_sqlunnest.sql"
 	flush
 	# the SQL variant must enqueue what the function does: both on one batch
 	q "TRUNCATE connection_logs" >/dev/null
@@ -296,9 +282,7 @@ batch_run() {
 	sq_pair() {
 		awk -F'\t' -v a="$1" -v b="$2" -v net="$3" 'NR>1{v[$1, $2]=$3; r[$1]=1}
 			END{for (k in r) {f = net ? v[k, "arrays"] : 0; if (v[k, b] - f > 0) printf "%.4f\n", (v[k, a] - f) / (v[k, b] - f)}}' "$OUT/batch_sql.tsv" |
-			sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
-				m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
-				printf "%.2f (%.2f–%.2f)", m, v[1], v[NR]}'
+			ratio_summary 2
 	}
 	arr=$(sq_med arrays)
 	dropin=$(sq_med dropin)

@@ -58,26 +58,20 @@ hp_col() { awk -F'\t' -v w="$1" -v c="$2" 'NR>1 && $1==w{print $c}' "$OUT/runs.t
 # (default 5, events/s; 12 is the backends' CPU per event)
 hp_pair() {
 	awk -F'\t' -v a="$1" -v b="$2" -v c="${3:-5}" 'NR>1 && $1==a{x[$2]=$c} NR>1 && $1==b{y[$2]=$c}
-		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/runs.tsv" | hp_summary
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/runs.tsv" | ratio_summary
 }
 # bulk_pair A B COLUMN: the same for the 1000-calls-per-statement runs
 # (bulk13.tsv: 3 CPU, 4 wall); own_pair A B COLUMN: of connlog's own cost
 # per call, (A - noop) / (B - noop)
 bulk_pair() {
 	awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR>1 && $2==a{x[$1]=$c} NR>1 && $2==b{y[$1]=$c}
-		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/bulk13.tsv" | hp_summary
+		END{for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r]}' "$OUT/bulk13.tsv" | ratio_summary
 }
 own_pair() {
 	awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR>1 && $2==a{x[$1]=$c} NR>1 && $2==b{y[$1]=$c} NR>1 && $2=="noop"{n[$1]=$c}
-		END{for (r in x) if (r in y && r in n && y[r] > n[r]) printf "%.4f\n", (x[r] - n[r]) / (y[r] - n[r])}' "$OUT/bulk13.tsv" | hp_summary
+		END{for (r in x) if (r in y && r in n && y[r] > n[r]) printf "%.4f\n", (x[r] - n[r]) / (y[r] - n[r])}' "$OUT/bulk13.tsv" | ratio_summary
 }
 bulk_med() { awk -F'\t' -v a="$1" -v c="$2" 'NR>1 && $2==a{print $c}' "$OUT/bulk13.tsv" | median; }
-# hp_summary: ratios, one a line, as "median (min–max)"
-hp_summary() {
-	sort -g | awk '{v[NR]=$1} END{if (NR == 0) {print "n/a"; exit}
-		m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
-		printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
-}
 
 hp_desc() {
 	case $1 in
@@ -91,7 +85,7 @@ hp_desc() {
 }
 
 hotpath_run() {
-	local specs order r spec i n bt name
+	local specs r spec name d
 	hotpath_setup
 	specs=(
 		"select1|select1.sql|$CLIENTS|on|1"
@@ -100,34 +94,17 @@ hotpath_run() {
 		"enqueue_null|enqueue_null.sql|$CLIENTS|on|1"
 		"enqueue_extra|enqueue_extra.sql|$CLIENTS|on|1"
 	)
-	n=${#specs[@]}
 	log "hot path: ${specs[*]%%|*}; $RUNS rounds of ${WARMUP}s warm-up + ${SECONDS_RUN}s, $CLIENTS clients"
 	for r in $(seq 1 "$RUNS"); do
-		for i in $(seq 0 $((n - 1))); do
-			# forward in odd rounds, backward in even ones
-			if [ $((r % 2)) -eq 1 ]; then spec=${specs[$i]}; else spec=${specs[$((n - 1 - i))]}; fi
-			run_one "$spec" "$r"
-		done
+		for spec in $(alternate "$r" "${specs[@]}"); do run_one "$spec" "$r"; done
 	done
 
 	# one client, 1000 calls per statement; round 0 is a warm-up
-	local bulk=(noop:bulk_noop.sql enqueue12:bulk12.sql enqueue:bulk.sql enqueue_null:bulk_null.sql enqueue_extra:bulk_extra.sql)
 	local brounds=$((RUNS > 7 ? RUNS : 7)) txns=60
-	n=${#bulk[@]}
-	printf 'round\tworkload\tcpu_us_per_call\twall_us_per_call\n' >"$OUT/bulk13.tsv"
 	log "hot path, 1000 calls per statement: $txns statements per run, 1 client, $brounds rounds"
-	for r in $(seq 0 "$brounds"); do
-		prep
-		for i in $(seq 0 $((n - 1))); do
-			if [ $((r % 2)) -eq 1 ]; then spec=${bulk[$i]}; else spec=${bulk[$((n - 1 - i))]}; fi
-			name=${spec%%:*}
-			flush
-			bt=$(prepared_cpu "$SCRIPTS/${spec#*:}" "$txns")
-			[ "$r" = 0 ] && continue
-			printf '%s\t%s\t%s\n' "$r" "$name" "$bt" >>"$OUT/bulk13.tsv"
-		done
-		[ "$r" = 0 ] || log "  round $r (CPU, wall us per call): $(awk -F'\t' -v r="$r" '$1==r{printf "%s %s %s  ", $2, $3, $4}' "$OUT/bulk13.tsv")"
-	done
+	prepared_rounds "$OUT/bulk13.tsv" "$txns" "$brounds" noop:"$SCRIPTS/bulk_noop.sql" \
+		enqueue12:"$SCRIPTS/bulk12.sql" enqueue:"$SCRIPTS/bulk.sql" \
+		enqueue_null:"$SCRIPTS/bulk_null.sql" enqueue_extra:"$SCRIPTS/bulk_extra.sql"
 
 	HOTPATH_MD=$(
 		echo
