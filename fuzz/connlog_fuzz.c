@@ -138,9 +138,30 @@ model_uuid_set(const uint8 *u)
 }
 
 /*
- * An extra enqueue makes: no key is one of connlog's own columns (of the
- * pool, "id"), no key or value holds a NUL byte.  Walks the entries
- * without batch.c's help: key length, key, kind, value length, value.
+ * The sixteen columns connlog_enqueue has an argument for, which no key of
+ * extra may name.  A damaged record can hold any key, not only the pool's.
+ */
+static const char *const own_columns[] = {
+	"id", "connect_time", "organization_id", "workspace_owner_id",
+	"workspace_id", "workspace_name", "agent_name", "type", "ip", "code",
+	"user_agent", "user_id", "slug_or_port", "connection_id",
+	"disconnect_time", "disconnect_reason"
+};
+
+static bool
+model_own_column(ClText key)
+{
+	for (int i = 0; i < (int) (sizeof(own_columns) / sizeof(own_columns[0])); i++)
+		if (strlen(own_columns[i]) == key.len &&
+			memcmp(own_columns[i], key.data, key.len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * An extra enqueue makes: no key is one of connlog's own columns, no key
+ * or value holds a NUL byte.  Walks the entries without batch.c's help:
+ * key length, key, kind, value length, value.
  */
 static bool
 model_extra_ok(const ClEvent *ev)
@@ -161,7 +182,7 @@ model_extra_ok(const ClEvent *ev)
 		memcpy(&vlen, p + 2 + klen, 2);
 		value.data = p + 4 + klen;
 		value.len = vlen;
-		if ((klen == 2 && memcmp(key.data, "id", 2) == 0) ||
+		if (model_own_column(key) ||
 			!model_text_ok(key, false) || !model_text_ok(value, false))
 			return false;
 		p = value.data + vlen;

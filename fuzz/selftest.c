@@ -350,6 +350,17 @@ main(void)
 		CHECK(cl_encode(&ev[0], len, rec) == len);
 		CHECK(!cl_decode(rec, len, &dec));
 
+		/* a key naming one of connlog's own columns decodes, but is refused */
+		{
+			static const char own[] = "\004type\000\001\000x";
+
+			ev[0].extra = own;
+			ev[0].extra_len = sizeof(own) - 1;
+			len = cl_encoded_size(&ev[0]);
+			CHECK(cl_encode(&ev[0], len, rec) == len);
+			CHECK(cl_decode(rec, len, &dec) && cl_event_refused(&dec) != NULL);
+		}
+
 		/* no extra: no flag, and the fixed part's size is unchanged */
 		len = cl_encoded_size(&plain);
 		CHECK(len == CL_RECORD_FIXED_SIZE + 16 + 2 + 1);
