@@ -18,6 +18,7 @@ use ConnlogTest;
 my $node = connlog_node('lag', q{
 connlog.flush_interval = '100ms'
 connlog.retry_interval = '100ms'
+connlog.max_retries = 1000
 }, allows_streaming => 1);
 $node->safe_psql('postgres', 'CREATE EXTENSION connlog;' . $connlog_helpers);
 
@@ -62,8 +63,9 @@ $node->safe_psql(
 	'postgres', q{
 CREATE TABLE fail_stuck (on_ boolean);
 INSERT INTO fail_stuck VALUES (true);
--- transient (40001): retried for as long as it fails, never split; names
--- qualified, as the worker's search_path is pg_catalog, pg_temp
+-- transient (40001): retried max_retries times (1000 here, so for as
+-- long as this test needs) before a split; names qualified, as the
+-- worker's search_path is pg_catalog, pg_temp
 CREATE FUNCTION fail_stuck() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.workspace_name = 'stuck' AND (SELECT on_ FROM public.fail_stuck) THEN
