@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * connlog.h
- *		connlog's settings, and the durability progress that the writer,
- *		the worker, wal.c and the standby's keeper all handle.
+ *		connlog's settings (settings.c), and the durability progress that
+ *		the writer, the worker, wal.c and the standby's keeper all handle.
+ *
+ * A leaf: any file may include it without making an include cycle.
  *
  * IDENTIFICATION
  *	  src/connlog.h
@@ -14,7 +16,7 @@
 
 #include "access/xlogdefs.h"
 
-/* GUCs, defined in connlog.c */
+/* GUCs, defined in settings.c */
 extern char *connlog_database;
 extern char *connlog_role;
 extern char *connlog_target_table;
@@ -38,9 +40,21 @@ extern int	connlog_durability;
 /* true in connlog's worker: connlog_enqueue() must not wait for itself */
 extern bool connlog_is_worker;
 
+extern void connlog_define_settings(void);
 extern bool connlog_table_name(const char *value, char **schema,
 							   char **relname);
 extern const char *connlog_effective_table(void);
+
+/*
+ * connlog.overflow: what a producer does when the ring is full (and so
+ * what connlog_ring_put() does then)
+ */
+typedef enum ConnlogPutMode
+{
+	CL_PUT_WAIT,
+	CL_PUT_ERROR,
+	CL_PUT_DROP
+} ConnlogPutMode;
 
 /* connlog.durability */
 typedef enum ConnlogDurability

@@ -21,6 +21,8 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "connlog.h"
+
 #define CONNLOG_LAST_ERROR_LEN	256
 
 /* Event counters; doc/connlog.md says what each one means */
@@ -202,14 +204,6 @@ extern ConnlogShared *connlog_shared;
 extern Size connlog_ring_shmem_size(int ring_size_kb);
 extern void connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 									uint64 crash_wal_pending);
-
-/* what a producer does when the ring is full (connlog.overflow) */
-typedef enum ConnlogPutMode
-{
-	CL_PUT_WAIT,
-	CL_PUT_ERROR,
-	CL_PUT_DROP
-} ConnlogPutMode;
 
 typedef enum ConnlogPutResult
 {
