@@ -2,7 +2,7 @@
 # the build needs and run the tests.
 
 MODULE_big = connlog
-OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/flush.o src/writer.o src/wal.o src/standby.o src/query.o src/guard.o src/citus.o
+OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/batches.o src/writer.o src/wal.o src/standby.o src/query.o src/guard.o src/citus.o
 # connlog.c split by job (settings, enqueue, extra, status)
 OBJS += src/settings.o src/enqueue.o src/extra.o src/status.o
 PGFILEDESC = "connlog - batched connection logging"

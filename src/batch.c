@@ -39,7 +39,7 @@
  *
  * Arrival order is write order only while batches are written in order.
  * A batch that fails and is retried after later batches were written
- * (flush.c's retry queue) lands as if its events had arrived after
+ * (the worker's retry queue, batches.c) lands as if its events had arrived after
  * theirs: the span is still right (LEAST and GREATEST do not care), but
  * id and the other fields come from the first row written, and code and
  * disconnect_reason are the first non-NULL ones in write order.  So a

@@ -24,7 +24,7 @@
  * word; tail then passes over it later, and a successor, which starts
  * reading at tail, skips it.  taken_seq tells a successor which of the
  * events it finds there a predecessor had read, and so may have written
- * in part (flush.c says what follows from that).
+ * in part (batches.c says what follows from that).
  *
  * connlog_stats.lag is the age of the oldest event not accounted for.
  * Since the ring frees events only once they are accounted for, that is

@@ -15,14 +15,14 @@
  *	  batch_size rows, when flush_interval has passed, or when
  *	  connlog_flush() asks; retry failed batches from a bounded queue, and
  *	  split a batch that fails for its rows' fault until each failing row
- *	  stands alone.  flush.c holds the batches and writes them.
+ *	  stands alone.  batches.c holds the batches and writes them.
  *	- on SIGTERM (shutdown, or pg_terminate_backend) cancel the statement
  *	  in progress, if any, and write everything enqueued so far, bounded by
  *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
  *	  the worker unless the server is stopping.  A statement whose code
  *	  catches that cancel and runs on ends the worker with FATAL
  *	  shutdown_timeout later (guard.c).  Nothing the worker holds is lost
- *	  when it exits, whenever that is: flush.c says why.
+ *	  when it exits, whenever that is: batches.c says why.
  *
  * While the extension is missing from the database, or connlog.role lacks
  * a privilege the statements need (checked when the plans are prepared,
@@ -45,24 +45,24 @@
  * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
  * with every write; as it exits, it also stores how many WAL-backed
  * events it leaves unwritten.  wal.c keeps that progress ("The worker's
- * progress"); flush.c tells it what the worker's batches hold.
+ * progress"); batches.c tells it what the worker's batches hold.
  *
- * The batches (flush.c, interface in flush.h).  Each turn the loop calls,
- * while the worker can write, connlog_flush_replay() (through wal.c),
- * connlog_flush_retries(), connlog_flush_drain(), and, when a flush is
- * due, connlog_flush_current(); every turn, connlog_flush_publish_done()
- * for connlog_flush(), and it asks connlog_flush_next_retry() and
- * connlog_flush_queue_full() for its sleep and its published state.
- * reload_config() calls connlog_flush_reloaded(), and shutdown_drain()
- * connlog_flush_before_exit().  What a write meets that changes the state
- * comes back through flush_hooks: a missing extension (found_missing) or
+ * The batches (batches.c, interface in batches.h).  Each turn the loop calls,
+ * while the worker can write, connlog_batches_replay() (through wal.c),
+ * connlog_batches_retry(), connlog_batches_drain(), and, when a flush is
+ * due, connlog_batches_write_current(); every turn, connlog_batches_publish_done()
+ * for connlog_flush(), and it asks connlog_batches_next_retry() and
+ * connlog_batches_queue_full() for its sleep and its published state.
+ * reload_config() calls connlog_batches_reloaded(), and shutdown_drain()
+ * connlog_batches_before_exit().  What a write meets that changes the state
+ * comes back through batches_hooks: a missing extension (found_missing) or
  * a refused privilege (note_denied), and a batch held because no row of
  * it is taken (note_held), which is no state, since other batches are
  * written meanwhile, only news for the log; the batch side asks can_write()
  * before each batch, and wait_until_writable() while a split waits for a
  * privilege.  This file owns the state, when the worker looks again,
  * shutting_down and its deadline, the turn's memory and the messages
- * logged once; flush.c owns the batches, the worker's place in the ring,
+ * logged once; batches.c owns the batches, the worker's place in the ring,
  * and the counting of every event's outcome.
  *
  * States.  One variable, state, says what the worker can do; what
@@ -109,9 +109,9 @@
  * turn, so whatever a turn allocates and does not free (an error message, a
  * psprintf'd detail, what the server's own functions leave behind) is gone
  * by then, on every path, including paths added later.  Within a turn, each
- * batch's write runs in a context of its own, emptied after it (flush.c),
+ * batch's write runs in a context of its own, emptied after it (batches.c),
  * so that what a turn holds is bounded by one batch.  What must outlive a
- * turn lives in long-lived contexts of its own: the batches (flush.c), and
+ * turn lives in long-lived contexts of its own: the batches (batches.c), and
  * the messages remembered so that a lasting condition is logged once.  Code
  * that starts and ends a transaction itself must switch back to the
  * context it was called in, since a commit or an abort leaves
@@ -145,7 +145,7 @@
 #include "compat.h"
 #include "connect.h"
 #include "connlog.h"
-#include "flush.h"
+#include "batches.h"
 #include "guard.h"
 #include "ring.h"
 #include "wal.h"
@@ -266,7 +266,7 @@ reload_config(void)
 		return;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	connlog_flush_reloaded();
+	connlog_batches_reloaded();
 }
 
 static char *blocked_logged;	/* the reason log_blocked() logged last */
@@ -430,7 +430,7 @@ static char *held_logged;		/* the error note_held() logged last */
 
 /*
  * A batch is held: every row of it failed, alone or with others, with an
- * error no row causes by its nature (flush.c's write_split).  Not a state:
+ * error no row causes by its nature (batches.c's write_split).  Not a state:
  * the worker writes other batches meanwhile, and a privilege is not
  * missing (that would be note_denied()).  The error goes to last_error,
  * and to the log when it is news; NULL (rows written since) makes it news
@@ -473,7 +473,7 @@ published_state(void)
 		case WS_PURGING:
 			break;
 	}
-	return connlog_flush_queue_full() ?
+	return connlog_batches_queue_full() ?
 		CL_STATE_RETRY_QUEUE_FULL : CL_STATE_IDLE;
 }
 
@@ -519,7 +519,7 @@ next_wakeup(TimestampTz now, TimestampTz last_flush)
 	TimestampTz wake = TimestampTzPlusMilliseconds(last_flush,
 												   connlog_flush_interval_ms);
 
-	wake = Min(wake, connlog_flush_next_retry());
+	wake = Min(wake, connlog_batches_next_retry());
 	if (!can_write())
 		wake = next_check;
 	else if (state == WS_PURGING)
@@ -642,7 +642,7 @@ shutdown_drain(void)
 	if (!can_write())
 		check_target();
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &target, NULL);
-	connlog_flush_before_exit(target, shutdown_deadline);
+	connlog_batches_before_exit(target, shutdown_deadline);
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (tail_seq < target)
@@ -700,11 +700,11 @@ durability_step(void)
 {
 	char	   *error;
 
-	if (connlog_wal_replay_pending() && !connlog_flush_replay())
+	if (connlog_wal_replay_pending() && !connlog_batches_replay())
 		found_missing();
 	if (!can_write() || !connlog_wal_slot_requested())
 		return;
-	switch (connlog_wal_ensure_slot(connlog_flush_next_seq(), &error))
+	switch (connlog_wal_ensure_slot(connlog_batches_next_seq(), &error))
 	{
 		case CL_SLOT_READY:
 			break;
@@ -721,8 +721,8 @@ durability_step(void)
 	}
 }
 
-/* what the batch side (flush.c) asks of this one */
-static const ConnlogFlushHooks flush_hooks = {
+/* what the batch side (batches.c) asks of this one */
+static const ConnlogBatchesHooks batches_hooks = {
 	.can_write = can_write,
 	.found_missing = found_missing,
 	.denied = note_denied,
@@ -771,7 +771,7 @@ connlog_worker_main(Datum main_arg)
 	mallopt(M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD);
 #endif
 
-	connlog_flush_init(&flush_hooks);
+	connlog_batches_init(&batches_hooks);
 	/* a purge step its predecessor exited in waits a purge_interval */
 	if (connlog_guard_died_purging())
 		next_purge = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -818,17 +818,17 @@ connlog_worker_main(Datum main_arg)
 		if (can_write())
 		{
 			durability_step();
-			connlog_flush_retries(now);
-			connlog_flush_drain();
+			connlog_batches_retry(now);
+			connlog_batches_drain();
 			if (flush_due)
-				connlog_flush_current();
+				connlog_batches_write_current();
 			purge_step(now);
 		}
 
 		/* connlog_flush() waits for no replay while none can run */
 		if (!can_write())
 			pg_atomic_write_u32(&connlog_shared->replaying, 0);
-		connlog_flush_publish_done();
+		connlog_batches_publish_done();
 
 		/* Sleep until the next deadline. */
 		wake = next_wakeup(now, last_flush);

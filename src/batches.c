@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * flush.c
+ * batches.c
  *		The connlog worker's batches: take events from the ring into them,
  *		write them, retry, split and reject, and account for every event.
  *
@@ -79,14 +79,14 @@
  * stores the progress wal.c computes from what the batches hold
  * (held_events).
  *
- * The interface with worker.c (flush.h).  What worker.c's loop asks of
- * this side: once connected, connlog_flush_init(); while the worker can
- * write, to replay, retry, drain and flush; each turn, to publish how far
+ * The interface with worker.c (batches.h).  What worker.c's loop asks of
+ * this side: once connected, connlog_batches_init(); while the worker can
+ * write, to replay, retry, drain and write the current batch; each turn, to publish how far
  * events are accounted for, and when the next retry is due and whether
  * the retry queue is full (for its sleep and its published state); after
- * a reload, connlog_flush_reloaded(); on SIGTERM,
- * connlog_flush_before_exit(), which writes what it can by the deadline.
- * What this side reports back, through the ConnlogFlushHooks it was given:
+ * a reload, connlog_batches_reloaded(); on SIGTERM,
+ * connlog_batches_before_exit(), which writes what it can by the deadline.
+ * What this side reports back, through the ConnlogBatchesHooks it was given:
  * a write that found the extension missing (found_missing) or was refused
  * for a privilege (denied), which change the worker's state, and a batch
  * held for an error every row gets (held), which does not; it asks that
@@ -106,7 +106,7 @@
  * batches themselves outlive the turns, in batch_cxt.
  *
  * IDENTIFICATION
- *	  src/flush.c
+ *	  src/batches.c
  *
  *-------------------------------------------------------------------------
  */
@@ -120,7 +120,7 @@
 
 #include "batch.h"
 #include "connlog.h"
-#include "flush.h"
+#include "batches.h"
 #include "guard.h"
 #include "ring.h"
 #include "wal.h"
@@ -156,8 +156,8 @@ static uint64 taken_before;
 #define OUTCOME_DROPPED		3
 #define NUM_OUTCOMES		4
 
-/* what this side asks of the worker's process (see flush.h) */
-static const ConnlogFlushHooks *worker;
+/* what this side asks of the worker's process (see batches.h) */
+static const ConnlogBatchesHooks *worker;
 
 /* Once the worker exits, its writes end at exit_deadline. */
 static bool exiting;
@@ -779,7 +779,7 @@ hold_batch(const char *why)
 
 /* Publish how far every event is accounted for, for connlog_flush(). */
 void
-connlog_flush_publish_done(void)
+connlog_batches_publish_done(void)
 {
 	uint64		done = read_seq;
 	const ClBatch *b;
@@ -1003,7 +1003,7 @@ write_current(void)
 
 /* Retry the queued batches that are due. */
 void
-connlog_flush_retries(TimestampTz now)
+connlog_batches_retry(TimestampTz now)
 {
 	int			i = 0;
 
@@ -1138,7 +1138,7 @@ fill_current(void)
 
 /* Drain the ring into batches and write the full ones. */
 void
-connlog_flush_drain(void)
+connlog_batches_drain(void)
 {
 	while (nretry < connlog_retry_queue_size && worker->can_write())
 	{
@@ -1153,7 +1153,7 @@ connlog_flush_drain(void)
 
 /* Write cur now, if the retry queue has room for it should it fail. */
 void
-connlog_flush_current(void)
+connlog_batches_write_current(void)
 {
 	if (worker->can_write() && nretry < connlog_retry_queue_size)
 		write_current();
@@ -1208,7 +1208,7 @@ held_now(ConnlogHeld *h)
  * this worker's predecessors left, and make the first batch.
  */
 void
-connlog_flush_init(const ConnlogFlushHooks *hooks)
+connlog_batches_init(const ConnlogBatchesHooks *hooks)
 {
 	worker = hooks;
 	batch_write_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -1227,7 +1227,7 @@ connlog_flush_init(const ConnlogFlushHooks *hooks)
  * to the batches already queued, too.
  */
 void
-connlog_flush_reloaded(void)
+connlog_batches_reloaded(void)
 {
 	TimestampTz latest;
 
@@ -1243,7 +1243,7 @@ connlog_flush_reloaded(void)
  * missing.
  */
 bool
-connlog_flush_replay(void)
+connlog_batches_replay(void)
 {
 	if (!connlog_wal_replay_at_start(feed_replayed, held_now))
 		return false;
@@ -1254,21 +1254,21 @@ connlog_flush_replay(void)
 
 /* The ring's first event this worker has not read yet */
 uint64
-connlog_flush_next_seq(void)
+connlog_batches_next_seq(void)
 {
 	return read_seq;
 }
 
 /* Is the retry queue full?  Then the ring is not drained. */
 bool
-connlog_flush_queue_full(void)
+connlog_batches_queue_full(void)
 {
 	return nretry >= connlog_retry_queue_size;
 }
 
 /* When the next queued batch is due for a retry; DT_NOEND if none is. */
 TimestampTz
-connlog_flush_next_retry(void)
+connlog_batches_next_retry(void)
 {
 	TimestampTz next = DT_NOEND;
 	const ClBatch *b;
@@ -1285,7 +1285,7 @@ connlog_flush_next_retry(void)
  * store the progress an exiting worker leaves (wal.c).
  */
 void
-connlog_flush_before_exit(uint64 target, TimestampTz deadline)
+connlog_batches_before_exit(uint64 target, TimestampTz deadline)
 {
 	ConnlogHeld held;
 
@@ -1293,7 +1293,7 @@ connlog_flush_before_exit(uint64 target, TimestampTz deadline)
 	exit_deadline = deadline;
 	if (worker->can_write())
 	{
-		connlog_flush_retries(GetCurrentTimestamp());
+		connlog_batches_retry(GetCurrentTimestamp());
 		while (worker->can_write() && read_seq < target &&
 			   nretry < connlog_retry_queue_size && shutdown_budget())
 		{
@@ -1303,7 +1303,7 @@ connlog_flush_before_exit(uint64 target, TimestampTz deadline)
 		if (nretry < connlog_retry_queue_size)
 			write_current();
 	}
-	connlog_flush_publish_done();
+	connlog_batches_publish_done();
 	held_events(NULL, &held);
 	connlog_wal_store_exit_progress(&held);
 }

@@ -1,25 +1,25 @@
 /*-------------------------------------------------------------------------
  *
- * flush.h
+ * batches.h
  *		The worker's batches: taking events from the ring, writing them,
- *		and accounting for them (flush.c).
+ *		and accounting for them (batches.c).
  *
  * IDENTIFICATION
- *	  src/flush.h
+ *	  src/batches.h
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CONNLOG_FLUSH_H
-#define CONNLOG_FLUSH_H
+#ifndef CONNLOG_BATCHES_H
+#define CONNLOG_BATCHES_H
 
 #include "utils/timestamp.h"
 
 /*
  * What the batch side asks of the worker's process side (worker.c), whose
  * state says whether the worker can write.  Given once, to
- * connlog_flush_init().
+ * connlog_batches_init().
  */
-typedef struct ConnlogFlushHooks
+typedef struct ConnlogBatchesHooks
 {
 	/* Can the worker write?  Asked before each batch is written. */
 	bool		(*can_write) (void);
@@ -40,24 +40,24 @@ typedef struct ConnlogFlushHooks
 	 * rows have been written since.
 	 */
 	void		(*held) (const char *error);
-} ConnlogFlushHooks;
+} ConnlogBatchesHooks;
 
-extern void connlog_flush_init(const ConnlogFlushHooks *hooks);
-extern void connlog_flush_reloaded(void);
+extern void connlog_batches_init(const ConnlogBatchesHooks *hooks);
+extern void connlog_batches_reloaded(void);
 
 /* each turn of the worker's loop, while it can write */
-extern bool connlog_flush_replay(void);
-extern uint64 connlog_flush_next_seq(void);
-extern void connlog_flush_retries(TimestampTz now);
-extern void connlog_flush_drain(void);
-extern void connlog_flush_current(void);
+extern bool connlog_batches_replay(void);
+extern uint64 connlog_batches_next_seq(void);
+extern void connlog_batches_retry(TimestampTz now);
+extern void connlog_batches_drain(void);
+extern void connlog_batches_write_current(void);
 
 /* each turn, whether it can write or not */
-extern void connlog_flush_publish_done(void);
-extern bool connlog_flush_queue_full(void);
-extern TimestampTz connlog_flush_next_retry(void);
+extern void connlog_batches_publish_done(void);
+extern bool connlog_batches_queue_full(void);
+extern TimestampTz connlog_batches_next_retry(void);
 
 /* on SIGTERM */
-extern void connlog_flush_before_exit(uint64 target, TimestampTz deadline);
+extern void connlog_batches_before_exit(uint64 target, TimestampTz deadline);
 
-#endif							/* CONNLOG_FLUSH_H */
+#endif							/* CONNLOG_BATCHES_H */
