@@ -5,6 +5,8 @@ MODULE_big = connlog
 OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/batches.o src/writer.o src/wal.o src/standby.o src/query.o src/guard.o src/citus.o
 # connlog.c split by job (settings, enqueue, extra, status)
 OBJS += src/settings.o src/enqueue.o src/extra.o src/status.o
+# the worker's batches: held (the batches and their accounting), batchwrite
+OBJS += src/held.o src/batchwrite.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

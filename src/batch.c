@@ -542,16 +542,7 @@ cl_batch_reset(ClBatch *b, uint64 seq_start)
 	b->arena_used = 0;
 	b->nevents = 0;
 	b->seq_start = b->seq_end = seq_start;
-	b->lsn_floor = 0;
-	b->nwal = 0;
-	b->replayed = false;
-	b->pos_start = b->pos_end = 0;
-	b->ndropped = 0;
 	b->rewrite = false;
-	b->splitting = false;
-	b->attempts = 0;
-	b->written_mark = 0;
-	b->next_attempt = 0;
 	memset(b->slots, -1, sizeof(int32) * b->nslots);
 }
 

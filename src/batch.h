@@ -241,20 +241,12 @@ typedef struct ClBatch
 	uint64		nevents;		/* events added, merged ones included */
 	uint64		seq_start;
 	uint64		seq_end;
-	/* connlog.durability bookkeeping, owned by the worker (see wal.c) */
-	uint64		lsn_floor;		/* no WAL event of the batch ends before it; 0
-								 * if the batch has none */
-	uint64		nwal;			/* WAL-backed events added */
-	bool		replayed;		/* holds events read back from WAL */
-	/* ring and retry bookkeeping, owned by the worker (see flush.c) */
-	uint64		pos_start;		/* the ring bytes of its events */
-	uint64		pos_end;
-	uint64		ndropped;		/* events discarded as malformed */
-	bool		rewrite;		/* some rows may have been written already */
-	bool		splitting;		/* being written in parts */
-	int			attempts;
-	uint64		written_mark;	/* upserts committed before this attempt */
-	int64		next_attempt;
+	/*
+	 * Set by the worker: some rows may be in the table already (events a
+	 * predecessor had read, or read back from WAL), so the upsert skips a
+	 * web event whose row exists (writer.c).
+	 */
+	bool		rewrite;
 } ClBatch;
 
 extern size_t cl_encoded_size(const ClEvent *ev);

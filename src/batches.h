@@ -58,6 +58,8 @@ extern bool connlog_batches_queue_full(void);
 extern TimestampTz connlog_batches_next_retry(void);
 
 /* on SIGTERM */
-extern void connlog_batches_before_exit(uint64 target, TimestampTz deadline);
+extern void connlog_batches_exit_by(TimestampTz deadline);
+extern bool connlog_batches_exiting(void);
+extern void connlog_batches_before_exit(uint64 target);
 
 #endif							/* CONNLOG_BATCHES_H */

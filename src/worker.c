@@ -186,8 +186,6 @@ static TimestampTz next_purge;
 static uint64 purge_run_rows;
 static char *purge_error_logged;
 
-static volatile sig_atomic_t shutting_down;
-static TimestampTz shutdown_deadline;
 
 static uint32 wait_event_main;
 
@@ -241,7 +239,7 @@ handle_sigterm(SIGNAL_ARGS)
 	int			save_errno = errno;
 
 	ShutdownRequestPending = true;
-	if (!shutting_down)
+	if (!connlog_batches_exiting())
 		cancel_running_statement(true);
 	SetLatch(MyLatch);
 	errno = save_errno;
@@ -497,7 +495,7 @@ wait_until_writable(void)
 {
 	while (!can_write())
 	{
-		if (shutting_down || ShutdownRequestPending)
+		if (ShutdownRequestPending)
 			return false;
 		connlog_ring_set_state(published_state());
 		sleep_ms(connlog_flush_interval_ms);
@@ -596,7 +594,7 @@ purge_step(TimestampTz now)
 
 /* Why the worker exits with events not written, for shutdown_drain() */
 static int
-errdetail_unwritten(void)
+errdetail_unwritten(TimestampTz deadline)
 {
 	switch (state)
 	{
@@ -611,7 +609,7 @@ errdetail_unwritten(void)
 		case WS_PURGING:
 			break;
 	}
-	if (GetCurrentTimestamp() >= shutdown_deadline)
+	if (GetCurrentTimestamp() >= deadline)
 		return errdetail("connlog.shutdown_timeout expired.");
 	return errdetail("Writing them failed with an error that may be temporary.");
 }
@@ -632,24 +630,25 @@ shutdown_drain(void)
 				head_seq,
 				target;
 	ConnlogStats st;
+	TimestampTz deadline;
 
-	shutting_down = true;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   connlog_shutdown_timeout_ms);
+	connlog_batches_exit_by(deadline);
 	connlog_ring_set_state(CL_STATE_EXITING);
-	shutdown_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												connlog_shutdown_timeout_ms);
 	pgstat_report_activity(STATE_RUNNING, "connlog: writing all events before exit");
 
 	if (!can_write())
 		check_target();
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &target, NULL);
-	connlog_batches_before_exit(target, shutdown_deadline);
+	connlog_batches_before_exit(target);
 
 	(void) connlog_ring_snapshot(&tail, &tail_seq, &head_seq, NULL);
 	if (tail_seq < target)
 		ereport(WARNING,
 			(errmsg("connlog worker is exiting with %llu events not written",
 					(unsigned long long) (head_seq - tail_seq)),
-			 errdetail_unwritten(),
+			 errdetail_unwritten(deadline),
 			 errhint("The events stay in shared memory for the next worker.  If the server is stopping, those not backed by WAL are lost.")));
 	else if (head_seq > tail_seq)
 		ereport(LOG,
