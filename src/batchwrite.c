@@ -63,12 +63,6 @@ static uint64 upserts_committed;
 static const char *split_held;
 static bool holding;
 
-static ConnlogCounters *
-counters(void)
-{
-	return &connlog_shared->counters;
-}
-
 /* what follows a failed write of rows, for report_failure() */
 typedef enum FailureNext
 {
@@ -103,7 +97,7 @@ log_failure(const char *error, int nrows, FailureNext next, int attempt)
 static void
 report_failure(const char *error, int nrows, FailureNext next, int attempt)
 {
-	connlog_count(&counters()->write_errors, 1);
+	connlog_count(&connlog_counters()->write_errors, 1);
 	log_failure(error, nrows, next, attempt);
 }
 
@@ -203,7 +197,7 @@ write_entries(WorkerBatch *b, WriteKind kind, int start, int n,
 						worker->held(NULL);
 						holding = false;
 					}
-					connlog_count(&counters()->batches, 1);
+					connlog_count(&connlog_counters()->batches, 1);
 					connlog_ring_note_flush(NULL);
 					connlog_held_settle(b, start, n, OUTCOME_WRITTEN);
 				}
@@ -212,7 +206,7 @@ write_entries(WorkerBatch *b, WriteKind kind, int start, int n,
 				worker->found_missing();
 				return WR_MISSING;
 			case CL_WRITE_DENIED:
-				connlog_count(&counters()->write_errors, 1);
+				connlog_count(&connlog_counters()->write_errors, 1);
 				worker->denied(*error);
 				if (kind == WRITE_WHOLE || !worker->wait_until_writable())
 					return WR_DENIED;
@@ -408,7 +402,7 @@ write_range(WorkerBatch *b, int start, int n, const char *failed,
 				/* FALLTHROUGH */
 			case WR_FAILED:
 			case WR_BAD_DATA:
-				connlog_count(&counters()->write_errors, 1);
+				connlog_count(&connlog_counters()->write_errors, 1);
 				failed = err;
 				break;
 			default:
@@ -612,7 +606,7 @@ write_batch_internal(WorkerBatch *b, bool retry)
 	if (b->splitting)
 	{
 		/* a split that stopped, or rows held: go on from there */
-		connlog_count(&counters()->retries, 1);
+		connlog_count(&connlog_counters()->retries, 1);
 		b->attempts++;
 		return write_split(b, NULL, WR_FAILED);
 	}
@@ -621,7 +615,7 @@ write_batch_internal(WorkerBatch *b, bool retry)
 	if (r == WR_MISSING || r == WR_DENIED || r == WR_STOPPED)
 		return false;
 	if (retry)
-		connlog_count(&counters()->retries, 1);
+		connlog_count(&connlog_counters()->retries, 1);
 	if (r == WR_OK)
 		return true;
 

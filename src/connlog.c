@@ -126,7 +126,7 @@ connlog_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	connlog_ring_shmem_init(connlog_ring_size_kb, crash_mem_pending,
 							crash_wal_pending);
-	connlog_shared->worker_registered = worker_registered;
+	connlog_ring_set_registered(worker_registered);
 	crash_mem_pending = crash_wal_pending = 0;
 	connlog_guard_shmem_init();
 	LWLockRelease(AddinShmemInitLock);

@@ -51,12 +51,6 @@ static uint64 read_seq;
 static uint64 released_pos;
 static uint64 taken_before;
 
-static ConnlogCounters *
-counters(void)
-{
-	return &connlog_shared->counters;
-}
-
 /*
  * The batches this worker holds, for the loops that look at all of them:
  * cur, then the retry queue, oldest first.  NULL past the last.
@@ -143,8 +137,8 @@ connlog_held_accounted(const WorkerBatch *b)
 	/* events read back from WAL count as enqueued once, here, too */
 	if (b->replayed)
 	{
-		connlog_count(&counters()->enqueued, b->batch->nevents + b->ndropped);
-		connlog_count(&counters()->wal_enqueued, b->nwal);
+		connlog_count(&connlog_counters()->enqueued, b->batch->nevents + b->ndropped);
+		connlog_count(&connlog_counters()->wal_enqueued, b->nwal);
 	}
 	for (int i = 0; i < b->batch->nentries; i++)
 	{
@@ -152,11 +146,11 @@ connlog_held_accounted(const WorkerBatch *b)
 		n[b->batch->entries[i].outcome]++;
 		events += b->batch->entries[i].nevents;
 	}
-	connlog_count(&counters()->written, n[OUTCOME_WRITTEN]);
-	connlog_count(&counters()->rejected, n[OUTCOME_REJECTED]);
-	connlog_count(&counters()->dropped, n[OUTCOME_DROPPED] + b->ndropped);
-	connlog_count(&counters()->merged, events - b->batch->nentries);
-	connlog_count(&counters()->wal_accounted, b->nwal);
+	connlog_count(&connlog_counters()->written, n[OUTCOME_WRITTEN]);
+	connlog_count(&connlog_counters()->rejected, n[OUTCOME_REJECTED]);
+	connlog_count(&connlog_counters()->dropped, n[OUTCOME_DROPPED] + b->ndropped);
+	connlog_count(&connlog_counters()->merged, events - b->batch->nentries);
+	connlog_count(&connlog_counters()->wal_accounted, b->nwal);
 	if (b->pos_start != released_pos)
 		connlog_ring_mark_done(b->pos_start, b->pos_end);
 }
@@ -314,7 +308,7 @@ connlog_held_fill(void)
 			ereport(WARNING,
 					(errmsg("connlog ring is corrupt; discarding %llu events",
 							(unsigned long long) (head_seq - seq))));
-			connlog_count(&counters()->dropped, head_seq - seq);
+			connlog_count(&connlog_counters()->dropped, head_seq - seq);
 			pos = head;
 			seq = head_seq;
 			break;
@@ -371,9 +365,9 @@ connlog_held_fill(void)
 	read_pos = pos;
 	read_seq = seq;
 	if (seq > taken_before)
-		pg_atomic_write_u64(&connlog_shared->taken_seq, seq);
+		connlog_ring_set_taken(seq);
 	return cl_batch_full(cur->batch) ||
-		(cur->batch->nentries > 0 && (read_pos - released_pos) * 2 > connlog_shared->size);
+		(cur->batch->nentries > 0 && (read_pos - released_pos) * 2 > connlog_ring_size());
 }
 
 /*

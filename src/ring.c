@@ -134,22 +134,22 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	if (found)
 		return;
 
-	s->lock = &(GetNamedLWLockTranche("connlog"))->lock;
-	s->size = (uint64) ring_size_kb * 1024;
-	s->head = s->tail = 0;
-	s->head_seq = s->tail_seq = 0;
-	pg_atomic_init_u64(&s->taken_seq, 0);
-	s->worker_latch = NULL;
-	s->worker_pid = 0;
+	s->ring.lock = &(GetNamedLWLockTranche("connlog"))->lock;
+	s->ring.size = (uint64) ring_size_kb * 1024;
+	s->ring.head = s->ring.tail = 0;
+	s->ring.head_seq = s->ring.tail_seq = 0;
+	pg_atomic_init_u64(&s->ring.taken_seq, 0);
+	s->worker.latch = NULL;
+	s->worker.pid = 0;
 	for (int i = 0; i < CL_NUM_CONNECTORS; i++)
-		s->connecting[i] = false;
-	s->worker_seen = false;
-	ConditionVariableInit(&s->space_cv);
-	ConditionVariableInit(&s->flush_cv);
+		s->worker.connecting[i] = false;
+	s->worker.seen = false;
+	ConditionVariableInit(&s->ring.space_cv);
+	ConditionVariableInit(&s->worker.flush_cv);
 	pg_atomic_init_u32(&s->columns.gen, 0);
 	s->columns.state = CL_COLUMNS_UNKNOWN;
-	pg_atomic_init_u64(&s->done_seq, 0);
-	pg_atomic_init_u32(&s->flush_requested, 0);
+	pg_atomic_init_u64(&s->worker.done_seq, 0);
+	pg_atomic_init_u32(&s->worker.flush_requested, 0);
 	pg_atomic_init_u64(&s->counters.enqueued, 0);
 	pg_atomic_init_u64(&s->counters.merged, 0);
 	pg_atomic_init_u64(&s->counters.written, 0);
@@ -179,18 +179,18 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	s->crash_wal_pending = crash_wal_pending;
 	s->exit_stored = false;
 	s->exit_ring_pending = 0;
-	pg_atomic_init_u32(&s->worker_state, CL_STATE_NOT_RUNNING);
-	SpinLockInit(&s->mutex);
-	s->last_flush = 0;
-	s->last_error[0] = '\0';
+	pg_atomic_init_u32(&s->worker.state, CL_STATE_NOT_RUNNING);
+	SpinLockInit(&s->status.mutex);
+	s->status.last_flush = 0;
+	s->status.last_error[0] = '\0';
 }
 
 /* Copy len bytes into the ring at byte count pos, wrapping at the end. */
 static void
 ring_write(ConnlogShared *s, uint64 pos, const char *src, uint32 len)
 {
-	uint64		off = pos % s->size;
-	uint64		first = Min((uint64) len, s->size - off);
+	uint64		off = pos % s->ring.size;
+	uint64		first = Min((uint64) len, s->ring.size - off);
 
 	memcpy(s->data + off, src, first);
 	if (first < len)
@@ -201,8 +201,8 @@ void
 connlog_ring_read(uint64 pos, char *dst, uint32 len)
 {
 	ConnlogShared *s = connlog_shared;
-	uint64		off = pos % s->size;
-	uint64		first = Min((uint64) len, s->size - off);
+	uint64		off = pos % s->ring.size;
+	uint64		first = Min((uint64) len, s->ring.size - off);
 
 	memcpy(dst, s->data + off, first);
 	if (first < len)
@@ -222,10 +222,10 @@ connlog_ring_read(uint64 pos, char *dst, uint32 len)
 static inline void
 prefault(ConnlogShared *s, uint32 len)
 {
-	uint64		head = *(volatile uint64 *) &s->head;
+	uint64		head = *(volatile uint64 *) &s->ring.head;
 
-	(void) *(volatile char *) &s->data[head % s->size];
-	(void) *(volatile char *) &s->data[(head + len - 1) % s->size];
+	(void) *(volatile char *) &s->data[head % s->ring.size];
+	(void) *(volatile char *) &s->data[(head + len - 1) % s->ring.size];
 }
 
 /*
@@ -265,13 +265,13 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 		TimestampTz now = GetCurrentTimestamp();
 
 		prefault(s, (uint32) need);
-		LWLockAcquire(s->lock, LW_EXCLUSIVE);
-		if (s->size - (s->head - s->tail) >= need)
+		LWLockAcquire(s->ring.lock, LW_EXCLUSIVE);
+		if (s->ring.size - (s->ring.head - s->ring.tail) >= need)
 		{
-			bool		below_half = (s->head - s->tail) * 2 <= s->size;
-			uint64		unread = s->head_seq -
-			pg_atomic_read_u64(&s->taken_seq);
-			uint64		pos = s->head;
+			bool		below_half = (s->ring.head - s->ring.tail) * 2 <= s->ring.size;
+			uint64		unread = s->ring.head_seq -
+			pg_atomic_read_u64(&s->ring.taken_seq);
+			uint64		pos = s->ring.head;
 			uint32		off = 0;
 
 			for (uint32 i = 0; i < nrecs; i++)
@@ -295,19 +295,19 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 			}
 			if (wal)
 				pg_atomic_fetch_add_u64(&s->counters.wal_enqueued, nrecs);
-			*seq = s->head_seq;
-			s->head += need;
-			s->head_seq += nrecs;
+			*seq = s->ring.head_seq;
+			s->ring.head += need;
+			s->ring.head_seq += nrecs;
 			pg_atomic_fetch_add_u64(&s->counters.enqueued, nrecs);
 			if ((unread < (uint64) wake_events &&
 				 unread + nrecs >= (uint64) wake_events) ||
-				(below_half && (s->head - s->tail) * 2 > s->size))
-				wake = s->worker_latch;
+				(below_half && (s->ring.head - s->ring.tail) * 2 > s->ring.size))
+				wake = s->worker.latch;
 			result = CL_PUT_STORED;
 		}
 		else
 		{
-			wake = s->worker_latch;
+			wake = s->worker.latch;
 			if (mode == CL_PUT_DROP)
 			{
 				pg_atomic_fetch_add_u64(&s->counters.enqueued, nrecs);
@@ -317,7 +317,7 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 			else
 				result = CL_PUT_FULL;
 		}
-		LWLockRelease(s->lock);
+		LWLockRelease(s->ring.lock);
 
 		if (wake != NULL)
 			SetLatch(wake);
@@ -327,7 +327,7 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 		/* Recheck once after preparing to sleep, so no wakeup is missed. */
 		if (!sleeping)
 		{
-			ConditionVariablePrepareToSleep(&s->space_cv);
+			ConditionVariablePrepareToSleep(&s->ring.space_cv);
 			start = GetCurrentTimestamp();
 			sleeping = true;
 			continue;
@@ -339,7 +339,7 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 			elapsed_ms = (long) ((GetCurrentTimestamp() - start) / 1000);
 			if (elapsed_ms >= wait_ms)
 				break;
-			(void) ConditionVariableTimedSleep(&s->space_cv,
+			(void) ConditionVariableTimedSleep(&s->ring.space_cv,
 											   wait_ms - elapsed_ms,
 											   wait_event);
 		}
@@ -380,7 +380,7 @@ connlog_ring_entries_fit(uint64 len, uint32 nrecs, bool wal)
 {
 	return len + (uint64) nrecs *
 		(CL_RING_TIME_SIZE + (wal ? CL_RING_LSN_SIZE : 0)) <=
-		connlog_shared->size;
+		connlog_shared->ring.size;
 }
 
 /*
@@ -465,9 +465,9 @@ connlog_ring_wake_worker(void)
 	ConnlogShared *s = connlog_shared;
 	Latch	   *latch;
 
-	LWLockAcquire(s->lock, LW_SHARED);
-	latch = s->worker_latch;
-	LWLockRelease(s->lock);
+	LWLockAcquire(s->ring.lock, LW_SHARED);
+	latch = s->worker.latch;
+	LWLockRelease(s->ring.lock);
 	if (latch != NULL)
 		SetLatch(latch);
 }
@@ -498,14 +498,14 @@ connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
 	ConnlogShared *s = connlog_shared;
 	uint64		head;
 
-	LWLockAcquire(s->lock, LW_SHARED);
-	head = s->head;
-	*tail = s->tail;
-	*tail_seq = s->tail_seq;
-	*head_seq = s->head_seq;
+	LWLockAcquire(s->ring.lock, LW_SHARED);
+	head = s->ring.head;
+	*tail = s->ring.tail;
+	*tail_seq = s->ring.tail_seq;
+	*head_seq = s->ring.head_seq;
 	if (insert_lsn != NULL)
 		*insert_lsn = raise_floor(s);
-	LWLockRelease(s->lock);
+	LWLockRelease(s->ring.lock);
 	return head;
 }
 
@@ -518,9 +518,9 @@ connlog_ring_snapshot(uint64 *tail, uint64 *tail_seq, uint64 *head_seq,
 static uint64
 first_held(ConnlogShared *s, uint32 flags, uint32 *word)
 {
-	uint64		pos = s->tail;
+	uint64		pos = s->ring.tail;
 
-	while (pos < s->head)
+	while (pos < s->ring.head)
 	{
 		connlog_ring_read(pos, (char *) word, sizeof(*word));
 		if ((*word & CL_RING_LEN_MASK) < CL_RECORD_FIXED_SIZE)
@@ -529,7 +529,7 @@ first_held(ConnlogShared *s, uint32 flags, uint32 *word)
 			return pos;
 		pos += cl_ring_entry_size(*word);
 	}
-	return s->head;
+	return s->ring.head;
 }
 
 /*
@@ -547,13 +547,13 @@ connlog_ring_first_wal_floor(XLogRecPtr *insert_lsn)
 	uint32		word;
 	uint64		pos;
 
-	LWLockAcquire(s->lock, LW_SHARED);
+	LWLockAcquire(s->ring.lock, LW_SHARED);
 	pos = first_held(s, CL_RING_WAL_FLAG, &word);
-	if (pos < s->head)
+	if (pos < s->ring.head)
 		connlog_ring_read(pos + (word & CL_RING_LEN_MASK) + CL_RING_TIME_SIZE,
 						  (char *) &first, sizeof(first));
 	*insert_lsn = raise_floor(s);
-	LWLockRelease(s->lock);
+	LWLockRelease(s->ring.lock);
 	return first;
 }
 
@@ -587,11 +587,11 @@ connlog_ring_release(uint64 tail, uint64 tail_seq)
 {
 	ConnlogShared *s = connlog_shared;
 
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	s->tail = tail;
-	s->tail_seq = tail_seq;
-	LWLockRelease(s->lock);
-	ConditionVariableBroadcast(&s->space_cv);
+	LWLockAcquire(s->ring.lock, LW_EXCLUSIVE);
+	s->ring.tail = tail;
+	s->ring.tail_seq = tail_seq;
+	LWLockRelease(s->ring.lock);
+	ConditionVariableBroadcast(&s->ring.space_cv);
 }
 
 /* Register the calling process as the worker. */
@@ -600,17 +600,17 @@ connlog_ring_attach_worker(void)
 {
 	ConnlogShared *s = connlog_shared;
 
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	s->worker_latch = MyLatch;
-	s->worker_pid = MyProcPid;
-	s->worker_seen = true;
-	LWLockRelease(s->lock);
+	LWLockAcquire(s->ring.lock, LW_EXCLUSIVE);
+	s->worker.latch = MyLatch;
+	s->worker.pid = MyProcPid;
+	s->worker.seen = true;
+	LWLockRelease(s->ring.lock);
 	/* connlog_flush() waits until this worker has replayed WAL (wal.c) */
 	pg_atomic_write_u32(&s->replaying, 1);
-	pg_atomic_write_u32(&s->worker_state, CL_STATE_STARTING);
+	pg_atomic_write_u32(&s->worker.state, CL_STATE_STARTING);
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
 	/* connlog_flush() callers may be waiting for a worker to appear */
-	ConditionVariableBroadcast(&s->flush_cv);
+	ConditionVariableBroadcast(&s->worker.flush_cv);
 }
 
 void
@@ -618,13 +618,13 @@ connlog_ring_detach_worker(int code, Datum arg)
 {
 	ConnlogShared *s = connlog_shared;
 
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	s->worker_latch = NULL;
-	s->worker_pid = 0;
-	LWLockRelease(s->lock);
-	pg_atomic_write_u32(&s->worker_state, CL_STATE_NOT_RUNNING);
+	LWLockAcquire(s->ring.lock, LW_EXCLUSIVE);
+	s->worker.latch = NULL;
+	s->worker.pid = 0;
+	LWLockRelease(s->ring.lock);
+	pg_atomic_write_u32(&s->worker.state, CL_STATE_NOT_RUNNING);
 	/* let connlog_flush() callers notice there is no worker */
-	ConditionVariableBroadcast(&s->flush_cv);
+	ConditionVariableBroadcast(&s->worker.flush_cv);
 }
 
 /*
@@ -637,10 +637,10 @@ connlog_ring_set_connecting(ConnlogConnector who, bool connecting)
 	ConnlogShared *s = connlog_shared;
 	bool		was_connecting;
 
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	was_connecting = s->connecting[who];
-	s->connecting[who] = connecting;
-	LWLockRelease(s->lock);
+	LWLockAcquire(s->ring.lock, LW_EXCLUSIVE);
+	was_connecting = s->worker.connecting[who];
+	s->worker.connecting[who] = connecting;
+	LWLockRelease(s->ring.lock);
 	return was_connecting;
 }
 
@@ -654,12 +654,12 @@ connlog_ring_resume(uint64 *tail, uint64 *tail_seq)
 {
 	ConnlogShared *s = connlog_shared;
 
-	LWLockAcquire(s->lock, LW_SHARED);
-	*tail = s->tail;
-	*tail_seq = s->tail_seq;
-	LWLockRelease(s->lock);
-	pg_atomic_write_u64(&s->done_seq, *tail_seq);
-	return Max(pg_atomic_read_u64(&s->taken_seq), *tail_seq);
+	LWLockAcquire(s->ring.lock, LW_SHARED);
+	*tail = s->ring.tail;
+	*tail_seq = s->ring.tail_seq;
+	LWLockRelease(s->ring.lock);
+	pg_atomic_write_u64(&s->worker.done_seq, *tail_seq);
+	return Max(pg_atomic_read_u64(&s->ring.taken_seq), *tail_seq);
 }
 
 /* Publish progress and wake connlog_flush() callers. */
@@ -668,10 +668,10 @@ connlog_ring_set_done(uint64 done_seq)
 {
 	ConnlogShared *s = connlog_shared;
 
-	if (pg_atomic_read_u64(&s->done_seq) != done_seq)
+	if (pg_atomic_read_u64(&s->worker.done_seq) != done_seq)
 	{
-		pg_atomic_write_u64(&s->done_seq, done_seq);
-		ConditionVariableBroadcast(&s->flush_cv);
+		pg_atomic_write_u64(&s->worker.done_seq, done_seq);
+		ConditionVariableBroadcast(&s->worker.flush_cv);
 	}
 }
 
@@ -682,12 +682,12 @@ connlog_ring_note_flush(const char *error)
 	ConnlogShared *s = connlog_shared;
 	TimestampTz now = GetCurrentTimestamp();
 
-	SpinLockAcquire(&s->mutex);
+	SpinLockAcquire(&s->status.mutex);
 	if (error == NULL)
-		s->last_flush = now;
+		s->status.last_flush = now;
 	else
-		strlcpy(s->last_error, error, CONNLOG_LAST_ERROR_LEN);
-	SpinLockRelease(&s->mutex);
+		strlcpy(s->status.last_error, error, CONNLOG_LAST_ERROR_LEN);
+	SpinLockRelease(&s->status.mutex);
 }
 
 /* The worker can write again: what stopped it no longer applies. */
@@ -696,9 +696,9 @@ connlog_ring_clear_error(void)
 {
 	ConnlogShared *s = connlog_shared;
 
-	SpinLockAcquire(&s->mutex);
-	s->last_error[0] = '\0';
-	SpinLockRelease(&s->mutex);
+	SpinLockAcquire(&s->status.mutex);
+	s->status.last_error[0] = '\0';
+	SpinLockRelease(&s->status.mutex);
 }
 
 /* The counters only, without taking any lock. */
@@ -721,7 +721,7 @@ connlog_ring_stats_unlocked(ConnlogStats *st)
 	st->retries = pg_atomic_read_u64(&c->retries);
 	st->purged = pg_atomic_read_u64(&c->purged);
 	st->worker_state = (ConnlogWorkerState)
-		pg_atomic_read_u32(&connlog_shared->worker_state);
+		pg_atomic_read_u32(&connlog_shared->worker.state);
 }
 
 void
@@ -733,30 +733,30 @@ connlog_ring_stats(ConnlogStats *st)
 
 	connlog_ring_stats_unlocked(st);
 
-	LWLockAcquire(s->lock, LW_SHARED);
-	st->ring_used_bytes = s->head - s->tail;
-	st->worker_pid = s->worker_pid;
+	LWLockAcquire(s->ring.lock, LW_SHARED);
+	st->ring_used_bytes = s->ring.head - s->ring.tail;
+	st->worker_pid = s->worker.pid;
 	pos = first_held(s, 0, &word);
 	st->oldest_stored = 0;
-	if (pos < s->head)
+	if (pos < s->ring.head)
 		connlog_ring_read(pos + (word & CL_RING_LEN_MASK),
 						  (char *) &st->oldest_stored, CL_RING_TIME_SIZE);
-	LWLockRelease(s->lock);
-	st->ring_size_bytes = s->size;
+	LWLockRelease(s->ring.lock);
+	st->ring_size_bytes = s->ring.size;
 	/* older than anything in the ring: see the file header */
 	if (pg_atomic_read_u32(&s->holds_replayed) != 0)
 		st->oldest_stored = s->started;
 
-	SpinLockAcquire(&s->mutex);
-	st->last_flush = s->last_flush;
-	strlcpy(st->last_error, s->last_error, CONNLOG_LAST_ERROR_LEN);
-	SpinLockRelease(&s->mutex);
+	SpinLockAcquire(&s->status.mutex);
+	st->last_flush = s->status.last_flush;
+	strlcpy(st->last_error, s->status.last_error, CONNLOG_LAST_ERROR_LEN);
+	SpinLockRelease(&s->status.mutex);
 }
 
 void
 connlog_ring_set_state(ConnlogWorkerState state)
 {
-	pg_atomic_write_u32(&connlog_shared->worker_state, (uint32) state);
+	pg_atomic_write_u32(&connlog_shared->worker.state, (uint32) state);
 }
 
 /* The worker holds events read back from WAL, or no longer does. */
@@ -764,6 +764,96 @@ void
 connlog_ring_set_replayed(bool holds)
 {
 	pg_atomic_write_u32(&connlog_shared->holds_replayed, holds ? 1 : 0);
+}
+
+/* The worker has read the events below seq (see the locking rules) */
+void
+connlog_ring_set_taken(uint64 seq)
+{
+	pg_atomic_write_u64(&connlog_shared->ring.taken_seq, seq);
+}
+
+/* The worker: has connlog_flush() asked for a flush since it last looked? */
+bool
+connlog_ring_take_flush_request(void)
+{
+	return pg_atomic_exchange_u32(&connlog_shared->worker.flush_requested,
+								  0) != 0;
+}
+
+/* Whether _PG_init registered the worker; at each initialization */
+void
+connlog_ring_set_registered(bool registered)
+{
+	connlog_shared->worker.registered = registered;
+}
+
+bool
+connlog_ring_worker_registered(void)
+{
+	return connlog_shared->worker.registered;
+}
+
+/* The ring's bytes */
+uint64
+connlog_ring_size(void)
+{
+	return connlog_shared->ring.size;
+}
+
+/* The sequence number the next event stored will get */
+uint64
+connlog_ring_head_seq(void)
+{
+	ConnlogShared *s = connlog_shared;
+	uint64		seq;
+
+	LWLockAcquire(s->ring.lock, LW_SHARED);
+	seq = s->ring.head_seq;
+	LWLockRelease(s->ring.lock);
+	return seq;
+}
+
+/* The worker's pid, 0 if none runs; *seen: whether one ran since startup */
+pid_t
+connlog_ring_worker_pid(bool *seen)
+{
+	ConnlogShared *s = connlog_shared;
+	pid_t		pid;
+
+	LWLockAcquire(s->ring.lock, LW_SHARED);
+	pid = s->worker.pid;
+	*seen = s->worker.seen;
+	LWLockRelease(s->ring.lock);
+	return pid;
+}
+
+/* Every event below this sequence number is accounted for */
+uint64
+connlog_ring_done_seq(void)
+{
+	return pg_atomic_read_u64(&connlog_shared->worker.done_seq);
+}
+
+/* What connlog_flush() sleeps on: broadcast as done_seq moves */
+ConditionVariable *
+connlog_ring_flush_cv(void)
+{
+	return &connlog_shared->worker.flush_cv;
+}
+
+/*
+ * Ask the worker for a flush, unless that is asked already (again: a
+ * restarted worker may have missed the request).
+ */
+void
+connlog_ring_request_flush(void)
+{
+	if (pg_atomic_read_u32(&connlog_shared->worker.flush_requested) == 0)
+	{
+		pg_atomic_write_u32(&connlog_shared->worker.flush_requested, 1);
+		connlog_ring_wake_worker();
+	}
 }
 
 /* connlog_stats.worker_state; doc/connlog.md lists the same words */

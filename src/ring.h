@@ -128,7 +128,11 @@ typedef struct ConnlogColumns
 	char		names[CL_COLUMN_NAMES_SIZE];
 } ConnlogColumns;
 
-typedef struct ConnlogShared
+/*
+ * The ring's own (ring.c): where the events are, and the producers' wait
+ * for room.  Changed only by ring.c's functions.
+ */
+typedef struct ConnlogRing
 {
 	LWLock	   *lock;			/* see ring.c */
 	uint64		size;			/* bytes in data[] */
@@ -137,17 +141,47 @@ typedef struct ConnlogShared
 	uint64		head_seq;		/* sequence number of the next event */
 	uint64		tail_seq;		/* sequence number of the oldest event */
 	pg_atomic_uint64 taken_seq; /* a worker has read the events below it */
-	Latch	   *worker_latch;	/* NULL while no worker runs */
-	pid_t		worker_pid;
-	bool		connecting[CL_NUM_CONNECTORS];	/* connecting to the database */
-	bool		worker_seen;	/* a worker has attached since startup */
-	bool		worker_registered;	/* set at initialization, never changed */
-
 	ConditionVariable space_cv; /* producers waiting for ring space */
+} ConnlogRing;
+
+/*
+ * The worker's presence and progress.  Changed only by the worker (and
+ * the processes that connect, for connecting) through ring.c's
+ * connlog_ring_attach_worker() and the functions after it in ring.h; but
+ * flush_requested, which anyone sets (connlog_ring_request_flush()).
+ */
+typedef struct ConnlogWorkerShared
+{
+	Latch	   *latch;			/* NULL while no worker runs */
+	pid_t		pid;
+	bool		connecting[CL_NUM_CONNECTORS];	/* connecting to the database */
+	bool		seen;			/* a worker has attached since startup */
+	bool		registered;		/* set at initialization, never changed */
 	ConditionVariable flush_cv; /* connlog_flush() waiting for done_seq */
 	pg_atomic_uint64 done_seq;	/* events below this seq are accounted for */
 	pg_atomic_uint32 flush_requested;
-	pg_atomic_uint32 worker_state;	/* a ConnlogWorkerState */
+	pg_atomic_uint32 state;		/* a ConnlogWorkerState */
+} ConnlogWorkerShared;
+
+/*
+ * The outcome of the worker's last write, for connlog_stats: changed
+ * only by connlog_ring_note_flush() and connlog_ring_clear_error().
+ */
+typedef struct ConnlogStatus
+{
+	slock_t		mutex;			/* protects the fields below */
+	TimestampTz last_flush;
+	char		last_error[CONNLOG_LAST_ERROR_LEN];
+} ConnlogStatus;
+
+/*
+ * connlog's shared memory, by owner: see each struct, and ring.c for the
+ * locking rules.
+ */
+typedef struct ConnlogShared
+{
+	ConnlogRing ring;
+	ConnlogWorkerShared worker;
 
 	/* connlog.durability, see wal.c */
 	pg_atomic_uint32 slot_ready;	/* the WAL-retaining slot exists */
@@ -166,13 +200,11 @@ typedef struct ConnlogShared
 								 * pending_at_exit (wal.c) ... */
 	uint64		exit_ring_pending;	/* ... of which the ring held these */
 
-	ConnlogCounters counters;
+	ConnlogCounters counters;	/* connlog_count() */
 
 	ConnlogColumns columns;		/* what extra may name */
 
-	slock_t		mutex;			/* protects the fields below */
-	TimestampTz last_flush;
-	char		last_error[CONNLOG_LAST_ERROR_LEN];
+	ConnlogStatus status;
 
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } ConnlogShared;
@@ -244,13 +276,32 @@ extern void connlog_ring_note_flush(const char *error);
 extern void connlog_ring_clear_error(void);
 extern void connlog_ring_set_state(ConnlogWorkerState state);
 extern void connlog_ring_set_replayed(bool holds);
+extern void connlog_ring_set_taken(uint64 seq);
+extern bool connlog_ring_take_flush_request(void);
 extern void connlog_columns_publish(ConnlogColumnsState state, Oid relid,
 									const char *names, uint32 len);
 extern const char *connlog_worker_state_label(ConnlogWorkerState state);
 
+/* at initialization, in the postmaster */
+extern void connlog_ring_set_registered(bool registered);
+
 /* readers */
 extern void connlog_ring_stats(ConnlogStats *st);
 extern void connlog_ring_stats_unlocked(ConnlogStats *st);
+extern uint64 connlog_ring_size(void);
+extern uint64 connlog_ring_head_seq(void);
+extern bool connlog_ring_worker_registered(void);
+extern pid_t connlog_ring_worker_pid(bool *seen);
+extern uint64 connlog_ring_done_seq(void);
+extern ConditionVariable *connlog_ring_flush_cv(void);
+extern void connlog_ring_request_flush(void);
+
+/* The counters, which anyone adds to with connlog_count() */
+static inline ConnlogCounters *
+connlog_counters(void)
+{
+	return &connlog_shared->counters;
+}
 
 static inline void
 connlog_count(pg_atomic_uint64 *counter, uint64 n)

@@ -61,7 +61,7 @@ connlog_require_worker(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		   errmsg("connlog does not accept events in binary-upgrade mode")));
-	if (!connlog_shared->worker_registered)
+	if (!connlog_ring_worker_registered())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("connlog worker is not registered"),
@@ -300,20 +300,15 @@ connlog_flush(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("connlog_flush timeout must not be negative")));
 
-	LWLockAcquire(s->lock, LW_SHARED);
-	target = s->head_seq;
-	LWLockRelease(s->lock);
+	target = connlog_ring_head_seq();
 
 	start = GetCurrentTimestamp();
-	ConditionVariablePrepareToSleep(&s->flush_cv);
+	ConditionVariablePrepareToSleep(connlog_ring_flush_cv());
 	for (;;)
 	{
 		int64		waited_us = GetCurrentTimestamp() - start;
 
-		LWLockAcquire(s->lock, LW_SHARED);
-		pid = s->worker_pid;
-		seen = s->worker_seen;
-		LWLockRelease(s->lock);
+		pid = connlog_ring_worker_pid(&seen);
 
 		/*
 		 * No worker.  One that ran before is being restarted by the
@@ -330,7 +325,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 					 errmsg("connlog worker is not running"),
 					 errhint("The worker starts with the server once recovery has finished; see the server log.")));
 		}
-		if (pid != 0 && pg_atomic_read_u64(&s->done_seq) >= target &&
+		if (pid != 0 && connlog_ring_done_seq() >= target &&
 			pg_atomic_read_u32(&s->replaying) == 0)
 			break;
 		if (waited_us >= timeout_us)
@@ -349,16 +344,12 @@ connlog_flush(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("connlog_flush timed out"),
 					 errdetail_flush_timeout(&w,
-								  target - pg_atomic_read_u64(&s->done_seq)),
+								  target - connlog_ring_done_seq()),
 					 errhint_worker_trouble(&w, false)));
 		}
-		if (pid != 0 && pg_atomic_read_u32(&s->flush_requested) == 0)
-		{
-			/* ask (again: a restarted worker may have missed the request) */
-			pg_atomic_write_u32(&s->flush_requested, 1);
-			connlog_ring_wake_worker();
-		}
-		(void) ConditionVariableTimedSleep(&s->flush_cv, 100,
+		if (pid != 0)
+			connlog_ring_request_flush();
+		(void) ConditionVariableTimedSleep(connlog_ring_flush_cv(), 100,
 										 CONNLOG_WAIT_EVENT(wait_event_flush,
 															"ConnlogFlush"));
 	}

@@ -592,7 +592,7 @@ connlog_wal_check_enqueue(void)
 		return;
 
 	start = GetCurrentTimestamp();
-	ConditionVariablePrepareToSleep(&s->space_cv);
+	ConditionVariablePrepareToSleep(&s->ring.space_cv);
 	while (pg_atomic_read_u32(&s->slot_ready) == 0)
 	{
 		long		elapsed_ms = (long) ((GetCurrentTimestamp() - start) /
@@ -620,7 +620,7 @@ connlog_wal_check_enqueue(void)
 		}
 		pg_atomic_write_u32(&s->slot_wanted, 1);
 		connlog_ring_wake_worker();
-		(void) ConditionVariableTimedSleep(&s->space_cv,
+		(void) ConditionVariableTimedSleep(&s->ring.space_cv,
 										   Min(SLOT_WAIT_POLL_MS,
 									connlog_enqueue_timeout_ms - elapsed_ms),
 										   CONNLOG_WAIT_EVENT(wait_event_slot,
@@ -1135,7 +1135,7 @@ start_tracking(void)
 	progress_state = PROGRESS_TRACKED;
 	pg_atomic_write_u32(&connlog_shared->slot_ready, 1);
 	pg_atomic_write_u32(&connlog_shared->slot_wanted, 0);
-	ConditionVariableBroadcast(&connlog_shared->space_cv);
+	ConditionVariableBroadcast(&connlog_shared->ring.space_cv);
 }
 
 /*
@@ -1450,7 +1450,7 @@ connlog_wal_replay_at_start(ConnlogFeedFn feed, ConnlogHeldFn held)
 		s->crash_wal_pending = 0;
 	}
 	pg_atomic_write_u32(&s->replaying, 0);
-	ConditionVariableBroadcast(&s->flush_cv);
+	ConditionVariableBroadcast(connlog_ring_flush_cv());
 	return true;
 }
 

@@ -557,7 +557,7 @@ purge_step(TimestampTz now)
 							 connlog_purge_batch_size, &deleted, &error);
 	if (st == CL_WRITE_OK)
 	{
-		connlog_count(&connlog_shared->counters.purged, deleted);
+		connlog_count(&connlog_counters()->purged, deleted);
 		purge_run_rows += deleted;
 		elog(DEBUG1, "connlog purge step deleted %llu rows",
 			 (unsigned long long) deleted);
@@ -802,7 +802,7 @@ connlog_worker_main(Datum main_arg)
 		 * be new.
 		 */
 		now = GetCurrentTimestamp();
-		flush_asked = pg_atomic_exchange_u32(&connlog_shared->flush_requested, 0) != 0;
+		flush_asked = connlog_ring_take_flush_request();
 		if (!can_write() && (flush_asked || now >= next_check))
 			check_target();
 
