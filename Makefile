@@ -7,6 +7,8 @@ OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/batch
 OBJS += src/settings.o src/enqueue.o src/extra.o src/status.o
 # the worker's batches: held (the batches and their accounting), batchwrite
 OBJS += src/held.o src/batchwrite.o
+# logging a lasting problem once
+OBJS += src/once.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

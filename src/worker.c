@@ -147,6 +147,7 @@
 #include "connlog.h"
 #include "batches.h"
 #include "guard.h"
+#include "once.h"
 #include "ring.h"
 #include "wal.h"
 #include "worker.h"
@@ -157,13 +158,10 @@
 #define WORKER_TRIM_THRESHOLD	(256 * 1024 * 1024)
 
 /*
- * Memory (see "Memory" in the file header).  turn_cxt is the current
- * context during each turn of the worker's loop and is emptied at the start
- * of the next; remembered_cxt holds the messages remembered so that a
- * lasting condition is logged once.
+ * Memory (see doc/internals.md).  turn_cxt is the current context during
+ * each turn of the worker's loop and is emptied at the start of the next.
  */
 static MemoryContext turn_cxt;
-static MemoryContext remembered_cxt;
 
 /* The worker's state: see "States" in the file header */
 typedef enum WorkerState
@@ -184,7 +182,7 @@ static TimestampTz next_check;	/* when a worker that cannot write looks */
 /* connlog.retention */
 static TimestampTz next_purge;
 static uint64 purge_run_rows;
-static char *purge_error_logged;
+static ConnlogLogOnce purge_error_logged;
 
 
 static uint32 wait_event_main;
@@ -267,24 +265,7 @@ reload_config(void)
 	connlog_batches_reloaded();
 }
 
-static char *blocked_logged;	/* the reason log_blocked() logged last */
-
-/*
- * Is message different from *last (NULL: nothing yet)?  Remembers it if
- * so, and forgets *last when message is NULL.  A condition that lasts is
- * then logged once, and again only when it changes or comes back.
- */
-static bool
-is_news(char **last, const char *message)
-{
-	if (message != NULL && *last != NULL && strcmp(*last, message) == 0)
-		return false;
-	if (*last != NULL)
-		pfree(*last);
-	*last = message != NULL ?
-		MemoryContextStrdup(remembered_cxt, message) : NULL;
-	return message != NULL;
-}
+static ConnlogLogOnce blocked_logged;	/* the reason log_blocked() logged */
 
 /* why the worker cannot write, for log_blocked() */
 typedef enum BlockedWhy
@@ -307,7 +288,7 @@ static void
 log_blocked(BlockedWhy why, const char *error)
 {
 	connlog_ring_note_flush(error);
-	if (!is_news(&blocked_logged, error))
+	if (!connlog_log_once(&blocked_logged, error))
 		return;
 	switch (why)
 	{
@@ -367,7 +348,7 @@ check_target(void)
 			/* at startup too: a predecessor may have left why it waited */
 			connlog_ring_clear_error();
 			/* the same reason, should it come back, is news again */
-			(void) is_news(&blocked_logged, NULL);
+			(void) connlog_log_once(&blocked_logged, NULL);
 			state = WS_WRITING;
 			break;
 		case CL_WRITE_MISSING:
@@ -424,7 +405,7 @@ note_denied(const char *error)
 	log_blocked(BLOCKED_PRIVILEGE, error);
 }
 
-static char *held_logged;		/* the error note_held() logged last */
+static ConnlogLogOnce held_logged;	/* the error note_held() logged */
 
 /*
  * A batch is held: every row of it failed, alone or with others, with an
@@ -439,11 +420,11 @@ note_held(const char *error)
 {
 	if (error == NULL)
 	{
-		(void) is_news(&held_logged, NULL);
+		(void) connlog_log_once(&held_logged, NULL);
 		return;
 	}
 	connlog_ring_note_flush(error);
-	if (is_news(&held_logged, error))
+	if (connlog_log_once(&held_logged, error))
 		ereport(WARNING,
 				(errmsg("connlog is holding rows that no write takes: %s",
 						error),
@@ -568,7 +549,7 @@ purge_step(TimestampTz now)
 			ereport(LOG,
 					(errmsg("connlog deleted %llu rows of connection_logs older than connlog.retention",
 							(unsigned long long) purge_run_rows)));
-		(void) is_news(&purge_error_logged, NULL);
+		(void) connlog_log_once(&purge_error_logged, NULL);
 	}
 	else if (st == CL_WRITE_MISSING)
 		found_missing();
@@ -577,7 +558,7 @@ purge_step(TimestampTz now)
 		/* events are not affected: report it once, try again later */
 		elog(DEBUG1, "connlog purge step failed: %s", error);
 		connlog_ring_note_flush(error);
-		if (is_news(&purge_error_logged, error))
+		if (connlog_log_once(&purge_error_logged, error))
 			ereport(WARNING,
 					(errmsg("connlog could not delete rows past connlog.retention: %s",
 							error),
@@ -743,9 +724,6 @@ connlog_worker_main(Datum main_arg)
 
 	turn_cxt = AllocSetContextCreate(TopMemoryContext, "connlog worker turn",
 									 ALLOCSET_DEFAULT_SIZES);
-	remembered_cxt = AllocSetContextCreate(TopMemoryContext,
-										   "connlog remembered messages",
-										   ALLOCSET_SMALL_SIZES);
 
 	connlog_ring_attach_worker();
 	how.who = CL_CONNECTOR_WORKER;
