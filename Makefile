@@ -9,6 +9,8 @@ OBJS += src/settings.o src/enqueue.o src/extra.o src/status.o
 OBJS += src/held.o src/batchwrite.o
 # logging a lasting problem once
 OBJS += src/once.o
+# the columns extra may name, in shared memory
+OBJS += src/columns.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

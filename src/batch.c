@@ -3,48 +3,20 @@
  * batch.c
  *		Encode, decode and merge connection log events.
  *
- * Everything here is plain C with no server calls (see batch.h), so that
- * the fuzzer can feed it arbitrary bytes.  cl_decode() therefore treats
- * its input as hostile: every length is checked against the record's end
- * before it is used.
+ * Plain C with no server calls (see batch.h), so that the fuzzer can feed
+ * it arbitrary bytes: cl_decode() treats its input as hostile, checking
+ * every length against the record's end before it is used.
  *
- * Merge rules.  Within a batch, events with the same conflict key
- * (connection_id, workspace_id, agent_name) must become one row, since
- * one INSERT ... ON CONFLICT cannot touch a row twice.  The invariant:
- * a batch's rows are exactly what writing its events one at a time, in
- * arrival (ring) order, through the worker's upsert (upsert_sql in
- * writer.c) would leave in the table.  That upsert keeps the row's
- * first-written values but for connect_time = LEAST, disconnect_time =
- * GREATEST, and code and disconnect_reason = COALESCE(old, new).  So,
- * for the events of one key in a batch:
- *	- the first to arrive (the base) supplies id and every field the upsert
- *	  does not update, whatever its status or time;
- *	- code is the first non-NULL code in arrival order, and likewise
- *	  disconnect_reason (each may come from a different event), and
- *	  likewise each key of extra, key by key (the upsert keeps an
- *	  application column's non-NULL value, and connection_logs.extra's
- *	  keys, the same way);
- *	- connect_time is the earliest time of any of the events, where a
- *	  disconnect's own time counts too (a standalone disconnect's row has
- *	  connect_time = disconnect_time = its time), and disconnect_time is
- *	  the latest disconnect time, NULL when there was none;
- *	- an event without a connection_id (a web event) always gets a row of
- *	  its own, because NULLs never conflict in the unique constraint either.
- * Every one of these is associative (first wins, first non-NULL, least,
- * greatest), so upserting a batch's merged row gives what upserting its
- * events one by one would: where batch boundaries fall makes no
- * difference to the table.  In the usual order, a connect before its
- * disconnect, the connect's id, ip, user_agent etc. stay and the
- * disconnect adds its time, code and reason, in one batch or two.
- *
- * Arrival order is write order only while batches are written in order.
- * A batch that fails and is retried after later batches were written
- * (the worker's retry queue, batches.c) lands as if its events had arrived after
- * theirs: the span is still right (LEAST and GREATEST do not care), but
- * id and the other fields come from the first row written, and code and
- * disconnect_reason are the first non-NULL ones in write order.  So a
- * connect whose batch is retried after its disconnect's batch was written
- * leaves the disconnect's id, ip, user_agent etc. in the row.
+ * Merge rules: within a batch, events with the same conflict key
+ * (connection_id, workspace_id, agent_name) become one row, exactly what
+ * upserting them one at a time in ring order through the worker's upsert
+ * (writer.c) would leave: the first event (the base) supplies the fields
+ * the upsert does not update; code, disconnect_reason and each key of
+ * extra are the first non-NULL ones; connect_time is the earliest time of
+ * any of the events, a disconnect's own included, and disconnect_time the
+ * latest disconnect time; a web event (no connection_id) gets a row of its
+ * own.  Why, and what a retried batch changes: doc/internals.md,
+ * "Merging".
  *
  * IDENTIFICATION
  *	  src/batch.c

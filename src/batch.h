@@ -1,15 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * batch.h
- *		Event record encoding and the per-batch merge rules.
+ *		Event record encoding and the per-batch merge rules (batch.c).
  *
- * This header and batch.c are deliberately free of server calls: they
- * build as plain C (define CONNLOG_STANDALONE) so the fuzzer in fuzz/
- * can drive the decoder and the merge rules with arbitrary bytes.  The
- * only thing the server build changes is the allocator (palloc instead of
- * malloc), chosen by the macros below.
- *
- * An event travels through the ring as one self-describing record:
+ * Plain C, free of server calls (define CONNLOG_STANDALONE), so that the
+ * fuzzer in fuzz/ can drive the decoder and the merge rules; only the
+ * allocator differs (palloc or malloc, the macros below).  Why the record
+ * is so: doc/internals.md, "The record".  A record:
  *
  *	uint32	total length of the record, header included
  *	int64	event time (TimestampTz: microseconds since 2000-01-01)
@@ -28,34 +25,15 @@
  *	uint16 + bytes extra (CL_STATUS_HAS_EXTRA: the application's columns)
  *	then the bytes of workspace_name and agent_name.
  *
- * extra is connlog_enqueue's jsonb argument, as the entries of its
- * top-level keys whose value is not JSON null, each
+ * Integers are in host byte order and unaligned (read and written with
+ * memcpy).  extra is the top-level keys of connlog_enqueue's jsonb whose
+ * value is not JSON null, in jsonb's order (shorter first, then bytewise),
+ * each once, each as
  *
  *	uint8	key length (1 to CL_MAX_EXTRA_KEY), then the key's bytes
  *	uint8	kind of the value (CL_EXTRA_*: what JSON it was)
- *	uint16	value length, then the value's text
- *
- * in jsonb's order of keys (shorter first, then bytewise), each key once.
- * The value's text is what the column's input function is given: a JSON
- * string's text, a number's or boolean's text form, an object's or
- * array's JSON text; the kind rebuilds the JSON for connection_logs'
- * own extra column.  A record with no such key has no extra at all, and
- * one without the flag is exactly a record of a build before extra,
- * which therefore still decodes.  The flag lives in the status byte,
- * whose other bits were always zero, so that the fixed part keeps its
- * size.
- *
- * Integers are in host byte order (the ring never leaves the machine) and
- * unaligned, so they are always read and written with memcpy.  NULL
- * optional fields cost nothing, which keeps a typical event close to its
- * raw field size.
- *
- * The connection type is free text since 1.2, but most events carry one of
- * the labels of 1.0's connection_type enum: those stay a one-byte index
- * into connlog_type_labels, and only another type is carried as text
- * (CL_HAS_TYPE_TEXT).  So the format of the seven known labels did not
- * change, and a record written by an older build (a WAL record replayed
- * after the library was replaced) still decodes.
+ *	uint16	value length, then the value's text (what the column's input
+ *			function is given; the kind rebuilds the JSON)
  *
  * IDENTIFICATION
  *	  src/batch.h

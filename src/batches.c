@@ -1,109 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * batches.c
- *		The connlog worker's batches: take events from the ring into them,
- *		write them, retry, split and reject, and account for every event.
+ *		The worker's batches, as worker.c sees them: replay, retry, drain,
+ *		write the current batch, and write what can be written before exit.
  *
- * The worker's process (worker.c: its loop, signals, states, shutdown)
- * calls in here to move events from the ring to the table; this file
- * holds what the worker has taken from the ring until it is written:
+ * What worker.c's loop asks of this side (batches.h): once connected,
+ * connlog_batches_init(); while the worker can write, to replay, retry,
+ * drain and write the current batch; each turn, to publish how far
+ * events are accounted for, when the next retry is due and whether the
+ * retry queue is full; after a reload, connlog_batches_reloaded(); on
+ * SIGTERM, connlog_batches_exit_by() and connlog_batches_before_exit().
+ * What this side reports back goes through the ConnlogBatchesHooks it
+ * was given.  Below this file, held.c owns what the worker holds and the
+ * counting of every event's outcome, and batchwrite.c writes one batch.
+ * See doc/internals.md, "the worker and its batches".
  *
- *	- events are taken from the ring into the current batch, cur (merging
- *	  as batch.c says).  cur is written when it holds batch_size rows, when
- *	  the events this worker holds fill more than half of the ring, which
- *	  producers wait on, and when the loop flushes it (flush_interval,
- *	  connlog_flush()).  Failed batches wait in a bounded retry queue, and
- *	  the ring is not drained while that queue is full, so back-pressure
- *	  reaches the producers (connlog.overflow) instead of losing batches.
- *	- a batch that fails for its rows' fault (a data exception, an
- *	  integrity violation or a program limit, see writer.c) is split in
- *	  halves at once until each failing row stands alone; other failures,
- *	  transient ones included, are retried first, max_retries times.  A
- *	  row that fails alone goes to connection_logs_rejected, and only if
- *	  even that fails is it dropped.  But unless its error is its own by
- *	  nature, it goes there only once the table has taken other rows
- *	  (may_reject_alone): an error that every row gets is the table's or
- *	  the server's, and a batch none of whose rows is taken is held in the
- *	  retry queue, rejecting nothing (write_split).  The owner of
- *	  connlog.target_table chooses what its policies and triggers raise, so a
- *	  SQLSTATE it raises for some rows (42501, a transient one) costs those
- *	  rows, never the others.  A transient error in the middle of a split,
- *	  while the batch has retries left, rejects nothing: the batch goes
- *	  back to the retry queue, and its next attempt goes on with the rows
- *	  that have no outcome yet.  A node of a Citus cluster that failed or
- *	  refused the statement (writer.c, citus.c) is no one's fault either,
- *	  and its rows are the ones a split would find failing alone once the
- *	  other nodes' rows are written: such a batch is neither split nor
- *	  charged a retry, and waits in the retry queue until the node takes it.
- *	- a row that fails alone with a transient error is not rejected for it
- *	  at once, even once its batch has used its retries (retry_alone): a
- *	  deadlock (40P01) or a serialization failure (40001) the server
- *	  raised says nothing about the row, only about what ran beside it (an
- *	  application's own batch upsert that takes the same rows in another
- *	  order, say), and the next attempt usually succeeds.  But a trigger
- *	  can raise the same SQLSTATEs, and nothing tells its RAISE from the
- *	  server's; so the row alone is retried max_retries times, and only if
- *	  it failed every time, alone, is it rejected, as any row that fails
- *	  alone (may_reject_alone, whose evidence is then that of its first
- *	  failure alone: its batch may have nothing else left to write).  A
- *	  row the table refuses for ever with a transient SQLSTATE thus costs
- *	  its batch max_retries more attempts, and a server's deadlock needs
- *	  to hit the same row max_retries + 1 times, each time written alone,
- *	  to cost it.
- *	- every write goes through one path, write_entries(), which stores the
- *	  durability progress with the rows and, once they are committed,
- *	  records their outcome; its callers only decide what to do with what
- *	  came of it (retry, split, reject, drop, wait).
- *
- * Nothing is lost or dropped when the worker exits, whenever that is
- * (pg_terminate_backend, an ERROR that ends it, shutdown_timeout expiring
- * with a batch half written): the ring frees an event only once its
- * outcome is decided and committed (ring.c), so whatever this worker
- * holds is still in the ring for its successor, which starts reading at
- * the ring's tail and skips the events flagged as accounted for.  Each
- * event's outcome (written, rejected, dropped, merged) is counted once:
- * a batch's outcomes are counted all at once, when the last of its rows
- * has one, in the same step that frees or flags its events in the ring
- * (batch_accounted).  A successor may thus write again rows its
- * predecessor wrote before it exited with their batch not yet accounted
- * for (a batch half split, say): it writes every batch holding events a
- * predecessor had read (taken_before) the way it writes events read back
- * from WAL, so a connection row merges into itself under the upsert and a
- * web event whose row exists is skipped (counted as written, its row
- * being there; writer.c says how the row is recognised).  What remains: a
- * row its predecessor had stored in connection_logs_rejected may be stored
- * there a second time.
- *
- * connlog.durability (wal.c): events read back from WAL are fed into
- * batches here (feed_replayed) and written like any others; every write
- * stores the progress wal.c computes from what the batches hold
- * (held_events).
- *
- * The interface with worker.c (batches.h).  What worker.c's loop asks of
- * this side: once connected, connlog_batches_init(); while the worker can
- * write, to replay, retry, drain and write the current batch; each turn, to publish how far
- * events are accounted for, and when the next retry is due and whether
- * the retry queue is full (for its sleep and its published state); after
- * a reload, connlog_batches_reloaded(); on SIGTERM,
- * connlog_batches_before_exit(), which writes what it can by the deadline.
- * What this side reports back, through the ConnlogBatchesHooks it was given:
- * a write that found the extension missing (found_missing) or was refused
- * for a privilege (denied), which change the worker's state, and a batch
- * held for an error every row gets (held), which does not; it asks that
- * state (can_write) before each batch, and waits it out
- * (wait_until_writable) where only the stack remembers a split's place.
- * Who owns what: this file, the batches (cur and the retry queue), the
- * worker's place in the ring and the tail it released, the counting of
- * every event's outcome, and, once the worker exits, the deadline of its
- * writes; worker.c, whether the worker can write, when it looks again,
- * the turn's memory, and the messages logged once.
- *
- * Memory (see "Memory" in worker.c).  A turn may write many batches (a
- * drain of a full ring, a replay, the drain at shutdown), so each batch's
- * write runs in a context of its own, batch_write_cxt, emptied after it,
- * and a log_events line in one emptied after the line (writer.c): what a
- * turn holds is bounded by one batch, not by how much it writes.  The
- * batches themselves outlive the turns, in batch_cxt.
+ * Only the worker's process uses this file.
  *
  * IDENTIFICATION
  *	  src/batches.c

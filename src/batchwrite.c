@@ -309,7 +309,7 @@ transient_spent(const WorkerBatch *b)
 /*
  * Row i of b failed alone with a transient error, its batch's retries
  * spent: should it be retried rather than rejected?  Yes, max_retries
- * times (see the file header); each call counts one.
+ * times (doc/internals.md, "The batches"); each call counts one.
  */
 static bool
 retry_alone(WorkerBatch *b, int i)

@@ -1,95 +1,41 @@
 /*-------------------------------------------------------------------------
  *
  * ring.c
- *		Shared memory for connlog: a byte ring of encoded events, the
- *		worker's latch, and the event counters.
+ *		connlog's shared memory: the byte ring of encoded events, the
+ *		worker's presence and progress, the counters, the status of the
+ *		last write and the published columns (ConnlogShared, ring.h).
  *
- * Layout: one ConnlogShared struct followed by connlog.ring_size bytes of
- * ring.  Events (each a record, batch.h, with what ring.h says follows
- * it) are stored back to back and may wrap around the end of the ring;
- * head and tail are monotonic byte counts, so the ring holds head - tail
- * bytes and a position is count % size.  head_seq and tail_seq number the
- * events the same way.
- *
- * The ring frees an event only once it is accounted for: written,
- * rejected or dropped by a committed decision of the worker.  The worker
- * reads with a cursor of its own, keeps what it read in its batches, and
- * moves tail only past events that are accounted for.  So an event the
- * worker holds when it exits (pg_terminate_backend, an ERROR, an expired
- * shutdown_timeout) is still in the ring for its successor, and a ring
- * full of held events is back-pressure on producers (connlog.overflow),
- * never a loss.  Batches are accounted for out of order (one waits in the
- * retry queue while newer ones are written), so an event accounted for
- * while an older one is still held gets CL_RING_DONE_FLAG in its length
- * word; tail then passes over it later, and a successor, which starts
- * reading at tail, skips it.  taken_seq tells a successor which of the
- * events it finds there a predecessor had read, and so may have written
- * in part (batches.c says what follows from that).
- *
- * connlog_stats.lag is the age of the oldest event not accounted for.
- * Since the ring frees events only once they are accounted for, that is
- * the first event from tail on without CL_RING_DONE_FLAG, whether the
- * worker has not read it yet, holds it in its current batch, or holds it
- * in its retry queue.  So each event carries the time it was stored (read
- * once per attempt, before the lock: ring order and time order may differ
- * by the time a producer waits for the lock, which lag can ignore), and a
- * reader finds the oldest at tail without the worker's help.  The 8 bytes
- * per event (some 6 % of a typical record) buy a lag that needs nothing
- * on the hot path beyond reading the clock; a separate table of times
- * would need its own space management and still one write per event.
- * Events read back from WAL (wal.c) are not in the ring, and their WAL
- * records carry no time: while the worker holds any (holds_replayed),
- * lag counts from started, when this shared memory was made.  They were
- * all stored in an earlier life (replay leaves out the current epoch's),
- * so that is a lower bound of their age.
+ * Why the ring is built so: doc/internals.md, "settings, enqueue and the
+ * ring".
  *
  * Locking rules:
- *	- lock (an LWLock of the "connlog" tranche) protects head, tail,
- *	  head_seq, tail_seq, worker_latch, worker_pid, connecting and
- *	  worker_seen.
- *	- Producers hold lock exclusively while they check for room, copy a
- *	  record to head and advance head.  A record is small (at most
- *	  CL_MAX_RECORD, typically ~120 bytes), so the copy under the lock is
- *	  cheaper than any scheme that reserves and then publishes.
- *	- The bytes in [tail, head) belong to the worker, the only consumer: no
- *	  producer writes there, and the lock release that published head also
- *	  published the bytes, so the worker copies them out without the lock,
- *	  and sets CL_RING_DONE_FLAG in them without it too.  It takes lock
- *	  exclusively only to advance tail; a successor reads the flags after
- *	  taking lock, which its predecessor took last when it detached.
- *	- taken_seq is an atomic only the worker writes; producers read it
- *	  to count the events it has not read yet.
-	- The counters are atomics updated without the lock.  Each event's
- *	  enqueued increment happens before any increment of its outcome
- *	  (merged, written, rejected, dropped), and readers read the outcomes
- *	  first, so enqueued - outcomes (pending) is never negative.
- *	- done_seq and flush_requested are atomics; only the worker advances
- *	  done_seq, and flush_requested is set by anyone, cleared by the worker.
- *	- worker_state and holds_replayed are atomics only the worker (and,
- *	  for worker_state, its exit callback) writes; readers take them as
- *	  hints, without any lock.
- *	- connlog_stats reads the event times from tail on under lock held
- *	  shared, which keeps tail and the bytes in [tail, head) in place.
- *	  The worker may set CL_RING_DONE_FLAG meanwhile: that changes one bit
- *	  of a length word and none of its length, so the reader walks the
- *	  events right, and at worst takes the time of one the worker has
- *	  accounted for that moment.  started is set at initialization and
- *	  never changes.
- *	- mutex (a spinlock) protects last_flush and last_error.
- *	- columns is a sequence lock of its own (connlog_columns_publish).
- *	- connlog.durability (wal.c): epoch is set at initialization and never
- *	  changes.  last_floor is a WAL insert position the worker read; only
- *	  the worker advances it, under lock held shared (no other shared
- *	  holder writes it, so it never races a producer, who reads it under
- *	  lock held exclusively).  A producer stores a WAL-backed event with
- *	  last_floor beside it as its floor, so floors never decrease in ring
- *	  order, and writes the event's WAL record after it releases lock, so
- *	  the record starts at or after the floor.  The worker raises
- *	  last_floor before producers may store WAL-backed events (at its
- *	  start, before the slot is ready) and at every snapshot, so every
- *	  event stored after a snapshot has a floor at least the insert
- *	  position that snapshot read.  wal_woken_at is an atomic that
- *	  producers advance by compare-and-swap, without the lock.
+ *	- ring.lock (an LWLock) protects ring.head, tail, head_seq, tail_seq
+ *	  and the worker's latch, pid, connecting and seen.  Producers hold it
+ *	  exclusively to check for room, copy a record to head and advance it.
+ *	- The bytes in [tail, head) belong to the worker, the only consumer:
+ *	  the release that published head published them, so the worker reads
+ *	  them, and sets CL_RING_DONE_FLAG in them, without the lock; it takes
+ *	  the lock exclusively only to advance tail.  A successor reads the
+ *	  flags after taking the lock, which its predecessor took last.
+ *	- taken_seq, done_seq and worker.state are atomics only the worker
+ *	  (for state, also its exit callback) writes; flush_requested is set
+ *	  by anyone and cleared by the worker.  Readers take them as hints.
+ *	- The counters are atomics updated without a lock.  Each event's
+ *	  enqueued increment happens before any increment of its outcome, and
+ *	  readers read the outcomes first, so pending is never negative.
+ *	- connlog_stats reads event times from tail on under ring.lock held
+ *	  shared; the worker may set a done flag meanwhile, which changes no
+ *	  length, so the reader walks the events right.
+ *	- status.mutex (a spinlock) protects last_flush and last_error.
+ *	- columns is a sequence lock of its own (columns.c).
+ *	- connlog.durability's fields (wal.c): epoch and started are set at
+ *	  initialization.  last_floor only the worker advances, under
+ *	  ring.lock held shared (no other shared holder writes it; producers
+ *	  read it holding the lock exclusively): a producer stores it beside
+ *	  a WAL-backed event and writes the event's WAL record after it
+ *	  releases the lock, so floors never decrease in ring order and each
+ *	  record starts at or after its floor.  wal_woken_at is advanced by
+ *	  compare-and-swap.
  *
  * IDENTIFICATION
  *	  src/ring.c
@@ -383,81 +329,6 @@ connlog_ring_entries_fit(uint64 len, uint32 nrecs, bool wal)
 		connlog_shared->ring.size;
 }
 
-/*
- * The columns of the table the rows go to that extra may name, which the
- * worker publishes each time it prepares its statements (writer.c), for
- * connlog_enqueue to refuse a key that names none.  A sequence lock: the
- * worker, the only writer, makes gen odd while it writes, and a reader
- * retries while gen is odd or changed under it, so producers take no lock
- * for it (and a NULL extra never reads it at all).
- */
-void
-connlog_columns_publish(ConnlogColumnsState state, Oid relid,
-						const char *names, uint32 len)
-{
-	ConnlogColumns *c = &connlog_shared->columns;
-
-	if (state == CL_COLUMNS_LISTED && len > CL_COLUMN_NAMES_SIZE)
-		state = CL_COLUMNS_UNKNOWN;
-	pg_atomic_fetch_add_u32(&c->gen, 1);	/* a full barrier */
-	c->state = state;
-	c->relid = relid;
-	c->len = state == CL_COLUMNS_LISTED ? len : 0;
-	if (c->len > 0)
-		memcpy(c->names, names, len);
-	pg_atomic_fetch_add_u32(&c->gen, 1);
-}
-
-/*
- * Does the published list name key[0 .. len)?  CL_COLUMNS_UNKNOWN if
- * nothing is published (the worker checks the key when it writes),
- * CL_COLUMNS_ANY if any key goes (connection_logs keeps them all), else
- * CL_COLUMNS_LISTED if the list has it, and CL_COLUMNS_MISSING, with the
- * table in *relid, if not.
- */
-ConnlogColumnsState
-connlog_columns_find(const char *key, uint32 len, Oid *relid)
-{
-	ConnlogColumns *c = &connlog_shared->columns;
-
-	for (;;)
-	{
-		uint32		gen = pg_atomic_read_u32(&c->gen);
-		ConnlogColumnsState state;
-
-		if (gen & 1)
-		{
-			pg_spin_delay();
-			continue;
-		}
-		pg_read_barrier();
-		state = c->state;
-		*relid = c->relid;
-		if (state == CL_COLUMNS_LISTED)
-		{
-			uint32		n = Min(c->len, CL_COLUMN_NAMES_SIZE);
-			uint32		pos = 0;
-
-			/* names end with a NUL each; a torn read is retried below */
-			state = CL_COLUMNS_MISSING;
-			while (pos < n)
-			{
-				uint32		l = strnlen(c->names + pos, n - pos);
-
-				if (l == len && memcmp(c->names + pos, key, len) == 0)
-				{
-					state = CL_COLUMNS_LISTED;
-					break;
-				}
-				pos += l + 1;
-			}
-		}
-		pg_read_barrier();
-		if (pg_atomic_read_u32(&c->gen) == gen)
-			return state;
-	}
-}
-
 /* Wake the worker, e.g. for connlog_flush(); a no-op if none runs. */
 void
 connlog_ring_wake_worker(void)
@@ -743,7 +614,7 @@ connlog_ring_stats(ConnlogStats *st)
 						  (char *) &st->oldest_stored, CL_RING_TIME_SIZE);
 	LWLockRelease(s->ring.lock);
 	st->ring_size_bytes = s->ring.size;
-	/* older than anything in the ring: see the file header */
+	/* older than anything in the ring: see doc/internals.md */
 	if (pg_atomic_read_u32(&s->holds_replayed) != 0)
 		st->oldest_stored = s->started;
 

@@ -106,7 +106,7 @@ typedef enum ConnlogConnector
 
 /*
  * The columns of the table the rows go to that connlog_enqueue's extra may
- * name, as the worker last published them (ring.c,
+ * name, as the worker last published them (columns.c,
  * connlog_columns_publish).  names holds each name followed by a NUL.
  */
 typedef enum ConnlogColumnsState

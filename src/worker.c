@@ -1,123 +1,27 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		The connlog background worker: its process, loop, states and exit.
+ *		The connlog background worker: its process, loop, states, signals,
+ *		retention, and exit.
  *
- * One worker, registered at postmaster start, started once recovery has
- * finished (so a standby never writes).  Its life:
+ * The loop, once connected (connect.c): each turn, while the worker can
+ * write, the durability step (replay from WAL once, the slot), retries,
+ * the drain of the ring and, when due, a flush and a retention step; every
+ * turn, it publishes how far events are accounted for and its state, and
+ * sleeps until the next deadline.  The batches themselves are batches.c's
+ * (interface in batches.h); what a write meets that changes the state
+ * comes back through batches_hooks.  On SIGTERM, shutdown_drain() writes
+ * what it can within connlog.shutdown_timeout.
  *
- *	- connect to connlog.database as connlog.role.  While either is
- *	  missing, after one failed attempt, the worker waits connected to no
- *	  database and looks for them every flush_interval, then exits to be
- *	  restarted and connects (connect.c says how).
- *	- loop on one WaitLatch: take events from the ring into the current
- *	  batch (merging as batch.c says), write the batch when it holds
- *	  batch_size rows, when flush_interval has passed, or when
- *	  connlog_flush() asks; retry failed batches from a bounded queue, and
- *	  split a batch that fails for its rows' fault until each failing row
- *	  stands alone.  batches.c holds the batches and writes them.
- *	- on SIGTERM (shutdown, or pg_terminate_backend) cancel the statement
- *	  in progress, if any, and write everything enqueued so far, bounded by
- *	  shutdown_timeout, then exit with code 1 so the postmaster restarts
- *	  the worker unless the server is stopping.  A statement whose code
- *	  catches that cancel and runs on ends the worker with FATAL
- *	  shutdown_timeout later (guard.c).  Nothing the worker holds is lost
- *	  when it exits, whenever that is: batches.c says why.
+ * This file owns the state (one variable, state: see the table in
+ * doc/internals.md, "the worker and its batches"), when a worker that
+ * cannot write looks again, the retention run, the turn's memory, and
+ * the messages logged once (once.c).  It changes shared memory only
+ * through ring.c's functions.
  *
- * While the extension is missing from the database, or connlog.role lacks
- * a privilege the statements need (checked when the plans are prepared,
- * and again after a write fails with SQLSTATE 42501, which a row-level
- * security policy raises too: writer.c), nothing is taken from
- * the ring and a batch refused for a privilege keeps its place in the
- * retry queue without using up a retry; the worker looks again every
- * flush_interval.  A privilege error never sends rows to
- * connection_logs_rejected: it is not the rows' fault.
- *
- * connlog.retention: every purge_interval the worker deletes rows older
- * than the retention, purge_batch_size rows per transaction, one step per
- * turn of the loop, so event writes wait behind one step at most.
- *
- * The worker publishes what it is doing in connlog_stats.worker_state; the
- * ring-full error reads it to say why the ring is not draining.
- *
- * connlog.durability (wal.c): before it drains the ring, the worker reads
- * back from WAL the WAL-backed events that no committed write accounted
- * for, and it stores what holds (its progress: epoch, done_seq, done_lsn)
- * with every write; as it exits, it also stores how many WAL-backed
- * events it leaves unwritten.  wal.c keeps that progress ("The worker's
- * progress"); batches.c tells it what the worker's batches hold.
- *
- * The batches (batches.c, interface in batches.h).  Each turn the loop calls,
- * while the worker can write, connlog_batches_replay() (through wal.c),
- * connlog_batches_retry(), connlog_batches_drain(), and, when a flush is
- * due, connlog_batches_write_current(); every turn, connlog_batches_publish_done()
- * for connlog_flush(), and it asks connlog_batches_next_retry() and
- * connlog_batches_queue_full() for its sleep and its published state.
- * reload_config() calls connlog_batches_reloaded(), and shutdown_drain()
- * connlog_batches_before_exit().  What a write meets that changes the state
- * comes back through batches_hooks: a missing extension (found_missing) or
- * a refused privilege (note_denied), and a batch held because no row of
- * it is taken (note_held), which is no state, since other batches are
- * written meanwhile, only news for the log; the batch side asks can_write()
- * before each batch, and wait_until_writable() while a split waits for a
- * privilege.  This file owns the state, when the worker looks again,
- * shutting_down and its deadline, the turn's memory and the messages
- * logged once; batches.c owns the batches, the worker's place in the ring,
- * and the counting of every event's outcome.
- *
- * States.  One variable, state, says what the worker can do; what
- * connlog_stats.worker_state shows between statements follows from it
- * (published_state: "idle" or "retry queue full" for the two that write);
- * while a statement runs writer.c shows "writing" or "purging", and an
- * exiting worker shows "exiting".
- *
- *	UNCHECKED		cannot write, and has reported nothing about it yet: at
- *					start, and after a write found the extension missing
- *	NO_EXTENSION	cannot write: the extension is missing
- *	NO_PRIVILEGE	cannot write: connlog.role lacks a privilege
- *	BROKEN			cannot write: the statements cannot be prepared
- *	WRITING			drains the ring and writes
- *	PURGING			the same, with a connlog.retention run under way: one
- *					purge step each turn until the run ends
- *
- * Transitions.  While the worker cannot write, check_target() looks every
- * flush_interval, and at once when connlog_flush() asks:
- *
- *	any that cannot write	--extension ready-->	WRITING
- *							(logged unless from UNCHECKED)
- *	any that cannot write	--extension missing-->	NO_EXTENSION
- *							(logged only from UNCHECKED)
- *	any that cannot write	--privilege missing-->	NO_PRIVILEGE (logged)
- *	any that cannot write	--another error-->		BROKEN (logged)
- *
- * and as the worker writes:
- *
- *	WRITING, PURGING	--a write finds the extension missing-->  UNCHECKED
- *	any					--a write is refused for a privilege-->	  NO_PRIVILEGE
- *	WRITING				--purge_interval has passed-->			  PURGING
- *	PURGING				--the run's last step-->				  WRITING
- *
- * Two things are not states of this machine.  connlog.durability's own
- * (whether the replay from WAL is still to run, whether the slot exists)
- * lives in wal.c, "The worker's progress".  shutting_down, set on SIGTERM,
- * is a flag beside state: the worker exits from any state, and what it
- * logs as it does depends on that state; the signal handler reads it.
- *
- * Memory.  The worker runs for months, so nothing it allocates along the
- * way may accumulate.  As in pg_cron's launcher, each turn of its loop runs
- * in a memory context of its own that is emptied at the start of the next
- * turn, so whatever a turn allocates and does not free (an error message, a
- * psprintf'd detail, what the server's own functions leave behind) is gone
- * by then, on every path, including paths added later.  Within a turn, each
- * batch's write runs in a context of its own, emptied after it (batches.c),
- * so that what a turn holds is bounded by one batch.  What must outlive a
- * turn lives in long-lived contexts of its own: the batches (batches.c), and
- * the messages remembered so that a lasting condition is logged once.  Code
- * that starts and ends a transaction itself must switch back to the
- * context it was called in, since a commit or an abort leaves
- * TopMemoryContext current and whatever is allocated there stays for good;
- * the loop checks (in assert-enabled builds) that every turn ends in
- * turn_cxt.
+ * Signals: SIGTERM sets ShutdownRequestPending, the one flag that says
+ * the worker must exit, and cancels a running statement unless the drain
+ * has begun; SIGINT cancels a running statement only.
  *
  * IDENTIFICATION
  *	  src/worker.c
@@ -163,7 +67,7 @@
  */
 static MemoryContext turn_cxt;
 
-/* The worker's state: see "States" in the file header */
+/* The worker's state: see doc/internals.md, "States" */
 typedef enum WorkerState
 {
 	WS_UNCHECKED,				/* cannot write; nothing reported yet */
@@ -327,7 +231,7 @@ log_blocked(BlockedWhy why, const char *error)
 /*
  * The worker cannot write, or a write refused for a privilege: look for
  * the extension and prepare the statements, and move to the state that
- * follows (see "States" in the file header).
+ * follows (see doc/internals.md, "States").
  */
 static void
 check_target(void)
