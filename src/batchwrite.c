@@ -245,7 +245,7 @@ reject_entry(WorkerBatch *b, int i, const char *error)
 		case WR_BAD_DATA:
 			ereport(WARNING,
 					(errmsg("connlog dropped %llu connection log events",
-							(unsigned long long) b->batch->entries[i].nevents),
+						  (unsigned long long) b->batch->entries[i].nevents),
 					 errdetail("The upsert failed (%s) and so did storing it in connection_logs_rejected (%s).",
 							   error, err2)));
 			connlog_held_settle(b, i, 1, OUTCOME_DROPPED);
@@ -552,7 +552,7 @@ write_suspects(WorkerBatch *b, int nsuspects)
 		return false;
 	if (!write_range(b, nsuspects, b->batch->nentries - nsuspects, NULL, WR_FAILED) ||
 		!finish_split(b, died_alone ? nsuspects : 0,
-					  died_alone ? b->batch->nentries - nsuspects : b->batch->nentries))
+		   died_alone ? b->batch->nentries - nsuspects : b->batch->nentries))
 		return false;
 	if (!died_alone)
 		return true;

@@ -47,7 +47,7 @@ extern const char *connlog_effective_table(void);
 
 /*
  * connlog.overflow: what a producer does when the ring is full (and so
- * what connlog_ring_put() does then)
+ * what connlog_ring_put_many() does then)
  */
 typedef enum ConnlogPutMode
 {

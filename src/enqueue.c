@@ -238,6 +238,72 @@ text_arg_present(FunctionCallInfo fcinfo, int arg)
 		VARSIZE_ANY_EXHDR(PG_GETARG_DATUM(arg)) > 0;
 }
 
+/* The bytes of ev's record, which must not exceed CL_MAX_RECORD */
+static size_t
+checked_size(const ClEvent *ev)
+{
+	size_t		len = cl_encoded_size(ev);
+
+	if (len > CL_MAX_RECORD)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("connection log event is too large"),
+				 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
+						   len, CL_MAX_RECORD)));
+	return len;
+}
+
+/*
+ * Store the nrecs records of recs[0 .. len) in the ring, all or none, and,
+ * with connlog.durability other than memory, write their WAL records:
+ * outside the ring lock, so producers' WAL inserts run side by side and
+ * their flushes group-commit (see wal.c).  msg, if not NULL, has room for
+ * the WAL record's header before a record, and a single record already
+ * sits right after it (connlog_enqueue's buffer), so it is not copied.
+ */
+static void
+store_events(const char *recs, uint32 len, uint32 nrecs, char *msg, bool wal)
+{
+	uint64		seq;
+
+	if (wal)
+		connlog_wal_check_enqueue();
+	switch (connlog_ring_put_many(recs, len, nrecs,
+								  (ConnlogPutMode) connlog_overflow,
+								  connlog_batch_size,
+								  connlog_enqueue_timeout_ms,
+								  CONNLOG_WAIT_EVENT(wait_event_ring_full,
+													 "ConnlogRingFull"),
+								  wal, &seq))
+	{
+		case CL_PUT_STORED:
+			if (wal)
+			{
+				XLogRecPtr	end = InvalidXLogRecPtr;
+				uint32		off = 0;
+
+				if (msg == NULL)
+					msg = palloc(CONNLOG_WAL_HEADER_SIZE + CL_MAX_RECORD);
+				for (uint32 r = 0; r < nrecs; r++)
+				{
+					uint32		rlen = cl_record_length(recs + off);
+
+					if (recs + off != msg + CONNLOG_WAL_HEADER_SIZE)
+						memcpy(msg + CONNLOG_WAL_HEADER_SIZE, recs + off, rlen);
+					end = connlog_wal_insert(msg, seq + r, rlen);
+					off += rlen;
+				}
+				if (connlog_durability == CL_DURABILITY_FLUSH)
+					connlog_wal_flush(end);
+			}
+			break;
+		case CL_PUT_DROPPED:
+			break;
+		case CL_PUT_FULL:
+			connlog_ring_full_error();
+	}
+}
+
 /*
  * connlog_enqueue(id, event_time, ..., disconnect_reason) returns void
  *
@@ -260,7 +326,6 @@ enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 	char	   *rec = buf + CONNLOG_WAL_HEADER_SIZE;
 	size_t		len;
 	bool		wal = connlog_durability != CL_DURABILITY_MEMORY;
-	uint64		seq;
 
 	/* the worker would wait on its own ring: see guard.c */
 	if (unlikely(connlog_is_worker))
@@ -348,48 +413,14 @@ enqueue(FunctionCallInfo fcinfo, bool type_is_text)
 		}
 	}
 
-	len = cl_encoded_size(&ev);
-	if (len > CL_MAX_RECORD)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("connection log event is too large"),
-				 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
-						   len, CL_MAX_RECORD)));
+	len = checked_size(&ev);
 	if (CONNLOG_WAL_HEADER_SIZE + len > sizeof(buf))
 	{
 		msg = palloc(CONNLOG_WAL_HEADER_SIZE + len);
 		rec = msg + CONNLOG_WAL_HEADER_SIZE;
 	}
 	cl_encode(&ev, len, rec);
-	if (wal)
-		connlog_wal_check_enqueue();
-
-	switch (connlog_ring_put(rec, (uint32) len,
-							 (ConnlogPutMode) connlog_overflow,
-							 connlog_batch_size, connlog_enqueue_timeout_ms,
-							 CONNLOG_WAIT_EVENT(wait_event_ring_full,
-												"ConnlogRingFull"),
-							 wal, &seq))
-	{
-		case CL_PUT_STORED:
-
-			/*
-			 * Outside the ring lock, so producers' WAL inserts run side by
-			 * side and their flushes group-commit (see wal.c).
-			 */
-			if (wal)
-			{
-				XLogRecPtr	end = connlog_wal_insert(msg, seq, (uint32) len);
-
-				if (connlog_durability == CL_DURABILITY_FLUSH)
-					connlog_wal_flush(end);
-			}
-			break;
-		case CL_PUT_DROPPED:
-			break;
-		case CL_PUT_FULL:
-			connlog_ring_full_error();
-	}
+	store_events(rec, (uint32) len, 1, msg, wal);
 	PG_RETURN_VOID();
 }
 
@@ -507,18 +538,12 @@ batch_time(Datum d, bool isnull, const char *name)
 	return t;
 }
 
-/* Append ev's record to buf; checks the size limit as connlog_enqueue does */
+/* Append ev's record to buf */
 static void
 batch_append(StringInfo buf, const ClEvent *ev)
 {
-	size_t		len = cl_encoded_size(ev);
+	size_t		len = checked_size(ev);
 
-	if (len > CL_MAX_RECORD)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("connection log event is too large"),
-				 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
-						   len, CL_MAX_RECORD)));
 	enlargeStringInfo(buf, (int) len);
 	cl_encode(ev, len, buf->data + buf->len);
 	buf->len += (int) len;
@@ -591,7 +616,7 @@ batch_element(Datum **values, bool **nulls, int i, StringInfo recs,
 	memset(&ev, 0, sizeof(ev));
 	memcpy(ev.id, DatumGetUUIDP(values[BATCH_ID][i])->data, UUID_LEN);
 	memcpy(ev.organization_id,
-		DatumGetUUIDP(values[BATCH_ORGANIZATION_ID][i])->data, UUID_LEN);
+		   DatumGetUUIDP(values[BATCH_ORGANIZATION_ID][i])->data, UUID_LEN);
 	memcpy(ev.workspace_owner_id,
 		   DatumGetUUIDP(values[BATCH_WORKSPACE_OWNER_ID][i])->data,
 		   UUID_LEN);
@@ -661,9 +686,9 @@ batch_element(Datum **values, bool **nulls, int i, StringInfo recs,
 				 errdetail("Events without a connection_id are never merged, so such an element cannot become one row.")));
 
 	/*
-	 * code goes with the disconnect, or with the connect of an element
-	 * that has none: a web event's HTTP status, which coder gives with
-	 * the event's only time
+	 * code goes with the disconnect, or with the connect of an element that
+	 * has none: a web event's HTTP status, which coder gives with the event's
+	 * only time
 	 */
 	has_code = !nulls[BATCH_CODE_VALID][i] &&
 		DatumGetBool(values[BATCH_CODE_VALID][i]) &&
@@ -704,51 +729,6 @@ batch_element(Datum **values, bool **nulls, int i, StringInfo recs,
 	(*nrecs)++;
 }
 
-/*
- * Store the nrecs records of recs in the ring, all or none, and, with
- * connlog.durability other than memory, write their WAL records.
- */
-static void
-batch_store(StringInfo recs, uint32 nrecs, bool wal)
-{
-	uint64		seq;
-
-	if (wal)
-		connlog_wal_check_enqueue();
-	switch (connlog_ring_put_many(recs->data, (uint32) recs->len, nrecs,
-								  (ConnlogPutMode) connlog_overflow,
-								  connlog_batch_size,
-								  connlog_enqueue_timeout_ms,
-								  CONNLOG_WAIT_EVENT(wait_event_ring_full,
-													 "ConnlogRingFull"),
-								  wal, &seq))
-	{
-		case CL_PUT_STORED:
-			if (wal)
-			{
-				char	   *msg = palloc(CONNLOG_WAL_HEADER_SIZE + CL_MAX_RECORD);
-				XLogRecPtr	end = InvalidXLogRecPtr;
-				uint32		off = 0;
-
-				for (uint32 r = 0; r < nrecs; r++)
-				{
-					uint32		rlen = cl_record_length(recs->data + off);
-
-					memcpy(msg + CONNLOG_WAL_HEADER_SIZE, recs->data + off, rlen);
-					end = connlog_wal_insert(msg, seq + r, rlen);
-					off += rlen;
-				}
-				if (connlog_durability == CL_DURABILITY_FLUSH)
-					connlog_wal_flush(end);
-			}
-			break;
-		case CL_PUT_DROPPED:
-			break;
-		case CL_PUT_FULL:
-			connlog_ring_full_error();
-	}
-}
-
 Datum
 connlog_enqueue_batch(PG_FUNCTION_ARGS)
 {
@@ -785,6 +765,6 @@ connlog_enqueue_batch(PG_FUNCTION_ARGS)
 				 errdetail("They need more than connlog.ring_size, %d kB.",
 						   connlog_ring_size_kb),
 				 errhint("Call connlog_enqueue_batch with fewer elements.")));
-	batch_store(&recs, nrecs, wal);
+	store_events(recs.data, (uint32) recs.len, nrecs, NULL, wal);
 	PG_RETURN_INT64((int64) nrecs);
 }

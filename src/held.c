@@ -37,7 +37,8 @@
 /* batch_cxt holds the batches (cur and the retry queue) and recbuf */
 static MemoryContext batch_cxt;
 static WorkerBatch *cur;		/* the batch being filled */
-static WorkerBatch *retryq[MAX_RETRY_QUEUE];	/* failed batches, oldest first */
+static WorkerBatch *retryq[MAX_RETRY_QUEUE];	/* failed batches, oldest
+												 * first */
 static int	nretry;
 static char *recbuf;			/* one record copied out of the ring */
 

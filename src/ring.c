@@ -247,7 +247,7 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 			pg_atomic_fetch_add_u64(&s->counters.enqueued, nrecs);
 			if ((unread < (uint64) wake_events &&
 				 unread + nrecs >= (uint64) wake_events) ||
-				(below_half && (s->ring.head - s->ring.tail) * 2 > s->ring.size))
+			(below_half && (s->ring.head - s->ring.tail) * 2 > s->ring.size))
 				wake = s->worker.latch;
 			result = CL_PUT_STORED;
 		}
@@ -295,21 +295,10 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 	return result;
 }
 
-/* Store one record: ring_put() of one */
-ConnlogPutResult
-connlog_ring_put(const char *rec, uint32 len, ConnlogPutMode mode,
-				 int wake_events, long wait_ms, uint32 wait_event,
-				 bool wal, uint64 *seq)
-{
-	return ring_put(rec, len, 1, mode, wake_events, wait_ms, wait_event,
-					wal, seq);
-}
-
 /*
- * Store nrecs records at once, or none (connlog_enqueue_batch).  The
- * caller has checked that they fit in the ring at all
- * (connlog_ring_entries_fit): a wait for room that can never come would
- * only time out.
+ * Store nrecs records at once, or none: ring_put().  The caller has
+ * checked that they fit in the ring at all (connlog_ring_entries_fit): a
+ * wait for room that can never come would only time out.
  */
 ConnlogPutResult
 connlog_ring_put_many(const char *recs, uint32 len, uint32 nrecs,

@@ -245,10 +245,6 @@ typedef enum ConnlogPutResult
 } ConnlogPutResult;
 
 /* producers */
-extern ConnlogPutResult connlog_ring_put(const char *rec, uint32 len,
-										 ConnlogPutMode mode, int wake_events,
-										 long wait_ms, uint32 wait_event,
-										 bool wal, uint64 *seq);
 extern ConnlogPutResult connlog_ring_put_many(const char *recs, uint32 len,
 											  uint32 nrecs,
 											  ConnlogPutMode mode,

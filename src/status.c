@@ -344,7 +344,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("connlog_flush timed out"),
 					 errdetail_flush_timeout(&w,
-								  target - connlog_ring_done_seq()),
+										   target - connlog_ring_done_seq()),
 					 errhint_worker_trouble(&w, false)));
 		}
 		if (pid != 0)
