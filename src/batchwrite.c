@@ -102,8 +102,8 @@ report_failure(const char *error, int nrows, FailureNext next, int attempt)
 }
 
 /*
- * While the worker drains before it exits, true while time is left; it also bounds the next
- * statement by what is left.
+ * While the worker drains before it exits, true while time is left; it
+ * also bounds the next statement by what is left.
  */
 bool
 connlog_batch_write_budget(void)
@@ -361,8 +361,9 @@ may_reject_alone(const WorkerBatch *b, WriteResult why)
  *
  * Returns false if it stops first: at a transient error while b has
  * retries left (a lock timeout must not reject good rows), a failed node
- * of a Citus cluster, a missing extension, or when the worker exits.  The outcomes so far stay in b's
- * entries, and the next attempt goes on from there.
+ * of a Citus cluster, a missing extension, or when the worker exits.  The
+ * outcomes so far stay in b's entries, and the next attempt goes on from
+ * there.
  */
 static bool finish_split(WorkerBatch *b, int start, int n);
 static void hold_batch(const char *why);

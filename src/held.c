@@ -125,9 +125,10 @@ set_outcome(WorkerBatch *b, int start, int n, uint8 outcome)
  * Every entry of b has its outcome: count the outcomes of all its events
  * at once, and flag its events in the ring if an older batch is still
  * held (if none is, tail passes them as soon as b is gone; see ring.c).
- * The caller then lets go of b and calls connlog_held_release_ring().  Counting only
- * here is what counts each event once: a batch whose worker exits half
- * way through is counted by the successor that writes it again.
+ * The caller then lets go of b and calls connlog_held_release_ring().
+ * Counting only here is what counts each event once: a batch whose worker
+ * exits half way through is counted by the successor that writes it
+ * again.
  */
 void
 connlog_held_accounted(const WorkerBatch *b)

@@ -115,8 +115,8 @@ show_table_alias(void)
 
 /*
  * Split connlog.target_table's (or connlog.table's) value into its schema
- * and table names, as SQL would (quotes, case folding).  Returns false unless it is exactly a
- * schema and a table.  The names are palloc'd.
+ * and table names, as SQL would (quotes, case folding).  Returns false
+ * unless it is exactly a schema and a table.  The names are palloc'd.
  */
 bool
 connlog_table_name(const char *value, char **schema, char **relname)
