@@ -29,13 +29,13 @@
  *	- status.mutex (a spinlock) protects last_flush and last_error.
  *	- columns is a sequence lock of its own (columns.c).
  *	- connlog.durability's fields (wal.c): epoch and started are set at
- *	  initialization.  last_floor only the worker advances, under
- *	  ring.lock held shared (no other shared holder writes it; producers
- *	  read it holding the lock exclusively): a producer stores it beside
- *	  a WAL-backed event and writes the event's WAL record after it
- *	  releases the lock, so floors never decrease in ring order and each
- *	  record starts at or after its floor.  wal_woken_at is advanced by
- *	  compare-and-swap.
+ *	  initialization; holds_replayed is an atomic only the worker writes.
+ *	  last_floor only the worker advances, under ring.lock held shared
+ *	  (no other shared holder writes it; producers read it holding the
+ *	  lock exclusively): a producer stores it beside a WAL-backed event
+ *	  and writes the event's WAL record after it releases the lock, so
+ *	  floors never decrease in ring order and each record starts at or
+ *	  after its floor.  wal_woken_at is advanced by compare-and-swap.
  *
  * IDENTIFICATION
  *	  src/ring.c
