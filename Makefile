@@ -2,7 +2,10 @@
 # the build needs and run the tests.
 
 MODULE_big = connlog
-OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/flush.o src/writer.o src/wal.o src/standby.o src/query.o src/guard.o src/citus.o
+OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/flush.o src/wal.o src/standby.o src/query.o src/guard.o src/citus.o
+# the statements the worker runs (see doc/internals.md, "Statements")
+OBJS += src/runner.o src/target.o src/convert.o src/plans.o src/rows.o \
+	src/statements.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

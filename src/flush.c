@@ -124,7 +124,7 @@
 #include "guard.h"
 #include "ring.h"
 #include "wal.h"
-#include "writer.h"
+#include "statements.h"
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
 
 /*
@@ -459,6 +459,7 @@ write_entries(ClBatch *b, WriteKind kind, int start, int n,
 			return WR_STOPPED;
 		/* a batch written in parts is held until every part of it is */
 		progress = next_progress(kind == WRITE_WHOLE ? b : NULL, &progbuf);
+		connlog_ring_set_state(CL_STATE_WRITING);
 		if (kind == WRITE_REJECT)
 			st = connlog_write_rejected(b, start, reason, progress, error);
 		else

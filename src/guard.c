@@ -103,7 +103,6 @@
 #include "connlog.h"
 #include "guard.h"
 #include "ring.h"
-#include "writer.h"
 
 /* bits of the filter of the rows a worker exited writing: 64 kbit */
 #define FILTER_BYTES	8192
@@ -160,6 +159,8 @@ static volatile sig_atomic_t escalated;
 static TimeoutId escalate_timeout;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
+
+volatile sig_atomic_t connlog_in_statement = false;
 
 Size
 connlog_guard_shmem_size(void)
