@@ -9,7 +9,7 @@
  * application's columns (plans.c): the input function of the column's
  * type, found by OID in pg_type and called with the column's typmod,
  * never a cast.  The statements' callers run it as the table's owner
- * (target.c, connlog_as_owner_begin).  See doc/internals.md, "Input
+ * (connlog_as_owner_begin, runner.c).  See doc/internals.md, "Input
  * functions".
  *
  * IDENTIFICATION
@@ -19,6 +19,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 
@@ -45,6 +46,28 @@ connlog_input_conversion_init(InputConversion *ic, Oid typid, int32 typmod,
 	fmgr_info_cxt(typinput, &ic->input, cxt);
 	get_typlenbyvalalign(typid, &ic->typlen, &ic->typbyval, &ic->typalign);
 	return true;
+}
+
+/*
+ * Can text go into a column of type typid through that type's input
+ * function?  Only a type whose values are spelled as text (its category,
+ * or its domain's base type's, is string, enum or user-defined): the
+ * values of a number or a time never read as a workspace name or a
+ * connection type, so every row would fail.  If so, look up ic as
+ * connlog_input_conversion_init() does.
+ */
+bool
+connlog_input_conversion_text(InputConversion *ic, Oid typid, int32 typmod,
+							  MemoryContext cxt)
+{
+	char		category;
+	bool		preferred;
+
+	get_type_category_preferred(getBaseType(typid), &category, &preferred);
+	if (category != TYPCATEGORY_STRING && category != TYPCATEGORY_ENUM &&
+		category != TYPCATEGORY_USER)
+		return false;
+	return connlog_input_conversion_init(ic, typid, typmod, cxt);
 }
 
 /*

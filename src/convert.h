@@ -33,6 +33,8 @@ typedef struct InputConversion
 
 extern bool connlog_input_conversion_init(InputConversion *ic, Oid typid,
 										  int32 typmod, MemoryContext cxt);
+extern bool connlog_input_conversion_text(InputConversion *ic, Oid typid,
+										  int32 typmod, MemoryContext cxt);
 extern Datum connlog_input_array(InputConversion *ic, char **texts, int n);
 
 #endif							/* CONNLOG_CONVERT_H */

@@ -330,35 +330,36 @@ build_plans(Oid extoid, Oid nspoid, const char *version)
 	Oid			uuid_array_types[2] = {UUIDARRAYOID, UUIDARRAYOID};
 	Oid			progress_types[4] = {INT8OID, INT8OID, PG_LSNOID, INT8OID};
 	const char *schema;
+	const char *rejected;
+	char	   *sql;
 	bool		has_pending;
+	bool		citus;
 
 	connlog_target_find(extoid, nspoid, version);
 	schema = quote_identifier(t->nspname);
 	plans[PLAN_UPSERT] = keep_upsert(t->own_extra, 0, NULL, NULL);
-	plans[PLAN_REPLAY_FIND] = keep_plan(psprintf(replay_find_sql,
-												 t->rows_table),
-										2, uuid_array_types);
+	sql = psprintf(replay_find_sql, t->rows_table);
+	plans[PLAN_REPLAY_FIND] = keep_plan(sql, 2, uuid_array_types);
 	if (OidIsValid(t->member_relids[MEMBER_PROGRESS]))
 	{
 		/* pending_at_exit is new in 1.2; 1.1 stores no count (NULL) */
 		has_pending = strcmp(version, "1.1") != 0;
-		plans[PLAN_PROGRESS_READ] = keep_plan(psprintf("SELECT epoch, done_seq, done_lsn, %s FROM %s.connlog_wal_progress",
-													   has_pending ? "pending_at_exit" : "NULL::pg_catalog.int8",
-													   schema), 0, NULL);
-		plans[PLAN_PROGRESS_WRITE] = keep_plan(psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3%s",
-														schema,
-														has_pending ? ", pending_at_exit = $4" : ""),
-											   has_pending ? 4 : 3,
+		sql = psprintf("SELECT epoch, done_seq, done_lsn, %s FROM %s.connlog_wal_progress",
+				   has_pending ? "pending_at_exit" : "NULL::pg_catalog.int8",
+					   schema);
+		plans[PLAN_PROGRESS_READ] = keep_plan(sql, 0, NULL);
+		sql = psprintf("UPDATE %s.connlog_wal_progress SET epoch = $1, done_seq = $2, done_lsn = $3%s",
+					   schema, has_pending ? ", pending_at_exit = $4" : "");
+		plans[PLAN_PROGRESS_WRITE] = keep_plan(sql, has_pending ? 4 : 3,
 											   progress_types);
 	}
-	plans[PLAN_REJECT] = keep_plan(psprintf(reject_sql,
-											quote_qualified_identifier(t->nspname,
-																	   connlog_member_names[MEMBER_REJECTED])),
-								   2, argtypes);
-	plans[PLAN_PURGE] = keep_plan(psprintf(connlog_citus_table(t->member_relids[MEMBER_LOGS]) ?
-										   purge_citus_sql : purge_sql,
-										   t->rows_table),
-								  2, purge_types);
+	rejected = quote_qualified_identifier(t->nspname,
+									  connlog_member_names[MEMBER_REJECTED]);
+	plans[PLAN_REJECT] = keep_plan(psprintf(reject_sql, rejected), 2,
+								   argtypes);
+	citus = connlog_citus_table(t->member_relids[MEMBER_LOGS]);
+	sql = psprintf(citus ? purge_citus_sql : purge_sql, t->rows_table);
+	plans[PLAN_PURGE] = keep_plan(sql, 2, purge_types);
 	plans_built = true;
 	connlog_target_publish_columns();
 }

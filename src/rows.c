@@ -284,14 +284,14 @@ build_group_args(const ClBatch *b, UpsertGroup *g, TupleDesc desc,
 	{
 		const ClEntry *e = &b->entries[lfirst_int(ec)];
 		ClEvent		ev;
-		ClText		text;
+		ClText		value;
 
 		cl_batch_entry_event(b, e, &ev);
 		rows[k] = batch_row(desc, b, e, with_extra);
 		for (int j = 0; j < t->nconverted; j++)
 			g->texts[j * n + k] =
-				event_text(&ev, t->converted[j].col, &text) ?
-				pnstrdup(text.data, text.len) : NULL;
+				event_text(&ev, t->converted[j].col, &value) ?
+				pnstrdup(value.data, value.len) : NULL;
 		if (g->extra != NULL)
 		{
 			const char *pos = ev.extra;
@@ -414,7 +414,7 @@ json_uuid(StringInfo buf, const char *key, const uint8 *bytes)
 	json_key(buf, key);
 	appendStringInfo(buf, "\"%s\"",
 					 DatumGetCString(DirectFunctionCall1(uuid_out,
-														 connlog_uuid_datum(bytes))));
+												connlog_uuid_datum(bytes))));
 }
 
 static void
@@ -517,4 +517,3 @@ connlog_event_json(const ClEvent *ev, const ClEntry *e)
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
-

@@ -249,3 +249,33 @@ connlog_writer_init_session(void)
 						PGC_SUSET, PGC_S_OVERRIDE);
 	CommitTransactionCommand();
 }
+
+/*
+ * Run a statement on a table, or the input functions of its columns, as
+ * the table's owner (connlog.target_table's; InvalidOid: nothing is
+ * switched), in a security-restricted operation, the way VACUUM and
+ * REFRESH MATERIALIZED VIEW run a table's index expressions; settings the
+ * table's functions change are undone with the nesting level.
+ */
+void
+connlog_as_owner_begin(Oid owner, ConnlogAsOwner *save)
+{
+	GetUserIdAndSecContext(&save->userid, &save->sec_context);
+	save->nestlevel = -1;
+	if (!OidIsValid(owner))
+		return;
+	SetUserIdAndSecContext(owner,
+						   save->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save->nestlevel = NewGUCNestLevel();
+}
+
+void
+connlog_as_owner_end(const ConnlogAsOwner *save)
+{
+	if (save->nestlevel < 0)
+		return;
+	AtEOXact_GUC(false, save->nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec_context);
+}

@@ -44,4 +44,15 @@ extern ErrorData *connlog_abort_caught(MemoryContext caller_cxt,
 									   void (*cleanup) (void *arg),
 									   void *arg);
 
+/* running a statement's code as the owner of the table it writes to */
+typedef struct ConnlogAsOwner
+{
+	Oid			userid;
+	int			sec_context;
+	int			nestlevel;		/* -1: nothing was switched */
+} ConnlogAsOwner;
+
+extern void connlog_as_owner_begin(Oid owner, ConnlogAsOwner *save);
+extern void connlog_as_owner_end(const ConnlogAsOwner *save);
+
 #endif							/* CONNLOG_RUNNER_H */

@@ -14,7 +14,7 @@
  * afresh next time, so a table that was altered or recreated is picked up.
  *
  * The upsert and the retention DELETE on connlog.target_table run as the
- * table's owner (target.c, connlog_as_owner_begin); guard.c remembers the
+ * table's owner (connlog_as_owner_begin, runner.c); guard.c remembers the
  * rows each runs, should the table's code end the worker.
  *
  * See doc/internals.md, "Statements: the runner, the target, the plans".
@@ -269,13 +269,13 @@ upsert_fn(void *arg)
 		/* should the table's code end the worker: see guard.c */
 		connlog_guard_rows_begin(a->batch, a->start, a->n);
 		old = MemoryContextSwitchTo(write_cxt);
-		connlog_as_owner_begin(&owner);
+		connlog_as_owner_begin(connlog_target->rows_owner, &owner);
 		a->skip = NULL;
 		if (a->batch->rewrite)
 			skip_written_web(a);
 		connlog_as_owner_end(&owner);
 		a->groups = connlog_rows_groups(a->batch, a->start, a->n, a->skip);
-		connlog_as_owner_begin(&owner);
+		connlog_as_owner_begin(connlog_target->rows_owner, &owner);
 		connlog_rows_convert(a->groups);
 		connlog_as_owner_end(&owner);
 		MemoryContextSwitchTo(old);
@@ -286,7 +286,7 @@ upsert_fn(void *arg)
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("connlog's tables kept changing while its statements were prepared")));
 	}
-	connlog_as_owner_begin(&owner);
+	connlog_as_owner_begin(connlog_target->rows_owner, &owner);
 	foreach(lc, a->groups)
 	{
 		UpsertGroup *g = lfirst(lc);
@@ -461,7 +461,7 @@ purge_fn(void *arg)
 	values[0] = TimestampTzGetDatum(a->cutoff);
 	values[1] = Int32GetDatum(a->limit);
 	connlog_guard_purge_begin();
-	connlog_as_owner_begin(&owner);
+	connlog_as_owner_begin(connlog_target->rows_owner, &owner);
 	rc = SPI_execute_plan(connlog_plan(PLAN_PURGE), values, NULL, false, 0);
 	connlog_as_owner_end(&owner);
 	if (rc != SPI_OK_DELETE)

@@ -17,9 +17,8 @@
  * It also locks the members a statement uses in every mode the statements
  * take (connlog_target_lock), refuses a prepared statement that names a
  * relation under a member's name that is not the member
- * (connlog_target_check_relation), runs the statements' code as the owner
- * of connlog.target_table (connlog_as_owner_begin), and tells
- * connlog_enqueue which keys extra may have (connlog_target_publish_columns).
+ * (connlog_target_check_relation), and tells connlog_enqueue which keys
+ * extra may have (connlog_target_publish_columns).
  *
  * See doc/internals.md, "Statements: the runner, the target, the plans",
  * for why each check is there.
@@ -291,34 +290,6 @@ text_column(int c)
 }
 
 /*
- * Can column c's text take att's type through that type's input function?
- * Only a type whose values are spelled as text (its category, or its
- * domain's base type's, is string, enum or user-defined): the values of a
- * number or a time never read as a workspace name or a connection type,
- * so every row would fail.  If so, note the column as converted.
- */
-static bool
-convert_column(int c, Form_pg_attribute att)
-{
-	ConvertedColumn *cc = &target.converted[target.nconverted];
-	char		category;
-	bool		preferred;
-
-	get_type_category_preferred(getBaseType(att->atttypid), &category,
-								&preferred);
-	if (category != TYPCATEGORY_STRING && category != TYPCATEGORY_ENUM &&
-		category != TYPCATEGORY_USER)
-		return false;
-	if (!connlog_input_conversion_init(&cc->conv, att->atttypid,
-									   att->atttypmod, target.cxt))
-		return false;
-	cc->col = c;
-	target.col_converted[c] = true;
-	target.nconverted++;
-	return true;
-}
-
-/*
  * The conversion of the j-th converted column, to be called: the calls
  * keep their cache in it.
  */
@@ -374,12 +345,18 @@ check_rows_columns(Relation rel, const char *name)
 			continue;
 		if (text_column(c))
 		{
-			if (!convert_column(c, att))
+			ConvertedColumn *cc = &target.converted[target.nconverted];
+
+			if (!connlog_input_conversion_text(&cc->conv, att->atttypid,
+											   att->atttypmod, target.cxt))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("column \"%s\" of table %s is of type %s, which connlog cannot convert its text values to",
 								col, name, format_type_be(att->atttypid)),
 						 errdetail("connlog converts text through the input function of a string type, an enum, a user-defined type or a domain over one of them.")));
+			cc->col = c;
+			target.col_converted[c] = true;
+			target.nconverted++;
 		}
 		else if (!can_coerce_type(1, &srctype, &att->atttypid,
 								  COERCION_ASSIGNMENT))
@@ -409,6 +386,7 @@ check_rows_columns(Relation rel, const char *name)
 	}
 	ReleaseTupleDesc(row_desc);
 }
+
 /*
  * connlog.target_table: the upsert's ON CONFLICT (connection_id, workspace_id,
  * agent_name) needs an index it can infer as its arbiter: unique, not
@@ -554,13 +532,13 @@ check_privileges(Oid nspoid, const char *nspname)
 						   lengthof(log_modes));
 	check_table_privileges(&missing, roleid, target.member_relids[MEMBER_REJECTED],
 						   quote_qualified_identifier(nspname,
-											  connlog_member_names[MEMBER_REJECTED]),
+									  connlog_member_names[MEMBER_REJECTED]),
 						   rej_modes, rej_names, lengthof(rej_modes));
 	if (OidIsValid(target.member_relids[MEMBER_PROGRESS]))
 		check_table_privileges(&missing, roleid,
 							   target.member_relids[MEMBER_PROGRESS],
 							   quote_qualified_identifier(nspname,
-											  connlog_member_names[MEMBER_PROGRESS]),
+									  connlog_member_names[MEMBER_PROGRESS]),
 							   prog_modes, prog_names, lengthof(prog_modes));
 	if (missing.len > 0)
 		ereport(ERROR,
@@ -607,7 +585,7 @@ connlog_target_find(Oid extoid, Oid nspoid, const char *version)
 	target.setting = MemoryContextStrdup(target.cxt, setting);
 	if (setting[0] == '\0')
 		rows_name = quote_qualified_identifier(nspname,
-											   connlog_member_names[MEMBER_LOGS]);
+										  connlog_member_names[MEMBER_LOGS]);
 	else
 	{
 		/* the setting's check hook accepts nothing else */
@@ -801,34 +779,4 @@ connlog_target_publish_columns(void)
 		pfree(names.data);
 	}
 	table_close(rel, AccessShareLock);
-}
-
-/*
- * connlog.target_table: run a statement on the table, or the input
- * functions of its columns, as its owner, in a security-restricted
- * operation, the way VACUUM and REFRESH MATERIALIZED VIEW run a table's
- * index expressions; settings the table's functions change are undone
- * with the nesting level.  On connection_logs nothing is switched.
- */
-void
-connlog_as_owner_begin(ConnlogAsOwner *save)
-{
-	GetUserIdAndSecContext(&save->userid, &save->sec_context);
-	save->nestlevel = -1;
-	if (!OidIsValid(target.rows_owner))
-		return;
-	SetUserIdAndSecContext(target.rows_owner,
-						   save->sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save->nestlevel = NewGUCNestLevel();
-}
-
-void
-connlog_as_owner_end(const ConnlogAsOwner *save)
-{
-	if (save->nestlevel < 0)
-		return;
-	AtEOXact_GUC(false, save->nestlevel);
-	SetUserIdAndSecContext(save->userid, save->sec_context);
 }

@@ -87,8 +87,7 @@ typedef struct ConnlogTarget
 	Oid			extoid;
 	char	   *version;		/* its extversion */
 	char	   *nspname;		/* its schema */
-	Oid			member_relids[NUM_MEMBERS]; /* InvalidOid: not in this
-											 * version */
+	Oid			member_relids[NUM_MEMBERS]; /* InvalidOid: not in this version */
 
 	/* the table the rows go to */
 	char	   *setting;		/* connlog_effective_table() found for */
@@ -103,8 +102,8 @@ typedef struct ConnlogTarget
 	Oid			row_typid;
 	Oid			row_array_typid;
 	int			row_ncols;		/* UPSERT_NCOLS from 1.3, COL_EXTRA before */
-	Oid			type_enum_typid;	/* connection_type, if the type column
-									 * is one; else InvalidOid: text */
+	Oid			type_enum_typid;	/* connection_type, if the type column is
+									 * one; else InvalidOid: text */
 	Oid			type_label_oids[CL_NUM_TYPES];	/* InvalidOid: label missing */
 
 	/* connlog.target_table's converted columns */
@@ -128,16 +127,5 @@ extern void connlog_target_check_delete(void);
 extern void connlog_target_publish_columns(void);
 extern bool connlog_target_extra_column(Form_pg_attribute att);
 extern InputConversion *connlog_target_conversion(int j);
-
-/* running a statement's code as the owner of connlog.target_table */
-typedef struct ConnlogAsOwner
-{
-	Oid			userid;
-	int			sec_context;
-	int			nestlevel;		/* -1: nothing was switched */
-} ConnlogAsOwner;
-
-extern void connlog_as_owner_begin(ConnlogAsOwner *save);
-extern void connlog_as_owner_end(const ConnlogAsOwner *save);
 
 #endif							/* CONNLOG_TARGET_H */
