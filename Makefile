@@ -2,15 +2,12 @@
 # the build needs and run the tests.
 
 MODULE_big = connlog
-OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/batches.o src/writer.o src/wal.o src/standby.o src/query.o src/guard.o src/citus.o
-# connlog.c split by job (settings, enqueue, extra, status)
-OBJS += src/settings.o src/enqueue.o src/extra.o src/status.o
-# the worker's batches: held (the batches and their accounting), batchwrite
-OBJS += src/held.o src/batchwrite.o
-# logging a lasting problem once
-OBJS += src/once.o
-# the columns extra may name, in shared memory
-OBJS += src/columns.o
+OBJS = src/connlog.o src/settings.o src/ring.o src/columns.o src/once.o \
+	src/enqueue.o src/extra.o src/status.o src/batch.o src/connect.o \
+	src/worker.o src/batches.o src/held.o src/batchwrite.o \
+	src/runner.o src/target.o src/convert.o src/plans.o src/rows.o \
+	src/statements.o src/wal.o src/standby.o src/query.o src/guard.o \
+	src/citus.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

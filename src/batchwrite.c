@@ -33,7 +33,7 @@
 #include "guard.h"
 #include "held.h"
 #include "ring.h"
-#include "writer.h"
+#include "statements.h"
 
 /* the current context while one batch is written, emptied after it */
 static MemoryContext batch_write_cxt;
@@ -174,6 +174,7 @@ write_entries(WorkerBatch *b, WriteKind kind, int start, int n,
 			return WR_STOPPED;
 		/* a batch written in parts is held until every part of it is */
 		progress = connlog_held_progress(kind == WRITE_WHOLE ? b : NULL, &progbuf);
+		connlog_ring_set_state(CL_STATE_WRITING);
 		if (kind == WRITE_REJECT)
 			st = connlog_write_rejected(b->batch, start, reason, progress, error);
 		else

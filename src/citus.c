@@ -4,62 +4,15 @@
  *		What the worker needs to know of Citus, when the table it writes
  *		to is one of a Citus cluster's.
  *
- * connlog runs on every node of a Citus cluster (coordinator and workers),
- * each with its own ring and worker, and each worker writes into the
- * distributed table that connlog.target_table names; Citus routes the rows to
- * the shards on the worker nodes.  connlog does not link with Citus or
- * call it: it reads Citus's catalog and the errors Citus raises, and
- * nothing here does anything unless Citus is installed.  Two things:
+ * connlog does not link with Citus or call it: it reads Citus's catalog
+ * and the errors Citus raises, and nothing here does anything unless
+ * Citus is installed.  Two things: which table is Citus's
+ * (connlog_citus_table), for retention's statement (plans.c), and which
+ * errors are a node's failure or refusal rather than the rows'
+ * (connlog_citus_node_failure), which the runner reports as
+ * CL_WRITE_UNREACHABLE, with the node's name (connlog_citus_node).
  *
- * Which statements.  Citus plans a statement on a distributed table
- * itself, and refuses some that PostgreSQL takes: FOR UPDATE in a query
- * over several shards, and a correlated subquery beside a set-returning
- * function in FROM.  Retention's DELETE by ctid needs the first (and a
- * ctid names a row only within one shard), so on a Citus table writer.c
- * deletes by key instead (connlog_citus_table() says which table is
- * one).  The statements for events written again are plannable by Citus
- * on every table (see writer.c).
- *
- * Whose fault.  A node of the cluster that is down, restarting or
- * unreachable fails every statement that touches one of its shards, and
- * a node that refuses the owner of the table (its credentials, its
- * privileges there) fails them the same way.  Neither is the rows' fault,
- * nor connlog.role's, nor a fault a retry or two will outlast: a node
- * restarts in seconds, a missing credential is fixed when someone fixes
- * it.  And a split would go wrong: the rows routed to the other nodes are
- * written, which is the evidence flush.c asks for before it rejects a row
- * that fails alone, so the rows of the failing node would be rejected.
- * So connlog_citus_node_failure() picks out those errors, and writer.c
- * reports them as CL_WRITE_UNREACHABLE: the batch waits in the retry
- * queue, retried every retry_interval without using up its retries,
- * never split (flush.c).
- *
- * They are recognised by what SQL cannot forge, since the table's owner
- * can raise any SQLSTATE and message from a trigger (a trigger's RAISE
- * has the message format "%s" and a PL/pgSQL context), and Citus's
- * messages are not translated (it ships no message catalogs):
- *
- *	- "failure on connection marked as essential: %s:%d": the format of
- *	  the error Citus raises, without a SQLSTATE (so XX000), when a
- *	  connection of the distributed transaction to a node failed, as after
- *	  the node restarted and its cached connections died, or while it is
- *	  down.  Matched by its format (ErrorData.message_id) and XX000.
- *	- class 08 raised by Citus's own connection code, whose formats begin
- *	  "connection to the remote node " (a connection that failed, with
- *	  libpq's reason: refused, or a password the node did not accept) and
- *	  "could not establish any connections to the node " (the connection
- *	  timeout).
- *	- an error a node raised and Citus relayed, which Citus marks with the
- *	  context line "while executing command on HOST:PORT" (its
- *	  ReportResultError; a PL/pgSQL context line starts otherwise), when
- *	  it is a connection exception (08), the node shutting down or starting
- *	  (57P01, 57P02, 57P03), or insufficient privilege (42501: the owner of
- *	  the table lacks a privilege on that node, which connlog.role's check
- *	  on this node cannot see, so recheck_denied() would find nothing
- *	  missing and the worker would flip between writing and failing).
- *
- * connlog_citus_node() gives the HOST:PORT of a relayed error, for the
- * message in last_error.
+ * See doc/internals.md, "Citus".
  *
  * IDENTIFICATION
  *	  src/citus.c
@@ -140,7 +93,31 @@ format_starts(const ErrorData *edata, const char *prefix)
 
 /*
  * Did a node of a Citus cluster fail the statement, or refuse it, rather
- * than its rows?  See the file header.
+ * than its rows?
+ *
+ * Recognised by what SQL cannot forge, since the table's owner
+ * can raise any SQLSTATE and message from a trigger (a trigger's RAISE
+ * has the message format "%s" and a PL/pgSQL context), and Citus's
+ * messages are not translated (it ships no message catalogs):
+ *
+ *	- "failure on connection marked as essential: %s:%d": the format of
+ *	  the error Citus raises, without a SQLSTATE (so XX000), when a
+ *	  connection of the distributed transaction to a node failed, as after
+ *	  the node restarted and its cached connections died, or while it is
+ *	  down.  Matched by its format (ErrorData.message_id) and XX000.
+ *	- class 08 raised by Citus's own connection code, whose formats begin
+ *	  "connection to the remote node " (a connection that failed, with
+ *	  libpq's reason: refused, or a password the node did not accept) and
+ *	  "could not establish any connections to the node " (the connection
+ *	  timeout).
+ *	- an error a node raised and Citus relayed, which Citus marks with the
+ *	  context line "while executing command on HOST:PORT" (its
+ *	  ReportResultError; a PL/pgSQL context line starts otherwise), when
+ *	  it is a connection exception (08), the node shutting down or starting
+ *	  (57P01, 57P02, 57P03), or insufficient privilege (42501: the owner of
+ *	  the table lacks a privilege on that node, which connlog.role's check
+ *	  on this node cannot see, so the privilege check would find nothing
+ *	  missing and the worker would flip between writing and failing).
  */
 bool
 connlog_citus_node_failure(const ErrorData *edata)

@@ -6,80 +6,33 @@
  *		back into connlog.
  *
  * The worker's upsert and retention DELETE run the code of the table
- * they write to: its triggers, defaults, policies and casts.  With
- * connlog.target_table, that table belongs to the application and its owner
- * writes that code; it runs as the owner in a security-restricted
- * operation (writer.c), so it gains no privilege.  But it runs inside the
- * worker's process, and three things it can do there would stop the
- * worker for everyone:
+ * they write to (triggers, defaults, policies, casts), as the table's
+ * owner but inside the worker's process.  Three things that code could do
+ * there would stop the worker for everyone; this file keeps it from them:
  *
- * It can ignore a cancel.  PL/pgSQL catches query_canceled like any
- * error, so a loop that catches it keeps the statement running through
- * every cancel: through pg_terminate_backend and a fast shutdown, whose
- * SIGTERM the worker turns into a cancel of the running statement
- * (worker.c), and through a statement timeout.  A FATAL cannot be caught.
- * So a cancel the worker sends for its own reasons (SIGTERM, the bound
- * on its statements) is noted here (connlog_guard_cancel_sent), and when
- * code catches it, which takes the abort of a subtransaction
- * (guard_subxact), a timeout is armed: if the same statement is still
- * running connlog.shutdown_timeout after the cancel (at the end of the
- * time left when the worker is already exiting), the timeout does what
- * die() does, and the next CHECK_FOR_INTERRUPTS ends the worker with
- * FATAL.  The timeout is armed from the abort, not from the signal
- * handler, since the server's timeout facility must not be entered from
- * a handler that may have interrupted it; and only a subtransaction's
- * abort can swallow an error, so no other path needs it.  A manual
- * pg_cancel_backend is not escalated: it cancels a statement and nothing
- * else.  Nothing is lost by that exit: the ring frees an event only once
- * it is accounted for (ring.c), so the next worker, or WAL replay after a
- * stop, writes what this one held.
+ *	- ignore a cancel: a cancel connlog sends for its own reasons (SIGTERM,
+ *	  the bound on its statements) is noted (connlog_guard_cancel_sent),
+ *	  and once code catches it (guard_subxact sees the abort) the worker
+ *	  ends itself with FATAL if the statement still runs shutdown_timeout
+ *	  later (escalate).  Every statement is bounded by
+ *	  connlog.statement_timeout, and while exiting by the time left
+ *	  (connlog_guard_statement_start).
+ *	- make the worker exit again and again (exit_on_error): the rows of the
+ *	  statement running (connlog_guard_rows_begin) are recorded at exit
+ *	  (guard_exit) for the successor, whose batches write them as suspects
+ *	  (connlog_guard_is_suspect, flush.c).
+ *	- call back into connlog: connlog_enqueue() and connlog_flush() refuse
+ *	  in the worker (connlog.c, connlog_is_worker).
  *
- * Every statement is bounded by connlog.statement_timeout (and, while
- * the worker is exiting, by the time it has left): the server's own
- * STATEMENT_TIMEOUT, which the worker arms itself since it is armed only
- * for client statements, and whose SIGINT the worker takes for a cancel
- * of its own (the timeout's indicator tells it from pg_cancel_backend).
- * The cancelled statement is an error of its batch, like any other.
+ * Locking: the record in shared memory (GuardShared) is written by the
+ * exiting worker in its exit callback and read by its successor as it
+ * starts; the postmaster starts the successor only once the worker has
+ * exited, so the two never run at once and no lock is needed.
+ * connlog_in_statement, set by the runner around each statement, is read
+ * in the worker's signal handlers, and cancel_at is set in them: both are
+ * volatile.
  *
- * It can make the worker exit.  exit_on_error is a user setting: code
- * that sets it and raises an error in the same statement turns that
- * error into FATAL inside errstart(), before any handler runs, and
- * nothing the worker does can catch it.  Settings the code changes do not
- * outlive its statement (writer.c's begin_as_owner), but the statement
- * that dies would be written again by the next worker, and kill it the
- * same way, for ever.  So the worker remembers which rows each statement
- * that runs such code writes (connlog_guard_rows_begin, a pointer and a
- * range: nothing is copied on the way), and should it exit inside that
- * statement, its exit callback (guard_exit) records them in shared memory
- * for its successor: how many rows, the one row's fingerprint if it was
- * alone, and a filter of the fingerprints of all of them, with the
- * message of the FATAL that ended it.  A fingerprint is a hash of what
- * makes a row the same row to the upsert (the conflict key; a web
- * event's id, time and workspace), so it survives the successor cutting
- * its batches elsewhere.  The successor (flush.c) takes the rows of its
- * batches that match (the suspects) for a failing batch: it writes them
- * in halves, each narrower statement recorded the same way, and a row
- * that ended its predecessor while written alone is rejected without
- * being written again.  So a row that kills the worker costs about
- * log2(batch_size) + 1 restarts, once, and the other rows are written.
- * The filter is an approximate set (false positives only add suspects,
- * which are then written like any row); the one row's fingerprint is
- * exact.  A worker that exits inside a purge step has its successor wait
- * a purge_interval before the next (worker.c).  An exit that connlog
- * itself caused after a SIGTERM is no fault of the rows and records
- * nothing.  A successor that exits before it acted on what its
- * predecessor recorded leaves it in place for the next.
- *
- * The record is written by the exiting worker in its exit callback and
- * read by its successor as it starts; the postmaster starts the successor
- * only once the worker has exited, so the two never run at once and no
- * lock is needed.
- *
- * It can call back into connlog.  connlog_enqueue() and connlog_flush()
- * called in the worker's own process would wait for the worker, that is
- * for themselves; they refuse at once (connlog.c, connlog_is_worker), and
- * the rows whose code called them fail like rows failing for any other
- * reason.
+ * See doc/internals.md, "What the table's code cannot do to the worker".
  *
  * IDENTIFICATION
  *	  src/guard.c
@@ -103,7 +56,6 @@
 #include "connlog.h"
 #include "guard.h"
 #include "ring.h"
-#include "writer.h"
 
 /* bits of the filter of the rows a worker exited writing: 64 kbit */
 #define FILTER_BYTES	8192
@@ -161,6 +113,8 @@ static TimeoutId escalate_timeout;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
+volatile sig_atomic_t connlog_in_statement = false;
+
 Size
 connlog_guard_shmem_size(void)
 {
@@ -182,7 +136,7 @@ connlog_guard_shmem_init(void)
 /*
  * What makes a row the same row to the upsert: the conflict key, or for a
  * web event (which never merges) its id, time and workspace, the way
- * writer.c recognises a web event written before.  Allocates nothing: the
+ * statements.c recognises a web event written before.  Allocates nothing: the
  * exit callback computes it.
  */
 static uint64
@@ -366,7 +320,7 @@ connlog_guard_init_worker(void)
 }
 
 /*
- * A statement starts (writer.c): bound it by connlog.statement_timeout,
+ * A statement starts (runner.c): bound it by connlog.statement_timeout,
  * and by exit_budget_ms (0: none) while the worker is exiting.
  */
 void
@@ -390,7 +344,7 @@ connlog_guard_statement_start(int exit_budget_ms)
 }
 
 /*
- * The statement is over, however it ended (writer.c, once
+ * The statement is over, however it ended (runner.c, once
  * connlog_in_statement is false): no timeout of it may fire later, and a
  * cancel or escalation that came too late for it does not outlive it.
  */

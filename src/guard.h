@@ -13,7 +13,15 @@
 #ifndef CONNLOG_GUARD_H
 #define CONNLOG_GUARD_H
 
+#include <signal.h>
+
 #include "batch.h"
+
+/*
+ * true while a statement of the worker runs (set by runner.c): the
+ * worker's SIGTERM and SIGINT cancel it, and its escalation ends it
+ */
+extern volatile sig_atomic_t connlog_in_statement;
 
 /* shared memory (connlog.c's hooks) */
 extern Size connlog_guard_shmem_size(void);
@@ -22,7 +30,7 @@ extern void connlog_guard_shmem_init(void);
 /* the worker, once connected */
 extern void connlog_guard_init_worker(void);
 
-/* every statement the worker runs (writer.c) */
+/* every statement the worker runs (runner.c, statements.c) */
 extern void connlog_guard_statement_start(int exit_budget_ms);
 extern void connlog_guard_statement_end(void);
 extern void connlog_guard_rows_begin(const ClBatch *b, int start, int n);

@@ -30,7 +30,7 @@
 #include "held.h"
 #include "ring.h"
 #include "wal.h"
-#include "writer.h"
+#include "statements.h"
 
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
 

@@ -4,23 +4,14 @@
  *		connlog_convert(): how the query functions convert a column of
  *		the table connlog.target_table names to the type connection_logs has.
  *
- * When connlog.target_table names an application's table, connlog_table_query
- * reads it as connection_logs rows, and a column whose type is not the
- * one connection_logs has (an enum, a domain, varchar, a type the
- * table's owner created) must be converted.  A cast cannot do that
- * safely: the owner of a type may CREATE CAST from it to text, json or
- * uuid (even AS IMPLICIT), and the cast's function would then run as
- * whoever reads, a superuser or a monitoring role.  PostgreSQL falls
- * back to converting through text only when no cast exists, so neither
- * ::text nor to_jsonb() is safe, and an implicit cast can capture any
- * comparison of such a column.  This function converts with exactly two
- * functions, found by OID in pg_type: the output function of the value's
- * type, which a plain SELECT of the column runs too to show it, and the
- * input function of the target type, one of connection_logs' column
- * types, which only the extension's owner chooses.  Nothing is looked up
- * by name, so no search_path and no look-alike can change which code runs.
- * A C function, because SQL can name an output or input function only by
- * name, and a name can be overloaded.
+ * When connlog.target_table names an application's table,
+ * connlog_table_query reads it as connection_logs rows, and a column
+ * whose type is not connection_logs' must be converted.  This function
+ * converts with exactly two functions, found by OID in pg_type: the output
+ * function of the value's type and the input function of the target
+ * type; never a cast, and nothing looked up by name.
+ *
+ * See doc/internals.md, "connlog_convert".
  *
  * IDENTIFICATION
  *	  src/query.c

@@ -110,7 +110,7 @@
 #include "connlog.h"
 #include "standby.h"
 #include "wal.h"
-#include "writer.h"
+#include "statements.h"
 
 /*
  * how often the keeper reads the replicated progress, or looks for a

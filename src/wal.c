@@ -310,7 +310,7 @@
 #include "connlog.h"
 #include "ring.h"
 #include "wal.h"
-#include "writer.h"
+#include "statements.h"
 
 static uint32 wait_event_slot;
 

@@ -55,7 +55,7 @@
 #include "ring.h"
 #include "wal.h"
 #include "worker.h"
-#include "writer.h"
+#include "statements.h"
 
 /* glibc's malloc in the worker: see connlog_worker_main() */
 #define WORKER_MMAP_THRESHOLD	(64 * 1024 * 1024)
@@ -438,6 +438,7 @@ purge_step(TimestampTz now)
 			return;
 		state = WS_PURGING;
 	}
+	connlog_ring_set_state(CL_STATE_PURGING);
 	st = connlog_write_purge(now - (TimestampTz) connlog_retention_s * USECS_PER_SEC,
 							 connlog_purge_batch_size, &deleted, &error);
 	if (st == CL_WRITE_OK)
