@@ -2,7 +2,7 @@
 # the build needs and run the tests.
 
 MODULE_big = connlog
-OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/flush.o src/writer.o src/wal.o src/standby.o src/query.o src/guard.o src/citus.o
+OBJS = src/connlog.o src/ring.o src/batch.o src/connect.o src/worker.o src/flush.o src/writer.o src/wal.o src/walshared.o src/slot.o src/replay.o src/progress.o src/standby.o src/query.o src/guard.o src/citus.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

@@ -14,6 +14,9 @@
 
 #include "access/xlogdefs.h"
 
+/* connlog.durability's types: the mode, and the progress */
+#include "walshared.h"
+
 /* GUCs, defined in connlog.c */
 extern char *connlog_database;
 extern char *connlog_role;
@@ -41,29 +44,5 @@ extern bool connlog_is_worker;
 extern bool connlog_table_name(const char *value, char **schema,
 							   char **relname);
 extern const char *connlog_effective_table(void);
-
-/* connlog.durability */
-typedef enum ConnlogDurability
-{
-	CL_DURABILITY_MEMORY,
-	CL_DURABILITY_WAL,
-	CL_DURABILITY_FLUSH
-} ConnlogDurability;
-
-/*
- * connlog.durability's progress, stored in connlog_wal_progress with each
- * write (see wal.c): of the WAL-backed events of shared memory's life
- * epoch, those numbered below seq are written; every WAL-backed event not
- * written starts at or after lsn, or belongs to another life.
- */
-typedef struct ConnlogProgress
-{
-	uint64		epoch;
-	uint64		seq;
-	XLogRecPtr	lsn;
-	/* stored by an exiting worker: how many of those were not written */
-	bool		at_exit;
-	uint64		pending;
-} ConnlogProgress;
 
 #endif							/* CONNLOG_H */

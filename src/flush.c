@@ -123,7 +123,7 @@
 #include "flush.h"
 #include "guard.h"
 #include "ring.h"
-#include "wal.h"
+#include "progress.h"
 #include "writer.h"
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */
 

@@ -109,6 +109,7 @@
 #include "connect.h"
 #include "connlog.h"
 #include "standby.h"
+#include "slot.h"
 #include "wal.h"
 #include "writer.h"
 

@@ -148,6 +148,7 @@
 #include "flush.h"
 #include "guard.h"
 #include "ring.h"
+#include "progress.h"
 #include "wal.h"
 #include "worker.h"
 #include "writer.h"
@@ -827,7 +828,7 @@ connlog_worker_main(Datum main_arg)
 
 		/* connlog_flush() waits for no replay while none can run */
 		if (!can_write())
-			pg_atomic_write_u32(&connlog_shared->replaying, 0);
+			connlog_wal_set_replayed();
 		connlog_flush_publish_done();
 
 		/* Sleep until the next deadline. */
