@@ -14,7 +14,8 @@
  * Shared state: connlog_shared->wal.epoch, read only.
  *
  * Which records are left out, why they are checked again, and why
- * logical messages are only counted: doc/internals.md, "Replay".
+ * logical messages are only counted: doc/internals.md, "The records" and
+ * "Replay".
  *
  * IDENTIFICATION
  *	  src/replay.c
@@ -106,14 +107,12 @@ close_segment(void *arg)
 static XLogRecPtr
 reader_open(ConnlogReplay *r)
 {
-	XLogSegNo	oldest = connlog_wal_oldest_segment();
-	XLogSegNo	fromseg;
 	XLogRecPtr	start = r->done->lsn;
+	XLogRecPtr	left = connlog_wal_gone_to(start);
 
-	XLByteToSeg(start, fromseg, wal_segment_size);
-	if (oldest != 0 && fromseg < oldest)
+	if (!XLogRecPtrIsInvalid(left))
 	{
-		XLogSegNoOffsetToRecPtr(oldest, 0, wal_segment_size, start);
+		start = left;
 		r->gone_to = r->last_end = Min(start, r->upto);
 	}
 	if (start >= r->upto)

@@ -100,17 +100,28 @@ run_guarded(void (*fn) (XLogRecPtr), XLogRecPtr lsn, char **error)
 	return ok;
 }
 
+/*
+ * Set the held slot's restart_lsn; save it to disk at once if save, else
+ * the next checkpoint does, as after pg_replication_slot_advance().
+ */
+static void
+set_restart_lsn(XLogRecPtr lsn, bool save)
+{
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	MyReplicationSlot->data.restart_lsn = lsn;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	ReplicationSlotMarkDirty();
+	if (save)
+		ReplicationSlotSave();
+}
+
 /* ReplicationSlotCreate acquires the slot it makes: it stays held */
 static void
 slot_create(XLogRecPtr restart_lsn)
 {
 	connlog_slot_create(CONNLOG_SLOT_NAME);
 	slot_found = restart_lsn;
-	SpinLockAcquire(&MyReplicationSlot->mutex);
-	MyReplicationSlot->data.restart_lsn = restart_lsn;
-	SpinLockRelease(&MyReplicationSlot->mutex);
-	ReplicationSlotMarkDirty();
-	ReplicationSlotSave();
+	set_restart_lsn(restart_lsn, true);
 	ReplicationSlotsComputeRequiredLSN();
 }
 
@@ -133,13 +144,7 @@ slot_advance(XLogRecPtr lsn)
 {
 	slot_hold();
 	if (MyReplicationSlot->data.restart_lsn < lsn)
-	{
-		SpinLockAcquire(&MyReplicationSlot->mutex);
-		MyReplicationSlot->data.restart_lsn = lsn;
-		SpinLockRelease(&MyReplicationSlot->mutex);
-		/* saved by the next checkpoint, like pg_replication_slot_advance */
-		ReplicationSlotMarkDirty();
-	}
+		set_restart_lsn(lsn, false);
 	ReplicationSlotsComputeRequiredLSN();
 }
 
@@ -172,28 +177,27 @@ slot_hold_at(XLogRecPtr lsn)
 {
 	slot_hold();
 	if (MyReplicationSlot->data.restart_lsn > lsn)
-	{
-		SpinLockAcquire(&MyReplicationSlot->mutex);
-		MyReplicationSlot->data.restart_lsn = lsn;
-		SpinLockRelease(&MyReplicationSlot->mutex);
-		ReplicationSlotMarkDirty();
-		ReplicationSlotSave();
-	}
+		set_restart_lsn(lsn, true);
 	ReplicationSlotsComputeRequiredLSN();
 }
 
-/* The first segment still in pg_wal, of any timeline; 0 if none. */
-XLogSegNo
-connlog_wal_oldest_segment(void)
+/*
+ * Is the WAL from lsn on still in pg_wal?  If its segment is gone, the
+ * start of the oldest segment left (of any timeline); else
+ * InvalidXLogRecPtr.
+ */
+XLogRecPtr
+connlog_wal_gone_to(XLogRecPtr lsn)
 {
 	DIR		   *dir = AllocateDir(XLOGDIR);
 	struct dirent *de;
 	XLogSegNo	oldest = 0;
+	XLogSegNo	segno;
+	XLogRecPtr	start;
 
 	while ((de = ReadDir(dir, XLOGDIR)) != NULL)
 	{
 		TimeLineID	tli;
-		XLogSegNo	segno;
 
 		if (!IsXLogFileName(de->d_name))
 			continue;
@@ -202,7 +206,11 @@ connlog_wal_oldest_segment(void)
 			oldest = segno;
 	}
 	FreeDir(dir);
-	return oldest;
+	XLByteToSeg(lsn, segno, wal_segment_size);
+	if (oldest == 0 || segno >= oldest)
+		return InvalidXLogRecPtr;
+	XLogSegNoOffsetToRecPtr(oldest, 0, wal_segment_size, start);
+	return start;
 }
 
 /*

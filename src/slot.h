@@ -21,7 +21,7 @@ extern bool connlog_wal_slot_advance(XLogRecPtr lsn, char **error);
 extern bool connlog_wal_slot_take(XLogRecPtr lsn, XLogRecPtr *moved_to,
 								  char **error);
 
-/* the first WAL segment still in pg_wal, of any timeline; 0 if none */
-extern XLogSegNo connlog_wal_oldest_segment(void);
+/* where the WAL left in pg_wal starts, if the WAL at lsn is gone */
+extern XLogRecPtr connlog_wal_gone_to(XLogRecPtr lsn);
 
 #endif							/* CONNLOG_SLOT_H */

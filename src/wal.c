@@ -20,7 +20,8 @@
  *
  * Why a resource manager and not logical messages, what may be asked of
  * the WAL writer, and how a flush-mode enqueue waits for synchronous
- * standbys: doc/internals.md, "durability".
+ * standbys: doc/internals.md, "The records", "What may be asked of the WAL
+ * writer" and "Synchronous replication".
  *
  * IDENTIFICATION
  *	  src/wal.c
@@ -249,8 +250,9 @@ syncrep_wait_context(void *arg)
 /*
  * connlog.durability = flush: flush the event's WAL record, which ends at
  * end, and wait for the synchronous standbys as a commit in this session
- * would (see doc/internals.md, "Synchronous replication").  Returns normally, with a
- * WARNING, if the wait is canceled; a terminated backend exits afterwards.
+ * would (see doc/internals.md, "Synchronous replication").  Returns
+ * normally, with a WARNING, if the wait is canceled; a terminated backend
+ * exits afterwards.
  */
 void
 connlog_wal_flush(XLogRecPtr end)

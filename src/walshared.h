@@ -6,7 +6,8 @@
  *
  * Only types (and walshared.c's initialization), and nothing of connlog's
  * included, so that ring.h can embed ConnlogWalShared and connlog.h can
- * hand ConnlogProgress to the writer.  See doc/internals.md, "durability".
+ * hand ConnlogProgress to the writer.  See doc/internals.md,
+ * "Durability".
  *
  * Locking rules of ConnlogWalShared (connlog_shared->wal):
  *	- epoch and started are set at initialization and never change.
