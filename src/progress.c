@@ -294,15 +294,15 @@ hold_slot_at_start(const ConnlogProgress *done, XLogRecPtr *moved_to)
 	{
 		if (!connlog_wal_slot_create(done->lsn, &error))
 			ereport(WARNING,
-					(errmsg("connlog could not create replication slot \"%s\": %s",
-							CONNLOG_SLOT_NAME, error)));
+			  (errmsg("connlog could not create replication slot \"%s\": %s",
+					  CONNLOG_SLOT_NAME, error)));
 	}
 	else if (!connlog_wal_slot_take(done->lsn, moved_to, &error))
 		/* at a promotion the keeper may not have exited yet: LOG only */
 		ereport(LOG,
-				(errmsg("connlog could not acquire replication slot \"%s\" yet: %s",
-						CONNLOG_SLOT_NAME, error),
-				 errdetail("connlog tries again as it writes.")));
+		 (errmsg("connlog could not acquire replication slot \"%s\" yet: %s",
+				 CONNLOG_SLOT_NAME, error),
+		  errdetail("connlog tries again as it writes.")));
 }
 
 /*

@@ -17,8 +17,10 @@
 
 #include "walshared.h"
 
-/* What the worker's batches hold of WAL-backed events, which keeps the
- * progress back: */
+/*
+ * What the worker's batches hold of WAL-backed events, which keeps the
+ * progress back:
+ */
 typedef struct ConnlogHeld
 {
 	uint64		next_seq;		/* the ring's first event not read yet */

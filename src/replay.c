@@ -125,7 +125,7 @@ reader_open(ConnlogReplay *r)
 	if (r->xr == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while allocating a WAL reading processor")));
+		  errmsg("out of memory while allocating a WAL reading processor")));
 	return XLogFindNextRecord(r->xr, start);
 }
 

@@ -231,4 +231,3 @@ connlog_wal_slot_take(XLogRecPtr lsn, XLogRecPtr *moved_to, char **error)
 		*moved_to = slot_found;
 	return true;
 }
-

@@ -383,7 +383,7 @@ connlog_wal_wake_writer(void)
 	if (n == wal_enqueued_seen)
 		return WalWriterDelay;
 	wal_enqueued_seen = n;
-	/* the end of generated WAL, not the insert position: see above */
+	/* the end of generated WAL, not the insert position */
 	XLogSetAsyncXactLSN(connlog_wal_insert_end(GetXLogInsertRecPtr()));
 	return CONNLOG_WAL_WAKE_MS;
 }

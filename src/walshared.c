@@ -33,8 +33,8 @@ connlog_wal_shmem_init(ConnlogWalShared *w, uint64 crash_wal_pending)
 {
 	/*
 	 * Tells this life's sequence numbers from earlier lives' in WAL records:
-	 * it is only compared for equality, so the start time, made unique
-	 * within this postmaster, is enough.
+	 * it is only compared for equality, so the start time, made unique within
+	 * this postmaster, is enough.
 	 */
 	w->epoch = (uint64) GetCurrentTimestamp() + (epochs_made++);
 	w->started = GetCurrentTimestamp();
