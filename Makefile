@@ -6,8 +6,8 @@ OBJS = src/connlog.o src/settings.o src/ring.o src/columns.o src/once.o \
 	src/enqueue.o src/extra.o src/status.o src/batch.o src/connect.o \
 	src/worker.o src/batches.o src/held.o src/batchwrite.o \
 	src/runner.o src/target.o src/convert.o src/plans.o src/rows.o \
-	src/statements.o src/wal.o src/standby.o src/query.o src/guard.o \
-	src/citus.o
+	src/statements.o src/wal.o src/walshared.o src/slot.o src/replay.o \
+	src/progress.o src/standby.o src/query.o src/guard.o src/citus.o
 PGFILEDESC = "connlog - batched connection logging"
 
 EXTENSION = connlog

@@ -34,7 +34,7 @@
 #include "connlog.h"
 #include "held.h"
 #include "ring.h"
-#include "wal.h"
+#include "progress.h"
 
 /* what this side asks of the worker's process (see batches.h) */
 static const ConnlogBatchesHooks *worker;

@@ -28,6 +28,7 @@
 #include "connlog.h"
 #include "guard.h"
 #include "ring.h"
+#include "progress.h"
 #include "standby.h"
 #include "wal.h"
 
@@ -76,24 +77,14 @@ static void
 connlog_postmaster_shmem_exit(int code, Datum arg)
 {
 	ConnlogStats st;
-	ConnlogCounters *c;
-	int64		wal_pending;
+	uint64		wal_pending;
 	uint64		mem_pending;
 
 	if (connlog_shared == NULL)
 		return;
 	connlog_ring_stats_unlocked(&st);
-	c = &connlog_shared->counters;
-
-	/*
-	 * WAL-backed events not accounted for yet: the worker adds a batch's
-	 * WAL-backed events to wal_accounted once the whole batch is, so this may
-	 * count a batch that was half written as pending (it is replayed).
-	 */
-	wal_pending = (int64) (pg_atomic_read_u64(&c->wal_enqueued) -
-						   pg_atomic_read_u64(&c->wal_accounted));
-	wal_pending = Max(0, Min(wal_pending, (int64) st.pending));
-	mem_pending = st.pending - (uint64) wal_pending;
+	wal_pending = connlog_wal_pending(st.pending);
+	mem_pending = st.pending - wal_pending;
 	connlog_shared = NULL;
 	if (mem_pending > 0)
 		ereport(WARNING,
@@ -114,7 +105,7 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 	if (code != 0)
 	{
 		crash_mem_pending = mem_pending;
-		crash_wal_pending = (uint64) wal_pending;
+		crash_wal_pending = wal_pending;
 	}
 }
 

@@ -16,6 +16,9 @@
 
 #include "access/xlogdefs.h"
 
+/* connlog.durability's types: the mode, and the progress */
+#include "walshared.h"
+
 /* GUCs, defined in settings.c */
 extern char *connlog_database;
 extern char *connlog_role;
@@ -55,29 +58,5 @@ typedef enum ConnlogPutMode
 	CL_PUT_ERROR,
 	CL_PUT_DROP
 } ConnlogPutMode;
-
-/* connlog.durability */
-typedef enum ConnlogDurability
-{
-	CL_DURABILITY_MEMORY,
-	CL_DURABILITY_WAL,
-	CL_DURABILITY_FLUSH
-} ConnlogDurability;
-
-/*
- * connlog.durability's progress, stored in connlog_wal_progress with each
- * write (see wal.c): of the WAL-backed events of shared memory's life
- * epoch, those numbered below seq are written; every WAL-backed event not
- * written starts at or after lsn, or belongs to another life.
- */
-typedef struct ConnlogProgress
-{
-	uint64		epoch;
-	uint64		seq;
-	XLogRecPtr	lsn;
-	/* stored by an exiting worker: how many of those were not written */
-	bool		at_exit;
-	uint64		pending;
-} ConnlogProgress;
 
 #endif							/* CONNLOG_H */

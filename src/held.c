@@ -29,7 +29,7 @@
 #include "connlog.h"
 #include "held.h"
 #include "ring.h"
-#include "wal.h"
+#include "progress.h"
 #include "statements.h"
 
 #define MAX_RETRY_QUEUE		1000	/* connlog.retry_queue_size's maximum */

@@ -17,7 +17,7 @@
 
 #include "batch.h"
 #include "connlog.h"
-#include "wal.h"
+#include "progress.h"
 
 /*
  * A batch the worker holds: its merged rows (batch.c), and what the worker

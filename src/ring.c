@@ -56,9 +56,6 @@
 
 ConnlogShared *connlog_shared = NULL;
 
-/* postmaster memory: how many times shared memory was initialized */
-static uint64 epochs_made = 0;
-
 Size
 connlog_ring_shmem_size(int ring_size_kb)
 {
@@ -107,24 +104,7 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	pg_atomic_init_u64(&s->counters.purged, 0);
 	pg_atomic_init_u64(&s->counters.wal_enqueued, 0);
 	pg_atomic_init_u64(&s->counters.wal_accounted, 0);
-	pg_atomic_init_u32(&s->slot_ready, 0);
-	pg_atomic_init_u32(&s->slot_wanted, 0);
-	pg_atomic_init_u32(&s->replaying, 1);
-
-	/*
-	 * Tells this life's sequence numbers from earlier lives' in WAL records
-	 * (wal.c): it is only compared for equality, so the start time, made
-	 * unique within this postmaster, is enough.
-	 */
-	s->epoch = (uint64) GetCurrentTimestamp() + (epochs_made++);
-	s->started = GetCurrentTimestamp();
-	pg_atomic_init_u32(&s->holds_replayed, 0);
-	s->last_floor = InvalidXLogRecPtr;
-	pg_atomic_init_u64(&s->wal_woken_at, 0);
-	s->crash_mem_pending = crash_mem_pending;
-	s->crash_wal_pending = crash_wal_pending;
-	s->exit_stored = false;
-	s->exit_ring_pending = 0;
+	connlog_wal_shmem_init(&s->wal, crash_wal_pending);
 	pg_atomic_init_u32(&s->worker.state, CL_STATE_NOT_RUNNING);
 	SpinLockInit(&s->status.mutex);
 	s->status.last_flush = 0;
@@ -233,7 +213,7 @@ ring_put(const char *recs, uint32 len, uint32 nrecs, ConnlogPutMode mode,
 
 					ring_write(s, pos - rlen - CL_RING_TIME_SIZE,
 							   (const char *) &flagged, sizeof(flagged));
-					ring_write(s, pos, (const char *) &s->last_floor,
+					ring_write(s, pos, (const char *) &s->wal.last_floor,
 							   sizeof(XLogRecPtr));
 					pos += CL_RING_LSN_SIZE;
 				}
@@ -341,7 +321,7 @@ raise_floor(ConnlogShared *s)
 {
 	XLogRecPtr	insert_lsn = GetXLogInsertRecPtr();
 
-	s->last_floor = Max(s->last_floor, insert_lsn);
+	s->wal.last_floor = Max(s->wal.last_floor, insert_lsn);
 	return insert_lsn;
 }
 
@@ -466,7 +446,7 @@ connlog_ring_attach_worker(void)
 	s->worker.seen = true;
 	LWLockRelease(s->ring.lock);
 	/* connlog_flush() waits until this worker has replayed WAL (wal.c) */
-	pg_atomic_write_u32(&s->replaying, 1);
+	pg_atomic_write_u32(&s->wal.replaying, 1);
 	pg_atomic_write_u32(&s->worker.state, CL_STATE_STARTING);
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
 	/* connlog_flush() callers may be waiting for a worker to appear */
@@ -604,8 +584,8 @@ connlog_ring_stats(ConnlogStats *st)
 	LWLockRelease(s->ring.lock);
 	st->ring_size_bytes = s->ring.size;
 	/* older than anything in the ring: see doc/internals.md */
-	if (pg_atomic_read_u32(&s->holds_replayed) != 0)
-		st->oldest_stored = s->started;
+	if (pg_atomic_read_u32(&s->wal.holds_replayed) != 0)
+		st->oldest_stored = s->wal.started;
 
 	SpinLockAcquire(&s->status.mutex);
 	st->last_flush = s->status.last_flush;
@@ -623,7 +603,7 @@ connlog_ring_set_state(ConnlogWorkerState state)
 void
 connlog_ring_set_replayed(bool holds)
 {
-	pg_atomic_write_u32(&connlog_shared->holds_replayed, holds ? 1 : 0);
+	pg_atomic_write_u32(&connlog_shared->wal.holds_replayed, holds ? 1 : 0);
 }
 
 /* The worker has read the events below seq (see the locking rules) */

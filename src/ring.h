@@ -183,22 +183,7 @@ typedef struct ConnlogShared
 	ConnlogRing ring;
 	ConnlogWorkerShared worker;
 
-	/* connlog.durability, see wal.c */
-	pg_atomic_uint32 slot_ready;	/* the WAL-retaining slot exists */
-	pg_atomic_uint32 slot_wanted;	/* a producer waits for slot_ready */
-	pg_atomic_uint32 replaying; /* the worker has not replayed WAL yet */
-	uint64		epoch;			/* this shared memory's life, in WAL records */
-	TimestampTz started;		/* when this shared memory was made */
-	pg_atomic_uint32 holds_replayed;	/* the worker holds events read back
-										 * from WAL */
-	XLogRecPtr	last_floor;		/* the floor of WAL-backed events stored now */
-	pg_atomic_uint64 wal_woken_at;	/* when a producer last woke the WAL
-									 * writer (a TimestampTz) */
-	uint64		crash_mem_pending;	/* set at reinitialization after a */
-	uint64		crash_wal_pending;	/* crash: what the old ring held */
-	bool		exit_stored;	/* a worker of this life stored
-								 * pending_at_exit (wal.c) ... */
-	uint64		exit_ring_pending;	/* ... of which the ring held these */
+	ConnlogWalShared wal;		/* connlog.durability's, see walshared.h */
 
 	ConnlogCounters counters;	/* connlog_count() */
 

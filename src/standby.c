@@ -4,89 +4,28 @@
  *		On a hot standby, keep the WAL that the primary's connlog worker
  *		has not written the events of, so that a promotion loses none.
  *
- * On the primary, the physical replication slot "connlog" keeps every WAL
- * segment from connlog_wal_progress.done_lsn on (wal.c).  Physical slots
- * are not replicated (17's slot synchronization copies logical slots only:
- * compat.h, connlog_slot_create), so a standby removes WAL at its
- * restartpoints as if connlog did not exist, and once promoted its worker
- * cannot read back the events the old primary had acknowledged but not
- * written: the WAL was streamed, replayed as no-ops, and removed.
+ * The keeper is a second background worker, registered next to the main
+ * one with BgWorkerStart_ConsistentState.  It runs only while the server
+ * is in recovery: on a primary it exits at once, code 0, and is not
+ * restarted.  It connects to connlog.database as connlog.role (connect.c,
+ * waiting while either is missing on the standby), and once a second
+ * reads the replicated connlog_wal_progress (writer.c) and lets the
+ * physical slot "connlog" follow its done_lsn (slot.c): created at it,
+ * moved forward only.  Once promoted, the server's own worker finds the
+ * slot and replays from there (progress.c).
  *
- * The keeper.  A second background worker, registered next to the main
- * one with BgWorkerStart_ConsistentState, runs only while the server is in
- * recovery (on a primary it exits at once, code 0, and is not restarted).
- * It connects read-only to connlog.database as connlog.role (while either
- * is missing on the standby it waits as the worker does, connect.c,
- * leaving the slot, if any, where it is; it looks every second, so that it
- * connects soon after the primary's CREATE DATABASE is replayed), reads the
- * replicated progress through writer.c's connlog_read_progress() (the same
- * checks that the table is the extension's member, the same session
- * settings), and keeps a physical slot of the same name, "connlog", whose
- * restart_lsn follows that done_lsn: created at it, and moved forward only.
- * Once promoted, the server's own worker (BgWorkerStart_RecoveryFinished)
- * finds the slot, replays from the done_lsn the promoted table holds, and
- * advances the slot as it writes, as on any primary.
+ * Every slot operation is preceded by a test of RecoveryInProgress(): once
+ * promoted, the slot is the worker's.  The keeper holds the slot from its
+ * first slot operation until it exits, which releases it; at promotion it
+ * exits with code 0 before its next slot operation.
  *
- * Why this is safe.  The keeper only ever sets restart_lsn to a done_lsn
- * it read in a committed, replayed row.  done_lsn only grows on the
- * primary, and replay only moves forward, so whatever the standby holds at
- * promotion is at or after what the slot keeps: the slot never keeps less
- * than the promoted worker reads.  Events the old primary wrote already
- * are left out of that replay by (epoch, done_seq), exactly as after a
- * crash restart (wal.c, "Replay"); the promoted server's epoch is its own,
- * so none of the old primary's events is taken for one its ring holds.
- * The slot lagging behind the table (the keeper looks once a second) only
- * keeps more WAL.  The checkpointer honours slots at a restartpoint too
- * (KeepLogSeg in CreateRestartPoint), and a slot is saved on disk and
- * restored before recovery starts, so after the first creation a restarted
- * standby is covered from its first restartpoint on.
+ * Shared state: only the slot, under the server's own locking, and the
+ * keeper's "connecting" mark (connect.c).  kept and the last problem
+ * logged are the keeper's own.
  *
- * What it cannot cover:
- *
- *	- the window before the slot first exists.  A fresh standby has only
- *	  the WAL from its base backup's start on: events the primary had not
- *	  written when the backup started are not on the standby at all, until
- *	  the primary writes them.  And from recovery start until the keeper
- *	  has read the progress (once the standby is consistent and accepts
- *	  connections, plus a connection and a query), a restartpoint may
- *	  remove WAL after done_lsn.  SELECT connlog_flush() on the primary
- *	  before pg_basebackup, and wal_keep_size on the standby, close both.
- *	  The keeper warns when it creates the slot at an LSN whose segment is
- *	  gone, which it cannot tell from a gap with no unwritten event in it:
- *	  a base backup starts in a new segment, and done_lsn stays where the
- *	  last event was until the next one comes.
- *	- hot_standby = off: no connections, so no keeper.  The standby then
- *	  removes WAL as before, and a promotion loses the events the primary
- *	  had not written whose WAL is gone (the worker's "cannot replay"
- *	  WARNING gives the bytes).  wal_keep_size large enough for the
- *	  worker's lag (at least connlog.flush_interval's worth of WAL, more
- *	  while it is stalled) is the only substitute.
- *	- cascading standbys: each standby with connlog in
- *	  shared_preload_libraries and hot_standby = on runs its own keeper
- *	  from the same replicated table, so each keeps what it would need if
- *	  promoted; a standby without connlog preloaded keeps nothing.
- *	- max_slot_wal_keep_size: a slot it invalidates keeps nothing, on a
- *	  standby as on the primary; leave it at -1.
- *	- a slot from another history: a data directory copied file by file
- *	  may bring a slot "connlog" whose restart_lsn is past this history's
- *	  done_lsn.  The keeper moves the slot forward only, so such a slot
- *	  keeps too little until done_lsn passes it; drop it, and the keeper
- *	  makes it again.  pg_basebackup copies no slot, and pg_rewind removes
- *	  the rewound server's.
- *
- * The standby replays connlog's records with the redo of connlog's
- * resource manager (wal.c, "The records"), a no-op, so a standby that
- * streams them needs connlog in shared_preload_libraries, as the keeper
- * does anyway; the records need no key, so a promoted worker trusts what
- * it replays as the primary's would.
- *
- * The keeper holds the slot from its first slot operation until it exits,
- * as the primary's worker does (wal.c, "The slot is held"): while it runs,
- * no other session on the standby can move or drop the slot.  At
- * promotion the keeper sees RecoveryInProgress() turn false and exits with
- * code 0 before its next slot operation, which releases the slot; the
- * worker, which takes the slot with ReplicationSlotAcquire(nowait), takes
- * it at its next write should it start before the keeper has exited.
+ * Why this is safe, and what it cannot cover (the window before the slot
+ * exists, hot_standby = off, max_slot_wal_keep_size, a slot from another
+ * history): doc/internals.md, "The standby's keeper".
  *
  * IDENTIFICATION
  *	  src/standby.c
@@ -96,7 +35,6 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
-#include "access/xlog_internal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -109,6 +47,7 @@
 #include "connect.h"
 #include "connlog.h"
 #include "standby.h"
+#include "slot.h"
 #include "wal.h"
 #include "statements.h"
 
@@ -198,16 +137,12 @@ keep_turn(void)
 
 	if (!connlog_wal_slot_exists())
 	{
-		XLogSegNo	segno;
-		XLogSegNo	oldest = connlog_wal_oldest_segment();
-
 		if (!connlog_wal_slot_create(done.lsn, &error))
 		{
 			note_problem(PROBLEM_CREATE_SLOT, error);
 			return;
 		}
-		XLByteToSeg(done.lsn, segno, wal_segment_size);
-		if (oldest != 0 && segno < oldest)
+		if (!XLogRecPtrIsInvalid(connlog_wal_gone_to(done.lsn)))
 			ereport(WARNING,
 					(errmsg("this standby has no WAL from %X/%X, where connlog's replication slot starts, to the start of its oldest WAL segment",
 							LSN_FORMAT_ARGS(done.lsn)),

@@ -29,6 +29,7 @@
 
 #include "compat.h"
 #include "connlog.h"
+#include "progress.h"
 #include "ring.h"
 #include "status.h"
 
@@ -265,7 +266,6 @@ Datum
 connlog_flush(PG_FUNCTION_ARGS)
 {
 	Interval   *timeout;
-	ConnlogShared *s;
 	int64		timeout_us;
 	TimestampTz start;
 	uint64		target;
@@ -286,7 +286,6 @@ connlog_flush(PG_FUNCTION_ARGS)
 			errmsg("argument \"timeout\" of connlog_flush must not be null"),
 				 errhint("Omit the argument to wait up to 30 seconds.")));
 	timeout = PG_GETARG_INTERVAL_P(0);
-	s = connlog_shared;
 	/* a timeout too long to count in microseconds is a mistake, not forever */
 	if (INTERVAL_NOT_FINITE(timeout) ||
 		pg_mul_s64_overflow((int64) timeout->month * DAYS_PER_MONTH + timeout->day,
@@ -326,7 +325,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 					 errhint("The worker starts with the server once recovery has finished; see the server log.")));
 		}
 		if (pid != 0 && connlog_ring_done_seq() >= target &&
-			pg_atomic_read_u32(&s->replaying) == 0)
+			!connlog_wal_replaying())
 			break;
 		if (waited_us >= timeout_us)
 		{

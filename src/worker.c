@@ -53,6 +53,7 @@
 #include "guard.h"
 #include "once.h"
 #include "ring.h"
+#include "progress.h"
 #include "wal.h"
 #include "worker.h"
 #include "statements.h"
@@ -709,7 +710,7 @@ connlog_worker_main(Datum main_arg)
 
 		/* connlog_flush() waits for no replay while none can run */
 		if (!can_write())
-			pg_atomic_write_u32(&connlog_shared->replaying, 0);
+			connlog_wal_set_replayed();
 		connlog_batches_publish_done();
 
 		/* Sleep until the next deadline. */
