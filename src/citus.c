@@ -6,11 +6,13 @@
  *
  * connlog does not link with Citus or call it: it reads Citus's catalog
  * and the errors Citus raises, and nothing here does anything unless
- * Citus is installed.  Two things: which table is Citus's
- * (connlog_citus_table), for retention's statement (plans.c), and which
+ * Citus is loaded.  Three things: which table is Citus's
+ * (connlog_citus_table), for retention's statement (plans.c); which
  * errors are a node's failure or refusal rather than the rows'
  * (connlog_citus_node_failure), which the runner reports as
- * CL_WRITE_UNREACHABLE, with the node's name (connlog_citus_node).
+ * CL_WRITE_UNREACHABLE, with the node's name (connlog_citus_node); and
+ * the connections the worker's session keeps to the worker nodes
+ * (connlog_citus_session_defaults).
  *
  * See doc/internals.md, "Citus".
  *
@@ -26,6 +28,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -156,4 +159,32 @@ connlog_citus_node(const ErrorData *edata)
 	line += strlen(RELAY_CONTEXT);
 	end = strchr(line, '\n');
 	return end != NULL ? pnstrdup(line, end - line) : pstrdup(line);
+}
+
+/*
+ * The worker's session keeps open as many connections to each worker node
+ * as Citus's executor opens to it for one statement
+ * (citus.max_adaptive_executor_pool_size), unless an operator chose
+ * citus.max_cached_conns_per_worker.  Each batch writes to most shards,
+ * and Citus runs each node's shards over connections of their own; with
+ * Citus's default of one cached connection, every batch would open and
+ * close the rest, which costs far more than the rows.  PGC_S_DYNAMIC_DEFAULT
+ * ranks below every place an operator sets a value (the configuration
+ * file, ALTER SYSTEM, ALTER DATABASE or ROLE ... SET), so such a value
+ * wins, and a reload that takes one away leaves this one.  Without Citus
+ * loaded neither setting exists and nothing is set.
+ */
+void
+connlog_citus_session_defaults(void)
+{
+	const char *pool;
+
+	pool = GetConfigOption("citus.max_adaptive_executor_pool_size", true,
+						   false);
+	if (pool == NULL ||
+		GetConfigOption("citus.max_cached_conns_per_worker", true,
+						false) == NULL)
+		return;
+	SetConfigOption("citus.max_cached_conns_per_worker", pool,
+					PGC_USERSET, PGC_S_DYNAMIC_DEFAULT);
 }

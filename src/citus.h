@@ -17,5 +17,6 @@
 extern bool connlog_citus_table(Oid relid);
 extern bool connlog_citus_node_failure(const ErrorData *edata);
 extern char *connlog_citus_node(const ErrorData *edata);
+extern void connlog_citus_session_defaults(void);
 
 #endif							/* CONNLOG_CITUS_H */

@@ -247,6 +247,7 @@ connlog_writer_init_session(void)
 	for (int i = 0; i < lengthof(session_settings); i++)
 		SetConfigOption(session_settings[i].name, session_settings[i].value,
 						PGC_SUSET, PGC_S_OVERRIDE);
+	connlog_citus_session_defaults();
 	CommitTransactionCommand();
 }
 
