@@ -27,33 +27,8 @@ $node->safe_psql('postgres',
 CREATE SEQUENCE pairseq START 100001;
 });
 
-my @counters =
-  qw(enqueued merged written rejected dropped pending write_errors);
-
-sub stats
-{
-	return $node->query_hash('postgres',
-		'SELECT __COLUMNS__ FROM connlog_stats', @counters);
-}
-
-sub identity_holds
-{
-	my ($s) = @_;
-	return $s->{enqueued} ==
-	  $s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
-	  $s->{pending};
-}
-
-# ALTER SYSTEM + reload, then wait until a new session sees the values:
-# the postmaster has then signalled the worker too.
-sub set_conf
-{
-	my (%set) = @_;
-	reload_conf($node, %set);
-}
-
 ###########################################################################
-# 1. 50 000 events from five sessions, then pg_ctl stop -m fast at once.
+# 50 000 events from five sessions, then pg_ctl stop -m fast at once.
 ###########################################################################
 $node->pgbench(
 	'-n -c 5 -j 5 -t 1',
@@ -66,14 +41,15 @@ $node->pgbench(
 SELECT pair(n) FROM generate_series(:client_id * 5000 + 1, :client_id * 5000 + 5000) n;
 }
 	});
-my $s = stats();
+my $s = stats($node);
 is_deeply(
 	[ @$s{qw(enqueued pending written merged dropped)} ],
 	[ 50000, 50000, 0, 0, 0 ],
 	'before the stop: 50000 enqueued, all still pending in the ring');
 ok(identity_holds($s), 'accounting identity holds before the stop');
 
-# the next start runs scenario 2 with small batches written at once
+# after the restart, the worker writes small batches at once (for the
+# termination below)
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET connlog.batch_size = 100; "
 	  . "ALTER SYSTEM SET connlog.flush_interval = '100ms'");
@@ -103,12 +79,12 @@ is( $node->safe_psql(
 );
 is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs_rejected'),
 	'0', 'nothing rejected');
-$s = stats();
+$s = stats($node);
 is_deeply([ @$s{qw(enqueued pending)} ],
 	[ 0, 0 ], 'counters start from zero after a restart');
 
 ###########################################################################
-# 2. pg_terminate_backend on the worker while producers run.
+# pg_terminate_backend on the worker while producers run.
 ###########################################################################
 my $script = $node->basedir . '/002_producer.sql';
 append_to_file($script, "SELECT pair(nextval('pairseq'));\n");
@@ -129,9 +105,7 @@ for my $round (1 .. 3)
 	$node->poll_query_until('postgres',
 		"SELECT enqueued >= $floor FROM connlog_stats")
 	  or die "producers made no progress";
-	my $old_pid = $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
-	);
+	my $old_pid = worker_pid($node);
 	my ($killed_at, $enqueued) = split /\|/,
 	  $node->safe_psql(
 		'postgres', qq{
@@ -140,11 +114,7 @@ FROM pg_terminate_backend($old_pid) AS t WHERE t});
 	ok($enqueued < $total,
 		"round $round: worker $old_pid terminated while producers run ($enqueued of $total enqueued)"
 	);
-	ok( $node->poll_query_until(
-			'postgres', qq{
-SELECT count(*) = 1 FROM pg_stat_activity
-WHERE backend_type = 'connlog worker' AND pid <> $old_pid}),
-		"round $round: a new worker started");
+	ok(worker_started($node, $old_pid), "round $round: a new worker started");
 	my $delay = $node->safe_psql(
 		'postgres', qq{
 SELECT extract(epoch FROM backend_start - '$killed_at'::timestamptz)
@@ -158,7 +128,7 @@ ok($pgbench->finish, 'producers finished without an error')
 like($out, qr/number of transactions actually processed: 16000\b/,
 	'all 16000 producer transactions ran');
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
-$s = stats();
+$s = stats($node);
 is_deeply(
 	[ @$s{qw(enqueued pending rejected dropped)} ],
 	[ $total, 0, 0, 0 ],
@@ -174,30 +144,23 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(100001, 116000)'),
 	'16000', 'every row has its connect and disconnect time');
 
 ###########################################################################
-# 9. kill -9 of a regular backend: the postmaster resets shared memory.
+# kill -9 of a regular backend: the postmaster resets shared memory.
 ###########################################################################
-set_conf('connlog.batch_size' => '100000', 'connlog.flush_interval' => '1h');
+reload_conf($node,
+	'connlog.batch_size' => '100000',
+	'connlog.flush_interval' => '1h');
 # 1000 flushed events (pairs 200001..200500), then 1000 left in the ring
 $node->safe_psql('postgres',
 	'SELECT pair(n) FROM generate_series(200001, 200500) n; SELECT connlog_flush()');
 $node->safe_psql('postgres',
 	'SELECT pair(n) FROM generate_series(200501, 201000) n');
-$s = stats();
+$s = stats($node);
 my $before = $s;
 is($s->{pending}, 1000,
 	'before the crash: 1000 events flushed, 1000 pending in the ring');
 ok(identity_holds($s), 'accounting identity holds before the crash');
 
-my $victim = $node->background_psql('postgres');
-my $victim_pid = $victim->query_safe('SELECT pg_backend_pid()');
-$log_offset = -s $node->logfile;
-kill 'KILL', $victim_pid;
-$node->wait_for_log(
-	qr/all server processes terminated; reinitializing/, $log_offset);
-$victim->quit;
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'")
-  or die 'no worker after the crash restart';
+$log_offset = kill_backend($node);
 
 is($node->safe_psql('postgres', 'SELECT good_pairs(200001, 200500)'),
 	'500', 'after the crash: every flushed event is in connection_logs');
@@ -212,7 +175,7 @@ ok( $node->log_contains(
 		qr/WARNING:  connlog lost 1000 events that were not written yet\n.*DETAIL:  Shared memory is being reinitialized after a crash\./,
 		$log_offset),
 	'the server log says how many events the crash restart lost');
-$s = stats();
+$s = stats($node);
 is_deeply([ @$s{qw(enqueued pending)} ],
 	[ 0, 0 ], 'the crash reset shared memory: counters start from zero');
 
@@ -221,7 +184,7 @@ $node->safe_psql('postgres',
 	'SELECT pair(n) FROM generate_series(300001, 300100) n; SELECT connlog_flush()');
 is($node->safe_psql('postgres', 'SELECT good_pairs(300001, 300100)'),
 	'100', 'events enqueued after the crash restart are written');
-$s = stats();
+$s = stats($node);
 is_deeply(
 	[ @$s{qw(enqueued merged written pending dropped)} ],
 	[ 200, 100, 100, 0, 0 ],

@@ -29,39 +29,14 @@ CREATE SEQUENCE pairseq START 100001;
 $node->safe_psql('postgres',
 	"SELECT ev(9000000, 'connected'); SELECT connlog_flush()");
 
-my @counters = qw(enqueued merged written rejected dropped pending
-  batches write_errors retries);
-
-sub stats
-{
-	return $node->query_hash('postgres',
-		'SELECT __COLUMNS__ FROM connlog_stats', @counters);
-}
-
-# counters moved since $s0, as "name=delta" for the ones named
-sub moved
-{
-	my ($s0, @names) = @_;
-	my $s = stats();
-	return join(' ', map { "$_=" . ($s->{$_} - $s0->{$_}) } @names);
-}
-
 # pairs lo..hi enqueued and flushed; returns the counters from before
 sub flush_pairs
 {
 	my ($lo, $hi) = @_;
-	my $s0 = stats();
+	my $s0 = stats($node);
 	$node->safe_psql('postgres',
 		"SELECT pair(n) FROM generate_series($lo, $hi) n; SELECT connlog_flush()");
 	return $s0;
-}
-
-sub identity_holds
-{
-	my $s = stats();
-	return $s->{enqueued} ==
-	  $s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
-	  $s->{pending};
 }
 
 # ALTER SYSTEM + reload, then wait until a new session sees the values:
@@ -80,13 +55,11 @@ sub set_conf
 }
 
 ###########################################################################
-# 3. connection_logs locked for 3 x flush_interval while producers run.
+# connection_logs locked for 3 x flush_interval while producers run.
 ###########################################################################
-my $s0 = stats();
-my $locker = $node->background_psql('postgres');
+my $s0 = stats($node);
+my $locker = lock_table($node);
 my $locker_pid = $locker->query_safe('SELECT pg_backend_pid()');
-$locker->query_safe(
-	'BEGIN; LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE');
 
 my $script = $node->basedir . '/003_producer.sql';
 append_to_file($script, "SELECT pair(nextval('pairseq'));\n");
@@ -100,10 +73,7 @@ my $pgbench = IPC::Run::start(
 	],
 	'>', \$out, '2>', \$err);
 
-ok( $node->poll_query_until(
-		'postgres', q{
-SELECT wait_event_type = 'Lock' FROM pg_stat_activity
-WHERE backend_type = 'connlog worker'}),
+ok(worker_waits_for_lock($node),
 	'the worker waits for the lock on connection_logs');
 $node->poll_query_until(
 	'postgres', qq{
@@ -111,7 +81,7 @@ SELECT clock_timestamp() - xact_start >=
        3 * current_setting('connlog.flush_interval')::interval
 FROM pg_stat_activity WHERE pid = $locker_pid})
   or die 'lock not held long enough';
-my $s = stats();
+my $s = stats($node);
 ok($s->{pending} > 0 && $s->{written} == $s0->{written},
 	"while locked: nothing written, $s->{pending} events pending");
 my ($ret, $stdout, $stderr) =
@@ -131,41 +101,36 @@ ok($pgbench->finish, 'producers finished without an error')
 like($out, qr/number of transactions actually processed: 2000\b/,
 	'all 2000 producer transactions ran');
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
-is( moved($s0, qw(enqueued pending rejected dropped write_errors)),
+is( moved($node, $s0, qw(enqueued pending rejected dropped write_errors)),
 	'enqueued=4000 pending=0 rejected=0 dropped=0 write_errors=0',
 	'after the lock: 4000 events enqueued, none pending, no write errors');
-$s = stats();
+$s = stats($node);
 is($s->{merged} + $s->{written} - $s0->{merged} - $s0->{written},
 	4000, 'every event is written or merged into a written row');
-ok(identity_holds(), 'accounting identity holds');
+ok(identity_holds(stats($node)), 'accounting identity holds');
 is($node->safe_psql('postgres', 'SELECT rows_between(100001, 102000)'),
 	'2000', 'one row per connection');
 is($node->safe_psql('postgres', 'SELECT good_pairs(100001, 102000)'),
 	'2000', 'every row has its connect and disconnect time');
 
 ###########################################################################
-# 4. A trigger fails the first N statements: retried, all written.
+# A trigger fails the first N statements: retried, all written.
 ###########################################################################
 $node->safe_psql(
 	'postgres', q{
 CREATE SEQUENCE stmt_seq;
 CREATE TABLE fail_budget (n int);
 INSERT INTO fail_budget VALUES (0);
--- sequences are not transactional: each failed attempt uses one up; the
--- names are qualified, as the worker's search_path is pg_catalog, pg_temp
-CREATE FUNCTION fail_first_n() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE s bigint := nextval('public.stmt_seq');
-BEGIN
-  IF s <= (SELECT n FROM public.fail_budget) THEN
-    RAISE EXCEPTION 'injected failure % of %', s,
-      (SELECT n FROM public.fail_budget)
-      USING ERRCODE = 'serialization_failure';
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER fail_first_n BEFORE INSERT ON connection_logs
-  FOR EACH STATEMENT EXECUTE FUNCTION fail_first_n();
-});
+}
+	  . failing_trigger(
+		'fail_first_n',
+		each => 'STATEMENT',
+		# sequences are not transactional: each failed attempt uses one up
+		when => q{pg_catalog.nextval('public.stmt_seq') <=
+         (SELECT n FROM public.fail_budget)},
+		raise => q{'injected failure % of %',
+      pg_catalog.currval('public.stmt_seq'), (SELECT n FROM public.fail_budget)},
+		errcode => 'serialization_failure'));
 # one flush of 400 events: 200 pairs, one batch of 200 rows
 set_conf('connlog.batch_size' => '1000', 'connlog.flush_interval' => '1h',
 	'connlog.max_retries' => '3');
@@ -173,7 +138,7 @@ $node->safe_psql('postgres',
 	"UPDATE fail_budget SET n = 3; SELECT setval('stmt_seq', 1, false)");
 $s0 = flush_pairs(1001, 1200);
 is( moved(
-		$s0,
+		$node, $s0,
 		qw(enqueued written merged rejected dropped pending batches write_errors retries)
 	),
 	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=1 write_errors=3 retries=3',
@@ -186,18 +151,18 @@ like(
 	'last_error has the message and SQLSTATE of the last failure');
 is($node->safe_psql('postgres', 'SELECT good_pairs(1001, 1200)'),
 	'200', 'every row written with its connect and disconnect time');
-ok(identity_holds(), 'accounting identity holds');
+ok(identity_holds(stats($node)), 'accounting identity holds');
 
-# 8. max_retries, reloaded to 1, bounds transient errors (40001) too: the
+# max_retries, reloaded to 1, bounds transient errors (40001) too: the
 # first write and its one retry fail, then the batch is split; the split's
 # first half fails as well (the third failure) and is halved again, as a
-# transient error in a split no longer stops it; the three parts are
+# transient error in a split does not stop it; the three parts are
 # written, and no row is rejected, none having failed on its own.
 set_conf('connlog.max_retries' => '1');
 $node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
 $s0 = flush_pairs(1201, 1400);
 is( moved(
-		$s0,
+		$node, $s0,
 		qw(enqueued written merged rejected dropped pending batches write_errors retries)
 	),
 	'enqueued=400 written=200 merged=200 rejected=0 dropped=0 pending=0 batches=3 write_errors=3 retries=1',
@@ -205,7 +170,7 @@ is( moved(
 );
 is($node->safe_psql('postgres', 'SELECT good_pairs(1201, 1400)'),
 	'200', 'every row written with its connect and disconnect time');
-ok(identity_holds(), 'accounting identity holds');
+ok(identity_holds(stats($node)), 'accounting identity holds');
 
 # max_retries bounds the retries of a failure that is neither transient
 # nor the rows' fault (P0001): with max_retries 3 and the first 3
@@ -216,19 +181,15 @@ $node->safe_psql(
 	'postgres', q{
 UPDATE fail_budget SET n = 0;
 CREATE SEQUENCE hard_seq;
-CREATE FUNCTION fail_first_3_hard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF nextval('public.hard_seq') <= 3 THEN
-    RAISE EXCEPTION 'injected hard failure';
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER fail_first_3_hard BEFORE INSERT ON connection_logs
-  FOR EACH STATEMENT EXECUTE FUNCTION fail_first_3_hard();
-});
+}
+	  . failing_trigger(
+		'fail_first_3_hard',
+		each => 'STATEMENT',
+		when => q{pg_catalog.nextval('public.hard_seq') <= 3},
+		raise => q{'injected hard failure'}));
 my $retry_log_offset = -s $node->logfile;
 $s0 = flush_pairs(3001, 3200);
-is(moved($s0, qw(written pending rejected batches write_errors retries)),
+is(moved($node, $s0, qw(written pending rejected batches write_errors retries)),
 	'written=200 pending=0 rejected=0 batches=1 write_errors=3 retries=3',
 	'max_retries 3, 3 hard failures: 3 retries, then the batch written whole');
 my $retry_log = slurp_file($node->logfile, $retry_log_offset);
@@ -246,18 +207,16 @@ $node->safe_psql('postgres',
 set_conf('connlog.retry_interval' => '1h', 'connlog.max_retries' => '3');
 $node->safe_psql('postgres',
 	"UPDATE fail_budget SET n = 1; SELECT setval('stmt_seq', 1, false)");
-$s0 = stats();
+$s0 = stats($node);
 ($ret, $stdout, $stderr) = $node->psql('postgres',
 	"SELECT pair(n) FROM generate_series(1401, 1410) n; SELECT connlog_flush('1s')");
 like($stderr, qr/connlog_flush timed out/,
 	'retry_interval 1h after reload: the failed batch waits for its retry');
-is(moved($s0, qw(pending write_errors retries)),
+is(moved($node, $s0, qw(pending write_errors retries)),
 	'pending=20 write_errors=1 retries=0', 'the batch waits in the retry queue');
-$node->safe_psql('postgres',
-	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
-);
+terminate_worker($node) or die 'no new worker';
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
-is( moved($s0, qw(enqueued written merged pending rejected dropped retries)),
+is( moved($node, $s0, qw(enqueued written merged pending rejected dropped retries)),
 	'enqueued=20 written=10 merged=10 pending=0 rejected=0 dropped=0 retries=1',
 	'pg_terminate_backend: the worker retries its queue before it exits, all written');
 is($node->safe_psql('postgres', 'SELECT good_pairs(1401, 1410)'),
@@ -268,7 +227,7 @@ is($node->safe_psql('postgres', 'SELECT good_pairs(1401, 1410)'),
 # the retry queue while its disconnect is written; the retried connect only
 # moves connect_time back, the disconnect's id stays.
 $node->safe_psql('postgres', "SELECT setval('stmt_seq', 1, false)");
-$s0 = stats();
+$s0 = stats($node);
 ($ret, $stdout, $stderr) = $node->psql('postgres',
 	"SELECT ev(1501, 'connected'); SELECT connlog_flush('1s')");
 like($stderr, qr/connlog_flush timed out/, 'the connect waits for its retry');
@@ -285,11 +244,9 @@ FROM connection_logs WHERE connection_id = uid(2, 1501)}),
 	't|t',
 	'the disconnect, written while its connect waits for a retry, is a standalone row'
 );
-$node->safe_psql('postgres',
-	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
-);
+terminate_worker($node) or die 'no new worker';
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
-is(moved($s0, qw(enqueued written pending write_errors retries)),
+is(moved($node, $s0, qw(enqueued written pending write_errors retries)),
 	'enqueued=2 written=2 pending=0 write_errors=1 retries=1',
 	'the connect is written by its retry');
 is( $node->safe_psql(
@@ -302,33 +259,24 @@ FROM connection_logs WHERE connection_id = uid(2, 1501)}),
 $node->safe_psql('postgres', 'DROP TRIGGER fail_first_n ON connection_logs');
 
 ###########################################################################
-# 5. Triggers refuse rows matching a pattern: exactly those are rejected.
+# Triggers refuse rows matching a pattern: exactly those are rejected.
 ###########################################################################
 $node->safe_psql(
-	'postgres', q{
-CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.workspace_name LIKE 'poison%' OR NEW.workspace_name LIKE 'toxic%' THEN
-    RAISE EXCEPTION 'refusing workspace %', NEW.workspace_name
-      USING ERRCODE = 'check_violation';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_poison BEFORE INSERT ON connection_logs
-  FOR EACH ROW EXECUTE FUNCTION refuse_poison();
--- connection_logs_rejected refuses the toxic ones too: they are dropped
-CREATE FUNCTION refuse_toxic() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.event->>'workspace_name' LIKE 'toxic%' THEN
-    RAISE EXCEPTION 'no room for %', NEW.event->>'workspace_name';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_toxic BEFORE INSERT ON connection_logs_rejected
-  FOR EACH ROW EXECUTE FUNCTION refuse_toxic();
-});
+	'postgres',
+	failing_trigger(
+		'refuse_poison',
+		when =>
+		  q{NEW.workspace_name LIKE 'poison%' OR NEW.workspace_name LIKE 'toxic%'},
+		raise => q{'refusing workspace %', NEW.workspace_name},
+		errcode => 'check_violation')
+	  # connection_logs_rejected refuses the toxic ones too: they are dropped
+	  . failing_trigger(
+		'refuse_toxic',
+		on => 'connection_logs_rejected',
+		when => q{NEW.event->>'workspace_name' LIKE 'toxic%'},
+		raise => q{'no room for %', NEW.event->>'workspace_name'}));
 set_conf('connlog.max_retries' => '1', 'connlog.retry_interval' => '100ms');
-$s0 = stats();
+$s0 = stats($node);
 my $log_offset = -s $node->logfile;
 # pairs 2001..2500: five poisoned pairs, three toxic connects on their own
 $node->safe_psql(
@@ -339,10 +287,10 @@ FROM generate_series(2001, 2500) n;
 SELECT ev(n, 'connected', 'toxic-' || n) FROM generate_series(2601, 2603) n;
 SELECT connlog_flush();
 });
-is( moved($s0, qw(enqueued written merged rejected dropped pending)),
+is( moved($node, $s0, qw(enqueued written merged rejected dropped pending)),
 	'enqueued=1003 written=495 merged=500 rejected=5 dropped=3 pending=0',
 	'495 rows written, 5 rejected (pairs merged), 3 dropped');
-ok(identity_holds(), 'accounting identity holds');
+ok(identity_holds(stats($node)), 'accounting identity holds');
 is($node->safe_psql('postgres', 'SELECT good_pairs(2001, 2500)'),
 	'495', 'every other pair written with its connect and disconnect time');
 is($node->safe_psql('postgres', 'SELECT rows_between(2001, 2603)'),
@@ -421,29 +369,18 @@ is( $node->safe_psql(
 # successor, which writes it.
 ###########################################################################
 set_conf('connlog.shutdown_timeout' => '1s', 'connlog.flush_interval' => '200ms');
-$s0 = stats();
-my $holder = $node->background_psql('postgres');
-$holder->query_safe(
-	'BEGIN; LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE');
+$s0 = stats($node);
+my $holder = lock_table($node);
 $node->safe_psql('postgres',
 	'SELECT pair(n) FROM generate_series(400001, 400010) n');
-$node->poll_query_until(
-	'postgres', q{
-SELECT wait_event_type = 'Lock' FROM pg_stat_activity
-WHERE backend_type = 'connlog worker'})
-  or die 'the worker does not wait for the lock';
-my $old_pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats');
+worker_waits_for_lock($node) or die 'the worker does not wait for the lock';
 $log_offset = -s $node->logfile;
-$node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)");
-ok( $node->poll_query_until(
-		'postgres', qq{
-SELECT count(*) = 1 FROM pg_stat_activity
-WHERE backend_type = 'connlog worker' AND pid <> $old_pid}),
+ok(terminate_worker($node),
 	'a worker blocked on a lock exits when told to, and a new one starts');
 $holder->query_safe('COMMIT');
 $holder->quit;
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
-is( moved($s0, qw(enqueued written merged dropped pending)),
+is( moved($node, $s0, qw(enqueued written merged dropped pending)),
 	'enqueued=20 written=10 merged=10 dropped=0 pending=0',
 	'the 10 rows it could not write within shutdown_timeout are written by its successor'
 );
@@ -453,7 +390,7 @@ ok( $node->log_contains(
 	'the server log says why they were left for the next worker');
 ok(!$node->log_contains(qr/connlog dropped/, $log_offset),
 	'nothing is logged as dropped');
-ok(identity_holds(), 'accounting identity holds');
+ok(identity_holds(stats($node)), 'accounting identity holds');
 
 $node->stop;
 done_testing();

@@ -44,15 +44,6 @@ SELECT ev(9000000);
 SELECT connlog_flush();
 });
 
-my @counters = qw(enqueued merged written rejected dropped pending
-  ring_used_bytes ring_size_bytes);
-
-sub stats
-{
-	return $node->query_hash('postgres',
-		'SELECT __COLUMNS__ FROM connlog_stats', @counters);
-}
-
 sub fill
 {
 	my ($first, $settings) = @_;
@@ -62,19 +53,14 @@ sub fill
 	return \%r;
 }
 
-is(stats()->{ring_size_bytes}, 65536, 'the ring is 64kB');
+is(stats($node)->{ring_size_bytes}, 65536, 'the ring is 64kB');
 
 # Hold the worker back: it takes event 1 and waits for the lock.
-my $locker = $node->background_psql('postgres');
-$locker->query_safe(
-	'BEGIN; LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE');
+my $locker = lock_table($node);
 $node->safe_psql('postgres', 'SELECT ev(1)');
-ok( $node->poll_query_until(
-		'postgres', q{
-SELECT wait_event_type = 'Lock' FROM pg_stat_activity
-WHERE backend_type = 'connlog worker'}),
+ok(worker_waits_for_lock($node),
 	'the worker took an event and waits for the lock');
-my $s0 = stats();
+my $s0 = stats($node);
 
 # overflow = wait
 my $r = fill(2, "SET connlog.enqueue_timeout = '500ms';");
@@ -87,7 +73,7 @@ is( $r->{detail},
 	'wait: the ERROR says the worker waits for a lock, and names enqueue_timeout');
 cmp_ok($r->{waited_ms}, '>=', 500,
 	"wait: the refused call waited enqueue_timeout ($r->{waited_ms} ms)");
-my $s = stats();
+my $s = stats($node);
 cmp_ok($s->{ring_size_bytes} - $s->{ring_used_bytes},
 	'<', 200, 'the ring is full to within one event');
 is($s->{enqueued} - $s0->{enqueued},
@@ -105,11 +91,11 @@ cmp_ok($r->{waited_ms}, '<', 30000,
 	"error: at once, not after enqueue_timeout ($r->{waited_ms} ms)");
 
 # overflow = drop: no error, and each refused event counts as dropped
-$s0 = stats();
+$s0 = stats($node);
 $node->safe_psql('postgres',
 	"SET connlog.overflow = 'drop'; SELECT ev(n) FROM generate_series(200001, 200050) n"
 );
-$s = stats();
+$s = stats($node);
 is( join(' ',
 		map { "$_=" . ($s->{$_} - $s0->{$_}) } qw(enqueued dropped pending)),
 	'enqueued=50 dropped=50 pending=0',
@@ -144,27 +130,19 @@ is( $node->safe_psql(
 	'0', 'no refused or dropped event is written');
 is($node->safe_psql('postgres', 'SELECT rows_between(300001, 300001)'),
 	'1', 'the event that waited for room is written');
-$s = stats();
+$s = stats($node);
 my $enqueued = 1 + $last + 50 + 1;
 is( join(' ', map { "$_=$s->{$_}" } qw(enqueued written merged rejected dropped pending)),
 	"enqueued=$enqueued written=" . ($last + 2) . " merged=0 rejected=0 dropped=50 pending=0",
 	'every event is written, or dropped by overflow = drop');
-is($s->{enqueued},
-	$s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
-	  $s->{pending},
-	'accounting identity holds');
+ok(identity_holds($s), 'accounting identity holds');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs'),
 	$last + 2, 'connection_logs has exactly those rows');
 
 # Writes that keep failing fill the retry queue; the worker then stops
 # draining, and a full ring says so.
-$node->safe_psql(
-	'postgres', q{
-CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$;
-CREATE TRIGGER refuse BEFORE INSERT ON connection_logs
-  FOR EACH ROW EXECUTE FUNCTION refuse();
-});
+$node->safe_psql('postgres',
+	failing_trigger('refuse', raise => q{'refused by a test trigger'}));
 reload_conf($node,
 	'connlog.retry_queue_size' => '1',
 	'connlog.max_retries' => '1000',
@@ -187,10 +165,8 @@ is( $node->safe_psql(
 		'SELECT rows_between(400001, 400001 + ' . $r->{accepted} . ')'),
 	1 + $r->{accepted},
 	'trigger gone: every event held back is written');
-is( $node->safe_psql(
-		'postgres',
-		'SELECT dropped, rejected, pending, worker_state, '
-		  . 'enqueued = merged + written + rejected + dropped + pending FROM connlog_stats'),
+is( counters_identity(
+		$node, 'postgres', qw(dropped rejected pending worker_state)),
 	'50|0|0|idle|t',
 	'nothing more dropped or rejected; accounting identity holds');
 

@@ -15,13 +15,6 @@ use ConnlogTest;
 # the helpers each part installs with the extension
 my $helpers = $connlog_helpers;
 
-sub count_lines
-{
-	my ($node, $re) = @_;
-	my @m = (slurp_file($node->logfile) =~ /$re/g);
-	return scalar @m;
-}
-
 # Wait until process $pid has lived $secs seconds, or is gone; then say
 # whether it is still there.
 sub survives
@@ -36,30 +29,12 @@ SELECT coalesce((SELECT clock_timestamp() - backend_start >= '$secs s'
 		"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") eq '1';
 }
 
-# the named counters and whether the accounting identity holds, as a row
-sub counters_identity
-{
-	my ($node, $db, @names) = @_;
-	return $node->safe_psql($db,
-		'SELECT ' . join(', ', @names)
-		  . ', enqueued = merged + written + rejected + dropped + pending FROM connlog_stats'
-	);
-}
-
-sub worker_pid
-{
-	my ($node) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
-	);
-}
-
 my $starts = qr/DEBUG:  starting background worker process "connlog worker"/;
 my $exits =
   qr/LOG:  background worker "connlog worker" \(PID \d+\) exited with exit code 1/;
 
 ###########################################################################
-# 7a. The database does not exist yet, then the extension is missing.
+# The database does not exist yet, then the extension is missing.
 ###########################################################################
 my $node = PostgreSQL::Test::Cluster->new('nodb');
 $node->init;
@@ -133,7 +108,7 @@ for my $line (
 $node->stop;
 
 ###########################################################################
-# 7b. The role does not exist yet: events wait in the ring meanwhile.
+# The role does not exist yet: events wait in the ring meanwhile.
 ###########################################################################
 $node = connlog_node('norole', q{
 connlog.role = 'connlog_writer'

@@ -149,14 +149,7 @@ WHERE l.connect_time = t0(c)
 
 # "written" counts rows the upsert wrote: each inserted a row or updated
 # one.  The worker reports its table statistics when it exits.
-my $old = $node->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'");
-$node->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
-$node->poll_query_until(
-	'postgres', qq{
-SELECT count(*) = 1 FROM pg_stat_activity
-WHERE backend_type = 'connlog worker' AND pid <> $old})
-  or die 'no new worker';
+terminate_worker($node) or die 'no new worker';
 is( $node->safe_psql(
 		'postgres',
 		"SELECT n_tup_ins || ' ' || n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relname = 'connection_logs'"

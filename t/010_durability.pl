@@ -36,13 +36,6 @@ FROM generate_series($lo, $hi) n
 JOIN connection_logs l ON l.connection_id = uid(2, n)});
 }
 
-sub stats
-{
-	return $node->query_hash('postgres',
-		'SELECT __COLUMNS__ FROM connlog_stats',
-		qw(enqueued merged written rejected dropped pending));
-}
-
 # five sessions enqueue pairs lo .. lo + 24999 (50 000 events) in $mode
 sub enqueue_50k
 {
@@ -64,25 +57,16 @@ SELECT pair(n) FROM generate_series($lo + :client_id * 5000, $lo + :client_id * 
 # kill -9 a backend and wait for the crash restart and the new worker
 sub crash
 {
-	my $victim = $node->background_psql('postgres');
-	my $pid = $victim->query_safe('SELECT pg_backend_pid()');
-	my $offset = -s $node->logfile;
-	kill 'KILL', $pid;
-	$node->wait_for_log(qr/all server processes terminated; reinitializing/,
-		$offset);
-	$victim->quit;
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
-	) or die 'no worker after the crash restart';
+	my $offset = kill_backend($node);
 	$node->safe_psql('postgres', 'SELECT connlog_flush()');
 	return $offset;
 }
 
 ###########################################################################
-# 1. memory: the crash loses the ring, as before, and says how much.
+# 1. memory: the crash loses what the ring held, and says how much.
 ###########################################################################
 enqueue_50k('memory', 1);
-is(stats()->{pending}, 50000, 'memory: 50000 events pending before the crash');
+is(stats($node)->{pending}, 50000, 'memory: 50000 events pending before the crash');
 my $offset = crash();
 is(events_present(1, 25000), 0, 'memory: the crash lost all 50000 events');
 ok( $node->log_contains(
@@ -103,7 +87,7 @@ is( $node->safe_psql(
 	),
 	'physical true',
 	'flush: the first WAL-backed enqueue made the worker create slot "connlog"');
-is(stats()->{pending}, 50000, 'flush: 50000 events pending before the crash');
+is(stats($node)->{pending}, 50000, 'flush: 50000 events pending before the crash');
 $offset = crash();
 is(events_present(100001, 125000),
 	50000, 'flush: after the crash all 50000 events are in connection_logs');
@@ -119,7 +103,7 @@ ok( $node->log_contains(
 	'flush: the worker says it read all 50000 back');
 ok(!$node->log_contains(qr/connlog lost \d+ events/, $offset),
 	'flush: no loss is logged');
-my $s = stats();
+my $s = stats($node);
 is_deeply(
 	[ @$s{qw(enqueued pending dropped rejected)} ],
 	[ 50000, 0, 0, 0 ],
@@ -136,7 +120,7 @@ is( $node->safe_psql(
 $offset = crash();
 is($node->safe_psql('postgres', 'SELECT count(*) FROM connection_logs WHERE connection_id BETWEEN uid(2, 100001) AND uid(2, 125000)'),
 	'25000', 'flush: a second crash writes no row twice');
-is(stats()->{enqueued}, 0, 'flush: nothing was left to replay after the second crash');
+is(stats($node)->{enqueued}, 0, 'flush: nothing was left to replay after the second crash');
 
 ###########################################################################
 # 3. wal: loses at most what had not left the WAL buffers, and says so.
@@ -182,9 +166,7 @@ ok( $node->log_contains(
 $node->adjust_conf('postgresql.conf', 'shared_preload_libraries', "'connlog'");
 $offset = -s $node->logfile;
 $node->start;
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'")
-  or die 'no worker';
+wait_for_worker($node);
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
 is($node->safe_psql('postgres', 'SELECT good_pairs(300001, 300500)'),
 	'500', 'with the library back, the 1000 events are replayed from WAL');
@@ -214,7 +196,7 @@ ALTER SYSTEM SET connlog.flush_interval = '10ms';
 SELECT pg_reload_conf();
 CREATE SEQUENCE pairseq START 600001;
 });
-my $before = stats();
+my $before = stats($node);
 my $script = $node->basedir . '/010_producer.sql';
 append_to_file($script,
 	"SET connlog.durability = flush;\nSELECT pair(nextval('pairseq'));\n");
@@ -231,13 +213,8 @@ for my $round (1 .. 3)
 	$node->poll_query_until('postgres',
 		"SELECT enqueued >= $before->{enqueued} + $round * 4000 FROM connlog_stats")
 	  or die 'producers made no progress';
-	my $old = $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'");
 	$offset = -s $node->logfile;
-	$node->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker' AND pid <> $old")
-	  or die 'no new worker';
+	terminate_worker($node) or die 'no new worker';
 	$node->wait_for_log(qr/connlog replayed \d+ events from WAL/, $offset);
 	ok( $node->log_contains(qr/connlog replayed 0 events from WAL/, $offset),
 		"round $round: the new worker replays no event the old one wrote");
@@ -245,7 +222,7 @@ for my $round (1 .. 3)
 ok($pgbench->finish, 'flush-mode producers finished without an error')
   or diag "pgbench: $err";
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
-$s = stats();
+$s = stats($node);
 is_deeply(
 	[
 		$s->{enqueued} - $before->{enqueued},
@@ -297,9 +274,7 @@ ok(!$standby->log_contains(qr/ERROR|FATAL|PANIC/),
 $node->stop('immediate');
 my $soffset = -s $standby->logfile;
 $standby->promote;
-$standby->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'")
-  or die 'no worker on the promoted standby';
+wait_for_worker($standby);
 $standby->safe_psql('postgres', 'SELECT connlog_flush()');
 # the standby's keeper (standby.c) held the WAL: t/013_failover.pl has more
 ok( !$standby->log_contains(qr/connlog cannot replay/, $soffset),

@@ -93,9 +93,7 @@ sub promote
 	my ($node) = @_;
 	my $offset = -s $node->logfile;
 	$node->promote;
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
-	) or die 'no worker on the promoted standby';
+	wait_for_worker($node);
 	$node->wait_for_log(qr/connlog replayed \d+ events from WAL/, $offset);
 	$node->safe_psql('postgres', 'SELECT connlog_flush()');
 	return $offset;
@@ -209,12 +207,9 @@ enqueue($nb, 'flush', 20001, 500, 'lock, before');
 $nb->safe_psql('postgres', 'SELECT connlog_flush()');
 is(rows($nb, 20001, 22000), '2000 2000 2000',
 	'lock: the first 4000 events are written');
-my $locker = $nb->background_psql('postgres');
-$locker->query_safe('BEGIN; LOCK TABLE connection_logs');
+my $locker = lock_table($nb);
 enqueue($nb, 'flush', 30001, 500, 'lock, during');
-$nb->poll_query_until('postgres',
-	"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
-) or die 'the worker is not waiting for the lock';
+worker_waits_for_lock($nb) or die 'the worker is not waiting for the lock';
 # as in 1: the standby has the events' WAL (inside wait_for_keeper)
 wait_for_keeper($nb, $na, 'lock');
 rotate_wal($nb, $na);

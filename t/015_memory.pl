@@ -49,21 +49,20 @@ $$;
 CREATE SEQUENCE stmt_seq;
 CREATE TABLE fail_budget (n bigint);
 INSERT INTO fail_budget VALUES (0);
-CREATE FUNCTION fail_some() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE s bigint := pg_catalog.nextval('public.stmt_seq');
-BEGIN
-  IF s <= (SELECT n FROM public.fail_budget) AND s % 2 = 0 THEN
-    RAISE EXCEPTION 'injected failure' USING ERRCODE = 'serialization_failure';
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER fail_some BEFORE INSERT ON connection_logs
-  FOR EACH STATEMENT EXECUTE FUNCTION fail_some();
+}
+	  . failing_trigger(
+		'fail_some',
+		each => 'STATEMENT',
+		when => q{(SELECT s <= (SELECT n FROM public.fail_budget) AND s % 2 = 0
+         FROM pg_catalog.nextval('public.stmt_seq') s)},
+		raise => q{'injected failure'},
+		errcode => 'serialization_failure')
+	  . q{
 SELECT web(n) FROM generate_series(1, 100) n;
 SELECT connlog_flush();
 });
 
-my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats');
+my $pid = worker_pid($node);
 ok($pid =~ /^\d+$/, 'the worker runs');
 
 sub rss_anon_kb
@@ -138,15 +137,10 @@ cycle($_) for 3 .. 8;
 my $rss_400k = rss_anon_kb();
 my $used_400k = top_context_used();
 
-is($node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats'),
-	$pid, 'the same worker wrote all events');
-my $s = $node->query_hash('postgres',
-	'SELECT __COLUMNS__ FROM connlog_stats',
-	qw(enqueued merged written rejected dropped pending retries));
+is(worker_pid($node), $pid, 'the same worker wrote all events');
+my $s = stats($node);
 is($s->{enqueued}, 100 + 8 * 50005, 'every event was enqueued');
-is( $s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
-	  $s->{pending},
-	$s->{enqueued},
+ok(identity_holds($s),
 	'enqueued = merged + written + rejected + dropped + pending');
 is("$s->{rejected} $s->{dropped} $s->{pending}",
 	'40 0 0', 'exactly the 40 poison rows rejected, none dropped or pending');

@@ -28,15 +28,10 @@ is($node->safe_psql('postgres', 'SELECT pending, lag IS NULL FROM connlog_stats'
 ###########################################################################
 # The worker waits for a lock on connection_logs, held for 3 s.
 ###########################################################################
-my $locker = $node->background_psql('postgres');
+my $locker = lock_table($node);
 my $locker_pid = $locker->query_safe('SELECT pg_backend_pid()');
-$locker->query_safe(
-	'BEGIN; LOCK TABLE connection_logs IN ACCESS EXCLUSIVE MODE');
 $node->safe_psql('postgres', 'SELECT pair(1)');
-ok( $node->poll_query_until(
-		'postgres', q{
-SELECT wait_event_type = 'Lock' FROM pg_stat_activity
-WHERE backend_type = 'connlog worker'}),
+ok(worker_waits_for_lock($node),
 	'the worker waits for the lock on connection_logs');
 ok( $node->poll_query_until(
 		'postgres', "SELECT lag >= interval '2 s' FROM connlog_stats"),
@@ -59,23 +54,18 @@ is( $node->safe_psql(
 ###########################################################################
 # A batch in the retry queue counts while newer batches are written.
 ###########################################################################
+# transient (40001): retried max_retries times (1000 here, so for as long
+# as this test needs) before a split
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE fail_stuck (on_ boolean);
 INSERT INTO fail_stuck VALUES (true);
--- transient (40001): retried max_retries times (1000 here, so for as
--- long as this test needs) before a split; names qualified, as the
--- worker's search_path is pg_catalog, pg_temp
-CREATE FUNCTION fail_stuck() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.workspace_name = 'stuck' AND (SELECT on_ FROM public.fail_stuck) THEN
-    RAISE EXCEPTION 'stuck row' USING ERRCODE = 'serialization_failure';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER fail_stuck BEFORE INSERT ON connection_logs
-  FOR EACH ROW EXECUTE FUNCTION fail_stuck();
-});
+}
+	  . failing_trigger(
+		'fail_stuck',
+		when => q{NEW.workspace_name = 'stuck' AND (SELECT on_ FROM public.fail_stuck)},
+		raise => q{'stuck row'},
+		errcode => 'serialization_failure'));
 $node->safe_psql('postgres', "SELECT pair(2, 'stuck')");
 $node->poll_query_until('postgres',
 	'SELECT write_errors > 0 FROM connlog_stats')

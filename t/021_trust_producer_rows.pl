@@ -3,8 +3,8 @@
 # workspace a trigger of the table refuses with a data error) cost a split
 # of their batch, never retries, never a hold of other events; a worker
 # that exits holds nothing back from its successor; nothing is counted
-# twice.  Moved from t/011_security.pl; the owner of an application's
-# table is t/026_trust_owner_rows.pl.
+# twice.  The owner of an application's table is
+# t/026_trust_owner_rows.pl.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -15,7 +15,6 @@ use lib $FindBin::RealBin;
 use ConnlogTest;
 
 # ---- poison rows, restarts and accounting ----
-# (section: integrity)
 {
 	# Poison rows cost a split, not retries; a worker that exits holds
 	# nothing back from its successor; nothing is counted twice.
@@ -42,39 +41,11 @@ SELECT web(n) FROM generate_series(1, 10) n;
 SELECT connlog_flush();
 });
 	my @names = qw(enqueued written merged rejected dropped pending retries);
-	my $moved = sub {
-		my ($s0) = @_;
-		my $s = $node->query_hash('postgres',
-			'SELECT __COLUMNS__ FROM connlog_stats', @names);
-		return join(' ', map { "$_=" . ($s->{$_} - $s0->{$_}) } @names);
-	};
-	my $stats = sub {
-		return $node->query_hash('postgres',
-			'SELECT __COLUMNS__ FROM connlog_stats', @names);
-	};
-	my $wait_for_lock = sub {
-		$node->poll_query_until(
-			'postgres', q{
-SELECT wait_event_type = 'Lock' FROM pg_stat_activity
-WHERE backend_type = 'connlog worker'})
-		  or die 'the worker does not wait for the lock';
-	};
-	# pg_terminate_backend on the worker; returns the log offset from before
-	my $terminate_worker = sub {
-		my $old_pid =
-		  $node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats');
-		my $offset = -s $node->logfile;
-		$node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)");
-		$node->poll_query_until('postgres',
-			"SELECT worker_pid NOT IN (0, $old_pid) FROM connlog_stats")
-		  or die 'no new worker';
-		return $offset;
-	};
 
 	# 1. Ten web events whose id exists (23505), one every 50 pairs: each
 	# is rejected by splitting its batch at once.  With retry_interval 1h a
 	# batch sent to the retry queue would make connlog_flush() time out.
-	my $s0 = $stats->();
+	my $s0 = stats($node);
 	my $log_offset = -s $node->logfile;
 	my ($ret, $out, $err) = $node->psql(
 		'postgres', q{
@@ -86,7 +57,7 @@ SELECT connlog_flush('20s');
 	  or diag $err;
 	# a pair split over two batches is two writes of its row: written and
 	# merged vary, their sum does not
-	my $s = $stats->();
+	my $s = stats($node);
 	is( join(' ',
 			(map { "$_=" . ($s->{$_} - $s0->{$_}) }
 				  qw(enqueued rejected dropped pending retries)),
@@ -112,17 +83,18 @@ FROM connection_logs_rejected}),
 	# privilege is back, and the log gives the real reason.
 	$node->safe_psql('postgres',
 		'REVOKE INSERT ON connection_logs FROM connlog_writer');
-	$s0 = $stats->();
+	$s0 = stats($node);
 	$node->safe_psql('postgres',
 		'SELECT pair(n) FROM generate_series(2001, 2015) n');
 	$node->poll_query_until('postgres',
 		"SELECT worker_state = 'missing privileges' FROM connlog_stats")
 	  or die 'the worker never noticed the missing privilege';
-	$log_offset = $terminate_worker->();
+	$log_offset = -s $node->logfile;
+	terminate_worker($node) or die 'no new worker';
 	$node->safe_psql('postgres',
 		'GRANT INSERT ON connection_logs TO connlog_writer');
 	$node->safe_psql('postgres', 'SELECT connlog_flush()');
-	is( $moved->($s0),
+	is( moved($node, $s0, @names),
 		'enqueued=30 written=15 merged=15 rejected=0 dropped=0 pending=0 retries=0',
 		'privilege: the 30 events the worker held are written by its successor');
 	is($node->safe_psql('postgres', 'SELECT good_pairs(2001, 2015)'),
@@ -150,7 +122,8 @@ FROM connection_logs_rejected}),
 		$node->safe_psql('postgres',
 			"SET connlog.durability = $mode; SELECT pair(n) FROM generate_series($lo, $hi) n"
 		);
-		$wait_for_lock->();
+		worker_waits_for_lock($node)
+	  or die 'the worker does not wait for the lock';
 		$log_offset = -s $node->logfile;
 		$node->restart;
 		$node->safe_psql('postgres', "COMMIT PREPARED 'lock'");
@@ -188,17 +161,12 @@ FROM connection_logs_rejected}),
 	my $rejected0 = $node->safe_psql('postgres',
 		'SELECT count(*) FROM connection_logs_rejected');
 	$node->safe_psql(
-		'postgres', q{
-CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.workspace_name = 'poison' THEN
-    RAISE EXCEPTION 'refusing a poisoned workspace' USING ERRCODE = 'check_violation';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_poison BEFORE INSERT ON connection_logs
-  FOR EACH ROW EXECUTE FUNCTION refuse_poison();
-});
+		'postgres',
+		failing_trigger(
+			'refuse_poison',
+			when => q{NEW.workspace_name = 'poison'},
+			raise => q{'refusing a poisoned workspace'},
+			errcode => 'check_violation'));
 	# the trigger makes the worker prepare its statements again, which
 	# reads every member: let it do so before the rejected table is locked
 	$node->safe_psql('postgres', 'SELECT pair(5000); SELECT connlog_flush()');
@@ -208,18 +176,20 @@ BEGIN;
 LOCK TABLE connection_logs_rejected IN ACCESS EXCLUSIVE MODE;
 PREPARE TRANSACTION 'rejected';
 });
-	$s0 = $stats->();
+	$s0 = stats($node);
 	$node->safe_psql('postgres',
 		"SELECT pair(n, CASE n WHEN 5020 THEN 'poison' ELSE 'dev' END) FROM generate_series(5001, 5020) n"
 	);
-	$wait_for_lock->();
+	worker_waits_for_lock($node)
+	  or die 'the worker does not wait for the lock';
 	ok( $node->safe_psql('postgres', 'SELECT rows_between(5001, 5019)') > 0,
 		'split: part of the batch is written when the worker is told to exit'
 	);
-	$log_offset = $terminate_worker->();
+	$log_offset = -s $node->logfile;
+	terminate_worker($node) or die 'no new worker';
 	$node->safe_psql('postgres', "COMMIT PREPARED 'rejected'");
 	$node->safe_psql('postgres', 'SELECT connlog_flush()');
-	$s = $stats->();
+	$s = stats($node);
 	is( join(' ',
 			(map { "$_=" . ($s->{$_} - $s0->{$_}) }
 				  qw(enqueued dropped pending)),
@@ -293,7 +263,7 @@ GRANT EXECUTE ON FUNCTION connlog_enqueue(uuid, timestamptz, uuid, uuid,
 	uuid, text, text, text, connection_status, uuid, inet, integer, text,
 	uuid, text, text, jsonb) TO producer;
 });
-	$s0 = $stats->();
+	$s0 = stats($node);
 	$log_offset = -s $node->logfile;
 	$node->safe_psql(
 		'postgres', q{
@@ -307,7 +277,7 @@ SELECT connlog_enqueue(
 	($ret, $out, $err) =
 	  $node->psql('postgres', "SELECT connlog_flush('20s')");
 	is($ret, 0, 'alone: connlog_flush returns') or diag $err;
-	is( $moved->($s0),
+	is( moved($node, $s0, @names),
 		'enqueued=1 written=0 merged=0 rejected=1 dropped=0 pending=0 retries=0',
 		'alone: the lone poison row is rejected at once, without a retry');
 	is( $node->safe_psql(

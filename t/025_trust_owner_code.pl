@@ -65,28 +65,6 @@ sub arm
 
 my @counters = qw(enqueued written merged rejected dropped pending);
 
-sub stats
-{
-	my %s;
-	@s{@counters} = split /\|/,
-	  $node->safe_psql('postgres',
-		'SELECT ' . join(', ', @counters) . ' FROM connlog_stats');
-	return \%s;
-}
-
-# what the counters moved by since $s0
-sub moved
-{
-	my ($s0) = @_;
-	my $s = stats();
-	return join ' ', map { "$_=" . ($s->{$_} - $s0->{$_}) } @counters;
-}
-
-sub worker_pid
-{
-	return $node->safe_psql('postgres', 'SELECT worker_pid FROM connlog_stats');
-}
-
 sub wait_trapped
 {
 	$node->poll_query_until(
@@ -94,16 +72,6 @@ sub wait_trapped
 SELECT wait_event = 'PgSleep' FROM pg_stat_activity
 WHERE backend_type = 'connlog worker'})
 	  or die 'the worker never ran into the trap';
-	return;
-}
-
-# a new worker, not $old_pid, has attached
-sub wait_new_worker
-{
-	my ($old_pid) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT worker_pid NOT IN (0, $old_pid) FROM connlog_stats")
-	  or die 'no new worker';
 	return;
 }
 
@@ -116,10 +84,7 @@ sub no_privilege_gained
 		),
 		'f',
 		"$what: role app gained no privilege");
-	is( $node->safe_psql(
-			'postgres',
-			'SELECT enqueued = merged + written + rejected + dropped + pending FROM connlog_stats'
-		),
+	is(counters_identity($node, 'postgres'),
 		't',
 		"$what: every event is accounted for");
 	return;
@@ -127,12 +92,12 @@ sub no_privilege_gained
 
 # --- 1. pg_terminate_backend: the worker ends shutdown_timeout after the
 # cancel its trigger catches, and its successor writes every event
-my $s0 = stats();
+my $s0 = stats($node);
 arm('true');
 $node->safe_psql('postgres',
 	'SELECT pair(n) FROM generate_series(1, 10) n');
 wait_trapped();
-my $old_pid = worker_pid();
+my $old_pid = worker_pid($node);
 my $offset = -s $node->logfile;
 my $t0 = time;
 is($node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)"),
@@ -152,13 +117,13 @@ ok( $node->log_contains(
 		qr/WARNING:  connlog worker ended itself: its statement kept running after connlog cancelled it\n[^\n]*DETAIL:  Code of the table the statement wrote to caught the cancel; the worker waited connlog.shutdown_timeout \(2000 ms\)/,
 		$offset),
 	'terminate: the log says why');
-wait_new_worker($old_pid);
+wait_for_worker($node, $old_pid);
 wait_trapped();
 arm('false');
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
 is($node->safe_psql('postgres', 'SELECT good_pairs(1, 10), count(*) FROM public.connection_logs'),
 	'10|10', 'terminate: the successor writes every pair once');
-is( moved($s0),
+is( moved($node, $s0, @counters),
 	'enqueued=20 written=10 merged=10 rejected=0 dropped=0 pending=0',
 	'terminate: every event counted once, none rejected');
 ok( !$node->log_contains(qr/previous connlog worker exited/, $offset),
@@ -176,15 +141,15 @@ DROP TRIGGER stall ON public.connection_logs;
 CREATE TRIGGER sleep BEFORE INSERT ON public.connection_logs
 	FOR EACH ROW EXECUTE FUNCTION public.sleep();
 });
-$s0 = stats();
-$old_pid = worker_pid();
+$s0 = stats($node);
+$old_pid = worker_pid($node);
 arm('true');
 $node->safe_psql('postgres',
 	'SELECT pair(n) FROM generate_series(11, 14) n');
 $node->poll_query_until('postgres',
 	"SELECT last_error LIKE 'canceling statement due to statement timeout%' FROM connlog_stats"
 ) or die 'the sleeping statement was never cancelled';
-is(worker_pid(), $old_pid,
+is(worker_pid($node), $old_pid,
 	'statement_timeout: a cancelled statement leaves the worker running');
 arm('false');
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
@@ -202,7 +167,7 @@ $offset = -s $node->logfile;
 arm('true');
 $node->safe_psql('postgres',
 	'SELECT pair(n) FROM generate_series(15, 18) n');
-wait_new_worker($old_pid);
+wait_for_worker($node, $old_pid);
 arm('false');
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
 ok( $node->log_contains(
@@ -215,7 +180,7 @@ ok( $node->log_contains(
 	'statement_timeout: its successor names the rows it was writing');
 is($node->safe_psql('postgres', 'SELECT good_pairs(11, 18)'),
 	'8', 'statement_timeout: every pair is written');
-is( moved($s0),
+is( moved($node, $s0, @counters),
 	'enqueued=16 written=8 merged=8 rejected=0 dropped=0 pending=0',
 	'statement_timeout: every event counted once, none rejected');
 no_privilege_gained('statement_timeout');
@@ -254,7 +219,7 @@ CREATE TRIGGER poison BEFORE INSERT ON public.connection_logs
 # one batch: the worker writes only when connlog_flush() asks, and asks
 # each worker that follows
 reload_conf($node, 'connlog.flush_interval' => '1h');
-$s0 = stats();
+$s0 = stats($node);
 $offset = -s $node->logfile;
 $node->safe_psql(
 	'postgres', q{
@@ -268,7 +233,7 @@ my $deaths = () =
 cmp_ok($deaths, '>=', 1, 'exit_on_error: the row ended the worker');
 cmp_ok($deaths, '<=', 5,
 	"exit_on_error: at most log2(16) + 1 restarts ($deaths)");
-is( moved($s0),
+is( moved($node, $s0, @counters),
 	'enqueued=32 written=15 merged=16 rejected=1 dropped=0 pending=0',
 	'exit_on_error: the one row rejected, the 15 others written');
 is( $node->safe_psql(
@@ -325,9 +290,9 @@ CREATE TRIGGER no_delete BEFORE DELETE ON public.connection_logs
 	FOR EACH ROW EXECUTE FUNCTION public.no_delete();
 });
 $offset = -s $node->logfile;
-$old_pid = worker_pid();
+$old_pid = worker_pid($node);
 reload_conf($node, 'connlog.purge_interval' => '1h', 'connlog.retention' => '2000d');
-wait_new_worker($old_pid);
+wait_for_worker($node, $old_pid);
 $node->wait_for_log(
 	qr/WARNING:  the previous connlog worker exited inside a step of connlog.retention\n[^\n]*DETAIL:  It exited with: the owner's trigger ends the purge/,
 	$offset);
@@ -374,7 +339,7 @@ for my $case (['dev', 'connlog_enqueue', 201], ['flush', 'connlog_flush', 211])
 {
 	my ($ws, $fn, $lo) = @$case;
 	my $hi = $lo + 4;
-	$s0 = stats();
+	$s0 = stats($node);
 	$offset = -s $node->logfile;
 	$node->safe_psql('postgres',
 		"SELECT pair(n, '$ws') FROM generate_series($lo, $hi) n");
@@ -394,7 +359,7 @@ for my $case (['dev', 'connlog_enqueue', 201], ['flush', 'connlog_flush', 211])
 	$node->safe_psql('postgres', 'SELECT connlog_flush()');
 	is($node->safe_psql('postgres', "SELECT good_pairs($lo, $hi + 1)"),
 		'6', "re-entry $fn: every pair written once the trigger is off");
-	is( moved($s0),
+	is( moved($node, $s0, @counters),
 		'enqueued=12 written=6 merged=6 rejected=0 dropped=0 pending=0',
 		"re-entry $fn: the trigger enqueued nothing, nothing rejected");
 	is( $node->safe_psql(
@@ -432,7 +397,7 @@ CREATE CONSTRAINT TRIGGER later AFTER INSERT ON public.connection_logs
 	DEFERRABLE INITIALLY DEFERRED
 	FOR EACH ROW EXECUTE FUNCTION public.later();
 });
-$s0 = stats();
+$s0 = stats($node);
 $node->safe_psql('postgres', 'SELECT pair(250)');
 $node->poll_query_until('postgres',
 	"SELECT last_error LIKE 'cannot fire deferred trigger within security-restricted operation%' FROM connlog_stats"
@@ -444,7 +409,7 @@ $node->safe_psql('postgres',
 $node->safe_psql('postgres', 'SELECT connlog_flush()');
 is($node->safe_psql('postgres', 'SELECT good_pairs(250, 250)'),
 	'1', 'deferred: the row is written once the trigger is gone');
-is( moved($s0),
+is( moved($node, $s0, @counters),
 	'enqueued=2 written=1 merged=1 rejected=0 dropped=0 pending=0',
 	'deferred: nothing rejected');
 no_privilege_gained('deferred');

@@ -41,42 +41,19 @@ SELECT connlog_flush();
 is($node->safe_psql('postgres', 'SELECT good_pairs(1, 1)'),
 	'1', 'the worker writes into the application\'s table');
 
-my @names = qw(enqueued written merged rejected dropped pending retries);
-
-sub stats
-{
-	my $s = $node->query_hash('postgres',
-		'SELECT __COLUMNS__ FROM connlog_stats', @names);
-	return $s;
-}
-
-# the counters moved since $s0, as "name=delta"
-sub moved
-{
-	my ($s0, @which) = @_;
-	my $s = stats();
-	return join(' ', map { "$_=" . ($s->{$_} - $s0->{$_}) } @which);
-}
-
 # what the owner may not gain, and the accounting identity
 sub nothing_gained
 {
 	my ($what) = @_;
 	is( $node->safe_psql(
-			'postgres', q{
+			'postgres', qq{
 SELECT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = 'app'),
-       enqueued = merged + written + rejected + dropped + pending, dropped
+       $identity_sql, dropped
 FROM connlog_stats}),
 		'f|t|0',
 		"$what: app is no superuser, the accounting identity holds, nothing dropped"
 	);
 	return;
-}
-
-sub state_error
-{
-	return $node->safe_psql('postgres',
-		'SELECT worker_state, last_error FROM connlog_stats');
 }
 
 sub rejected_errors
@@ -132,22 +109,22 @@ sub wait_retries
 sub held_until_fixed
 {
 	my ($what, $enqueue, $n, $error, $fix, $written) = @_;
-	my $s0 = stats();
+	my $s0 = stats($node);
 	my $offset = -s $node->logfile;
 	ok(flush_times_out($enqueue), "$what: connlog_flush times out");
 	$node->poll_query_until('postgres',
 		"SELECT last_error = \$\$$error\$\$ AND retries > $s0->{retries} + 3 FROM connlog_stats"
-	) or diag state_error();
-	is(moved($s0, qw(enqueued written rejected pending)),
+	) or diag state_error($node);
+	is(moved($node, $s0, qw(enqueued written rejected pending)),
 		"enqueued=$n written=0 rejected=0 pending=$n",
 		"$what: the events are held past max_retries, none rejected");
-	like(state_error(), qr/^(?:idle|writing)\|\Q$error\E$/,
+	like(state_error($node), qr/^(?:idle|writing)\|\Q$error\E$/,
 		"$what: last_error says why, the state is not \"missing privileges\"");
 	is(held_lines($offset, $error),
 		1, "$what: the log says so once, however many retries");
 	$node->safe_psql('postgres', $fix);
 	is(flush_returns('SELECT 1'), 0, "$what, fixed: connlog_flush returns");
-	is(moved($s0, qw(enqueued written merged rejected pending)),
+	is(moved($node, $s0, qw(enqueued written merged rejected pending)),
 		"enqueued=$n $written rejected=0 pending=0",
 		"$what, fixed: the held events are written");
 	return;
@@ -169,13 +146,13 @@ ALTER TABLE public.connection_logs FORCE ROW LEVEL SECURITY;
 CREATE POLICY no_system ON public.connection_logs
 	USING (true) WITH CHECK (workspace_name <> 'system');
 });
-my $s0 = stats();
+my $s0 = stats($node);
 is( flush_returns(
 		"SELECT pair(n, CASE n WHEN 12 THEN 'system' ELSE 'dev' END) FROM generate_series(10, 14) n"
 	),
 	0,
 	'policy: connlog_flush returns');
-is( moved($s0, qw(enqueued written merged rejected pending)),
+is( moved($node, $s0, qw(enqueued written merged rejected pending)),
 	'enqueued=10 written=4 merged=5 rejected=1 pending=0',
 	'policy: 4 rows written, the refused one rejected');
 is( $node->safe_psql(
@@ -183,28 +160,28 @@ is( $node->safe_psql(
 	'4|4', 'policy: the 4 other pairs are rows, with their spans');
 is(rejected_errors("event->>'workspace_name' = 'system'"),
 	"system: $rls_error", 'policy: the rejected row has the policy\'s error');
-like(state_error(), qr/^idle\|/,
+like(state_error($node), qr/^idle\|/,
 	'policy: worker_state is idle, never "missing privileges"');
 
 # what comes after the refused event is written too
-$s0 = stats();
+$s0 = stats($node);
 is(flush_returns('SELECT pair(n) FROM generate_series(15, 17) n'),
 	0, 'policy: later events are written');
-is(moved($s0, qw(written merged rejected pending)),
+is(moved($node, $s0, qw(written merged rejected pending)),
 	'written=3 merged=3 rejected=0 pending=0',
 	'policy: the next batch is written whole');
 
 # a refused event alone in its batch is held until the table takes another
 # row (the next batch), then rejected
-$s0 = stats();
+$s0 = stats($node);
 ok(flush_times_out("SELECT ev(18, 'connected', 'system')"),
 	'policy, alone: the refused event is held while no other row is written'
 );
-is(moved($s0, qw(rejected pending)),
+is(moved($node, $s0, qw(rejected pending)),
 	'rejected=0 pending=1', 'policy, alone: nothing rejected yet');
 is(flush_returns('SELECT pair(19)'),
 	0, 'policy, alone: another batch is written, and connlog_flush returns');
-is( moved($s0, qw(enqueued written merged rejected pending)),
+is( moved($node, $s0, qw(enqueued written merged rejected pending)),
 	'enqueued=3 written=1 merged=1 rejected=1 pending=0',
 	'policy, alone: then the refused event is rejected');
 is( $node->safe_psql(
@@ -245,25 +222,22 @@ $node->safe_psql(
 SET ROLE app;
 CREATE TABLE public.flaky_all (on_all bool);
 INSERT INTO public.flaky_all VALUES (false);
-CREATE FUNCTION public.flaky() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NEW.workspace_name = 'flaky' OR (SELECT on_all FROM public.flaky_all) THEN
-		RAISE EXCEPTION 'spoofed serialization failure'
-			USING ERRCODE = 'serialization_failure';
-	END IF;
-	RETURN NEW;
-END $$;
-CREATE TRIGGER flaky BEFORE INSERT ON public.connection_logs
-	FOR EACH ROW EXECUTE FUNCTION public.flaky();
-});
+}
+	  . failing_trigger(
+		'public.flaky',
+		on => 'public.connection_logs',
+		when =>
+		  q{NEW.workspace_name = 'flaky' OR (SELECT on_all FROM public.flaky_all)},
+		raise => q{'spoofed serialization failure'},
+		errcode => 'serialization_failure'));
 my $flaky_error = 'spoofed serialization failure (SQLSTATE 40001)';
-$s0 = stats();
+$s0 = stats($node);
 is( flush_returns(
 		"SELECT pair(n, CASE n WHEN 32 THEN 'flaky' ELSE 'dev' END) FROM generate_series(30, 34) n"
 	),
 	0,
 	'40001 for one row: connlog_flush returns');
-is( moved($s0, qw(enqueued written merged rejected pending retries)),
+is( moved($node, $s0, qw(enqueued written merged rejected pending retries)),
 	'enqueued=10 written=4 merged=5 rejected=1 pending=0 retries=4',
 	'40001 for one row: max_retries retries, 4 written, max_retries of that row alone, then it rejected'
 );
@@ -305,13 +279,13 @@ END $$;
 CREATE TRIGGER once BEFORE INSERT ON public.connection_logs
 	FOR EACH ROW EXECUTE FUNCTION public.once();
 });
-$s0 = stats();
+$s0 = stats($node);
 is( flush_returns(
 		"SELECT pair(n, CASE n WHEN 37 THEN 'once' ELSE 'dev' END) FROM generate_series(35, 39) n"
 	),
 	0,
 	'40001 gone on the row\'s retry alone: connlog_flush returns');
-is( moved($s0, qw(enqueued written merged rejected pending)),
+is( moved($node, $s0, qw(enqueued written merged rejected pending)),
 	'enqueued=10 written=5 merged=5 rejected=0 pending=0',
 	'40001 gone on the row\'s retry alone: every row written, none rejected');
 is( $node->safe_psql(
@@ -347,13 +321,13 @@ CREATE TRIGGER void BEFORE INSERT ON public.connection_logs
 });
 my $void_error =
   'table public.connection_logs stored nothing for 1 of the 1 rows connlog wrote (SQLSTATE 09000)';
-$s0 = stats();
+$s0 = stats($node);
 is( flush_returns(
 		"SELECT web(n, CASE n WHEN 51 THEN 'void' ELSE 'dev' END) FROM generate_series(50, 52) n"
 	),
 	0,
 	'NULL for one row: connlog_flush returns');
-is( moved($s0, qw(enqueued written merged rejected pending)),
+is( moved($node, $s0, qw(enqueued written merged rejected pending)),
 	'enqueued=3 written=2 merged=0 rejected=1 pending=0',
 	'NULL for one row: written counts the 2 rows stored, the other is rejected'
 );
@@ -394,17 +368,17 @@ DROP INDEX public.idx_connection_logs_connection_id_workspace_id_agent_name;
 CREATE UNIQUE INDEX merging ON public.connection_logs
 	(connection_id, workspace_id, agent_name) NULLS NOT DISTINCT;
 });
-$s0 = stats();
+$s0 = stats($node);
 ok(flush_times_out('SELECT web(n) FROM generate_series(60, 62) n'),
 	'NULLS NOT DISTINCT: connlog_flush times out');
 my $nnd_error =
   'unique index "merging" of table public.connection_logs is NULLS NOT DISTINCT (SQLSTATE 42P17)';
 $node->poll_query_until('postgres',
 	"SELECT last_error = '$nnd_error' FROM connlog_stats")
-  or diag state_error();
-is(state_error(), "cannot prepare statements|$nnd_error",
+  or diag state_error($node);
+is(state_error($node), "cannot prepare statements|$nnd_error",
 	'NULLS NOT DISTINCT: refused, last_error says so');
-is(moved($s0, qw(enqueued written rejected pending)),
+is(moved($node, $s0, qw(enqueued written rejected pending)),
 	'enqueued=3 written=0 rejected=0 pending=3',
 	'NULLS NOT DISTINCT: the events wait, none rejected');
 $node->safe_psql(
@@ -415,7 +389,7 @@ CREATE UNIQUE INDEX distinct_nulls ON public.connection_logs
 DROP INDEX public.merging;
 });
 is(flush_returns('SELECT 1'), 0, 'index replaced: connlog_flush returns');
-is( moved($s0, qw(enqueued written rejected pending)),
+is( moved($node, $s0, qw(enqueued written rejected pending)),
 	'enqueued=3 written=3 rejected=0 pending=0',
 	'index replaced: 3 events written');
 is( $node->safe_psql(

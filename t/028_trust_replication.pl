@@ -102,8 +102,7 @@ is(connlog_counts($node), '200|100|100|0|0|0|t',
 	'200 events enqueued (replayed), none dropped; the identity holds');
 
 # ---- 2. the slot while the worker runs ----
-my $worker = $node->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'");
+my $worker = worker_pid($node);
 is( $node->safe_psql(
 		'postgres',
 		"SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'connlog'"
@@ -129,8 +128,7 @@ is( $node->safe_psql(
 	$restart_lsn,
 	'the slot did not move');
 # a worker that exits lets go of the slot, and its successor takes it
-$node->safe_psql('postgres', "SELECT pg_terminate_backend($worker)");
-wait_for_worker($node, $worker);
+terminate_worker($node) or die 'no new worker';
 $node->safe_psql('postgres',
 	'SET connlog.durability = flush; SELECT pair(101); SELECT connlog_flush()');
 is( $node->safe_psql(

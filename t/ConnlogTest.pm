@@ -370,11 +370,7 @@ END $$;
 sub wait_for_worker
 {
 	my ($node, $not) = @_;
-	my $cond = "backend_type = 'connlog worker'"
-	  . (defined $not ? " AND pid <> $not" : '');
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE $cond")
-	  or die 'no connlog worker';
+	worker_started($node, $not) or die 'no connlog worker';
 	return;
 }
 
@@ -394,10 +390,8 @@ sub crash_restart
 sub connlog_counts
 {
 	my ($node) = @_;
-	return $node->safe_psql('postgres',
-		'SELECT enqueued, written, merged, rejected, dropped, pending, '
-		  . 'enqueued = written + merged + rejected + dropped + pending '
-		  . 'FROM connlog_stats');
+	return counters_identity($node, 'postgres',
+		qw(enqueued written merged rejected dropped pending));
 }
 
 # A payload in the layout of the logical messages a MAC-keyed connlog
@@ -612,6 +606,169 @@ sub extension_members
 {
 	my ($node, $db) = @_;
 	return $node->safe_psql($db, "SET search_path = pg_catalog;\n$members_sql");
+}
+
+# ---- counters, the worker, held and failing writes (every TAP file) ----
+
+push @EXPORT, qw($identity_sql stats identity_holds moved counters_identity
+  worker_pid worker_started terminate_worker lock_table worker_waits_for_lock
+  failing_trigger count_lines state_error kill_backend);
+
+# The accounting identity as an SQL expression over connlog_stats: every
+# event enqueued is merged, written, rejected, dropped or still pending.
+our $identity_sql = 'enqueued = merged + written + rejected + dropped + pending';
+
+my @stats_columns = qw(enqueued merged written rejected dropped pending
+  batches write_errors retries ring_used_bytes ring_size_bytes);
+
+# connlog_stats' counters in database $db (postgres unless given), read in
+# one statement, as a hash reference.
+sub stats
+{
+	my ($node, $db) = @_;
+	# query_hash refuses list context, which an argument list would give
+	my $s = $node->query_hash($db // 'postgres',
+		'SELECT __COLUMNS__ FROM connlog_stats', @stats_columns);
+	return $s;
+}
+
+# Whether the accounting identity holds in $s, a stats() hash.
+sub identity_holds
+{
+	my ($s) = @_;
+	return $s->{enqueued} ==
+	  $s->{merged} + $s->{written} + $s->{rejected} + $s->{dropped} +
+	  $s->{pending};
+}
+
+# How the counters @names moved since $s0 (a stats() hash), as
+# "name=delta name=delta ...".
+sub moved
+{
+	my ($node, $s0, @names) = @_;
+	my $s = stats($node);
+	return join(' ', map { "$_=" . ($s->{$_} - $s0->{$_}) } @names);
+}
+
+# connlog_stats' columns @names in database $db, then whether the
+# accounting identity holds, read in one statement: "v1|v2|...|t".
+sub counters_identity
+{
+	my ($node, $db, @names) = @_;
+	return $node->safe_psql($db,
+		'SELECT ' . join('', map { "$_, " } @names)
+		  . "$identity_sql FROM connlog_stats");
+}
+
+# The pid of the running connlog worker ('' when none runs).
+sub worker_pid
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
+	);
+}
+
+# Whether a connlog worker (other than the one whose pid is $not) runs
+# before poll_query_until gives up.
+sub worker_started
+{
+	my ($node, $not) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connlog worker'"
+		  . (defined $not ? " AND pid <> $not" : ''));
+}
+
+# pg_terminate_backend() of the running worker, then wait for its
+# successor: whether one started.
+sub terminate_worker
+{
+	my ($node) = @_;
+	my $old = worker_pid($node);
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
+	return worker_started($node, $old);
+}
+
+# kill -9 of a regular backend: the postmaster resets shared memory,
+# restarts, and starts a worker, which this waits for.  Returns the log
+# offset from before the kill.
+sub kill_backend
+{
+	my ($node) = @_;
+	my $victim = $node->background_psql('postgres');
+	my $pid = $victim->query_safe('SELECT pg_backend_pid()');
+	my $offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/,
+		$offset);
+	$victim->quit;
+	wait_for_worker($node);
+	return $offset;
+}
+
+# A background session holding an ACCESS EXCLUSIVE lock on $table
+# (connection_logs unless given) in an open transaction; the caller ends
+# it ($session->query_safe('COMMIT'), $session->quit).
+sub lock_table
+{
+	my ($node, $table) = @_;
+	my $session = $node->background_psql('postgres');
+	$session->query_safe('BEGIN; LOCK TABLE '
+		  . ($table // 'connection_logs')
+		  . ' IN ACCESS EXCLUSIVE MODE');
+	return $session;
+}
+
+# Whether the worker comes to wait for a lock before poll_query_until
+# gives up.
+sub worker_waits_for_lock
+{
+	my ($node) = @_;
+	return $node->poll_query_until(
+		'postgres', q{
+SELECT wait_event_type = 'Lock' FROM pg_stat_activity
+WHERE backend_type = 'connlog worker'});
+}
+
+# SQL that creates function $name (schema-qualified if it should be) and
+# a BEFORE INSERT trigger of the same name on $t{on} (connection_logs
+# unless given), FOR EACH $t{each} (ROW unless given), that raises
+# $t{raise} (RAISE EXCEPTION's format and arguments, as SQL) with SQLSTATE
+# $t{errcode} (P0001 unless given) whenever $t{when} (an SQL condition,
+# true unless given; NEW is the row) holds.  Names in $t{when} are
+# qualified: the worker's search_path is pg_catalog, pg_temp.
+sub failing_trigger
+{
+	my ($name, %t) = @_;
+	(my $trigger = $name) =~ s/.*\.//;
+	my $errcode = defined $t{errcode} ? " USING ERRCODE = '$t{errcode}'" : '';
+	return qq{
+CREATE FUNCTION $name() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF @{[ $t{when} // 'true' ]} THEN
+    RAISE EXCEPTION $t{raise}$errcode;
+  END IF;
+  RETURN NEW;
+END \$\$;
+CREATE TRIGGER $trigger BEFORE INSERT ON @{[ $t{on} // 'connection_logs' ]}
+  FOR EACH @{[ $t{each} // 'ROW' ]} EXECUTE FUNCTION $name();
+};
+}
+
+# How many times $node's server log matches $re.
+sub count_lines
+{
+	my ($node, $re) = @_;
+	my @m = (slurp_file($node->logfile) =~ /$re/g);
+	return scalar @m;
+}
+
+# connlog_stats' worker_state and last_error, as "state|error".
+sub state_error
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		'SELECT worker_state, last_error FROM connlog_stats');
 }
 
 1;

@@ -299,9 +299,7 @@ SELECT count(cev(n, 'connected')) FROM generate_series(30001, 30500) n;
 SELECT count(web(n)) FROM generate_series(601, 800) n;
 });
 wait_retries(1);
-my $pid = q_all($coord, 'SELECT worker_pid FROM connlog_stats');
-q_all($coord, "SELECT pg_terminate_backend($pid)");
-wait_for_worker($coord, $pid);
+terminate_worker($coord) or die 'no new worker';
 $w2->start;
 q_all($coord,
 	"SELECT count(cev(n, 'disconnected')) FROM generate_series(30001, 30500) n"
