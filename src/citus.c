@@ -177,14 +177,18 @@ connlog_citus_node(const ErrorData *edata)
 void
 connlog_citus_session_defaults(void)
 {
-	const char *pool;
+	const char *value;
+	char	   *pool;
 
-	pool = GetConfigOption("citus.max_adaptive_executor_pool_size", true,
-						   false);
-	if (pool == NULL ||
-		GetConfigOption("citus.max_cached_conns_per_worker", true,
-						false) == NULL)
+	/* GetConfigOption's result is a static buffer: copy it */
+	value = GetConfigOption("citus.max_adaptive_executor_pool_size", true,
+							false);
+	if (value == NULL)
 		return;
-	SetConfigOption("citus.max_cached_conns_per_worker", pool,
-					PGC_USERSET, PGC_S_DYNAMIC_DEFAULT);
+	pool = pstrdup(value);
+	if (GetConfigOption("citus.max_cached_conns_per_worker", true,
+						false) != NULL)
+		SetConfigOption("citus.max_cached_conns_per_worker", pool,
+						PGC_USERSET, PGC_S_DYNAMIC_DEFAULT);
+	pfree(pool);
 }

@@ -35,7 +35,10 @@ plan skip_all => "Citus is not installed in $pkglibdir"
 # the nodes' ports (trust there, as initdb -A trust sets it).  Batches are
 # written every 100 ms; a batch held for a node waits 100 ms between
 # retries, so a node down for a second outlasts max_retries (3) many
-# times over.
+# times over.  Citus opens its connections for a statement at once (no
+# slow start), so that the number the worker keeps is that of its session's
+# citus.max_cached_conns_per_worker, which connlog sets and this file does
+# not.
 sub citus_node
 {
 	my ($name) = @_;
@@ -53,8 +56,9 @@ connlog.database = 'postgres'
 connlog.target_table = 'public.connection_logs'
 connlog.flush_interval = 100ms
 connlog.retry_interval = 100ms
-connlog.batch_size = 5000
-citus.max_cached_conns_per_worker = 16
+connlog.batch_size = 10000
+citus.executor_slow_start_interval = 0
+
 });
 	$node->start;
 	$node->safe_psql('postgres', q{
@@ -205,6 +209,23 @@ is(q_all($coord, 'SELECT good(1, 2000), rows_between(5, 1, 300)'),
 	'2000|300', 'coordinator: 2000 connections merged, 300 web events');
 is(q_all($coord, 'SELECT count(DISTINCT nodeport) FROM citus_shards'),
 	'2', 'the rows are spread over both worker nodes');
+
+# The coordinator's connlog worker keeps its connections to a worker node
+# open between batches.  Citus names each connection by the global pid of
+# the backend that opened it (node id * 10^10 + pid); with Citus's default
+# of one cached connection per node only one would be left.
+sub kept_connections
+{
+	my $pid = worker_pid($coord);
+	return q_all(
+		$w1, qq{SELECT count(*) FROM pg_stat_activity
+  WHERE application_name LIKE 'citus_internal gpid=%'
+    AND split_part(application_name, '=', 2)::bigint % 10000000000 = $pid});
+}
+my $kept = kept_connections();
+cmp_ok($kept, '>', 1,
+	"the coordinator's worker keeps more than one connection to a worker node ($kept)"
+);
 
 q_all($w1, q{
 SELECT count(cev(n, 'connected')) FROM generate_series(2001, 4000) n;
@@ -386,6 +407,22 @@ unlike($log, qr/writing resumes|cannot write with the privileges/,
 	'owner refused on a worker node: no state flips');
 like($log, qr/A node of the Citus cluster failed or refused the statement/,
 	'owner refused on a worker node: the log says a node refused');
+
+###########################################################################
+# An operator's citus.max_cached_conns_per_worker wins over connlog's
+###########################################################################
+reload_conf($coord, 'citus.max_cached_conns_per_worker' => '1');
+terminate_worker($coord) or die 'no new worker';
+q_all($coord, q{
+SELECT count(cev(n, 'connected')) FROM generate_series(60001, 61000) n;
+SELECT connlog_flush();
+});
+is(kept_connections(), '1',
+	'citus.max_cached_conns_per_worker set by the operator: one connection kept'
+);
+$coord->safe_psql('postgres',
+	'ALTER SYSTEM RESET citus.max_cached_conns_per_worker; SELECT pg_reload_conf()'
+);
 
 ###########################################################################
 # Retention on the distributed table: every row from 2024 is older than
