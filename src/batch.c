@@ -514,7 +514,6 @@ cl_batch_reset(ClBatch *b, uint64 seq_start)
 	b->arena_used = 0;
 	b->nevents = 0;
 	b->seq_start = b->seq_end = seq_start;
-	b->rewrite = false;
 	memset(b->slots, -1, sizeof(int32) * b->nslots);
 }
 

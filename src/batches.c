@@ -125,7 +125,7 @@ feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
 		if (!cur->replayed)
 			connlog_ring_set_replayed(true);
 		cur->replayed = true;
-		cur->batch->rewrite = true;
+		cur->rewrite = true;
 		if (!cl_batch_add(cur->batch, data + off, len))
 		{
 			ereport(WARNING,

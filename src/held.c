@@ -72,6 +72,7 @@ reset_batch(WorkerBatch *b)
 	b->lsn_floor = InvalidXLogRecPtr;
 	b->nwal = 0;
 	b->replayed = false;
+	b->rewrite = false;
 	b->pos_start = b->pos_end = read_pos;
 	b->ndropped = 0;
 	b->splitting = false;
@@ -341,7 +342,7 @@ connlog_held_fill(void)
 			memcpy(recbuf, &len, sizeof(len));
 			/* a predecessor may have written it (doc/internals.md) */
 			if (seq < taken_before)
-				cur->batch->rewrite = true;
+				cur->rewrite = true;
 			if (!cl_batch_add(cur->batch, recbuf, len))
 			{
 				ereport(WARNING,
