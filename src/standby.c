@@ -46,6 +46,7 @@
 #include "compat.h"
 #include "connect.h"
 #include "connlog.h"
+#include "once.h"
 #include "standby.h"
 #include "slot.h"
 #include "wal.h"
@@ -63,7 +64,7 @@ static uint32 wait_event_keeper;
 static XLogRecPtr kept;
 
 /* the last problem logged, so that a lasting one is logged once */
-static char *logged;
+static ConnlogLogOnce logged;
 
 /* What the keeper can fail to do, for note_problem() */
 typedef enum KeeperProblem
@@ -76,23 +77,25 @@ typedef enum KeeperProblem
 
 /*
  * Log a WARNING for a problem unless it is the one logged last (the same
- * kind and error); PROBLEM_NONE says the problem is over.
+ * kind and error: what is remembered is both, since the same error text
+ * may come from reading the progress and from a slot operation);
+ * PROBLEM_NONE says the problem is over.
  */
 static void
 note_problem(KeeperProblem problem, const char *error)
 {
-	static KeeperProblem logged_problem = PROBLEM_NONE;
+	char	   *key;
+	bool		news;
 
 	if (problem == PROBLEM_NONE)
 	{
-		if (logged != NULL)
-			pfree(logged);
-		logged = NULL;
-		logged_problem = PROBLEM_NONE;
+		(void) connlog_log_once(&logged, NULL);
 		return;
 	}
-	if (problem == logged_problem && logged != NULL &&
-		strcmp(logged, error) == 0)
+	key = psprintf("%d\n%s", (int) problem, error);
+	news = connlog_log_once(&logged, key);
+	pfree(key);
+	if (!news)
 		return;
 	ereport(WARNING,
 			(problem == PROBLEM_READ_PROGRESS ?
@@ -105,10 +108,6 @@ note_problem(KeeperProblem problem, const char *error)
 					error),
 			 errdetail("Until this is fixed the standby keeps the WAL of the primary's unwritten events only as far as replication slot \"%s\" already does.",
 					   CONNLOG_SLOT_NAME)));
-	if (logged != NULL)
-		pfree(logged);
-	logged = MemoryContextStrdup(TopMemoryContext, error);
-	logged_problem = problem;
 }
 
 /*
