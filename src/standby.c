@@ -195,11 +195,17 @@ connect_wait_turn(void)
 	return KEEPER_INTERVAL_MS;
 }
 
+/* How the keeper waits to connect; the wait event is set at start */
+static ConnlogConnectWait connect_wait = {
+	.who = CL_CONNECTOR_KEEPER,
+	.name = "connlog standby keeper",
+	.turn = connect_wait_turn,
+	.publish = NULL,
+};
+
 void
 connlog_standby_main(Datum main_arg)
 {
-	ConnlogConnectWait how;
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
@@ -208,13 +214,9 @@ connlog_standby_main(Datum main_arg)
 	if (!RecoveryInProgress())
 		proc_exit(0);
 
-	how.who = CL_CONNECTOR_KEEPER;
-	how.name = "connlog standby keeper";
-	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby");
-	how.turn = connect_wait_turn;
-	how.publish = NULL;
-	connlog_connect(&how);
-	connlog_writer_init_session();
+	connect_wait.wait_event =
+		CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby");
+	connlog_connect(&connect_wait);
 	ereport(LOG,
 			(errmsg("connlog standby keeper started for database \"%s\"",
 					connlog_database)));
