@@ -10,7 +10,7 @@
  * Merge rules: within a batch, events with the same conflict key
  * (connection_id, workspace_id, agent_name) become one row, exactly what
  * upserting them one at a time in ring order through the worker's upsert
- * (writer.c) would leave: the first event (the base) supplies the fields
+ * (plans.c, upsert_sql) would leave: the first event (the base) supplies the fields
  * the upsert does not update; code, disconnect_reason and each key of
  * extra are the first non-NULL ones; connect_time is the earliest time of
  * any of the events, a disconnect's own included, and disconnect_time the
@@ -369,7 +369,7 @@ text_storable(ClText t)
  * Would connlog_enqueue have accepted the event cl_decode() made of a
  * record?  cl_decode() accepts what the ring may hold; this adds what
  * enqueue itself guarantees of an event, so that one read back from
- * outside the ring (WAL, see wal.c) is held to the same rules: a finite
+ * outside the ring (WAL, see replay.c) is held to the same rules: a finite
  * event_time in timestamptz's range, optional fields present only with a
  * value (a non-nil UUID, a non-empty text), a type of 1 to
  * CL_MAX_TYPE_LEN bytes, no NUL byte in any text (extra's keys and

@@ -9,7 +9,7 @@
  * fails alone goes to connection_logs_rejected only with evidence that the
  * table takes other rows, or when its error is its own by nature; without
  * it the batch is held in the retry queue and nothing is rejected.  See
- * doc/internals.md, "the worker and its batches".
+ * doc/internals.md, "The batches".
  *
  * Each batch's write runs in batch_write_cxt, emptied after it, so what a
  * turn of the worker's loop holds is bounded by one batch.

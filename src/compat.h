@@ -129,7 +129,7 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 
 /*
  * 15 made WAL resource managers pluggable (RegisterCustomRmgr); connlog's
- * WAL records need one of their own (wal.c, "The records").
+ * WAL records need one of their own (doc/internals.md, "The records").
  */
 #if PG_VERSION_NUM >= 150000
 #define CONNLOG_HAVE_CUSTOM_RMGR
@@ -138,7 +138,7 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 /*
  * 17 removed old_snapshot_threshold and with it the "snapshot too old"
  * error, SQLSTATE 72000.  No server from 17 on raises it; defined here so
- * that writer.c keeps one list of transient errors for every version.
+ * that runner.c keeps one list of transient errors for every version.
  */
 #ifndef ERRCODE_SNAPSHOT_TOO_OLD
 #define ERRCODE_SNAPSHOT_TOO_OLD MAKE_SQLSTATE('7','2','0','0','0')
@@ -167,11 +167,11 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
  * 18 added error_if_invalid to ReplicationSlotAcquire(): true makes it fail
  * on a slot that max_slot_wal_keep_size (or, for a logical slot, a
  * conflict) invalidated.  connlog passes false, as every version before
- * behaves: wal.c and standby.c acquire the slot only to move its
+ * behaves: slot.c acquires the slot only to move its
  * restart_lsn forward, which an invalidated slot takes without keeping any
  * WAL again, and an error at each of the worker's writes would say nothing
- * the server's own invalidation message did not (standby.c, "What it
- * cannot cover").
+ * the server's own invalidation message did not (doc/internals.md,
+ * "The standby's keeper").
  */
 #if PG_VERSION_NUM >= 180000
 #define connlog_slot_acquire(name, nowait) \

@@ -7,12 +7,12 @@
  * connlog_enqueue() validates its arguments, encodes the event (batch.c)
  * into a stack buffer and copies it into the ring (ring.c); it touches no
  * table and takes no lock a writer holds, and with connlog.durability =
- * memory (the default) it writes no WAL (walrec.c for the other modes).
+ * memory (the default) it writes no WAL (wal.c for the other modes).
  * What needs the catalogs (the database check, enum OID to label) is
  * looked up once per backend and cached, so a call costs about what
  * SELECT 1 costs.  connlog_enqueue_batch() checks and encodes every
  * element first and stores all its events at once, or none.  See
- * doc/internals.md, "settings, enqueue and the ring".
+ * doc/internals.md, "Enqueue: the hot path".
  *
  * IDENTIFICATION
  *	  src/enqueue.c

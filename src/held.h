@@ -26,7 +26,7 @@
 typedef struct WorkerBatch
 {
 	ClBatch    *batch;			/* the rows */
-	/* connlog.durability (see wal.c) */
+	/* connlog.durability (progress.c) */
 	XLogRecPtr	lsn_floor;		/* no WAL event of the batch ends before it;
 								 * invalid if the batch has none */
 	uint64		nwal;			/* WAL-backed events added */

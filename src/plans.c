@@ -140,7 +140,7 @@ static const char *const purge_citus_sql =
 "WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2)";
 
 /*
- * Events read back from WAL (wal.c), or taken again from the ring after a
+ * Events read back from WAL (replay.c), or taken again from the ring after a
  * worker exited in the middle of a batch, may have been written already:
  * a web event (no connection_id) then has its row, under its id.  Skip it
  * rather than fail on the primary key, but only when the row is that

@@ -342,7 +342,7 @@ replay_after(const ConnlogProgress *done, XLogRecPtr first,
 		uint64		lost = report_moved(done, moved_to, r.gone_to,
 										r.nrecords);
 
-		/* as replayed events count (flush.c), so the identity holds */
+		/* as replayed events count (held.c), so the identity holds */
 		connlog_count(&s->counters.enqueued, lost);
 		connlog_count(&s->counters.dropped, lost);
 	}

@@ -9,7 +9,7 @@
  * is in recovery: on a primary it exits at once, code 0, and is not
  * restarted.  It connects to connlog.database as connlog.role (connect.c,
  * waiting while either is missing on the standby), and once a second
- * reads the replicated connlog_wal_progress (writer.c) and lets the
+ * reads the replicated connlog_wal_progress (statements.c) and lets the
  * physical slot "connlog" follow its done_lsn (slot.c): created at it,
  * moved forward only.  Once promoted, the server's own worker finds the
  * slot and replays from there (progress.c).

@@ -76,7 +76,7 @@ connlog_check_target(char **error)
 
 /*
  * connlog.durability: store the progress in the transaction that makes it
- * true (see wal.c).  NULL: nothing to store.  The epoch is stored as the
+ * true (doc/internals.md, "Order and progress").  NULL: nothing to store.  The epoch is stored as the
  * bigint with the same bits; pending_at_exit is NULL unless an exiting
  * worker stores it (a 1.1 plan has no fourth parameter and ignores it).
  */
@@ -493,7 +493,7 @@ connlog_write_purge(TimestampTz cutoff, int limit, uint64 *deleted,
 }
 
 /* ---------------------------------------------------------------------
- * connlog.durability's progress (see wal.c)
+ * connlog.durability's progress (progress.c)
  * ---------------------------------------------------------------------
  */
 

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * statements.h
- *		The statements the worker, the standby's keeper and wal.c run on
+ *		The statements the worker, the standby's keeper and progress.c run on
  *		the target (statements.c).
  *
  * IDENTIFICATION

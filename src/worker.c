@@ -14,7 +14,7 @@
  * what it can within connlog.shutdown_timeout.
  *
  * This file owns the state (one variable, state: see the table in
- * doc/internals.md, "the worker and its batches"), when a worker that
+ * doc/internals.md, "States"), when a worker that
  * cannot write looks again, the retention run, the turn's memory, and
  * the messages logged once (once.c).  It changes shared memory only
  * through ring.c's functions.
@@ -63,7 +63,7 @@
 #define WORKER_TRIM_THRESHOLD	(256 * 1024 * 1024)
 
 /*
- * Memory (see doc/internals.md).  turn_cxt is the current context during
+ * Memory (see doc/internals.md, "Memory").  turn_cxt is the current context during
  * each turn of the worker's loop and is emptied at the start of the next.
  */
 static MemoryContext turn_cxt;
