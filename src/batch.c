@@ -10,13 +10,12 @@
  * Merge rules: within a batch, events with the same conflict key
  * (connection_id, workspace_id, agent_name) become one row, exactly what
  * upserting them one at a time in ring order through the worker's upsert
- * (plans.c, upsert_sql) would leave: the first event (the base) supplies the fields
- * the upsert does not update; code, disconnect_reason and each key of
- * extra are the first non-NULL ones; connect_time is the earliest time of
- * any of the events, a disconnect's own included, and disconnect_time the
- * latest disconnect time; a web event (no connection_id) gets a row of its
- * own.  Why, and what a retried batch changes: doc/internals.md,
- * "Merging".
+ * (plans.c, upsert_sql) would leave: the first event (the base) supplies the
+ * fields the upsert does not update; code, disconnect_reason and each key of
+ * extra are the first non-NULL ones; connect_time is the earliest time of any
+ * of the events, a disconnect's own included, and disconnect_time the latest
+ * disconnect time; a web event (no connection_id) gets a row of its own.  Why,
+ * and what a retried batch changes: doc/internals.md, "Merging".
  *
  * IDENTIFICATION
  *	  src/batch.c

@@ -75,10 +75,11 @@ connlog_check_target(char **error)
 }
 
 /*
- * connlog.durability: store the progress in the transaction that makes it
- * true (doc/internals.md, "Order and progress").  NULL: nothing to store.  The epoch is stored as the
- * bigint with the same bits; pending_at_exit is NULL unless an exiting
- * worker stores it (a 1.1 plan has no fourth parameter and ignores it).
+ * connlog.durability: store the progress in the transaction that makes it true
+ * (doc/internals.md, "Order and progress").  NULL: nothing to store. The epoch
+ * is stored as the bigint with the same bits; pending_at_exit is NULL unless
+ * an exiting worker stores it (a 1.1 plan has no fourth parameter and ignores
+ * it).
  */
 static void
 store_progress(const ConnlogProgress *progress)
@@ -163,7 +164,8 @@ webref_cmp(const void *a, const void *b)
 
 /*
  * Events written again (a->rewrite): set a->skip for the web events
- * of the range whose row the table has already (see replay_find_sql in plans.c).
+ * of the range whose row the table has already (see replay_find_sql in
+ * plans.c).
  * Runs as the table's owner, like the upsert.
  */
 static void

@@ -63,8 +63,9 @@
 #define WORKER_TRIM_THRESHOLD	(256 * 1024 * 1024)
 
 /*
- * Memory (see doc/internals.md, "Memory").  turn_cxt is the current context during
- * each turn of the worker's loop and is emptied at the start of the next.
+ * Memory (see doc/internals.md, "Memory").  turn_cxt is the current
+ * context during each turn of the worker's loop and is emptied at the
+ * start of the next.
  */
 static MemoryContext turn_cxt;
 
