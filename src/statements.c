@@ -76,10 +76,10 @@ connlog_check_target(char **error)
 
 /*
  * connlog.durability: store the progress in the transaction that makes it true
- * (doc/internals.md, "Order and progress").  NULL: nothing to store. The epoch
- * is stored as the bigint with the same bits; pending_at_exit is NULL unless
- * an exiting worker stores it (a 1.1 plan has no fourth parameter and ignores
- * it).
+ * (doc/internals.md, "Order and progress").  NULL: nothing to store.  The
+ * epoch is stored as the bigint with the same bits; pending_at_exit is NULL
+ * unless an exiting worker stores it (a 1.1 plan has no fourth parameter and
+ * ignores it).
  */
 static void
 store_progress(const ConnlogProgress *progress)
