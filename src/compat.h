@@ -3,11 +3,9 @@
  * compat.h
  *		Differences between PostgreSQL major versions that connlog touches.
  *
- * connlog keeps one source for PostgreSQL 13 to 18.  15, 16, 17 and 18
- * are built with -Werror and tested here (CI, .ci/run: Debian's 15, the
- * others built from ../shared/postgresql by scripts/build-pg); the 13 and
- * 14 branches below follow those servers' headers as read from the
- * PostgreSQL sources and are compiled by nothing in this repository.
+ * connlog keeps one source for PostgreSQL 13 to 18.  15 to 18 are built
+ * with -Werror and tested (HACKING.md, "PostgreSQL versions"); the 13 and
+ * 14 branches follow those servers' headers and nothing here compiles them.
  *
  * Where an API was renamed or retyped, this file gives the call sites the
  * newest spelling on every version, so they need no #if:
@@ -37,13 +35,8 @@
  *	- BackgroundWorkerList (a dlist from 18, an slist before): the type of
  *	  its nodes is ConnlogBgworkerNode.
  *
- * Differences that need nothing here: postmaster/interrupt.h is 13's, and
- * so the floor; pgstat_report_activity() and pgstat_report_appname() moved
- * to utils/backend_status.h in 14, which pgstat.h includes; postgres.h
- * includes varatt.h (16), wait_event.h includes wait_event_types.h (17),
- * latch.h includes waiteventset.h (18); pgstat_report_stat() returns long
- * from 15 and ConditionVariableCancelSleep() bool from 16, results connlog
- * ignores.  HACKING.md's "PostgreSQL versions" lists them all.
+ * The differences that need nothing here are in HACKING.md, "PostgreSQL
+ * versions".
  *
  * IDENTIFICATION
  *	  src/compat.h
