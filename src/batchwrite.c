@@ -179,7 +179,7 @@ write_entries(WorkerBatch *b, WriteKind kind, int start, int n,
 			st = connlog_write_rejected(b->batch, start, reason, progress, error);
 		else
 			st = connlog_write_upsert(b->batch, start, n, b->rewrite,
-									 progress, error);
+									  progress, error);
 		switch (st)
 		{
 			case CL_WRITE_OK:

@@ -340,7 +340,11 @@ connlog_held_fill(void)
 			connlog_ring_read(pos, recbuf, len);
 			/* the record as batch.c knows it, without the ring's flags */
 			memcpy(recbuf, &len, sizeof(len));
-			/* a predecessor may have written it: doc/internals.md, "The batches" */
+
+			/*
+			 * A predecessor may have written it: doc/internals.md, "The
+			 * batches".
+			 */
 			if (seq < taken_before)
 				cur->rewrite = true;
 			if (!cl_batch_add(cur->batch, recbuf, len))

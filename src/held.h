@@ -31,8 +31,11 @@ typedef struct WorkerBatch
 								 * invalid if the batch has none */
 	uint64		nwal;			/* WAL-backed events added */
 	bool		replayed;		/* holds events read back from WAL */
-	/* some rows may be in the table already (read back from WAL, or read
-	 * by a predecessor): the upsert skips a web event whose row exists */
+
+	/*
+	 * Some rows may be in the table already (read back from WAL, or read by a
+	 * predecessor): the upsert skips a web event whose row exists.
+	 */
 	bool		rewrite;
 	/* the ring */
 	uint64		pos_start;		/* the ring bytes of its events */

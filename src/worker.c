@@ -629,6 +629,7 @@ void
 connlog_worker_main(Datum main_arg)
 {
 	TimestampTz last_flush;		/* start of the current flush interval */
+
 	connlog_is_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, handle_sigterm);
