@@ -11,9 +11,9 @@
  * Each event must round-trip through cl_encode()/cl_decode() or be
  * rejected as the model predicts, and every event that decodes must be
  * refused by cl_event_refused() exactly when a model of connlog_enqueue's
- * rules says so.  The valid ones go into small batches,
- * cut where the script says or when full.  The model is the table itself:
- * rows upserted one at a time the way writer.c's upsert does.  Each
+ * rules says so.  The valid ones go into small batches, cut where the
+ * script says or when full.  The model is the table itself: rows upserted
+ * one at a time the way the worker's upsert does (plans.c).  Each
  * batch's entries must be the rows its events make upserted one by one
  * into an empty table, and the batches' rows upserted batch after batch
  * must leave the table all the events one by one leave: where the batch
@@ -524,7 +524,7 @@ typedef struct Table
 } Table;
 
 /*
- * Upsert r into t exactly as writer.c's upsert_sql does: insert it, or
+ * Upsert r into t exactly as plans.c's upsert_sql does: insert it, or
  * on conflict keep the row but for connect_time = LEAST, disconnect_time
  * = GREATEST (which ignores NULL, as CL_NO_TIME = INT64_MIN does here),
  * code, disconnect_reason and each application column (a key of extra) =
@@ -583,7 +583,7 @@ event_row(const ClEvent *ev)
 	return r;
 }
 
-/* The row the worker upserts for a batch entry (see writer.c) */
+/* The row the worker upserts for a batch entry (see rows.c) */
 static Row
 entry_row(const ClBatch *b, const ClEntry *e)
 {

@@ -10,13 +10,12 @@
  * Merge rules: within a batch, events with the same conflict key
  * (connection_id, workspace_id, agent_name) become one row, exactly what
  * upserting them one at a time in ring order through the worker's upsert
- * (writer.c) would leave: the first event (the base) supplies the fields
- * the upsert does not update; code, disconnect_reason and each key of
- * extra are the first non-NULL ones; connect_time is the earliest time of
- * any of the events, a disconnect's own included, and disconnect_time the
- * latest disconnect time; a web event (no connection_id) gets a row of its
- * own.  Why, and what a retried batch changes: doc/internals.md,
- * "Merging".
+ * (plans.c, upsert_sql) would leave: the first event (the base) supplies the
+ * fields the upsert does not update; code, disconnect_reason and each key of
+ * extra are the first non-NULL ones; connect_time is the earliest time of any
+ * of the events, a disconnect's own included, and disconnect_time the latest
+ * disconnect time; a web event (no connection_id) gets a row of its own.  Why,
+ * and what a retried batch changes: doc/internals.md, "Merging".
  *
  * IDENTIFICATION
  *	  src/batch.c
@@ -66,11 +65,32 @@ take_text(Cursor *c, ClText *t, uint16 len)
 	return true;
 }
 
+/* An optional text field, present if flag is in flags: length, then bytes */
+static bool
+take_optional_text(Cursor *c, uint8 flags, uint8 flag, ClText *t)
+{
+	uint16		len;
+
+	if (!(flags & flag))
+		return true;
+	return take(c, &len, 2) && take_text(c, t, len);
+}
+
 static char *
 put(char *p, const void *src, size_t n)
 {
 	memcpy(p, src, n);
 	return p + n;
+}
+
+/* An optional text field, written if flag is in flags: length, then bytes */
+static inline char *
+put_optional_text(char *p, uint8 flags, uint8 flag, const ClText *t)
+{
+	if (!(flags & flag))
+		return p;
+	p = put(p, &t->len, 2);
+	return put(p, t->data, t->len);
 }
 
 static int
@@ -145,26 +165,12 @@ cl_encode(const ClEvent *ev, size_t len, char *buf)
 		p = put(p, &ev->code, 4);
 	if (ev->flags & CL_HAS_IP)
 		p = put(p, ev->ip_addr, ip_addr_size(ev->ip_family));
-	if (ev->flags & CL_HAS_USER_AGENT)
-	{
-		p = put(p, &ev->user_agent.len, 2);
-		p = put(p, ev->user_agent.data, ev->user_agent.len);
-	}
-	if (ev->flags & CL_HAS_SLUG_OR_PORT)
-	{
-		p = put(p, &ev->slug_or_port.len, 2);
-		p = put(p, ev->slug_or_port.data, ev->slug_or_port.len);
-	}
-	if (ev->flags & CL_HAS_REASON)
-	{
-		p = put(p, &ev->disconnect_reason.len, 2);
-		p = put(p, ev->disconnect_reason.data, ev->disconnect_reason.len);
-	}
-	if (ev->flags & CL_HAS_TYPE_TEXT)
-	{
-		p = put(p, &ev->type_text.len, 2);
-		p = put(p, ev->type_text.data, ev->type_text.len);
-	}
+	p = put_optional_text(p, ev->flags, CL_HAS_USER_AGENT, &ev->user_agent);
+	p = put_optional_text(p, ev->flags, CL_HAS_SLUG_OR_PORT,
+						  &ev->slug_or_port);
+	p = put_optional_text(p, ev->flags, CL_HAS_REASON,
+						  &ev->disconnect_reason);
+	p = put_optional_text(p, ev->flags, CL_HAS_TYPE_TEXT, &ev->type_text);
 	if (ev->extra_len > 0)
 	{
 		uint16		n = (uint16) ev->extra_len;
@@ -318,26 +324,15 @@ cl_decode(const char *rec, size_t len, ClEvent *ev)
 	if ((ev->flags & CL_HAS_IP) &&
 		!take(&c, ev->ip_addr, ip_addr_size(ev->ip_family)))
 		return false;
-	if (ev->flags & CL_HAS_USER_AGENT)
-	{
-		if (!take(&c, &n, 2) || !take_text(&c, &ev->user_agent, n))
-			return false;
-	}
-	if (ev->flags & CL_HAS_SLUG_OR_PORT)
-	{
-		if (!take(&c, &n, 2) || !take_text(&c, &ev->slug_or_port, n))
-			return false;
-	}
-	if (ev->flags & CL_HAS_REASON)
-	{
-		if (!take(&c, &n, 2) || !take_text(&c, &ev->disconnect_reason, n))
-			return false;
-	}
-	if (ev->flags & CL_HAS_TYPE_TEXT)
-	{
-		if (!take(&c, &n, 2) || !take_text(&c, &ev->type_text, n))
-			return false;
-	}
+	if (!take_optional_text(&c, ev->flags, CL_HAS_USER_AGENT,
+							&ev->user_agent) ||
+		!take_optional_text(&c, ev->flags, CL_HAS_SLUG_OR_PORT,
+							&ev->slug_or_port) ||
+		!take_optional_text(&c, ev->flags, CL_HAS_REASON,
+							&ev->disconnect_reason) ||
+		!take_optional_text(&c, ev->flags, CL_HAS_TYPE_TEXT,
+							&ev->type_text))
+		return false;
 	if (has_extra)
 	{
 		ClText		extra;
@@ -373,7 +368,7 @@ text_storable(ClText t)
  * Would connlog_enqueue have accepted the event cl_decode() made of a
  * record?  cl_decode() accepts what the ring may hold; this adds what
  * enqueue itself guarantees of an event, so that one read back from
- * outside the ring (WAL, see wal.c) is held to the same rules: a finite
+ * outside the ring (WAL, see replay.c) is held to the same rules: a finite
  * event_time in timestamptz's range, optional fields present only with a
  * value (a non-nil UUID, a non-empty text), a type of 1 to
  * CL_MAX_TYPE_LEN bytes, no NUL byte in any text (extra's keys and
@@ -514,7 +509,6 @@ cl_batch_reset(ClBatch *b, uint64 seq_start)
 	b->arena_used = 0;
 	b->nevents = 0;
 	b->seq_start = b->seq_end = seq_start;
-	b->rewrite = false;
 	memset(b->slots, -1, sizeof(int32) * b->nslots);
 }
 

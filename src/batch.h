@@ -219,13 +219,6 @@ typedef struct ClBatch
 	uint64		nevents;		/* events added, merged ones included */
 	uint64		seq_start;
 	uint64		seq_end;
-
-	/*
-	 * Set by the worker: some rows may be in the table already (events a
-	 * predecessor had read, or read back from WAL), so the upsert skips a web
-	 * event whose row exists (writer.c).
-	 */
-	bool		rewrite;
 } ClBatch;
 
 extern size_t cl_encoded_size(const ClEvent *ev);

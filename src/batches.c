@@ -13,7 +13,7 @@
  * What this side reports back goes through the ConnlogBatchesHooks it
  * was given.  Below this file, held.c owns what the worker holds and the
  * counting of every event's outcome, and batchwrite.c writes one batch.
- * See doc/internals.md, "the worker and its batches".
+ * See doc/internals.md, "The batches".
  *
  * Only the worker's process uses this file.
  *
@@ -118,14 +118,14 @@ feed_replayed(const char *data, size_t nbytes, XLogRecPtr floor)
 		uint32		len = cl_record_length(data + off);
 
 		if (len < sizeof(uint32) || off + len > nbytes)
-			break;				/* wal.c checked the sizes: cannot happen */
+			break;				/* replay.c checked the sizes: cannot happen */
 		if (cur->nwal == 0)
 			cur->lsn_floor = floor;
 		cur->nwal++;
 		if (!cur->replayed)
 			connlog_ring_set_replayed(true);
 		cur->replayed = true;
-		cur->batch->rewrite = true;
+		cur->rewrite = true;
 		if (!cl_batch_add(cur->batch, data + off, len))
 		{
 			ereport(WARNING,
@@ -163,7 +163,7 @@ connlog_batches_init(const ConnlogBatchesHooks *hooks)
 
 /*
  * Read back from WAL the WAL-backed events no committed write accounted
- * for, and write them (see wal.c).  Returns false if the extension is
+ * for, and write them (progress.c).  Returns false if the extension is
  * missing.
  */
 bool
@@ -204,7 +204,7 @@ connlog_batches_exiting(void)
 /*
  * The drain: write every event before target, and what the retry queue
  * holds, by the deadline; then publish how far events are accounted for
- * and store the progress an exiting worker leaves (wal.c).
+ * and store the progress an exiting worker leaves (progress.c).
  */
 void
 connlog_batches_before_exit(uint64 target)

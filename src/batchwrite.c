@@ -9,7 +9,7 @@
  * fails alone goes to connection_logs_rejected only with evidence that the
  * table takes other rows, or when its error is its own by nature; without
  * it the batch is held in the retry queue and nothing is rejected.  See
- * doc/internals.md, "the worker and its batches".
+ * doc/internals.md, "The batches".
  *
  * Each batch's write runs in batch_write_cxt, emptied after it, so what a
  * turn of the worker's loop holds is bounded by one batch.
@@ -178,7 +178,8 @@ write_entries(WorkerBatch *b, WriteKind kind, int start, int n,
 		if (kind == WRITE_REJECT)
 			st = connlog_write_rejected(b->batch, start, reason, progress, error);
 		else
-			st = connlog_write_upsert(b->batch, start, n, progress, error);
+			st = connlog_write_upsert(b->batch, start, n, b->rewrite,
+									  progress, error);
 		switch (st)
 		{
 			case CL_WRITE_OK:
@@ -509,7 +510,7 @@ suspects_first(WorkerBatch *b)
 	int			nsuspects = 0;
 	int			next = 0;
 
-	if (!b->batch->rewrite || !connlog_guard_have_suspects())
+	if (!b->rewrite || !connlog_guard_have_suspects())
 		return 0;
 	suspect = palloc(sizeof(bool) * b->batch->nentries);
 	for (int i = 0; i < b->batch->nentries; i++)

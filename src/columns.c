@@ -6,7 +6,7 @@
  *		columns, changed only here).
  *
  * The worker publishes them each time it prepares its statements
- * (writer.c), so that connlog_enqueue can refuse a key that names none.
+ * (target.c), so that connlog_enqueue can refuse a key that names none.
  *
  * Locking: a sequence lock.  The worker, the only writer, makes gen odd
  * while it writes, and a reader retries while gen is odd or changed under

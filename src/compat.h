@@ -3,11 +3,9 @@
  * compat.h
  *		Differences between PostgreSQL major versions that connlog touches.
  *
- * connlog keeps one source for PostgreSQL 13 to 18.  15, 16, 17 and 18
- * are built with -Werror and tested here (CI, .ci/run: Debian's 15, the
- * others built from ../shared/postgresql by scripts/build-pg); the 13 and
- * 14 branches below follow those servers' headers as read from the
- * PostgreSQL sources and are compiled by nothing in this repository.
+ * connlog keeps one source for PostgreSQL 13 to 18.  15 to 18 are built
+ * with -Werror and tested (HACKING.md, "PostgreSQL versions"); the 13 and
+ * 14 branches follow those servers' headers and nothing here compiles them.
  *
  * Where an API was renamed or retyped, this file gives the call sites the
  * newest spelling on every version, so they need no #if:
@@ -37,13 +35,8 @@
  *	- BackgroundWorkerList (a dlist from 18, an slist before): the type of
  *	  its nodes is ConnlogBgworkerNode.
  *
- * Differences that need nothing here: postmaster/interrupt.h is 13's, and
- * so the floor; pgstat_report_activity() and pgstat_report_appname() moved
- * to utils/backend_status.h in 14, which pgstat.h includes; postgres.h
- * includes varatt.h (16), wait_event.h includes wait_event_types.h (17),
- * latch.h includes waiteventset.h (18); pgstat_report_stat() returns long
- * from 15 and ConditionVariableCancelSleep() bool from 16, results connlog
- * ignores.  HACKING.md's "PostgreSQL versions" lists them all.
+ * The differences that need nothing here are in HACKING.md, "PostgreSQL
+ * versions".
  *
  * IDENTIFICATION
  *	  src/compat.h
@@ -129,7 +122,7 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 
 /*
  * 15 made WAL resource managers pluggable (RegisterCustomRmgr); connlog's
- * WAL records need one of their own (wal.c, "The records").
+ * WAL records need one of their own (doc/internals.md, "The records").
  */
 #if PG_VERSION_NUM >= 150000
 #define CONNLOG_HAVE_CUSTOM_RMGR
@@ -138,7 +131,7 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 /*
  * 17 removed old_snapshot_threshold and with it the "snapshot too old"
  * error, SQLSTATE 72000.  No server from 17 on raises it; defined here so
- * that writer.c keeps one list of transient errors for every version.
+ * that runner.c keeps one list of transient errors for every version.
  */
 #ifndef ERRCODE_SNAPSHOT_TOO_OLD
 #define ERRCODE_SNAPSHOT_TOO_OLD MAKE_SQLSTATE('7','2','0','0','0')
@@ -167,11 +160,11 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
  * 18 added error_if_invalid to ReplicationSlotAcquire(): true makes it fail
  * on a slot that max_slot_wal_keep_size (or, for a logical slot, a
  * conflict) invalidated.  connlog passes false, as every version before
- * behaves: wal.c and standby.c acquire the slot only to move its
+ * behaves: slot.c acquires the slot only to move its
  * restart_lsn forward, which an invalidated slot takes without keeping any
  * WAL again, and an error at each of the worker's writes would say nothing
- * the server's own invalidation message did not (standby.c, "What it
- * cannot cover").
+ * the server's own invalidation message did not (doc/internals.md,
+ * "The standby's keeper").
  */
 #if PG_VERSION_NUM >= 180000
 #define connlog_slot_acquire(name, nowait) \

@@ -57,6 +57,7 @@
 #include "compat.h"
 #include "connlog.h"
 #include "connect.h"
+#include "runner.h"
 #include "wal.h"
 
 pg_noreturn static void wait_to_connect(const ConnlogConnectWait *how);
@@ -231,8 +232,9 @@ wait_to_connect(const ConnlogConnectWait *how)
 
 /*
  * Connect to connlog.database as connlog.role, or, if the previous process
- * of this kind died doing so, wait until that can work and exit (see the
- * file header).
+ * of this kind died doing so, wait until that can work and exit (see
+ * above).  Once connected, the session gets the settings connlog's
+ * statements need (runner.c).
  */
 void
 connlog_connect(const ConnlogConnectWait *how)
@@ -244,4 +246,5 @@ connlog_connect(const ConnlogConnectWait *how)
 										 0);
 	(void) connlog_ring_set_connecting(how->who, false);
 	pgstat_report_appname(how->name);
+	connlog_writer_init_session();
 }

@@ -182,7 +182,8 @@ _PG_init(void)
 
 	/*
 	 * Registered even in binary-upgrade mode: recovery, there as anywhere,
-	 * must be able to replay connlog's records (wal.c, "The records").
+	 * must be able to replay connlog's records (doc/internals.md, "The
+	 * records").
 	 */
 	connlog_wal_register_rmgr();
 
@@ -191,8 +192,8 @@ _PG_init(void)
 	 * must not write into a cluster being upgraded (it would replay WAL into
 	 * the old one while its schema is dumped, and write into the new one
 	 * before its data files are copied in), and no one enqueues there;
-	 * without a worker, connlog_enqueue refuses events.  See wal.c,
-	 * "pg_upgrade".
+	 * without a worker, connlog_enqueue refuses events.  See
+	 * doc/internals.md, "pg_upgrade".
 	 */
 	if (IsBinaryUpgrade)
 		return;

@@ -2,7 +2,8 @@
  *
  * connlog.h
  *		connlog's settings (settings.c), and the durability progress that
- *		the writer, the worker, wal.c and the standby's keeper all handle.
+ *		the statements, the worker, progress.c and the standby's keeper all
+ *		handle.
  *
  * A leaf: any file may include it without making an include cycle.
  *

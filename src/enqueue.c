@@ -7,12 +7,12 @@
  * connlog_enqueue() validates its arguments, encodes the event (batch.c)
  * into a stack buffer and copies it into the ring (ring.c); it touches no
  * table and takes no lock a writer holds, and with connlog.durability =
- * memory (the default) it writes no WAL (walrec.c for the other modes).
+ * memory (the default) it writes no WAL (wal.c for the other modes).
  * What needs the catalogs (the database check, enum OID to label) is
  * looked up once per backend and cached, so a call costs about what
  * SELECT 1 costs.  connlog_enqueue_batch() checks and encodes every
  * element first and stores all its events at once, or none.  See
- * doc/internals.md, "settings, enqueue and the ring".
+ * doc/internals.md, "Enqueue: the hot path".
  *
  * IDENTIFICATION
  *	  src/enqueue.c
@@ -168,6 +168,24 @@ get_uuid(FunctionCallInfo fcinfo, int arg, uint8 *dst)
 }
 
 /*
+ * The error for an event over CL_MAX_RECORD bytes: len is the size of
+ * argument name, or with name NULL the event's.
+ */
+pg_noreturn static void
+too_large(const char *name, size_t len)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("connection log event is too large"),
+			 name != NULL ?
+			 errdetail("Argument \"%s\" is %zu bytes; connlog stores at most %d bytes per event.",
+					   name, len, CL_MAX_RECORD) :
+			 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
+					   len, CL_MAX_RECORD)));
+	pg_unreachable();
+}
+
+/*
  * A text value of argument name; too long a field is reported with the
  * event's size.
  */
@@ -177,11 +195,7 @@ set_text(text *t, const char *name, ClText *dst)
 	size_t		len = VARSIZE_ANY_EXHDR(t);
 
 	if (len > CL_MAX_RECORD)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("connection log event is too large"),
-				 errdetail("Argument \"%s\" is %zu bytes; connlog stores at most %d bytes per event.",
-						   name, len, CL_MAX_RECORD)));
+		too_large(name, len);
 	dst->data = VARDATA_ANY(t);
 	dst->len = (uint16) len;
 }
@@ -245,11 +259,7 @@ checked_size(const ClEvent *ev)
 	size_t		len = cl_encoded_size(ev);
 
 	if (len > CL_MAX_RECORD)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("connection log event is too large"),
-				 errdetail("The event needs %zu bytes; connlog stores at most %d bytes per event.",
-						   len, CL_MAX_RECORD)));
+		too_large(NULL, len);
 	return len;
 }
 

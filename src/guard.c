@@ -20,9 +20,9 @@
  *	- make the worker exit again and again (exit_on_error): the rows of the
  *	  statement running (connlog_guard_rows_begin) are recorded at exit
  *	  (guard_exit) for the successor, whose batches write them as suspects
- *	  (connlog_guard_is_suspect, flush.c).
+ *	  (connlog_guard_is_suspect, batchwrite.c).
  *	- call back into connlog: connlog_enqueue() and connlog_flush() refuse
- *	  in the worker (connlog.c, connlog_is_worker).
+ *	  in the worker (enqueue.c and status.c, connlog_is_worker).
  *
  * Locking: the record in shared memory (GuardShared) is written by the
  * exiting worker in its exit callback and read by its successor as it
@@ -69,7 +69,7 @@ typedef enum DiedIn
 	DIED_PURGING				/* in a purge step */
 } DiedIn;
 
-/* The record a worker leaves for its successor; see the file header. */
+/* The record a worker leaves for its successor; see above */
 typedef struct GuardShared
 {
 	DiedIn		died_in;

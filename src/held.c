@@ -9,8 +9,8 @@
  * (ring.c): an event is counted (written, rejected, dropped, merged) once,
  * when the last row of its batch has an outcome, in the same step that
  * frees or flags its events in the ring.  What a write should store as
- * the durability progress follows from what is held here (wal.c).  See
- * doc/internals.md, "the worker and its batches".
+ * the durability progress follows from what is held here (progress.c).  See
+ * doc/internals.md, "The batches".
  *
  * Only the worker's process uses this file; nothing here is shared.
  *
@@ -72,6 +72,7 @@ reset_batch(WorkerBatch *b)
 	b->lsn_floor = InvalidXLogRecPtr;
 	b->nwal = 0;
 	b->replayed = false;
+	b->rewrite = false;
 	b->pos_start = b->pos_end = read_pos;
 	b->ndropped = 0;
 	b->splitting = false;
@@ -339,9 +340,13 @@ connlog_held_fill(void)
 			connlog_ring_read(pos, recbuf, len);
 			/* the record as batch.c knows it, without the ring's flags */
 			memcpy(recbuf, &len, sizeof(len));
-			/* a predecessor may have written it (doc/internals.md) */
+
+			/*
+			 * A predecessor may have written it: doc/internals.md, "The
+			 * batches".
+			 */
 			if (seq < taken_before)
-				cur->batch->rewrite = true;
+				cur->rewrite = true;
 			if (!cl_batch_add(cur->batch, recbuf, len))
 			{
 				ereport(WARNING,
@@ -359,7 +364,7 @@ connlog_held_fill(void)
 		pos += size;
 		seq++;
 	}
-	/* all of the ring as of the snapshot is consumed: see wal.c */
+	/* all of the ring as of the snapshot is consumed (progress.c) */
 	if (pos == head && connlog_wal_tracking())
 		connlog_wal_consumed(insert_lsn);
 	cur->batch->seq_end = seq;

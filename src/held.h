@@ -26,11 +26,17 @@
 typedef struct WorkerBatch
 {
 	ClBatch    *batch;			/* the rows */
-	/* connlog.durability (see wal.c) */
+	/* connlog.durability (progress.c) */
 	XLogRecPtr	lsn_floor;		/* no WAL event of the batch ends before it;
 								 * invalid if the batch has none */
 	uint64		nwal;			/* WAL-backed events added */
 	bool		replayed;		/* holds events read back from WAL */
+
+	/*
+	 * Some rows may be in the table already (read back from WAL, or read by a
+	 * predecessor): the upsert skips a web event whose row exists.
+	 */
+	bool		rewrite;
 	/* the ring */
 	uint64		pos_start;		/* the ring bytes of its events */
 	uint64		pos_end;

@@ -63,8 +63,9 @@ static List *extra_plans = NIL;
  * names); %3$s the values of all of them; %4$s the rows they come from, u:
  * $1, a connlog_batch_row[], alone or zipped by ROWS FROM with the arrays
  * of the converted columns and of the application's columns; %5$s the
- * updates of the columns of %2$s.  Merging in the batch guarantees that no conflict key appears
- * twice in one statement, which ON CONFLICT DO UPDATE would refuse.
+ * updates of the columns of %2$s.  Merging in the batch guarantees that no
+ * conflict key appears twice in one statement, which ON CONFLICT DO UPDATE
+ * would refuse.
  *
  * The rows are taken in the order of their conflict key, so that two
  * writers that both do so lock the rows they share in the same order and
@@ -140,7 +141,7 @@ static const char *const purge_citus_sql =
 "WHERE connect_time OPERATOR(pg_catalog.<) $1 LIMIT $2)";
 
 /*
- * Events read back from WAL (wal.c), or taken again from the ring after a
+ * Events read back from WAL (replay.c), or taken again from the ring after a
  * worker exited in the middle of a batch, may have been written already:
  * a web event (no connection_id) then has its row, under its id.  Skip it
  * rather than fail on the primary key, but only when the row is that
@@ -150,17 +151,17 @@ static const char *const purge_citus_sql =
  * The row is looked for in the table itself (ONLY), where the upsert
  * inserts it, not in an inheritance child.
  *
- * The rows the batch's web events could be are read first, by their ids
- * and workspaces ($1, $2: uuid[]), and the events whose row is there are
- * left out of the upsert that follows in the same transaction (see
- * skip_written_web in statements.c).  Two statements, not one with a subquery correlated
- * with the array: Citus (see citus.c) refuses such a subquery, a join
- * with the array would read the whole distributed table, and any part of
- * a statement Citus runs as a query of its own (a CTE, a subquery) it
- * sends as text with the array's type named, which the owner of the table,
- * as whom it runs, need not be allowed to use (the type is in the
- * extension's schema).  This one is a query on the table alone, with
- * arrays of uuids, which Citus sends to the shards.
+ * The rows the batch's web events could be are read first, by their ids and
+ * workspaces ($1, $2: uuid[]), and the events whose row is there are left out
+ * of the upsert that follows in the same transaction (see skip_written_web in
+ * statements.c).  Two statements, not one with a subquery correlated with the
+ * array: Citus (see citus.c) refuses such a subquery, a join with the array
+ * would read the whole distributed table, and any part of a statement Citus
+ * runs as a query of its own (a CTE, a subquery) it sends as text with the
+ * array's type named, which the owner of the table, as whom it runs, need not
+ * be allowed to use (the type is in the extension's schema).  This one is a
+ * query on the table alone, with arrays of uuids, which Citus sends to the
+ * shards.
  */
 static const char *const replay_find_sql =
 "SELECT x.id, x.connect_time, x.workspace_id FROM ONLY %1$s x "

@@ -42,6 +42,7 @@
 #include "storage/condition_variable.h"
 #include "utils/memutils.h"
 
+#include "once.h"
 #include "progress.h"
 #include "replay.h"
 #include "ring.h"
@@ -64,7 +65,7 @@ static XLogRecPtr consumed_lsn;
 static ConnlogProgress replay_from;
 static ConnlogProgress stored;
 static XLogRecPtr slot_done;
-static char *slot_error_logged;
+static ConnlogLogOnce slot_error_logged;
 
 /* Has the worker yet to read the stored progress, and replay? */
 bool
@@ -269,16 +270,11 @@ connlog_wal_progress_committed(const ConnlogProgress *progress)
 		return;
 	}
 	/* logged once for as long as it stays the same */
-	if (slot_error_logged == NULL || strcmp(slot_error_logged, error) != 0)
-	{
+	if (connlog_log_once(&slot_error_logged, error))
 		ereport(WARNING,
 			 (errmsg("connlog could not advance replication slot \"%s\": %s",
 					 CONNLOG_SLOT_NAME, error),
 			  errdetail("The slot keeps more WAL than needed until this is fixed.")));
-		if (slot_error_logged != NULL)
-			pfree(slot_error_logged);
-		slot_error_logged = MemoryContextStrdup(TopMemoryContext, error);
-	}
 }
 
 /*
@@ -346,7 +342,7 @@ replay_after(const ConnlogProgress *done, XLogRecPtr first,
 		uint64		lost = report_moved(done, moved_to, r.gone_to,
 										r.nrecords);
 
-		/* as replayed events count (flush.c), so the identity holds */
+		/* as replayed events count (held.c), so the identity holds */
 		connlog_count(&s->counters.enqueued, lost);
 		connlog_count(&s->counters.dropped, lost);
 	}

@@ -5,8 +5,7 @@
  *		worker's presence and progress, the counters, the status of the
  *		last write and the published columns (ConnlogShared, ring.h).
  *
- * Why the ring is built so: doc/internals.md, "settings, enqueue and the
- * ring".
+ * Why the ring is built so: doc/internals.md, "The ring".
  *
  * Locking rules:
  *	- ring.lock (an LWLock) protects ring.head, tail, head_seq, tail_seq
@@ -28,7 +27,7 @@
  *	  length, so the reader walks the events right.
  *	- status.mutex (a spinlock) protects last_flush and last_error.
  *	- columns is a sequence lock of its own (columns.c).
- *	- connlog.durability's fields (wal.c): epoch and started are set at
+ *	- connlog.durability's fields (walshared.h): epoch and started are set at
  *	  initialization; holds_replayed is an atomic only the worker writes.
  *	  last_floor only the worker advances, under ring.lock held shared
  *	  (no other shared holder writes it; producers read it holding the
@@ -445,7 +444,7 @@ connlog_ring_attach_worker(void)
 	s->worker.pid = MyProcPid;
 	s->worker.seen = true;
 	LWLockRelease(s->ring.lock);
-	/* connlog_flush() waits until this worker has replayed WAL (wal.c) */
+	/* connlog_flush() waits until this worker has replayed WAL (progress.c) */
 	pg_atomic_write_u32(&s->wal.replaying, 1);
 	pg_atomic_write_u32(&s->worker.state, CL_STATE_STARTING);
 	on_shmem_exit(connlog_ring_detach_worker, (Datum) 0);
@@ -583,7 +582,7 @@ connlog_ring_stats(ConnlogStats *st)
 						  (char *) &st->oldest_stored, CL_RING_TIME_SIZE);
 	LWLockRelease(s->ring.lock);
 	st->ring_size_bytes = s->ring.size;
-	/* older than anything in the ring: see doc/internals.md */
+	/* older than anything in the ring: see doc/internals.md, "The ring" */
 	if (pg_atomic_read_u32(&s->wal.holds_replayed) != 0)
 		st->oldest_stored = s->wal.started;
 

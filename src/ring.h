@@ -48,7 +48,7 @@ typedef struct ConnlogCounters
  * event (connlog.durability = wal or flush) has this bit set in its length
  * word, and its 8-byte LSN floor after the time: a WAL position its WAL
  * record, written after the event is in the ring, starts at or after (see
- * wal.c).
+ * doc/internals.md, "Order and progress").
  */
 #define CL_RING_WAL_FLAG		0x80000000U
 #define CL_RING_TIME_SIZE		sizeof(TimestampTz)

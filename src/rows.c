@@ -121,6 +121,22 @@ extra_jsonb(const ClEvent *ev)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
+/* Column col of a row: text t if present, else NULL */
+static void
+optional_text(Datum *v, bool *null, int col, bool present, const ClText *t)
+{
+	null[col] = !present;
+	v[col] = present ? text_datum(t) : (Datum) 0;
+}
+
+/* Column col of a row: uuid u if present, else NULL */
+static void
+optional_uuid(Datum *v, bool *null, int col, bool present, const uint8 *u)
+{
+	null[col] = !present;
+	v[col] = present ? connlog_uuid_datum(u) : (Datum) 0;
+}
+
 /*
  * Entry e of b as a connlog_batch_row of desc; with_extra: fill extra.  A
  * converted column is left NULL: its value is in its own array.
@@ -151,28 +167,18 @@ batch_row(TupleDesc desc, const ClBatch *b, const ClEntry *e, bool with_extra)
 		null[COL_IP] = true;
 	v[COL_CODE] = Int32GetDatum(ev.code);
 	null[COL_CODE] = !(ev.flags & CL_HAS_CODE);
-	if (ev.flags & CL_HAS_USER_AGENT)
-		v[COL_USER_AGENT] = text_datum(&ev.user_agent);
-	else
-		null[COL_USER_AGENT] = true;
-	if (ev.flags & CL_HAS_USER_ID)
-		v[COL_USER_ID] = connlog_uuid_datum(ev.user_id);
-	else
-		null[COL_USER_ID] = true;
-	if (ev.flags & CL_HAS_SLUG_OR_PORT)
-		v[COL_SLUG_OR_PORT] = text_datum(&ev.slug_or_port);
-	else
-		null[COL_SLUG_OR_PORT] = true;
-	if (ev.flags & CL_HAS_CONNECTION_ID)
-		v[COL_CONNECTION_ID] = connlog_uuid_datum(ev.connection_id);
-	else
-		null[COL_CONNECTION_ID] = true;
+	optional_text(v, null, COL_USER_AGENT,
+				  (ev.flags & CL_HAS_USER_AGENT) != 0, &ev.user_agent);
+	optional_uuid(v, null, COL_USER_ID,
+				  (ev.flags & CL_HAS_USER_ID) != 0, ev.user_id);
+	optional_text(v, null, COL_SLUG_OR_PORT,
+				  (ev.flags & CL_HAS_SLUG_OR_PORT) != 0, &ev.slug_or_port);
+	optional_uuid(v, null, COL_CONNECTION_ID,
+				  (ev.flags & CL_HAS_CONNECTION_ID) != 0, ev.connection_id);
 	v[COL_DISCONNECT_TIME] = TimestampTzGetDatum(e->disconnect_time);
 	null[COL_DISCONNECT_TIME] = (e->disconnect_time == CL_NO_TIME);
-	if (ev.flags & CL_HAS_REASON)
-		v[COL_DISCONNECT_REASON] = text_datum(&ev.disconnect_reason);
-	else
-		null[COL_DISCONNECT_REASON] = true;
+	optional_text(v, null, COL_DISCONNECT_REASON,
+				  (ev.flags & CL_HAS_REASON) != 0, &ev.disconnect_reason);
 	if (with_extra && ev.extra_len > 0)
 		v[COL_EXTRA] = extra_jsonb(&ev);
 	else

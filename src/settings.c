@@ -89,7 +89,7 @@ check_table(char **newval, void **extra, GucSource source)
  * configuration that sets only the alias must keep writing where it says
  * when the library is upgraded, rather than silently into the extension's
  * own table, so the alias still counts; the worker warns about it
- * (writer.c).  Empty: the extension's own connection_logs.
+ * (target.c).  Empty: the extension's own connection_logs.
  */
 const char *
 connlog_effective_table(void)

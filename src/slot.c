@@ -47,7 +47,7 @@ connlog_wal_slot_exists(void)
 
 /*
  * The slot's restart_lsn when this process acquired it, and whether an
- * operation of run_guarded just did (see the file header).
+ * operation of run_guarded just did (see above).
  */
 static XLogRecPtr slot_found;
 static bool slot_acquired;

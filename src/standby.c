@@ -9,7 +9,7 @@
  * is in recovery: on a primary it exits at once, code 0, and is not
  * restarted.  It connects to connlog.database as connlog.role (connect.c,
  * waiting while either is missing on the standby), and once a second
- * reads the replicated connlog_wal_progress (writer.c) and lets the
+ * reads the replicated connlog_wal_progress (statements.c) and lets the
  * physical slot "connlog" follow its done_lsn (slot.c): created at it,
  * moved forward only.  Once promoted, the server's own worker finds the
  * slot and replays from there (progress.c).
@@ -46,6 +46,7 @@
 #include "compat.h"
 #include "connect.h"
 #include "connlog.h"
+#include "once.h"
 #include "standby.h"
 #include "slot.h"
 #include "wal.h"
@@ -63,7 +64,7 @@ static uint32 wait_event_keeper;
 static XLogRecPtr kept;
 
 /* the last problem logged, so that a lasting one is logged once */
-static char *logged;
+static ConnlogLogOnce logged;
 
 /* What the keeper can fail to do, for note_problem() */
 typedef enum KeeperProblem
@@ -76,23 +77,25 @@ typedef enum KeeperProblem
 
 /*
  * Log a WARNING for a problem unless it is the one logged last (the same
- * kind and error); PROBLEM_NONE says the problem is over.
+ * kind and error: what is remembered is both, since the same error text
+ * may come from reading the progress and from a slot operation);
+ * PROBLEM_NONE says the problem is over.
  */
 static void
 note_problem(KeeperProblem problem, const char *error)
 {
-	static KeeperProblem logged_problem = PROBLEM_NONE;
+	char	   *key;
+	bool		news;
 
 	if (problem == PROBLEM_NONE)
 	{
-		if (logged != NULL)
-			pfree(logged);
-		logged = NULL;
-		logged_problem = PROBLEM_NONE;
+		(void) connlog_log_once(&logged, NULL);
 		return;
 	}
-	if (problem == logged_problem && logged != NULL &&
-		strcmp(logged, error) == 0)
+	key = psprintf("%d\n%s", (int) problem, error);
+	news = connlog_log_once(&logged, key);
+	pfree(key);
+	if (!news)
 		return;
 	ereport(WARNING,
 			(problem == PROBLEM_READ_PROGRESS ?
@@ -105,10 +108,6 @@ note_problem(KeeperProblem problem, const char *error)
 					error),
 			 errdetail("Until this is fixed the standby keeps the WAL of the primary's unwritten events only as far as replication slot \"%s\" already does.",
 					   CONNLOG_SLOT_NAME)));
-	if (logged != NULL)
-		pfree(logged);
-	logged = MemoryContextStrdup(TopMemoryContext, error);
-	logged_problem = problem;
 }
 
 /*
@@ -196,11 +195,17 @@ connect_wait_turn(void)
 	return KEEPER_INTERVAL_MS;
 }
 
+/* How the keeper waits to connect; the wait event is set at start */
+static ConnlogConnectWait connect_wait = {
+	.who = CL_CONNECTOR_KEEPER,
+	.name = "connlog standby keeper",
+	.turn = connect_wait_turn,
+	.publish = NULL,
+};
+
 void
 connlog_standby_main(Datum main_arg)
 {
-	ConnlogConnectWait how;
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
@@ -209,13 +214,9 @@ connlog_standby_main(Datum main_arg)
 	if (!RecoveryInProgress())
 		proc_exit(0);
 
-	how.who = CL_CONNECTOR_KEEPER;
-	how.name = "connlog standby keeper";
-	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby");
-	how.turn = connect_wait_turn;
-	how.publish = NULL;
-	connlog_connect(&how);
-	connlog_writer_init_session();
+	connect_wait.wait_event =
+		CONNLOG_WAIT_EVENT(wait_event_keeper, "ConnlogStandby");
+	connlog_connect(&connect_wait);
 	ereport(LOG,
 			(errmsg("connlog standby keeper started for database \"%s\"",
 					connlog_database)));

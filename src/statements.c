@@ -75,10 +75,11 @@ connlog_check_target(char **error)
 }
 
 /*
- * connlog.durability: store the progress in the transaction that makes it
- * true (see wal.c).  NULL: nothing to store.  The epoch is stored as the
- * bigint with the same bits; pending_at_exit is NULL unless an exiting
- * worker stores it (a 1.1 plan has no fourth parameter and ignores it).
+ * connlog.durability: store the progress in the transaction that makes it true
+ * (doc/internals.md, "Order and progress").  NULL: nothing to store.  The
+ * epoch is stored as the bigint with the same bits; pending_at_exit is NULL
+ * unless an exiting worker stores it (a 1.1 plan has no fourth parameter and
+ * ignores it).
  */
 static void
 store_progress(const ConnlogProgress *progress)
@@ -124,6 +125,7 @@ typedef struct UpsertArgs
 	const ClBatch *batch;
 	int			start;
 	int			n;
+	bool		rewrite;		/* skip web events whose row exists */
 	const ConnlogProgress *progress;
 	List	   *groups;			/* of UpsertGroup (rows.c) */
 	bool	   *skip;			/* entries left out, NULL: none */
@@ -161,8 +163,9 @@ webref_cmp(const void *a, const void *b)
 }
 
 /*
- * Events written again (a->batch->rewrite): set a->skip for the web events
- * of the range whose row the table has already (see replay_find_sql in plans.c).
+ * Events written again (a->rewrite): set a->skip for the web events
+ * of the range whose row the table has already (see replay_find_sql in
+ * plans.c).
  * Runs as the table's owner, like the upsert.
  */
 static void
@@ -271,7 +274,7 @@ upsert_fn(void *arg)
 		old = MemoryContextSwitchTo(write_cxt);
 		connlog_as_owner_begin(connlog_target->rows_owner, &owner);
 		a->skip = NULL;
-		if (a->batch->rewrite)
+		if (a->rewrite)
 			skip_written_web(a);
 		connlog_as_owner_end(&owner);
 		a->groups = connlog_rows_groups(a->batch, a->start, a->n, a->skip);
@@ -346,10 +349,13 @@ recheck_denied(char **error)
 }
 
 /*
- * Upsert entries [start, start + n) of b.  On failure *error says why.
+ * Upsert entries [start, start + n) of b.  rewrite: some of b's rows may be
+ * in the table already (events read back from WAL, or read by a
+ * predecessor), so a web event whose row exists is skipped.  On failure
+ * *error says why.
  */
 ConnlogWriteStatus
-connlog_write_upsert(const ClBatch *b, int start, int n,
+connlog_write_upsert(const ClBatch *b, int start, int n, bool rewrite,
 					 const ConnlogProgress *progress, char **error)
 {
 	UpsertArgs	a;
@@ -362,6 +368,7 @@ connlog_write_upsert(const ClBatch *b, int start, int n,
 	a.batch = b;
 	a.start = start;
 	a.n = n;
+	a.rewrite = rewrite;
 	a.progress = progress;
 	snprintf(activity, sizeof(activity), "connlog: writing %d rows", n);
 	status = run(upsert_fn, &a, activity, error);
@@ -488,7 +495,7 @@ connlog_write_purge(TimestampTz cutoff, int limit, uint64 *deleted,
 }
 
 /* ---------------------------------------------------------------------
- * connlog.durability's progress (see wal.c)
+ * connlog.durability's progress (progress.c)
  * ---------------------------------------------------------------------
  */
 

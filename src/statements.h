@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * statements.h
- *		The statements the worker, the standby's keeper and wal.c run on
+ *		The statements the worker, the standby's keeper and progress.c run on
  *		the target (statements.c).
  *
  * IDENTIFICATION
@@ -18,7 +18,7 @@
 #include "utils/timestamp.h"
 
 extern ConnlogWriteStatus connlog_write_upsert(const ClBatch *b, int start,
-											   int n,
+											   int n, bool rewrite,
 											 const ConnlogProgress *progress,
 											   char **error);
 extern ConnlogWriteStatus connlog_write_rejected(const ClBatch *b, int i,

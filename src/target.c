@@ -58,6 +58,7 @@
 
 #include "compat.h"
 #include "connlog.h"
+#include "once.h"
 #include "ring.h"
 #include "target.h"
 
@@ -79,8 +80,8 @@ static ConnlogTarget target = {.row_ncols = UPSERT_NCOLS};
 
 const ConnlogTarget *const connlog_target = &target;
 
-/* the last warning about connlog.target_table logged, in TopMemoryContext */
-static char *table_warned = NULL;
+/* the settings the last warning about connlog.table was about */
+static ConnlogLogOnce table_warned;
 
 /*
  * Read connlog's pg_extension row: its OID, schema and version (palloc'd).
@@ -641,20 +642,18 @@ connlog_target_warn_setting(void)
 	const char *old = connlog_table;
 	const char *setting = connlog_target_table;
 	char	   *key;
+	bool		news;
 
 	if (old[0] == '\0')
 	{
-		if (table_warned != NULL)
-			pfree(table_warned);
-		table_warned = NULL;
+		(void) connlog_log_once(&table_warned, NULL);
 		return;
 	}
 	key = psprintf("%s\n%s", old, setting);
-	if (table_warned != NULL && strcmp(key, table_warned) == 0)
-	{
-		pfree(key);
+	news = connlog_log_once(&table_warned, key);
+	pfree(key);
+	if (!news)
 		return;
-	}
 	if (setting[0] == '\0')
 		ereport(WARNING,
 				(errmsg("connlog.table is deprecated"),
@@ -673,10 +672,6 @@ connlog_target_warn_setting(void)
 			  errdetail("connlog.target_table names the same table, \"%s\".",
 						setting),
 				 errhint("Remove connlog.table.")));
-	if (table_warned != NULL)
-		pfree(table_warned);
-	table_warned = MemoryContextStrdup(TopMemoryContext, key);
-	pfree(key);
 }
 
 /*

@@ -6,8 +6,8 @@
  *
  * Only types (and walshared.c's initialization), and nothing of connlog's
  * included, so that ring.h can embed ConnlogWalShared and connlog.h can
- * hand ConnlogProgress to the writer.  See doc/internals.md,
- * "Durability".
+ * hand ConnlogProgress to the statements.  See doc/internals.md,
+ * "Durability: WAL records, the slot, replay, progress, the keeper".
  *
  * Locking rules of ConnlogWalShared (connlog_shared->wal):
  *	- epoch and started are set at initialization and never change.

@@ -14,7 +14,7 @@
  * what it can within connlog.shutdown_timeout.
  *
  * This file owns the state (one variable, state: see the table in
- * doc/internals.md, "the worker and its batches"), when a worker that
+ * doc/internals.md, "States"), when a worker that
  * cannot write looks again, the retention run, the turn's memory, and
  * the messages logged once (once.c).  It changes shared memory only
  * through ring.c's functions.
@@ -63,8 +63,9 @@
 #define WORKER_TRIM_THRESHOLD	(256 * 1024 * 1024)
 
 /*
- * Memory (see doc/internals.md).  turn_cxt is the current context during
- * each turn of the worker's loop and is emptied at the start of the next.
+ * Memory (see doc/internals.md, "Memory").  turn_cxt is the current
+ * context during each turn of the worker's loop and is emptied at the
+ * start of the next.
  */
 static MemoryContext turn_cxt;
 
@@ -575,6 +576,14 @@ connect_wait_publish(ConnlogWorkerState state, const char *why)
 	connlog_ring_note_flush(why);
 }
 
+/* How the worker waits to connect; the wait event is set at start */
+static ConnlogConnectWait connect_wait = {
+	.who = CL_CONNECTOR_WORKER,
+	.name = "connlog worker",
+	.turn = connect_wait_turn,
+	.publish = connect_wait_publish,
+};
+
 /*
  * connlog.durability, once the worker can write: read back from WAL, once,
  * the WAL-backed events no committed write accounted for; create the slot
@@ -620,7 +629,6 @@ void
 connlog_worker_main(Datum main_arg)
 {
 	TimestampTz last_flush;		/* start of the current flush interval */
-	ConnlogConnectWait how;
 
 	connlog_is_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -632,13 +640,9 @@ connlog_worker_main(Datum main_arg)
 									 ALLOCSET_DEFAULT_SIZES);
 
 	connlog_ring_attach_worker();
-	how.who = CL_CONNECTOR_WORKER;
-	how.name = "connlog worker";
-	how.wait_event = CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain");
-	how.turn = connect_wait_turn;
-	how.publish = connect_wait_publish;
-	connlog_connect(&how);
-	connlog_writer_init_session();
+	connect_wait.wait_event =
+		CONNLOG_WAIT_EVENT(wait_event_main, "ConnlogMain");
+	connlog_connect(&connect_wait);
 	connlog_guard_init_worker();
 
 #ifdef __GLIBC__
