@@ -14,7 +14,10 @@
 # retries, then back; a worker node restarted, so the connections Citus
 # cached to it are dead; the owner refused on one worker node (42501
 # there): held, reported with the node, never rejected, no flapping;
-# retention on the distributed table.
+# the coordinator stopped while a worker node enqueues; the worker's
+# cached connections to the worker nodes, and an operator's
+# citus.max_cached_conns_per_worker winning; retention on the distributed
+# table.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -407,6 +410,21 @@ unlike($log, qr/writing resumes|cannot write with the privileges/,
 	'owner refused on a worker node: no state flips');
 like($log, qr/A node of the Citus cluster failed or refused the statement/,
 	'owner refused on a worker node: the log says a node refused');
+
+###########################################################################
+# The coordinator down: the worker nodes hold Citus's metadata, so a
+# worker node's connlog goes on writing what is enqueued there
+###########################################################################
+$coord->stop('fast');
+q_all($w1, q{
+SELECT count(cev(n, 'connected')) FROM generate_series(70001, 71000) n;
+SELECT count(cev(n, 'disconnected')) FROM generate_series(70001, 71000) n;
+SELECT connlog_flush();
+});
+is(q_all($w1, 'SELECT good(70001, 71000)'),
+	'1000', 'coordinator down: a worker node writes what is enqueued on it');
+$coord->start;
+identity_everywhere('coordinator down and back');
 
 ###########################################################################
 # An operator's citus.max_cached_conns_per_worker wins over connlog's
