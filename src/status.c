@@ -269,8 +269,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	int64		timeout_us;
 	TimestampTz start;
 	uint64		target;
-	pid_t		pid;
-	bool		seen;
+	ConnlogFlushView view;
 
 	/* the worker would wait for itself: see guard.c */
 	if (connlog_is_worker)
@@ -299,7 +298,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("connlog_flush timeout must not be negative")));
 
-	target = connlog_ring_head_seq();
+	connlog_ring_flush_view(&view);
+	target = view.head_seq;
 
 	start = GetCurrentTimestamp();
 	ConditionVariablePrepareToSleep(connlog_ring_flush_cv());
@@ -307,7 +307,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	{
 		int64		waited_us = GetCurrentTimestamp() - start;
 
-		pid = connlog_ring_worker_pid(&seen);
+		connlog_ring_flush_view(&view);
 
 		/*
 		 * No worker.  One that ran before is being restarted by the
@@ -315,7 +315,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 		 * since startup, allow a moment for the first to start before saying
 		 * it is not running (on a standby it never will).
 		 */
-		if (pid == 0 && !seen &&
+		if (view.worker_pid == 0 && !view.worker_seen &&
 			waited_us >= Min(timeout_us, FLUSH_WORKER_GRACE_MS * INT64CONST(1000)))
 		{
 			ConditionVariableCancelSleep();
@@ -324,7 +324,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 					 errmsg("connlog worker is not running"),
 					 errhint("The worker starts with the server once recovery has finished; see the server log.")));
 		}
-		if (pid != 0 && connlog_ring_done_seq() >= target &&
+		if (view.worker_pid != 0 && connlog_ring_done_seq() >= target &&
 			!connlog_wal_replaying())
 			break;
 		if (waited_us >= timeout_us)
@@ -333,7 +333,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 
 			ConditionVariableCancelSleep();
 			worker_status(&w);
-			if (pid == 0)
+			if (view.worker_pid == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_QUERY_CANCELED),
 						 errmsg("connlog_flush timed out"),
@@ -346,7 +346,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 										   target - connlog_ring_done_seq()),
 					 errhint_worker_trouble(&w, false)));
 		}
-		if (pid != 0)
+		if (view.worker_pid != 0)
 			connlog_ring_request_flush();
 		(void) ConditionVariableTimedSleep(connlog_ring_flush_cv(), 100,
 										 CONNLOG_WAIT_EVENT(wait_event_flush,
