@@ -279,7 +279,7 @@ CREATE FUNCTION connlog_enqueue(
 	disconnect_reason text DEFAULT NULL,
 	extra jsonb DEFAULT NULL)
 RETURNS void
-AS 'MODULE_PATHNAME', 'connlog_enqueue_1_3'
+AS 'MODULE_PATHNAME', 'connlog_enqueue_1_2'
 LANGUAGE C VOLATILE;
 
 CREATE FUNCTION connlog_enqueue_batch(

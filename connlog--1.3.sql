@@ -120,7 +120,7 @@ CREATE FUNCTION connlog_enqueue(
 	disconnect_reason text DEFAULT NULL,
 	extra jsonb DEFAULT NULL)
 RETURNS void
-AS 'MODULE_PATHNAME', 'connlog_enqueue_1_3'
+AS 'MODULE_PATHNAME', 'connlog_enqueue_1_2'
 LANGUAGE C VOLATILE;
 
 -- Kept for compatibility: 1.1's connlog_enqueue, for callers that cast

@@ -68,6 +68,23 @@ connlog_shmem_request(void)
 #endif
 
 /*
+ * The detail of connlog_postmaster_shmem_exit()'s messages: why shared
+ * memory goes away (a crash, or shutdown), and for WAL-backed events, how
+ * the worker gets them back.
+ */
+static int
+errdetail_shmem_exit(bool crash, bool wal_backed)
+{
+	if (!wal_backed)
+		return crash ?
+			errdetail("Shared memory is being reinitialized after a crash.") :
+			errdetail("The server is shutting down.");
+	return crash ?
+		errdetail("Shared memory is being reinitialized after a crash; the worker reads the events back from WAL.  With connlog.durability = wal, those whose WAL had not been written when the crash came are lost: the worker logs how many.") :
+		errdetail("The server is shutting down; the worker reads the events back from WAL when it starts again.");
+}
+
+/*
  * In the postmaster, when shared memory goes away: at shutdown, and before
  * it is made afresh after a crash.  Events not yet written die with it;
  * say how many.  The lock may be held by a dead process, so read without
@@ -79,6 +96,7 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 	ConnlogStats st;
 	uint64		wal_pending;
 	uint64		mem_pending;
+	bool		crash = (code != 0);
 
 	if (connlog_shared == NULL)
 		return;
@@ -90,19 +108,15 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 		ereport(WARNING,
 				(errmsg("connlog lost %llu events that were not written yet",
 						(unsigned long long) mem_pending),
-				 code != 0 ?
-		   errdetail("Shared memory is being reinitialized after a crash.") :
-				 errdetail("The server is shutting down.")));
+				 errdetail_shmem_exit(crash, false)));
 	if (wal_pending > 0)
 		ereport(LOG,
 				(errmsg("connlog will replay %llu WAL-backed events that were not written yet",
 						(unsigned long long) wal_pending),
-				 code != 0 ?
-				 errdetail("Shared memory is being reinitialized after a crash; the worker reads the events back from WAL.  With connlog.durability = wal, those whose WAL had not been written when the crash came are lost: the worker logs how many.") :
-				 errdetail("The server is shutting down; the worker reads the events back from WAL when it starts again."),
-				 code != 0 ? 0 :
+				 errdetail_shmem_exit(crash, true),
+				 crash ? 0 :
 				 errhint("pg_upgrade does not keep WAL: to upgrade without losing them, start the server again and stop it once connlog_stats shows nothing pending.")));
-	if (code != 0)
+	if (crash)
 	{
 		crash_mem_pending = mem_pending;
 		crash_wal_pending = wal_pending;

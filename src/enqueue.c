@@ -81,7 +81,6 @@ static const char *const arg_names[NUM_ARGS] = {
 
 PG_FUNCTION_INFO_V1(connlog_enqueue);
 PG_FUNCTION_INFO_V1(connlog_enqueue_1_2);
-PG_FUNCTION_INFO_V1(connlog_enqueue_1_3);
 PG_FUNCTION_INFO_V1(connlog_enqueue_batch);
 
 /*
@@ -320,10 +319,11 @@ store_events(const char *recs, uint32 len, uint32 nrecs, char *msg, bool wal)
  * Not STRICT: NULLs in the optional arguments are normal, and a NULL in a
  * required one deserves an error that names it, not a silent no-op.
  *
- * Three entry points: connlog_enqueue takes the type as a connection_type
+ * Two entry points: connlog_enqueue takes the type as a connection_type
  * (1.0 and 1.1, and the overload 1.2 and 1.3 keep for callers that cast to
- * it), connlog_enqueue_1_2 as text, and connlog_enqueue_1_3 as text with
- * extra, a seventeenth argument.  A NULL extra costs one test.
+ * it), connlog_enqueue_1_2 as text, with 1.2's sixteen arguments or 1.3's
+ * seventeen, the last being extra (PG_NARGS() tells which).  A NULL extra
+ * costs one test.
  */
 static Datum
 enqueue(FunctionCallInfo fcinfo, bool type_is_text)
@@ -442,12 +442,6 @@ connlog_enqueue(PG_FUNCTION_ARGS)
 
 Datum
 connlog_enqueue_1_2(PG_FUNCTION_ARGS)
-{
-	return enqueue(fcinfo, true);
-}
-
-Datum
-connlog_enqueue_1_3(PG_FUNCTION_ARGS)
 {
 	return enqueue(fcinfo, true);
 }

@@ -92,17 +92,9 @@ connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
 	s->columns.state = CL_COLUMNS_UNKNOWN;
 	pg_atomic_init_u64(&s->worker.done_seq, 0);
 	pg_atomic_init_u32(&s->worker.flush_requested, 0);
-	pg_atomic_init_u64(&s->counters.enqueued, 0);
-	pg_atomic_init_u64(&s->counters.merged, 0);
-	pg_atomic_init_u64(&s->counters.written, 0);
-	pg_atomic_init_u64(&s->counters.rejected, 0);
-	pg_atomic_init_u64(&s->counters.dropped, 0);
-	pg_atomic_init_u64(&s->counters.batches, 0);
-	pg_atomic_init_u64(&s->counters.write_errors, 0);
-	pg_atomic_init_u64(&s->counters.retries, 0);
-	pg_atomic_init_u64(&s->counters.purged, 0);
-	pg_atomic_init_u64(&s->counters.wal_enqueued, 0);
-	pg_atomic_init_u64(&s->counters.wal_accounted, 0);
+	/* every counter, so that none added later is left uninitialized */
+	for (int i = 0; i < CL_NUM_COUNTERS; i++)
+		pg_atomic_init_u64(&((pg_atomic_uint64 *) &s->counters)[i], 0);
 	connlog_wal_shmem_init(&s->wal, crash_wal_pending);
 	pg_atomic_init_u32(&s->worker.state, CL_STATE_NOT_RUNNING);
 	SpinLockInit(&s->status.mutex);
@@ -640,31 +632,20 @@ connlog_ring_size(void)
 	return connlog_shared->ring.size;
 }
 
-/* The sequence number the next event stored will get */
-uint64
-connlog_ring_head_seq(void)
+/*
+ * What connlog_flush() watches: the ring's head and the worker, read under
+ * one acquisition of the lock.
+ */
+void
+connlog_ring_flush_view(ConnlogFlushView *v)
 {
 	ConnlogShared *s = connlog_shared;
-	uint64		seq;
 
 	LWLockAcquire(s->ring.lock, LW_SHARED);
-	seq = s->ring.head_seq;
+	v->head_seq = s->ring.head_seq;
+	v->worker_pid = s->worker.pid;
+	v->worker_seen = s->worker.seen;
 	LWLockRelease(s->ring.lock);
-	return seq;
-}
-
-/* The worker's pid, 0 if none runs; *seen: whether one ran since startup */
-pid_t
-connlog_ring_worker_pid(bool *seen)
-{
-	ConnlogShared *s = connlog_shared;
-	pid_t		pid;
-
-	LWLockAcquire(s->ring.lock, LW_SHARED);
-	pid = s->worker.pid;
-	*seen = s->worker.seen;
-	LWLockRelease(s->ring.lock);
-	return pid;
 }
 
 /* Every event below this sequence number is accounted for */

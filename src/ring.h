@@ -25,7 +25,11 @@
 
 #define CONNLOG_LAST_ERROR_LEN	256
 
-/* Event counters; doc/connlog.md says what each one means */
+/*
+ * Event counters; doc/connlog.md says what each one means.  Only
+ * pg_atomic_uint64 members: ring.c initializes them as an array of
+ * CL_NUM_COUNTERS.
+ */
 typedef struct ConnlogCounters
 {
 	pg_atomic_uint64 enqueued;
@@ -41,6 +45,8 @@ typedef struct ConnlogCounters
 	pg_atomic_uint64 wal_enqueued;
 	pg_atomic_uint64 wal_accounted;
 } ConnlogCounters;
+
+#define CL_NUM_COUNTERS (sizeof(ConnlogCounters) / sizeof(pg_atomic_uint64))
 
 /*
  * An event is stored in the ring as its record followed by the time it was
@@ -216,6 +222,14 @@ typedef struct ConnlogStats
 	TimestampTz oldest_stored;	/* of the events not accounted for; 0 if none */
 } ConnlogStats;
 
+/* One consistent reading of the ring's head and the worker: see ring.c */
+typedef struct ConnlogFlushView
+{
+	uint64		head_seq;		/* the sequence number of the next event */
+	pid_t		worker_pid;		/* 0 if no worker runs */
+	bool		worker_seen;	/* a worker has attached since startup */
+} ConnlogFlushView;
+
 extern ConnlogShared *connlog_shared;
 
 extern Size connlog_ring_shmem_size(int ring_size_kb);
@@ -270,9 +284,8 @@ extern void connlog_ring_set_registered(bool registered);
 extern void connlog_ring_stats(ConnlogStats *st);
 extern void connlog_ring_stats_unlocked(ConnlogStats *st);
 extern uint64 connlog_ring_size(void);
-extern uint64 connlog_ring_head_seq(void);
 extern bool connlog_ring_worker_registered(void);
-extern pid_t connlog_ring_worker_pid(bool *seen);
+extern void connlog_ring_flush_view(ConnlogFlushView *v);
 extern uint64 connlog_ring_done_seq(void);
 extern ConditionVariable *connlog_ring_flush_cv(void);
 extern void connlog_ring_request_flush(void);

@@ -137,6 +137,53 @@ connlog_table_name(const char *value, char **schema, char **relname)
 	return ok;
 }
 
+/*
+ * The integer settings, defined by one loop in connlog_define_settings().
+ * None has hooks; doc/connlog.md lists each with its default, unit and
+ * reload level.
+ */
+typedef struct IntSetting
+{
+	const char *name;
+	int		   *variable;
+	int			boot;			/* the same as the variable's initializer */
+	int			min;
+	int			max;
+	GucContext	context;		/* the reload level */
+	int			flags;			/* the unit: GUC_UNIT_KB, GUC_UNIT_MS, ... */
+	const char *short_desc;
+	const char *long_desc;		/* omitted: none */
+} IntSetting;
+
+static const IntSetting int_settings[] = {
+	{"connlog.ring_size", &connlog_ring_size_kb, 16384, 64, 4 * 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_KB,
+	"Size of the shared-memory ring that holds enqueued events."},
+	{"connlog.batch_size", &connlog_batch_size, 1000, 1, 100000, PGC_SIGHUP, 0,
+	"Rows written by one upsert at most."},
+	{"connlog.flush_interval", &connlog_flush_interval_ms, 5000, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+	"Longest time an event waits in a partial batch."},
+	{"connlog.max_retries", &connlog_max_retries, 3, 0, 1000, PGC_SIGHUP, 0,
+	"Times a failed batch is retried before it is split."},
+	{"connlog.retry_interval", &connlog_retry_interval_ms, 1000, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+	"Time between retries of a failed batch."},
+	{"connlog.retry_queue_size", &connlog_retry_queue_size, 10, 1, 1000, PGC_SIGHUP, 0,
+	"Failed batches held for retry; while full the worker stops draining the ring."},
+	{"connlog.shutdown_timeout", &connlog_shutdown_timeout_ms, 10000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+	"Time the worker spends writing the ring's contents when told to exit."},
+	{"connlog.statement_timeout", &connlog_statement_timeout_ms, 60000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+		"Longest time one statement of the worker may run; 0 disables it.",
+	"A statement still running connlog.shutdown_timeout after it was cancelled ends the worker, which the postmaster restarts."},
+	{"connlog.enqueue_timeout", &connlog_enqueue_timeout_ms, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
+	"Time connlog_enqueue waits for ring space when connlog.overflow is \"wait\"."},
+	{"connlog.retention", &connlog_retention_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+		"Age past which rows of connection_logs are deleted.",
+	"Rows whose connect_time is older than this are deleted, from connlog.target_table when it is set; 0 keeps them forever."},
+	{"connlog.purge_batch_size", &connlog_purge_batch_size, 10000, 1, 1000000, PGC_SIGHUP, 0,
+	"Rows deleted per transaction when applying connlog.retention."},
+	{"connlog.purge_interval", &connlog_purge_interval_ms, 600000, 1000, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+	"Time between two runs of connlog.retention."},
+};
+
 /* Define connlog's settings; from _PG_init(), in the postmaster */
 void
 connlog_define_settings(void)
@@ -160,49 +207,14 @@ connlog_define_settings(void)
 							   &connlog_table, "",
 							   PGC_SIGHUP, 0, check_table, NULL,
 							   show_table_alias);
-	DefineCustomIntVariable("connlog.ring_size",
-				"Size of the shared-memory ring that holds enqueued events.",
-							NULL, &connlog_ring_size_kb, 16384, 64,
-							4 * 1024 * 1024,
-							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.batch_size",
-							"Rows written by one upsert at most.",
-							NULL, &connlog_batch_size, 1000, 1, 100000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.flush_interval",
-							"Longest time an event waits in a partial batch.",
-							NULL, &connlog_flush_interval_ms, 5000, 1,
-							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.max_retries",
-					   "Times a failed batch is retried before it is split.",
-							NULL, &connlog_max_retries, 3, 0, 1000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.retry_interval",
-							"Time between retries of a failed batch.",
-							NULL, &connlog_retry_interval_ms, 1000, 1,
-							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.retry_queue_size",
-							"Failed batches held for retry; while full the worker stops draining the ring.",
-							NULL, &connlog_retry_queue_size, 10, 1, 1000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.shutdown_timeout",
-	 "Time the worker spends writing the ring's contents when told to exit.",
-							NULL, &connlog_shutdown_timeout_ms, 10000, 0,
-							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.statement_timeout",
-		  "Longest time one statement of the worker may run; 0 disables it.",
-							"A statement still running connlog.shutdown_timeout after it was cancelled ends the worker, which the postmaster restarts.",
-							&connlog_statement_timeout_ms, 60000, 0,
-							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.enqueue_timeout",
-							"Time connlog_enqueue waits for ring space when connlog.overflow is \"wait\".",
-							NULL, &connlog_enqueue_timeout_ms, 10000, 0,
-							INT_MAX, PGC_USERSET, GUC_UNIT_MS,
-							NULL, NULL, NULL);
+	for (int i = 0; i < lengthof(int_settings); i++)
+	{
+		const IntSetting *g = &int_settings[i];
+
+		DefineCustomIntVariable(g->name, g->short_desc, g->long_desc,
+								g->variable, g->boot, g->min, g->max,
+								g->context, g->flags, NULL, NULL, NULL);
+	}
 	DefineCustomEnumVariable("connlog.overflow",
 	 "What connlog_enqueue does when the ring is full: wait, error or drop.",
 							 NULL, &connlog_overflow, CL_PUT_WAIT,
@@ -212,20 +224,6 @@ connlog_define_settings(void)
 			   "Also writes every event to the server log as one JSON line.",
 							 NULL, &connlog_log_events, false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.retention",
-					   "Age past which rows of connection_logs are deleted.",
-							"Rows whose connect_time is older than this are deleted, from connlog.target_table when it is set; 0 keeps them forever.",
-							&connlog_retention_s, 0, 0, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.purge_batch_size",
-			 "Rows deleted per transaction when applying connlog.retention.",
-						  NULL, &connlog_purge_batch_size, 10000, 1, 1000000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("connlog.purge_interval",
-							"Time between two runs of connlog.retention.",
-							NULL, &connlog_purge_interval_ms, 600000, 1000,
-							INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
 	DefineCustomEnumVariable("connlog.durability",
 							 "What of an accepted event survives a crash.",
 							 "memory: nothing the worker has not written; wal: a WAL record, not waited for; flush: a WAL record flushed (and replicated as a commit is) before connlog_enqueue returns.", &connlog_durability, CL_DURABILITY_MEMORY,

@@ -269,8 +269,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	int64		timeout_us;
 	TimestampTz start;
 	uint64		target;
-	pid_t		pid;
-	bool		seen;
+	ConnlogFlushView view;
 
 	/* the worker would wait for itself: see guard.c */
 	if (connlog_is_worker)
@@ -299,7 +298,8 @@ connlog_flush(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("connlog_flush timeout must not be negative")));
 
-	target = connlog_ring_head_seq();
+	connlog_ring_flush_view(&view);
+	target = view.head_seq;
 
 	start = GetCurrentTimestamp();
 	ConditionVariablePrepareToSleep(connlog_ring_flush_cv());
@@ -307,7 +307,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 	{
 		int64		waited_us = GetCurrentTimestamp() - start;
 
-		pid = connlog_ring_worker_pid(&seen);
+		connlog_ring_flush_view(&view);
 
 		/*
 		 * No worker.  One that ran before is being restarted by the
@@ -315,7 +315,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 		 * since startup, allow a moment for the first to start before saying
 		 * it is not running (on a standby it never will).
 		 */
-		if (pid == 0 && !seen &&
+		if (view.worker_pid == 0 && !view.worker_seen &&
 			waited_us >= Min(timeout_us, FLUSH_WORKER_GRACE_MS * INT64CONST(1000)))
 		{
 			ConditionVariableCancelSleep();
@@ -324,7 +324,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 					 errmsg("connlog worker is not running"),
 					 errhint("The worker starts with the server once recovery has finished; see the server log.")));
 		}
-		if (pid != 0 && connlog_ring_done_seq() >= target &&
+		if (view.worker_pid != 0 && connlog_ring_done_seq() >= target &&
 			!connlog_wal_replaying())
 			break;
 		if (waited_us >= timeout_us)
@@ -333,7 +333,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 
 			ConditionVariableCancelSleep();
 			worker_status(&w);
-			if (pid == 0)
+			if (view.worker_pid == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_QUERY_CANCELED),
 						 errmsg("connlog_flush timed out"),
@@ -346,7 +346,7 @@ connlog_flush(PG_FUNCTION_ARGS)
 										   target - connlog_ring_done_seq()),
 					 errhint_worker_trouble(&w, false)));
 		}
-		if (pid != 0)
+		if (view.worker_pid != 0)
 			connlog_ring_request_flush();
 		(void) ConditionVariableTimedSleep(connlog_ring_flush_cv(), 100,
 										 CONNLOG_WAIT_EVENT(wait_event_flush,
@@ -357,16 +357,17 @@ connlog_flush(PG_FUNCTION_ARGS)
 }
 
 /*
- * connlog_stats(): the one row behind the connlog_stats view.  Each
- * extension version's SQL names its own C function, so a library newer than
- * the installed SQL (before ALTER EXTENSION UPDATE) still returns the
- * columns that version declares.
+ * connlog_stats(): the one row behind the connlog_stats view.  A library
+ * newer than the installed SQL (before ALTER EXTENSION UPDATE) must still
+ * return the columns that version declares, so the columns follow the
+ * definition's: 1.0 declares 14, 1.1 adds purged and worker_state, 1.2
+ * adds lag.
  */
 typedef enum ConnlogStatsVersion
 {
-	CONNLOG_STATS_V1_0,
-	CONNLOG_STATS_V1_1,
-	CONNLOG_STATS_V1_2
+	CONNLOG_STATS_V1_0 = 14,
+	CONNLOG_STATS_V1_1 = 16,
+	CONNLOG_STATS_V1_2 = 17
 } ConnlogStatsVersion;
 
 /*
@@ -383,18 +384,25 @@ lag_interval(TimestampTz stored)
 							   TimestampTzGetDatum(Min(stored, now)));
 }
 
-static Datum
-stats_internal(FunctionCallInfo fcinfo, ConnlogStatsVersion version)
+Datum
+connlog_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
+	ConnlogStatsVersion version;
 	ConnlogStats st;
-	Datum		values[17];
-	bool		nulls[17] = {0};
+	Datum		values[CONNLOG_STATS_V1_2];
+	bool		nulls[CONNLOG_STATS_V1_2] = {0};
 	int			i = 0;
 
 	connlog_require_shared_memory();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	version = (ConnlogStatsVersion) tupdesc->natts;
+	if (version != CONNLOG_STATS_V1_0 && version != CONNLOG_STATS_V1_1 &&
+		version != CONNLOG_STATS_V1_2)
+		elog(ERROR, "connlog_stats: the function's definition has %d columns, expected %d, %d or %d",
+			 tupdesc->natts, CONNLOG_STATS_V1_0, CONNLOG_STATS_V1_1,
+			 CONNLOG_STATS_V1_2);
 	connlog_ring_stats(&st);
 
 	values[i++] = Int64GetDatum((int64) st.enqueued);
@@ -425,27 +433,20 @@ stats_internal(FunctionCallInfo fcinfo, ConnlogStatsVersion version)
 			values[i] = lag_interval(st.oldest_stored);
 		i++;
 	}
-	if (i != tupdesc->natts)
-		elog(ERROR, "connlog_stats: the function's definition has %d columns, expected %d",
-			 tupdesc->natts, i);
+	Assert(i == tupdesc->natts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-Datum
-connlog_stats(PG_FUNCTION_ARGS)
-{
-	return stats_internal(fcinfo, CONNLOG_STATS_V1_0);
-}
-
+/* The symbols 1.1's and 1.2's SQL name: the same function */
 Datum
 connlog_stats_1_1(PG_FUNCTION_ARGS)
 {
-	return stats_internal(fcinfo, CONNLOG_STATS_V1_1);
+	return connlog_stats(fcinfo);
 }
 
 Datum
 connlog_stats_1_2(PG_FUNCTION_ARGS)
 {
-	return stats_internal(fcinfo, CONNLOG_STATS_V1_2);
+	return connlog_stats(fcinfo);
 }
