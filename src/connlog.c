@@ -37,11 +37,11 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 /*
- * What the ring held when shared memory was last reinitialized after a
- * crash, split into memory-only and WAL-backed events; postmaster memory,
- * so it survives into the new shared memory (see connlog_shmem_startup).
+ * The WAL-backed events the ring held when shared memory was last
+ * reinitialized after a crash (the worker reports how many of them it
+ * could not read back); postmaster memory, so it survives into the new
+ * shared memory (see connlog_shmem_startup).
  */
-static uint64 crash_mem_pending;
 static uint64 crash_wal_pending;
 
 /*
@@ -117,10 +117,7 @@ connlog_postmaster_shmem_exit(int code, Datum arg)
 				 crash ? 0 :
 				 errhint("pg_upgrade does not keep WAL: to upgrade without losing them, start the server again and stop it once connlog_stats shows nothing pending.")));
 	if (crash)
-	{
-		crash_mem_pending = mem_pending;
 		crash_wal_pending = wal_pending;
-	}
 }
 
 static void
@@ -129,10 +126,10 @@ connlog_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	connlog_ring_shmem_init(connlog_ring_size_kb, crash_mem_pending,
+	connlog_ring_shmem_init(connlog_ring_size_kb,
 							crash_wal_pending);
 	connlog_ring_set_registered(worker_registered);
-	crash_mem_pending = crash_wal_pending = 0;
+	crash_wal_pending = 0;
 	connlog_guard_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 

@@ -64,8 +64,7 @@ connlog_ring_shmem_size(int ring_size_kb)
 
 /* Called from the shmem_startup_hook, with AddinShmemInitLock held. */
 void
-connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
-						uint64 crash_wal_pending)
+connlog_ring_shmem_init(int ring_size_kb, uint64 crash_wal_pending)
 {
 	bool		found;
 	ConnlogShared *s;

@@ -233,7 +233,7 @@ typedef struct ConnlogFlushView
 extern ConnlogShared *connlog_shared;
 
 extern Size connlog_ring_shmem_size(int ring_size_kb);
-extern void connlog_ring_shmem_init(int ring_size_kb, uint64 crash_mem_pending,
+extern void connlog_ring_shmem_init(int ring_size_kb,
 									uint64 crash_wal_pending);
 
 typedef enum ConnlogPutResult
